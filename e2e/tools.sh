@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Builds the test-infrastructure binaries from package registries only (Go module proxy,
+# crates.io), once, into a cache outside the repository keyed by version:
+#   $MONGO_OPERATOR_CACHE/bin/<tool>-<version>/
+# A finished build leaves a `.done` marker, so an interrupted build is redone, and a warm
+# cache makes this script return in milliseconds.
+#
+#   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus]...
+#   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
+set -euo pipefail
+
+K8S_VERSION=v1.36.4
+K8S_STAGING=v0.36.4
+ETCD_VERSION=v3.6.14
+KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.21.4
+FERRETDB_VERSION=v1.24.2
+MONGOTOOLS_VERSION=100.18.0
+MONGOTOOLS_PSEUDO=v0.0.0-20260812163951-21a342dfee64
+S3SFS_VERSION=0.14.1
+CYCLONUS_VERSION=v0.5.6
+
+CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-trimpath
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+dir_of() {
+  case "$1" in
+    k8s) echo "$CACHE/bin/k8s-$K8S_VERSION" ;;
+    etcd) echo "$CACHE/bin/etcd-$ETCD_VERSION" ;;
+    kwok) echo "$CACHE/bin/kwok-$KWOK_VERSION" ;;
+    helm) echo "$CACHE/bin/helm-$HELM_VERSION" ;;
+    ferretdb) echo "$CACHE/bin/ferretdb-$FERRETDB_VERSION" ;;
+    mongotools) echo "$CACHE/bin/mongotools-$MONGOTOOLS_VERSION" ;;
+    s3sfs) echo "$CACHE/bin/s3sfs-$S3SFS_VERSION" ;;
+    cyclonus) echo "$CACHE/bin/cyclonus-$CYCLONUS_VERSION" ;;
+    *) log "unknown tool: $1"; return 1 ;;
+  esac
+}
+
+# Runs a build function into a fresh temporary work dir, then marks the output done.
+build() {
+  local tool=$1 out; out=$(dir_of "$tool")
+  if [[ -f "$out/.done" ]]; then return 0; fi
+  # One build per tool at a time: a second caller waits for the first and reuses its result.
+  mkdir -p "$CACHE/locks"
+  exec {lock}> "$CACHE/locks/$tool.lock"
+  flock "$lock"
+  if [[ -f "$out/.done" ]]; then flock -u "$lock"; return 0; fi
+  log "building $tool into $out (cold; cached afterwards)"
+  local start=$SECONDS work; work=$(mktemp -d)
+  rm -rf "$out"; mkdir -p "$out"
+  ( cd "$work" && "build_$tool" "$out" )
+  rm -rf "$work"
+  touch "$out/.done"
+  flock -u "$lock"
+  log "built $tool in $((SECONDS - start)) s"
+}
+
+build_k8s() {
+  local out=$1
+  printf 'module local/k8sbins\n\ngo 1.26.0\n' > go.mod
+  # k8s.io/kubernetes replaces its staging modules with local paths, which `go install`
+  # refuses; a wrapper module pins each one to its published tag instead.
+  local m
+  for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client \
+    cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator \
+    kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission \
+    sample-apiserver sample-cli-plugin sample-controller streaming; do
+    echo "replace k8s.io/$m => k8s.io/$m $K8S_STAGING" >> go.mod
+  done
+  local P=k8s.io/kubernetes/cmd V=k8s.io/component-base/version
+  go get "$P/kube-apiserver@$K8S_VERSION" "$P/kube-controller-manager@$K8S_VERSION" \
+    "$P/kube-scheduler@$K8S_VERSION" "$P/kubectl@$K8S_VERSION"
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  # Without these ldflags /version reports v0.0.0-master, which breaks helm's kubeVersion checks.
+  go build -ldflags "-s -w -X $V.gitVersion=$K8S_VERSION -X $V.gitMajor=1 -X $V.gitMinor=$minor -X $V.gitTreeState=clean" \
+    -o "$out/" "$P/kube-apiserver" "$P/kube-controller-manager" "$P/kube-scheduler" "$P/kubectl"
+}
+
+build_etcd() {
+  local out=$1
+  printf 'module local/etcd\n\ngo 1.26.0\n' > go.mod
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go build -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kwok() {
+  local out=$1
+  GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  # Standalone kwok has no default stages; keep the ones that ship in the module beside it.
+  local st; st="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  mkdir -p "$out/stage"
+  cp "$st/node/fast/node-initialize.yaml" "$st/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+    "$st/pod/fast/pod-ready.yaml" "$st/pod/fast/pod-complete.yaml" "$st/pod/fast/pod-delete.yaml" "$out/stage/"
+  chmod u+w "$out"/stage/*
+}
+
+build_helm() {
+  local out=$1 H=helm.sh/helm/v3
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  GOBIN="$out" go install -ldflags "-s -w -X $H/internal/version.version=$HELM_VERSION \
+    -X $H/pkg/chartutil.k8sVersionMajor=1 -X $H/pkg/chartutil.k8sVersionMinor=$minor \
+    -X $H/pkg/lint/rules.k8sVersionMajor=1 -X $H/pkg/lint/rules.k8sVersionMinor=$minor" "$H/cmd/helm@$HELM_VERSION"
+}
+
+build_ferretdb() {
+  local out=$1
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION"
+}
+
+build_mongotools() {
+  local out=$1 M=github.com/mongodb/mongo-tools
+  printf 'module local/mt\n\ngo 1.26.5\n' > go.mod
+  go get "$M/mongodump/main@$MONGOTOOLS_PSEUDO" "$M/mongorestore/main@$MONGOTOOLS_PSEUDO"
+  go build -ldflags "-s -w" -o "$out/mongodump" "$M/mongodump/main"
+  go build -ldflags "-s -w" -o "$out/mongorestore" "$M/mongorestore/main"
+}
+
+build_s3sfs() {
+  local out=$1
+  cargo install s3s-fs --version "$S3SFS_VERSION" --features binary --locked --root "$out/.cargo" >&2
+  mv "$out/.cargo/bin/s3s-fs" "$out/"; rm -rf "$out/.cargo"
+}
+
+build_cyclonus() {
+  local out=$1
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
+}
+
+ALL=(k8s etcd kwok helm)
+
+case "${1:-all}" in
+  path) dir_of "$2" ;;
+  all) for t in "${ALL[@]}"; do build "$t"; done ;;
+  *) for t in "$@"; do build "$t"; done ;;
+esac

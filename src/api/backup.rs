@@ -1,0 +1,358 @@
+//! `MongoBackup`: one backup, or (with `schedule`) a policy that takes backups on a schedule
+//! and keeps them for a set time.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ClusterReference, SecretKeyReference};
+
+/// How long after a missed scheduled time a run may still start, by default.
+pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
+
+/// A backup of a MongoCluster to one or more object stores, once or on a schedule.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mongo.operator.rs",
+    version = "v1alpha1",
+    kind = "MongoBackup",
+    plural = "mongobackups",
+    singular = "mongobackup",
+    shortname = "mgb",
+    category = "mongo",
+    namespaced,
+    status = "MongoBackupStatus",
+    derive = "PartialEq",
+    doc = "A backup of a MongoCluster to object storage, taken once or on a schedule.",
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name"),
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule.cron"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Size", type_ = "string", json_path = ".status.sizeHuman"),
+    printcolumn(name = "Last Success", type_ = "date", json_path = ".status.lastSuccessfulTime"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("!has(self.spec.schedule) || size(self.metadata.name) <= 40")
+        .message("a scheduled MongoBackup's name must be at most 40 characters: each backup it takes is named <name>-<yyyymmddhhmm>")
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("has(self.spec.schedule) || !has(oldSelf.spec) || self.spec == oldSelf.spec")
+        .message("a one-off backup cannot be changed once created; create a new MongoBackup instead")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[x_kube(
+    validation = Rule::new("self.clusterRef == oldSelf.clusterRef")
+        .message("clusterRef cannot be changed: create a new MongoBackup for another cluster")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("has(self.schedule) == has(oldSelf.schedule)")
+        .message("a MongoBackup cannot switch between one-off and scheduled; create a new one")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("has(self.schedule) || !has(self.retention)")
+        .message("retention applies only to scheduled backups (spec.schedule)")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("has(self.schedule) || !self.suspend")
+        .message("suspend applies only to scheduled backups (spec.schedule)")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoBackupSpec {
+    /// The MongoCluster to back up, in this namespace.
+    pub cluster_ref: ClusterReference,
+
+    /// When to take backups. Absent: one backup, now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
+
+    /// Object stores that each receive a full copy of every backup. Two providers protect
+    /// against losing one.
+    #[schemars(length(min = 1, max = 8))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub destinations: Vec<Destination>,
+
+    /// Compression of the archive.
+    #[serde(default)]
+    pub compression: Compression,
+
+    /// Client-side encryption of the archive before it leaves the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+
+    /// How long scheduled backups are kept. Older ones are deleted with their stored copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+
+    /// Stops new scheduled runs while true; running backups finish.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// When scheduled backups run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// Standard five-field cron expression, for example "0 */2 * * *" for every two hours.
+    #[x_kube(validation = Rule::new("self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$')")
+        .message("schedule.cron must be a five-field cron expression such as '0 */2 * * *' (minute hour day-of-month month day-of-week)")
+        .reason(Reason::FieldValueInvalid))]
+    #[schemars(length(min = 9, max = 128))]
+    pub cron: String,
+
+    /// IANA time zone the cron expression is read in, for example "Europe/Paris". UTC when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"))]
+    pub time_zone: Option<String>,
+
+    /// A run missed (for example while the operator was down) still starts if it is at most
+    /// this many seconds late; later than that it is skipped and recorded.
+    #[serde(default = "default_starting_deadline")]
+    #[schemars(range(min = 60, max = 604800))]
+    pub starting_deadline_seconds: i64,
+}
+
+fn default_starting_deadline() -> i64 {
+    DEFAULT_STARTING_DEADLINE_SECONDS
+}
+
+/// A named object store that receives a copy of each backup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.s3) ? 1 : 0) + (has(self.gcs) ? 1 : 0) + (has(self.azure) ? 1 : 0) == 1")
+    .message("each destination needs exactly one of s3, gcs or azure")
+    .reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// Name of this destination, unique within the MongoBackup; used in status and events.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// An S3-compatible store: AWS, OVHcloud, Scaleway, MinIO and others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Destination>,
+    /// A Google Cloud Storage bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsDestination>,
+    /// An Azure Blob Storage container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureDestination>,
+}
+
+/// An S3-compatible bucket.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Destination {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$"))]
+    pub bucket: String,
+    /// Key prefix under which backups are stored, for example "prod/orders".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+    /// Endpoint URL for S3-compatible services other than AWS, for example
+    /// "https://s3.gra.io.cloud.ovh.net".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))")
+        .message("s3.endpoint must be an http:// or https:// URL")
+        .reason(Reason::FieldValueInvalid))]
+    #[schemars(length(min = 1, max = 512))]
+    pub endpoint: Option<String>,
+    /// Region of the bucket.
+    #[serde(default = "default_region")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+    /// Address buckets as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>`; most
+    /// self-hosted stores need this.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret holding the access key and secret key.
+    pub credentials_secret_ref: S3CredentialsReference,
+    /// Secret key holding a PEM CA bundle, for endpoints with a private certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyReference>,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+/// The Secret holding S3 credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3CredentialsReference {
+    /// Name of the Secret, in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key of the access key ID.
+    #[serde(default = "default_access_key_key")]
+    pub access_key_id_key: String,
+    /// Key of the secret access key.
+    #[serde(default = "default_secret_key_key")]
+    pub secret_access_key_key: String,
+}
+
+fn default_access_key_key() -> String {
+    "AWS_ACCESS_KEY_ID".to_string()
+}
+
+fn default_secret_key_key() -> String {
+    "AWS_SECRET_ACCESS_KEY".to_string()
+}
+
+/// A Google Cloud Storage bucket.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcsDestination {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 222))]
+    pub bucket: String,
+    /// Key prefix under which backups are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+    /// Secret key holding a service-account JSON key.
+    pub service_account_key_secret_ref: SecretKeyReference,
+}
+
+/// An Azure Blob Storage container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureDestination {
+    /// Storage account name.
+    #[schemars(length(min = 3, max = 24), regex(pattern = r"^[a-z0-9]+$"))]
+    pub account: String,
+    /// Container name.
+    #[schemars(length(min = 3, max = 63))]
+    pub container: String,
+    /// Key prefix under which backups are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+    /// Secret key holding the storage account access key.
+    pub access_key_secret_ref: SecretKeyReference,
+}
+
+/// Compression of the backup archive.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Zstandard: fast and compact.
+    #[default]
+    Zstd,
+    /// gzip, for tools that only read gzip.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+/// Client-side encryption of the archive.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// Secret key holding the encryption key: 32 random bytes, or a passphrase from which a key
+    /// is derived. Keep a copy outside the cluster: without it the backups cannot be restored.
+    pub key_secret_ref: SecretKeyReference,
+}
+
+/// How long scheduled backups are kept. A backup is deleted when either limit says so; the
+/// newest successful backup is never deleted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.keepLast) || has(self.maxAge)")
+    .message("retention needs keepLast, maxAge or both")
+    .reason(Reason::FieldValueRequired))]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Keep at most this many successful backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub keep_last: Option<i32>,
+    /// Delete backups older than this: a number followed by h (hours), d (days) or w (weeks),
+    /// for example "30d".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,4}[hdw]$"))]
+    pub max_age: Option<String>,
+}
+
+/// Where one stored backup lives, for restoring when its MongoBackup object is gone.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupLocation {
+    /// The object store holding the backup.
+    pub destination: Destination,
+    /// Key of the backup's manifest in that store, as shown in the MongoBackup's status.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+}
+
+/// Observed state of a MongoBackup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoBackupStatus {
+    /// Pending, Running, Succeeded or Failed for a backup; Scheduled or Suspended for a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the backup started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the backup finished, successfully or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Size of the stored archive, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Size of the stored archive, for people (for example "1.2 GiB").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_human: Option<String>,
+    /// SHA-256 of the stored archive, as "sha256:<hex>".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Where each copy lives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<BackupCopy>,
+    /// MongoDB version of the cluster when the backup was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongodb_version: Option<String>,
+    /// Why the backup failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For a schedule: when the last run was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// For a schedule: when the next run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// For a schedule: the newest backup that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_backup: Option<String>,
+    /// For a schedule: when the newest successful backup finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+}
+
+/// Phase of a backup or a backup schedule.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BackupPhase {
+    /// Waiting to start (for example for another backup of the same cluster to finish).
+    Pending,
+    /// Being taken.
+    Running,
+    /// Stored completely in every destination and verified.
+    Succeeded,
+    /// Not usable; `error` says why.
+    Failed,
+    /// A schedule that is taking backups.
+    Scheduled,
+    /// A schedule that is suspended.
+    Suspended,
+}
+
+/// One stored copy of a backup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCopy {
+    /// Name of the destination holding this copy.
+    pub destination: String,
+    /// URL of the copy's manifest, for example "s3://bucket/prefix/cluster/20261123T120000Z/manifest.json".
+    pub url: String,
+}

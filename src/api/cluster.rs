@@ -1,0 +1,453 @@
+//! `MongoCluster`: a MongoDB replica set, as a user of a managed database describes it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::backup::BackupLocation;
+use super::mongod_config::MongodConfig;
+
+/// The default number of replica-set members: the smallest set that survives losing one.
+pub const DEFAULT_MEMBERS: i32 = 3;
+/// The default volume size per member.
+pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
+/// The longest MongoCluster name, so that every derived name (`<name>-<ordinal>` Pods, the
+/// StatefulSet's `controller-revision-hash` label, `<name>-<suffix>` Services and Secrets) stays
+/// within Kubernetes' 63-character limits.
+pub const MAX_NAME_LENGTH: usize = 40;
+
+/// A MongoDB replica set: highly available by default, scaled and upgraded by changing one
+/// field, with authentication on from the first start.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mongo.operator.rs",
+    version = "v1alpha1",
+    kind = "MongoCluster",
+    plural = "mongoclusters",
+    singular = "mongocluster",
+    shortname = "mgc",
+    category = "mongo",
+    namespaced,
+    status = "MongoClusterStatus",
+    derive = "PartialEq",
+    doc = "A MongoDB replica set managed by mongo-operator.",
+    scale(spec_replicas_path = ".spec.members", status_replicas_path = ".status.readyMembers"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".spec.members"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyMembers"),
+    printcolumn(name = "Primary", type_ = "string", json_path = ".status.primary"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most 40 characters, so that the Pods, Services and Secrets named after it fit Kubernetes' limits")
+        .reason(Reason::FieldValueInvalid),
+)]
+#[x_kube(
+    validation = Rule::new("has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)")
+        .message("bootstrap is only read when the cluster is created and cannot be added, changed or removed afterwards")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!self.podDisruptionBudget.enabled || self.members < 3 || self.podDisruptionBudget.maxUnavailable <= ((self.members > 7 ? 7 : self.members) - 1) / 2")
+        .message("podDisruptionBudget.maxUnavailable must leave a majority of the voting members running: at most (voters - 1) / 2, where voters is members capped at 7")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoClusterSpec {
+    /// MongoDB server version, for example "8.0.4". Upgrades go one major version at a time
+    /// (6.0 to 7.0 to 8.0); the operator refuses a jump it cannot make safely and says why in
+    /// status.
+    #[x_kube(validation = Rule::new("int(self.split('.')[0]) >= 6")
+        .message("version must be 6.0.0 or later: older MongoDB releases are past end of life")
+        .reason(Reason::FieldValueInvalid))]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+$"), length(max = 32))]
+    pub version: String,
+
+    /// Container image for mongod. Defaults to the official `mongo:<version>` image; set it to
+    /// use a mirror or a hardened build of the same version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Number of replica-set members, one Pod each. Three members survive the loss of one.
+    /// At most 7 members vote; further members are non-voting copies.
+    #[serde(default = "default_members")]
+    #[schemars(range(min = 1, max = 50))]
+    pub members: i32,
+
+    /// Persistent storage of each member.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// CPU and memory for each mongod container. Setting the memory limit equal to the request
+    /// is recommended; the WiredTiger cache is sized from the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Settings passed to mongod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongod: Option<MongodSpec>,
+
+    /// Database users the operator creates and keeps as declared here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name", "db"]))]
+    pub users: Vec<UserSpec>,
+
+    /// Where the members' Pods may run.
+    #[serde(default)]
+    pub scheduling: SchedulingSpec,
+
+    /// The PodDisruptionBudget that keeps a majority running during node drains.
+    #[serde(default)]
+    pub pod_disruption_budget: PodDisruptionBudgetSpec,
+
+    /// How clients reach the cluster. Private (ClusterIP) by default.
+    #[serde(default)]
+    pub expose: ExposeSpec,
+
+    /// What happens to volumes and Secrets when the MongoCluster is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Stops every change to the cluster's objects and replica set while true; status is still
+    /// reported.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// How the cluster's data is created. Read only when the cluster is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
+}
+
+fn default_members() -> i32 {
+    DEFAULT_MEMBERS
+}
+
+/// Persistent storage of each member.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0")
+        .message("storage.size can grow but never shrink: MongoDB data cannot be moved to a smaller volume in place")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
+        .message("storage.storageClassName cannot be changed after creation")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each member's volume, for example "10Gi". It can grow (when the StorageClass
+    /// allows volume expansion) but never shrink.
+    #[serde(default = "default_storage_size")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
+        .message("storage.size must be a positive quantity such as 10Gi")
+        .reason(Reason::FieldValueInvalid))]
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+
+    /// StorageClass of the members' volumes; the cluster's default class when unset. Cannot be
+    /// changed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_storage_size() -> String {
+    DEFAULT_STORAGE_SIZE.to_string()
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self { size: default_storage_size(), storage_class_name: None }
+    }
+}
+
+/// Settings passed to mongod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MongodSpec {
+    /// Extra mongod.conf settings, in mongod.conf's own nested form (for example
+    /// `operationProfiling: {mode: slowOp}`). The keys the operator owns are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<MongodConfig>,
+}
+
+/// A database user the operator creates and keeps as declared.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    /// User name.
+    #[x_kube(validation = Rule::new("!self.startsWith('mongo-operator')")
+        .message("user names starting with 'mongo-operator' are reserved for the operator's own users")
+        .reason(Reason::FieldValueForbidden))]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    pub name: String,
+
+    /// Authentication database of the user.
+    #[serde(default = "default_admin_db")]
+    #[schemars(length(min = 1, max = 64))]
+    pub db: String,
+
+    /// Roles granted to the user; the list replaces the user's roles on every change.
+    #[schemars(length(min = 1, max = 64))]
+    pub roles: Vec<RoleReference>,
+
+    /// Secret key holding the user's password. When unset the operator generates a password
+    /// and keeps it in the connection Secret. Changing the Secret rotates the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<super::SecretKeyReference>,
+
+    /// Name of the Secret the operator writes with this user's connection details
+    /// (`connectionString.standard`, `connectionString.standardSrv`, `username`, `password`).
+    /// Defaults to `<cluster>-<db>-<user>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub connection_secret_name: Option<String>,
+}
+
+fn default_admin_db() -> String {
+    "admin".to_string()
+}
+
+/// A MongoDB role granted on a database.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleReference {
+    /// Role name, for example `readWrite` or `clusterMonitor`.
+    #[schemars(length(min = 1, max = 128))]
+    pub name: String,
+    /// Database the role applies to.
+    #[schemars(length(min = 1, max = 64))]
+    pub db: String,
+}
+
+/// Where the members' Pods may run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingSpec {
+    /// How strictly members are kept on different nodes. `Required` (the default) never puts two
+    /// members on one node; `Preferred` allows it when there are too few nodes; ignored when
+    /// `affinity` is set.
+    #[serde(default)]
+    pub pod_anti_affinity: AntiAffinity,
+    /// Node labels a member's node must have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the members tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Full affinity rules; replaces the anti-affinity the operator would set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Topology spread constraints; replaces the default spread across zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the members' Pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// How strictly members are kept on different nodes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AntiAffinity {
+    /// Never two members on one node: a node failure costs at most one member.
+    #[default]
+    Required,
+    /// Spread members over nodes when possible, but run them anyway when nodes are short.
+    Preferred,
+}
+
+/// The PodDisruptionBudget that keeps a majority running during voluntary disruptions.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDisruptionBudgetSpec {
+    /// Whether the operator keeps a PodDisruptionBudget for the members.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How many members may be down at once for voluntary disruptions such as node drains.
+    #[serde(default = "default_max_unavailable")]
+    #[schemars(range(min = 1, max = 25))]
+    pub max_unavailable: i32,
+}
+
+impl Default for PodDisruptionBudgetSpec {
+    fn default() -> Self {
+        Self { enabled: true, max_unavailable: default_max_unavailable() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_unavailable() -> i32 {
+    1
+}
+
+/// How clients reach the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(
+    validation = Rule::new("self.type != 'LoadBalancer' || (has(self.loadBalancer) && has(self.loadBalancer.sourceRanges) && size(self.loadBalancer.sourceRanges) > 0)")
+        .message("expose.loadBalancer.sourceRanges must list at least one CIDR when expose.type is LoadBalancer: a database is never opened to every address")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.type == 'LoadBalancer' || !has(self.loadBalancer)")
+        .message("expose.loadBalancer is only allowed when expose.type is LoadBalancer")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposeSpec {
+    /// `ClusterIP` (the default) keeps the database inside the Kubernetes network;
+    /// `LoadBalancer` adds a load balancer, internal by default.
+    #[serde(default, rename = "type")]
+    pub type_: ExposeType,
+    /// Settings of the load balancer when `type` is `LoadBalancer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSpec>,
+}
+
+/// How clients reach the cluster.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ExposeType {
+    /// Reachable only from inside the Kubernetes cluster.
+    #[default]
+    ClusterIP,
+    /// Reachable through a load balancer from the listed source ranges.
+    LoadBalancer,
+}
+
+/// A load balancer in front of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerSpec {
+    /// Ask the cloud for an internal (private-network) load balancer. True by default.
+    #[serde(default = "default_true")]
+    pub internal: bool,
+    /// Address ranges allowed to connect through the load balancer; required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub source_ranges: Vec<super::Cidr>,
+    /// Extra annotations for the load balancer Service, for clouds the operator does not know.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What happens to data when the MongoCluster is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the volumes and Secrets; a new cluster of the same name picks them up again.
+    #[default]
+    Retain,
+    /// Delete the volumes and Secrets with the cluster. The data is gone.
+    Delete,
+}
+
+/// How the cluster's data is created.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapSpec {
+    /// Create the cluster from a backup instead of empty.
+    pub from_backup: FromBackupSpec,
+}
+
+/// The backup a new cluster is created from: a MongoBackup by name, or a stored backup by its
+/// location when the MongoBackup object is gone (for example in another Kubernetes cluster).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.backupName) != has(self.location)")
+    .message("bootstrap.fromBackup needs exactly one of backupName or location")
+    .reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase")]
+pub struct FromBackupSpec {
+    /// Name of a succeeded MongoBackup in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub backup_name: Option<String>,
+    /// Where a backup is stored, when there is no MongoBackup object for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<BackupLocation>,
+}
+
+/// Observed state of a MongoCluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoClusterStatus {
+    /// One-word summary for people; tools should read `conditions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ClusterPhase>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Every member as the replica set reports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+    /// The member that is primary now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Members that are PRIMARY or SECONDARY and whose Pods are ready.
+    #[serde(default)]
+    pub ready_members: i32,
+    /// The MongoDB version every member runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The replica set's featureCompatibilityVersion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_compatibility_version: Option<String>,
+    /// How applications connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionStatus>,
+}
+
+/// One-word summary of a cluster's state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ClusterPhase {
+    /// Objects are being created; the replica set does not exist yet.
+    Creating,
+    /// Every member is healthy and the spec is fully applied.
+    Ready,
+    /// A change is being rolled out (scale, restart, upgrade).
+    Updating,
+    /// Serving, but something needs attention; see the Degraded condition.
+    Degraded,
+    /// `spec.paused` is true: nothing is changed.
+    Paused,
+    /// The spec cannot be applied; see the Degraded condition.
+    Failed,
+}
+
+/// One replica-set member as observed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// The member's Pod name.
+    pub name: String,
+    /// Replica-set state, for example PRIMARY, SECONDARY, STARTUP2 or (not in set).
+    pub state: String,
+    /// Whether the member answers heartbeats.
+    pub healthy: bool,
+    /// How far the member's last applied operation is behind the primary's, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+    /// Whether the member votes in elections.
+    #[serde(default)]
+    pub voting: bool,
+}
+
+/// How applications connect.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    /// Host name of the client Service.
+    pub host: String,
+    /// MongoDB port.
+    pub port: i32,
+    /// Secret with the administrative connection string (`connectionString.standard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// The last time this block changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Time>,
+}

@@ -1,0 +1,117 @@
+//! Types shared by the three kinds: references to other objects, and status conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every kind this operator serves.
+pub const API_GROUP: &str = "mongo.operator.rs";
+/// The one API version served so far.
+pub const API_VERSION: &str = "v1alpha1";
+/// The category that makes `kubectl get mongo` list all three kinds together.
+pub const CATEGORY: &str = "mongo";
+
+/// A reference to a MongoCluster in the same namespace as the referring object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterReference {
+    /// Name of the MongoCluster, in the same namespace as this object.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+}
+
+/// A key of a Secret in the same namespace as the referring object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyReference {
+    /// Name of the Secret, in the same namespace as this object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Condition types, shared by every kind so that tools read them the same way.
+pub mod condition_type {
+    /// The object is doing what its spec asks, and `kubectl wait --for=condition=Ready` returns.
+    pub const READY: &str = "Ready";
+    /// The operator is moving the object towards its spec (creating, scaling, rolling out).
+    pub const PROGRESSING: &str = "Progressing";
+    /// Something is wrong that the operator cannot fix by itself; the reason says what.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Builds a condition, keeping `lastTransitionTime` from the previous condition of the same
+/// type when its status did not change, as the Kubernetes API conventions require.
+pub fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    observed_generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.into(),
+        observed_generation,
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_is_kept_while_status_is_unchanged() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let first = condition(&[], "Ready", false, "Creating", "", Some(1), t0);
+        let same = condition(std::slice::from_ref(&first), "Ready", false, "Scaling", "", Some(2), t1);
+        assert_eq!(same.last_transition_time, Time(t0));
+        assert_eq!(same.reason, "Scaling");
+        let flipped = condition(&[same], "Ready", true, "Ready", "", Some(2), t1);
+        assert_eq!(flipped.last_transition_time, Time(t1));
+    }
+}
+
+/// An IP address range in CIDR notation, such as "10.0.0.0/8" or "fd00::/8". Bounded in
+/// length so that CEL rules over lists of ranges stay within the API server's cost budget.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct Cidr(pub String);
+
+impl JsonSchema for Cidr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cidr".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "x-kubernetes-validations": [{
+                "rule": "isCIDR(self)",
+                "message": "must be an IP range in CIDR notation, such as 10.0.0.0/8",
+                "reason": "FieldValueInvalid",
+            }],
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! mongo-operator: runs MongoDB replica sets on Kubernetes.
+//!
+//! Layers, from the bottom up (dependencies point down only):
+//! - [`api`]: the custom resource types, their defaults and validation.
+//! - [`runtime`]: the `run` subcommand's process: connection, CRD check, shutdown.
+
+pub mod api;
+pub mod runtime;
+pub mod telemetry;

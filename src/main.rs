@@ -1,0 +1,75 @@
+//! The `mongo-operator` binary: one image, several roles, chosen by subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mongo_operator::{api, runtime, telemetry};
+
+#[derive(Parser)]
+#[command(name = "mongo-operator", version, about = "Runs MongoDB replica sets on Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers against the cluster in the current kube context (or in-cluster).
+    Run {
+        /// Log format.
+        #[arg(long, value_enum, default_value_t, env = "MONGO_OPERATOR_LOG_FORMAT")]
+        log_format: telemetry::LogFormat,
+        /// Log level or filter, as in RUST_LOG (which overrides it).
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+    },
+    /// Print the CustomResourceDefinitions as one multi-document YAML stream.
+    Crd {
+        /// Write one file per CRD into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { dir } => print_crds(dir),
+        Command::Run { log_format, log_level } => {
+            telemetry::init(log_format, &log_level);
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(error) => {
+                    eprintln!("cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                let client = runtime::connect().await?;
+                runtime::run(client, runtime::shutdown_signal()).await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "mongo-operator cannot run");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn print_crds(dir: Option<PathBuf>) -> ExitCode {
+    let result = match dir {
+        None => api::crds_yaml().map(|yaml| print!("{yaml}")).map_err(|e| e.to_string()),
+        Some(dir) => api::write_crd_files(&dir).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cannot write the CRDs: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

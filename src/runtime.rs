@@ -1,0 +1,118 @@
+//! The process behind `mongo-operator run`: connects to the API server, checks that the CRDs
+//! are installed, runs until SIGTERM or SIGINT, and shuts down cleanly.
+
+use std::future::Future;
+
+use kube::api::{Api, ListParams};
+use kube::{Client, Resource};
+use thiserror::Error;
+use tracing::info;
+
+use crate::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
+
+/// Why the operator could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// No kubeconfig or in-cluster configuration could be loaded.
+    #[error("cannot load a Kubernetes configuration (in-cluster, KUBECONFIG or ~/.kube/config): {0}")]
+    Config(#[source] kube::Error),
+    /// The API server did not answer.
+    #[error("cannot reach the Kubernetes API server: {0}")]
+    Unreachable(#[source] kube::Error),
+    /// A CRD is missing.
+    #[error(
+        "the CustomResourceDefinition {crd} is not installed in this cluster; install the CRDs first: \
+         `mongo-operator crd | kubectl apply --server-side -f -` (or install the Helm chart)"
+    )]
+    CrdMissing {
+        /// Full name of the missing CRD, `<plural>.<group>`.
+        crd: String,
+    },
+    /// The operator may not read one of its own kinds.
+    #[error("the operator may not list {crd}: {message}; check its ServiceAccount's RBAC")]
+    Forbidden {
+        /// Full name of the CRD.
+        crd: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// Any other API error while checking a CRD.
+    #[error("checking {crd} failed: {source}")]
+    Check {
+        /// Full name of the CRD.
+        crd: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Builds a client from the environment (in-cluster, `KUBECONFIG`, or `~/.kube/config`).
+pub async fn connect() -> Result<Client, StartError> {
+    let client = Client::try_default().await.map_err(StartError::Config)?;
+    let version = client.apiserver_version().await.map_err(StartError::Unreachable)?;
+    info!(server = %version.git_version, "connected to the Kubernetes API server");
+    Ok(client)
+}
+
+/// Checks that every kind this operator serves can be listed, which proves its CRD is
+/// installed and served and that RBAC lets the operator read it.
+pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+    check_kind::<MongoCluster>(client).await?;
+    check_kind::<MongoBackup>(client).await?;
+    check_kind::<NetworkPolicyAttachment>(client).await?;
+    info!("all CustomResourceDefinitions are installed");
+    Ok(())
+}
+
+async fn check_kind<K>(client: &Client) -> Result<(), StartError>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let crd = format!("{}.{}", K::plural(&()), K::group(&()));
+    let api: Api<K> = Api::all(client.clone());
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Err(StartError::CrdMissing { crd }),
+        Err(kube::Error::Api(status)) if status.is_forbidden() => {
+            Err(StartError::Forbidden { crd, message: status.message })
+        }
+        Err(source) => Err(StartError::Check { crd, source }),
+    }
+}
+
+/// Resolves when the process receives SIGTERM (Kubernetes stopping the Pod) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("received SIGTERM, shutting down"),
+                    _ = tokio::signal::ctrl_c() => info!("received SIGINT, shutting down"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the operator");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the operator until `shutdown` resolves.
+pub async fn run(client: Client, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    check_crds(&client).await?;
+    info!("mongo-operator is running; waiting for work");
+    shutdown.await;
+    info!("stopped cleanly");
+    Ok(())
+}
