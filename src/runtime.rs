@@ -76,8 +76,10 @@ where
     let api: Api<K> = Api::all(client.clone());
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Err(StartError::CrdMissing { crd }),
-        Err(kube::Error::Api(status)) if status.is_forbidden() => {
+        // An unserved resource answers a bare "404 page not found" with no Status body, so
+        // match the code rather than the reason.
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(StartError::CrdMissing { crd }),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
             Err(StartError::Forbidden { crd, message: status.message })
         }
         Err(source) => Err(StartError::Check { crd, source }),

@@ -19,6 +19,9 @@ pub fn init(format: LogFormat, default_level: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry.with(fmt::layer().json().with_current_span(true)).init(),
-        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            registry.with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi)).init()
+        }
     }
 }

@@ -25,7 +25,7 @@ use super::{Cidr, ClusterReference};
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name"),
     printcolumn(name = "Policy", type_ = "string", json_path = ".status.networkPolicyName"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.clusterRef == oldSelf.clusterRef")
     .message("clusterRef cannot be changed: create a new NetworkPolicyAttachment for another cluster")

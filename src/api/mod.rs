@@ -2,8 +2,13 @@
 //! validation. Validation lives in the schema (OpenAPI constraints and CEL rules) wherever the
 //! API server can check it, so bad input is refused at `kubectl apply` time.
 
+// clippy's duplicated_attributes lint reads repeated `type_ = "string"` inside separate
+// `printcolumn(...)` arguments of `#[kube(...)]` as duplicates; they are not.
+#[allow(clippy::duplicated_attributes)]
 mod attachment;
+#[allow(clippy::duplicated_attributes)]
 mod backup;
+#[allow(clippy::duplicated_attributes)]
 mod cluster;
 mod common;
 mod mongod_config;

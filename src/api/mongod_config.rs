@@ -43,11 +43,7 @@ impl MongodConfig {
     /// The operator-owned keys this config sets, nested or dotted, with the reason each is
     /// owned.
     pub fn owned_keys_in_use(&self) -> Vec<(&'static str, &'static str)> {
-        OWNED_KEYS
-            .iter()
-            .filter(|(path, _)| lookup(&self.0, path).is_some())
-            .copied()
-            .collect()
+        OWNED_KEYS.iter().filter(|(path, _)| lookup(&self.0, path).is_some()).copied().collect()
     }
 }
 

@@ -1,0 +1,35 @@
+# Common tasks. `make help` lists them.
+.PHONY: help run run-current test crds cluster-up cluster-down build
+
+help:
+	@echo "make run          run the operator on the local control plane (started if needed)"
+	@echo "make run-current  run the operator against the cluster in the current kube context"
+	@echo "make test         formatting, lints and all tests (starts and stops the local control plane)"
+	@echo "make crds         regenerate crds/ from the code"
+	@echo "make cluster-up   start the local control plane; eval \"\$$(e2e/cluster.sh env)\" to use it"
+	@echo "make cluster-down stop it and remove its state"
+
+build:
+	cargo build --locked
+
+run: build
+	e2e/cluster.sh up > /dev/null
+	eval "$$(e2e/cluster.sh env)" && \
+	  cargo run --locked -q -- crd | kubectl apply --server-side --field-manager=mongo-operator -f - && \
+	  cargo run --locked -- run
+
+run-current: build
+	cargo run --locked -q -- crd | kubectl apply --server-side --field-manager=mongo-operator -f -
+	cargo run --locked -- run
+
+test:
+	e2e/test.sh
+
+crds:
+	cargo run --locked -q -- crd --dir crds
+
+cluster-up:
+	e2e/cluster.sh up
+
+cluster-down:
+	e2e/cluster.sh down

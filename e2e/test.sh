@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything CI checks, in one command (`make test`): formatting, lints, unit tests, and the
+# tests that need a Kubernetes control plane. It brings the local control plane up when it is
+# not running and tears it down afterwards (a control plane that was already up is left up).
+#
+# Set MONGO_OPERATOR_TEST_CONTEXT=current to test against the cluster in the current kube
+# context instead of the local control plane.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+t0=$SECONDS
+phase() { printf '\n==> %s (at %ds)\n' "$*" $((SECONDS - t0)); }
+timings=()
+timed() { local name=$1 s=$SECONDS; shift; "$@"; timings+=("$name: $((SECONDS - s)) s"); }
+
+phase "formatting"
+timed fmt cargo fmt --all -- --check
+
+started_cluster=false
+cleanup() {
+  if $started_cluster; then e2e/cluster.sh down || true; fi
+}
+trap cleanup EXIT
+
+if [[ "${MONGO_OPERATOR_TEST_CONTEXT:-local}" != current ]]; then
+  phase "local control plane"
+  if ! e2e/cluster.sh status > /dev/null 2>&1; then started_cluster=true; fi
+  timed "control plane tools (cached after the first build)" e2e/tools.sh k8s etcd kwok helm
+  timed "control plane start" e2e/cluster.sh up > /dev/null
+  eval "$(e2e/cluster.sh env)"
+fi
+
+phase "lints"
+timed clippy cargo clippy --all-targets --locked -- -D warnings
+
+phase "tests"
+log="$(mktemp)"
+timed "cargo test" bash -c 'set -o pipefail; cargo test --locked -- --include-ignored 2>&1 | tee "$1"' _ "$log"
+
+phase "done"
+printf '%s\n' "${timings[@]}"
+printf 'total: %d s\n' $((SECONDS - t0))
+# One closing line over every test binary, in the plain form CI reads.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+rm -f "$log"

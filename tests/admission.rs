@@ -1,0 +1,401 @@
+//! Admission against a real API server: the CRDs install and become Established, every
+//! example is accepted, and invalid manifests are refused with a message a user understands.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+/// A manifest the API server must refuse on create, and a piece of the message it must give.
+struct Invalid {
+    what: &'static str,
+    yaml: String,
+    message: &'static str,
+}
+
+/// A valid object, a change to it the API server must refuse, and a piece of the message.
+struct InvalidChange {
+    what: &'static str,
+    yaml: String,
+    patch: serde_json::Value,
+    message: &'static str,
+}
+
+fn cluster(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n{}",
+        indent(spec)
+    )
+}
+
+fn backup(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoBackup\nmetadata:\n  name: {name}\nspec:\n{}",
+        indent(spec)
+    )
+}
+
+fn attachment(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: NetworkPolicyAttachment\nmetadata:\n  name: {name}\nspec:\n{}",
+        indent(spec)
+    )
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+const S3: &str = "  - name: primary\n    s3: {bucket: backups, credentialsSecretRef: {name: creds}}\n";
+
+fn invalid_creates() -> Vec<Invalid> {
+    let c = |what, spec: &str, message| Invalid { what, yaml: cluster("db", spec), message };
+    let b = |what, spec: &str, message| Invalid { what, yaml: backup("bk", spec), message };
+    let a = |what, spec: &str, message| Invalid { what, yaml: attachment("att", spec), message };
+    vec![
+        // MongoCluster
+        c("cluster without version", "members: 3", "spec.version: Required value"),
+        c("version that is not x.y.z", "version: latest", "spec.version in body should match"),
+        c("end-of-life version", "version: 5.0.9", "version must be 6.0.0 or later"),
+        c("zero members", "version: 8.0.4\nmembers: 0", "spec.members in body should be greater than or equal to 1"),
+        c("too many members", "version: 8.0.4\nmembers: 51", "spec.members in body should be less than or equal to 50"),
+        c(
+            "storage size that is not a quantity",
+            "version: 8.0.4\nstorage: {size: ten-gigs}",
+            "storage.size must be a positive quantity",
+        ),
+        c("zero storage size", "version: 8.0.4\nstorage: {size: '0'}", "storage.size must be a positive quantity"),
+        c(
+            "mongod config sets the replica set name",
+            "version: 8.0.4\nmongod: {config: {replication: {replSetName: other}}}",
+            "mongod.config must not set replication.replSetName",
+        ),
+        c(
+            "mongod config turns authorization off",
+            "version: 8.0.4\nmongod: {config: {security: {authorization: disabled}}}",
+            "authentication is always on",
+        ),
+        c(
+            "mongod config moves dbPath",
+            "version: 8.0.4\nmongod: {config: {storage: {dbPath: /tmp}}}",
+            "mongod.config must not set storage.dbPath",
+        ),
+        c(
+            "two users with the same name and db",
+            "version: 8.0.4\nusers:\n- {name: app, roles: [{name: read, db: x}]}\n- {name: app, roles: [{name: readWrite, db: x}]}",
+            "Duplicate value",
+        ),
+        c("user without roles", "version: 8.0.4\nusers:\n- {name: app}", "spec.users[0].roles: Required value"),
+        c(
+            "user with an empty role list",
+            "version: 8.0.4\nusers:\n- {name: app, roles: []}",
+            "should have at least 1 items",
+        ),
+        c(
+            "user name reserved for the operator",
+            "version: 8.0.4\nusers:\n- {name: mongo-operator-admin, roles: [{name: root, db: admin}]}",
+            "reserved for the operator's own users",
+        ),
+        c(
+            "load balancer without source ranges",
+            "version: 8.0.4\nexpose: {type: LoadBalancer}",
+            "sourceRanges must list at least one CIDR",
+        ),
+        c(
+            "load balancer settings on a ClusterIP cluster",
+            "version: 8.0.4\nexpose: {type: ClusterIP, loadBalancer: {sourceRanges: [10.0.0.0/8]}}",
+            "only allowed when expose.type is LoadBalancer",
+        ),
+        c(
+            "source range that is not a CIDR",
+            "version: 8.0.4\nexpose: {type: LoadBalancer, loadBalancer: {sourceRanges: [office]}}",
+            "must be an IP range in CIDR notation",
+        ),
+        c("unknown deletion policy", "version: 8.0.4\ndeletionPolicy: Destroy", "Unsupported value: \"Destroy\""),
+        c(
+            "unknown anti-affinity mode",
+            "version: 8.0.4\nscheduling: {podAntiAffinity: Sometimes}",
+            "Unsupported value: \"Sometimes\"",
+        ),
+        c(
+            "disruption budget that breaks the majority",
+            "version: 8.0.4\nmembers: 3\npodDisruptionBudget: {maxUnavailable: 2}",
+            "must leave a majority of the voting members running",
+        ),
+        c(
+            "bootstrap from both a backup name and a location",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    backupName: b1\n    location:\n      path: p/manifest.json\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
+            "exactly one of backupName or location",
+        ),
+        c(
+            "bootstrap from nothing",
+            "version: 8.0.4\nbootstrap: {fromBackup: {}}",
+            "exactly one of backupName or location",
+        ),
+        Invalid {
+            what: "cluster name too long for derived names",
+            yaml: cluster("a-very-long-cluster-name-that-goes-past-forty", "version: 8.0.4"),
+            message: "at most 40 characters",
+        },
+        Invalid {
+            what: "cluster name starting with a digit",
+            yaml: cluster("1db", "version: 8.0.4"),
+            message: "must start with a letter",
+        },
+        // MongoBackup
+        b("backup without cluster", &format!("destinations:\n{S3}"), "spec.clusterRef: Required value"),
+        b("backup without destinations", "clusterRef: {name: db}", "spec.destinations: Required value"),
+        b(
+            "backup with an empty destination list",
+            "clusterRef: {name: db}\ndestinations: []",
+            "should have at least 1 items",
+        ),
+        b(
+            "destination with two stores",
+            "clusterRef: {name: db}\ndestinations:\n- name: d\n  s3: {bucket: bkt, credentialsSecretRef: {name: c}}\n  gcs: {bucket: bkt, serviceAccountKeySecretRef: {name: c, key: k}}",
+            "exactly one of s3, gcs or azure",
+        ),
+        b(
+            "destination with no store",
+            "clusterRef: {name: db}\ndestinations:\n- name: d",
+            "exactly one of s3, gcs or azure",
+        ),
+        b(
+            "two destinations with one name",
+            &format!("clusterRef: {{name: db}}\ndestinations:\n{S3}{S3}"),
+            "Duplicate value",
+        ),
+        b(
+            "cron expression in words",
+            &format!("clusterRef: {{name: db}}\nschedule: {{cron: every two hours}}\ndestinations:\n{S3}"),
+            "five-field cron expression",
+        ),
+        b(
+            "retention on a one-off backup",
+            &format!("clusterRef: {{name: db}}\nretention: {{keepLast: 3}}\ndestinations:\n{S3}"),
+            "retention applies only to scheduled backups",
+        ),
+        b(
+            "empty retention",
+            &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\nretention: {{}}\ndestinations:\n{S3}"),
+            "retention needs keepLast, maxAge or both",
+        ),
+        b(
+            "retention age in words",
+            &format!(
+                "clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\nretention: {{maxAge: 2 weeks}}\ndestinations:\n{S3}"
+            ),
+            "spec.retention.maxAge in body should match",
+        ),
+        b(
+            "unknown compression",
+            &format!("clusterRef: {{name: db}}\ncompression: lz4\ndestinations:\n{S3}"),
+            "Unsupported value: \"lz4\"",
+        ),
+        b(
+            "endpoint without a scheme",
+            "clusterRef: {name: db}\ndestinations:\n- name: d\n  s3: {bucket: bkt, endpoint: s3.example.com, credentialsSecretRef: {name: c}}",
+            "s3.endpoint must be an http:// or https:// URL",
+        ),
+        b(
+            "suspend on a one-off backup",
+            &format!("clusterRef: {{name: db}}\nsuspend: true\ndestinations:\n{S3}"),
+            "suspend applies only to scheduled backups",
+        ),
+        Invalid {
+            what: "scheduled backup name too long for the backups it names",
+            yaml: backup(
+                "a-schedule-name-that-is-much-too-long-for-children",
+                &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\ndestinations:\n{S3}"),
+            ),
+            message: "must be at most 40 characters",
+        },
+        // NetworkPolicyAttachment
+        a("attachment without peers", "clusterRef: {name: db}\nfrom: []", "should have at least 1 items"),
+        a("empty peer", "clusterRef: {name: db}\nfrom: [{}]", "needs podSelector, namespaceSelector or ipBlock"),
+        a(
+            "address range mixed with a selector",
+            "clusterRef: {name: db}\nfrom:\n- {ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}",
+            "ipBlock cannot be combined with podSelector or namespaceSelector",
+        ),
+        a(
+            "public address range",
+            "clusterRef: {name: db}\nfrom:\n- ipBlock: {cidr: 8.8.8.0/24}",
+            "must be a private range",
+        ),
+        a(
+            "the whole internet",
+            "clusterRef: {name: db}\nfrom:\n- ipBlock: {cidr: 0.0.0.0/0}",
+            "must be a private range",
+        ),
+        a(
+            "malformed address range",
+            "clusterRef: {name: db}\nfrom:\n- ipBlock: {cidr: 10.0.0.0/33}",
+            "must be an IP range in CIDR notation",
+        ),
+        a(
+            "exception outside the range",
+            "clusterRef: {name: db}\nfrom:\n- ipBlock: {cidr: 10.20.0.0/16, except: [10.30.0.0/24]}",
+            "every entry of ipBlock.except must be a CIDR inside ipBlock.cidr",
+        ),
+        a(
+            "unknown port",
+            "clusterRef: {name: db}\nfrom: [{podSelector: {}}]\nports: [ssh]",
+            "Unsupported value: \"ssh\"",
+        ),
+    ]
+}
+
+fn invalid_changes() -> Vec<InvalidChange> {
+    let scheduled =
+        backup("sched", &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\ndestinations:\n{S3}"));
+    vec![
+        InvalidChange {
+            what: "shrinking storage",
+            yaml: cluster("shrink", "version: 8.0.4\nstorage: {size: 20Gi}"),
+            patch: json!({"spec": {"storage": {"size": "10Gi"}}}),
+            message: "storage.size can grow but never shrink",
+        },
+        InvalidChange {
+            what: "changing the storage class",
+            yaml: cluster("sc", "version: 8.0.4\nstorage: {size: 20Gi, storageClassName: standard}"),
+            patch: json!({"spec": {"storage": {"storageClassName": "fast"}}}),
+            message: "storage.storageClassName cannot be changed after creation",
+        },
+        InvalidChange {
+            what: "adding bootstrap to a running cluster",
+            yaml: cluster("boot", "version: 8.0.4"),
+            patch: json!({"spec": {"bootstrap": {"fromBackup": {"backupName": "b1"}}}}),
+            message: "bootstrap is only read when the cluster is created",
+        },
+        InvalidChange {
+            what: "pointing a backup schedule at another cluster",
+            yaml: scheduled.clone(),
+            patch: json!({"spec": {"clusterRef": {"name": "other"}}}),
+            message: "clusterRef cannot be changed",
+        },
+        InvalidChange {
+            what: "turning a schedule into a one-off backup",
+            yaml: scheduled,
+            patch: json!({"spec": {"schedule": null}}),
+            message: "cannot switch between one-off and scheduled",
+        },
+        InvalidChange {
+            what: "changing a one-off backup",
+            yaml: backup("once", &format!("clusterRef: {{name: db}}\ndestinations:\n{S3}")),
+            patch: json!({"spec": {"compression": "gzip"}}),
+            message: "a one-off backup cannot be changed once created",
+        },
+        InvalidChange {
+            what: "pointing an attachment at another cluster",
+            yaml: attachment("att", "clusterRef: {name: db}\nfrom: [{podSelector: {}}]"),
+            patch: json!({"spec": {"clusterRef": {"name": "other"}}}),
+            message: "clusterRef cannot be changed",
+        },
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn examples_are_accepted() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "examples").await;
+    let mut failures = Vec::new();
+    for (path, yaml) in examples() {
+        for doc in yaml.split("\n---\n").filter(|d| d.contains("kind:")) {
+            if let Err(e) = create(&client, &ns, doc, true).await {
+                failures.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
+    delete_namespace(&client, &ns).await;
+    assert!(failures.is_empty(), "examples refused:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn invalid_manifests_are_refused_with_a_clear_message() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "invalid").await;
+    let cases = invalid_creates();
+    assert!(cases.len() >= 30, "the table should cover at least 30 invalid manifests");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let result = std::panic::AssertUnwindSafe(create(&client, &ns, &case.yaml, true));
+        match futures::FutureExt::catch_unwind(result).await {
+            Ok(result) => match result {
+                Ok(_) => failures.push(format!("{}: accepted", case.what)),
+                Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains(case.message) => {}
+                Err(e) => failures.push(format!("{}: expected 422 with {:?}, got {e}", case.what, case.message)),
+            },
+            Err(_) => failures.push(format!("{}: harness panicked", case.what)),
+        }
+    }
+    delete_namespace(&client, &ns).await;
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn forbidden_changes_are_refused_with_a_clear_message() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "changes").await;
+    let mut failures = Vec::new();
+    for case in invalid_changes() {
+        let obj =
+            create(&client, &ns, &case.yaml, false).await.unwrap_or_else(|e| panic!("{}: creating: {e}", case.what));
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        match merge_patch(&client, &ns, &case.yaml, &name, case.patch.clone()).await {
+            Ok(_) => failures.push(format!("{}: accepted", case.what)),
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains(case.message) => {}
+            Err(e) => failures.push(format!("{}: expected 422 with {:?}, got {e}", case.what, case.message)),
+        }
+        let (_, ar) = resolve(&client, &case.yaml).await;
+        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(client.clone(), &ns, &ar);
+        let _ = api.delete(&name, &Default::default()).await;
+    }
+    delete_namespace(&client, &ns).await;
+    assert!(failures.is_empty(), "changes not refused as expected:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn allowed_changes_are_accepted_and_defaults_are_applied() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "defaults").await;
+    let yaml = cluster("grow", "version: 8.0.4");
+    let created = create(&client, &ns, &yaml, false).await.expect("minimal cluster");
+    let spec = &created.data["spec"];
+    assert_eq!(spec["members"], 3);
+    assert_eq!(spec["storage"]["size"], "10Gi");
+    assert_eq!(spec["deletionPolicy"], "Retain");
+    assert_eq!(spec["expose"]["type"], "ClusterIP");
+    assert_eq!(spec["podDisruptionBudget"], json!({"enabled": true, "maxUnavailable": 1}));
+    assert_eq!(spec["scheduling"]["podAntiAffinity"], "Required");
+    // Growing storage, scaling and upgrading are one-field changes that must be allowed.
+    let grown = merge_patch(
+        &client,
+        &ns,
+        &yaml,
+        "grow",
+        json!({"spec": {"storage": {"size": "20Gi"}, "members": 5, "version": "8.0.5"}}),
+    )
+    .await
+    .expect("growing storage and scaling are allowed");
+    assert_eq!(grown.data["spec"]["storage"]["size"], "20Gi");
+    delete_namespace(&client, &ns).await;
+}
+
+#[test]
+fn the_invalid_table_has_unique_descriptions() {
+    let mut names: Vec<&str> = invalid_creates().iter().map(|c| c.what).collect();
+    names.extend(invalid_changes().iter().map(|c| c.what));
+    let total = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), total, "two cases share a description");
+}
