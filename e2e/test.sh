@@ -31,11 +31,11 @@ if [[ "${MONGO_OPERATOR_TEST_CONTEXT:-local}" != current ]]; then
 fi
 
 phase "lints"
-timed clippy cargo clippy --all-targets --locked -- -D warnings
+timed clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 
 phase "tests"
 log="$(mktemp)"
-timed "cargo test" bash -c 'set -o pipefail; cargo test --locked -- --include-ignored 2>&1 | tee "$1"' _ "$log"
+timed "cargo test" bash -c 'set -o pipefail; cargo test --workspace --locked -- --include-ignored 2>&1 | tee "$1"' _ "$log"
 
 phase "done"
 printf '%s\n' "${timings[@]}"

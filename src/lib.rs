@@ -5,5 +5,6 @@
 //! - [`runtime`]: the `run` subcommand's process: connection, CRD check, shutdown.
 
 pub mod api;
+pub mod replset;
 pub mod runtime;
 pub mod telemetry;

@@ -1,0 +1,733 @@
+//! The commands the simulator answers, with the real server's replies and error codes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, DateTime, Document, Timestamp, doc};
+
+use crate::rules::{self, Refusal, code, code_name};
+use crate::scram::{self, Conversation, Credentials};
+use crate::world::{State, User, World};
+
+/// Roles that exist on the server, for createUser/updateUser validation.
+const BUILTIN_ROLES: &[&str] = &[
+    "read",
+    "readWrite",
+    "dbAdmin",
+    "dbOwner",
+    "userAdmin",
+    "clusterAdmin",
+    "clusterManager",
+    "clusterMonitor",
+    "hostManager",
+    "backup",
+    "restore",
+    "readAnyDatabase",
+    "readWriteAnyDatabase",
+    "userAdminAnyDatabase",
+    "dbAdminAnyDatabase",
+    "root",
+    "__system",
+];
+
+/// An authenticated user: database, name and `(role, db)` pairs.
+pub type AuthenticatedUser = (String, String, Vec<(String, String)>);
+
+/// Per-connection state.
+#[derive(Default)]
+pub struct Session {
+    pub user: Option<AuthenticatedUser>,
+    conversations: Vec<(i32, Conversation)>,
+    next_conversation: i32,
+    pub connection_id: i64,
+}
+
+impl Session {
+    pub fn new(connection_id: i64) -> Session {
+        Session { connection_id, ..Session::default() }
+    }
+}
+
+pub type Shared = Arc<Mutex<World>>;
+
+pub fn lock(world: &Shared) -> MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn error(code: i32, message: impl Into<String>) -> Document {
+    doc! { "ok": 0.0, "errmsg": message.into(), "code": code, "codeName": code_name(code) }
+}
+
+fn refusal(r: Refusal) -> Document {
+    error(r.code, r.message)
+}
+
+/// What a command needs from the authenticated user.
+enum Needs {
+    Nothing,
+    ClusterMonitor,
+    ClusterManager,
+    UserAdmin(String),
+}
+
+fn needs(name: &str, db: &str) -> Needs {
+    match name {
+        "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "buildinfo" | "saslStart" | "saslContinue"
+        | "endSessions" | "logout" => Needs::Nothing,
+        "replSetGetStatus" | "replSetGetConfig" | "getParameter" | "serverStatus" => Needs::ClusterMonitor,
+        "replSetInitiate" | "replSetReconfig" | "replSetStepDown" | "setFeatureCompatibilityVersion" => {
+            Needs::ClusterManager
+        }
+        _ => Needs::UserAdmin(db.to_string()),
+    }
+}
+
+fn allowed(roles: &[(String, String)], need: &Needs) -> bool {
+    let has = |r: &str, d: &str| roles.iter().any(|(role, db)| role == r && db == d);
+    if has("__system", "admin") || has("root", "admin") {
+        return true;
+    }
+    match need {
+        Needs::Nothing => true,
+        Needs::ClusterMonitor => ["clusterMonitor", "clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
+        Needs::ClusterManager => ["clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
+        Needs::UserAdmin(db) => has("userAdminAnyDatabase", "admin") || has("userAdmin", db),
+    }
+}
+
+fn int_field(body: &Document, key: &str) -> Option<i64> {
+    match body.get(key)? {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) => Some(*v as i64),
+        _ => None,
+    }
+}
+
+fn optime(world: &World, applied: usize) -> (Document, DateTime) {
+    let entry = applied.checked_sub(1).and_then(|i| world.oplog.get(i));
+    let (wall, term) = entry.map_or((SystemTime::UNIX_EPOCH, -1), |e| (e.wall, e.term));
+    let secs = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let ts = Timestamp {
+        time: u32::try_from(secs).unwrap_or(u32::MAX),
+        increment: u32::try_from(applied).unwrap_or(u32::MAX),
+    };
+    (doc! { "ts": ts, "t": term }, DateTime::from_system_time(wall))
+}
+
+/// Answers one command received by member `me`.
+pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: Document) -> Document {
+    let Some(name) = body.keys().next().cloned() else { return error(code::BAD_VALUE, "empty command") };
+    let db = body.get_str("$db").unwrap_or("admin").to_string();
+    for key in ["$db", "lsid", "$clusterTime", "$readPreference", "apiVersion", "txnNumber"] {
+        body.remove(key);
+    }
+    let need = needs(&name, &db);
+    if !matches!(need, Needs::Nothing) {
+        match &session.user {
+            None => return error(code::UNAUTHORIZED, format!("Command {name} requires authentication")),
+            Some((_, _, roles)) if !allowed(roles, &need) => {
+                return error(
+                    code::UNAUTHORIZED,
+                    format!("not authorized on {db} to execute command {{ {name}: ... }}"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    match name.as_str() {
+        "hello" | "isMaster" | "ismaster" => hello(world, me, session, &name, &body),
+        "ping" | "endSessions" | "logout" => doc! { "ok": 1.0 },
+        "buildInfo" | "buildinfo" => {
+            let w = lock(world);
+            let version = w.member(me).map(|m| m.version.clone()).unwrap_or_default();
+            let parts: Vec<i32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+            doc! { "version": version, "versionArray": parts, "ok": 1.0 }
+        }
+        "saslStart" => sasl_start(world, session, &db, &body),
+        "saslContinue" => sasl_continue(world, session, &db, &body),
+        "getParameter" => {
+            let w = lock(world);
+            if body.contains_key("featureCompatibilityVersion") {
+                doc! { "featureCompatibilityVersion": { "version": w.fcv.clone() }, "ok": 1.0 }
+            } else {
+                error(code::BAD_VALUE, "no option found to get")
+            }
+        }
+        "setFeatureCompatibilityVersion" => set_fcv(world, me, &body),
+        "replSetInitiate" => {
+            let cfg = match body.get("replSetInitiate") {
+                Some(Bson::Document(d)) => Some(d.clone()),
+                _ => None,
+            };
+            match lock(world).initiate(me, cfg.as_ref()) {
+                Ok(()) => doc! { "ok": 1.0 },
+                Err(r) if r.code == code::ALREADY_INITIALIZED => {
+                    let mut d = refusal(r);
+                    d.insert("info", "try querying local.system.replset to see current configuration");
+                    d
+                }
+                Err(r) => refusal(r),
+            }
+        }
+        "replSetGetStatus" => status(world, me),
+        "replSetGetConfig" => get_config(world, me, &body),
+        "replSetReconfig" => reconfig(world, me, &body).await,
+        "replSetStepDown" => step_down(world, me, &body).await,
+        "createUser" | "updateUser" | "dropUser" => write_user(world, me, &name, &db, &body),
+        "usersInfo" => users_info(world, &db, &body),
+        other => error(code::COMMAND_NOT_FOUND, format!("no such command: '{other}'")),
+    }
+}
+
+fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Document) -> Document {
+    let w = lock(world);
+    let now = Instant::now();
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    let state = w.state(m, now);
+    let primary_key =
+        if name == "hello" || body.get_bool("helloOk").is_ok() { "isWritablePrimary" } else { "ismaster" };
+    let mut d = doc! {};
+    if body.get_bool("helloOk").is_ok() {
+        d.insert("helloOk", true);
+    }
+    d.insert(primary_key, state == State::Primary);
+    d.insert("secondary", state == State::Secondary);
+    match (&m.config, state) {
+        (Some(cfg), s) if s != State::Removed => {
+            let host_list = |f: &dyn Fn(&rules::Member) -> bool| -> Vec<String> {
+                cfg.members.iter().filter(|e| f(e)).map(|e| e.host.clone()).collect()
+            };
+            d.insert("setName", cfg.set_name.clone());
+            d.insert("setVersion", cfg.version as i32);
+            d.insert("hosts", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority > 0.0));
+            d.insert("passives", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority == 0.0));
+            d.insert("arbiters", host_list(&|e| e.arbiter_only));
+            d.insert("me", m.host.clone());
+            if let Some(p) = w.primary().filter(|p| w.reachable(me, &p.name)) {
+                d.insert("primary", p.host.clone());
+            }
+            if let Some(term) = m.primary_term {
+                d.insert("electionId", bson::oid::ObjectId::from_bytes(electionid(term)));
+            }
+            let (op, date) = optime(&w, m.applied);
+            d.insert("lastWrite", doc! { "opTime": op, "lastWriteDate": date });
+        }
+        (Some(_), _) => {
+            d.insert("info", "removed from the replica set configuration");
+            d.insert("isreplicaset", true);
+        }
+        (None, _) => {
+            d.insert("isreplicaset", true);
+            d.insert("info", "Does not have a valid replica set config");
+        }
+    }
+    if let Ok(user) = body.get_str("saslSupportedMechs")
+        && let Some((db, name)) = user.split_once('.')
+        && (w.users.contains_key(&(db.to_string(), name.to_string())) || (db == "local" && name == "__system"))
+    {
+        d.insert("saslSupportedMechs", vec!["SCRAM-SHA-256"]);
+    }
+    d.insert("maxBsonObjectSize", 16_777_216);
+    d.insert("maxMessageSizeBytes", 48_000_000);
+    d.insert("maxWriteBatchSize", 100_000);
+    d.insert("localTime", DateTime::now());
+    d.insert("logicalSessionTimeoutMinutes", 30);
+    d.insert("connectionId", session.connection_id);
+    d.insert("minWireVersion", 0);
+    d.insert("maxWireVersion", 25);
+    d.insert("readOnly", false);
+    d.insert("ok", 1.0);
+    d
+}
+
+fn electionid(term: i64) -> [u8; 12] {
+    let mut b = [0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
+    b[4..12].copy_from_slice(&term.to_be_bytes());
+    b
+}
+
+fn payload(body: &Document) -> Vec<u8> {
+    match body.get("payload") {
+        Some(Bson::Binary(b)) => b.bytes.clone(),
+        Some(Bson::String(s)) => s.clone().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+fn binary(bytes: Vec<u8>) -> Binary {
+    Binary { subtype: BinarySubtype::Generic, bytes }
+}
+
+fn sasl_start(world: &Shared, session: &mut Session, db: &str, body: &Document) -> Document {
+    let mechanism = body.get_str("mechanism").unwrap_or_default();
+    if mechanism != "SCRAM-SHA-256" {
+        return error(
+            code::BAD_VALUE,
+            format!("Received authentication for mechanism {mechanism} which is not enabled"),
+        );
+    }
+    let w = lock(world);
+    let key_file = w.opts.key_file.clone();
+    let lookup = |user: &str| {
+        if db == "local" && user == "__system" {
+            let key: String = key_file.chars().filter(|c| !c.is_whitespace()).collect();
+            (!key.is_empty()).then(|| Credentials::new(&key))
+        } else {
+            w.users.get(&(db.to_string(), user.to_string())).map(|u| u.credentials.clone())
+        }
+    };
+    match scram::start(&payload(body), lookup) {
+        Ok((conv, reply)) => {
+            session.next_conversation += 1;
+            let id = session.next_conversation;
+            session.conversations.push((id, conv));
+            session.conversations.retain(|(cid, _)| *cid > id - 8);
+            doc! { "conversationId": id, "done": false, "payload": binary(reply), "ok": 1.0 }
+        }
+        Err(_) => error(code::AUTHENTICATION_FAILED, "Authentication failed."),
+    }
+}
+
+fn sasl_continue(world: &Shared, session: &mut Session, db: &str, body: &Document) -> Document {
+    let id = int_field(body, "conversationId").unwrap_or(-1) as i32;
+    let Some(pos) = session.conversations.iter().position(|(cid, _)| *cid == id) else {
+        return error(code::AUTHENTICATION_FAILED, "No SASL session state found");
+    };
+    let data = payload(body);
+    if data.is_empty() {
+        // The final, empty exchange of a client that did not ask to skip it.
+        session.conversations.remove(pos);
+        return doc! { "conversationId": id, "done": true, "payload": binary(Vec::new()), "ok": 1.0 };
+    }
+    let (_, conv) = &session.conversations[pos];
+    match scram::finish(conv, &data) {
+        Ok(reply) => {
+            let user = conv.user.clone();
+            let roles = if db == "local" && user == "__system" {
+                vec![("__system".to_string(), "admin".to_string())]
+            } else {
+                lock(world).users.get(&(db.to_string(), user.clone())).map(|u| u.roles.clone()).unwrap_or_default()
+            };
+            session.user = Some((db.to_string(), user, roles));
+            let skip_empty =
+                body.get_document("options").ok().and_then(|o| o.get_bool("skipEmptyExchange").ok()).unwrap_or(false);
+            if skip_empty {
+                session.conversations.remove(pos);
+            }
+            doc! { "conversationId": id, "done": skip_empty, "payload": binary(reply), "ok": 1.0 }
+        }
+        Err(_) => {
+            session.conversations.remove(pos);
+            error(code::AUTHENTICATION_FAILED, "Authentication failed.")
+        }
+    }
+}
+
+fn set_fcv(world: &Shared, me: &str, body: &Document) -> Document {
+    let mut w = lock(world);
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    if w.state(m, Instant::now()) != State::Primary {
+        return error(code::NOT_WRITABLE_PRIMARY, "not primary");
+    }
+    let Ok(target) = body.get_str("setFeatureCompatibilityVersion").map(str::to_string) else {
+        return error(code::BAD_VALUE, "setFeatureCompatibilityVersion must be a string");
+    };
+    let binary: Vec<u32> = m.version.split('.').filter_map(|p| p.parse().ok()).collect();
+    if binary.first().copied().unwrap_or(0) >= 7 && body.get_bool("confirm") != Ok(true) {
+        return error(
+            7369100,
+            "Once you have upgraded to the new feature compatibility version, you cannot downgrade without support assistance. Please re-run this command with 'confirm: true' to acknowledge this and continue with the FCV upgrade.",
+        );
+    }
+    let lowest =
+        w.members.values().filter(|m| m.up).map(|m| m.version.split('.').take(2).collect::<Vec<_>>().join(".")).min();
+    if lowest.as_deref().is_some_and(|low| version_key(&target) > version_key(low)) {
+        return error(
+            code::BAD_VALUE,
+            format!("cannot set featureCompatibilityVersion to {target}: a member runs an older binary"),
+        );
+    }
+    w.fcv = target;
+    w.append_oplog();
+    doc! { "ok": 1.0 }
+}
+
+fn version_key(v: &str) -> Vec<u32> {
+    v.split('.').filter_map(|p| p.parse().ok()).collect()
+}
+
+fn status(world: &Shared, me: &str) -> Document {
+    let w = lock(world);
+    let now = Instant::now();
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    let Some(cfg) = &m.config else { return error(code::NOT_YET_INITIALIZED, "no replset config has been received") };
+    let my_state = w.state(m, now);
+    if my_state == State::Removed {
+        return error(
+            code::INVALID_REPLICA_SET_CONFIG,
+            "Our replica set config is invalid or we are not a member of it",
+        );
+    }
+    let primary = w.primary().filter(|p| w.reachable(me, &p.name)).map(|p| p.host.clone());
+    let members: Vec<Bson> = cfg
+        .members
+        .iter()
+        .map(|e| {
+            let other = w.members.values().find(|x| x.host == e.host);
+            let reach = other.is_some_and(|o| w.reachable(me, &o.name));
+            let state = match other {
+                Some(o) if reach => w.state(o, now),
+                _ => State::Down,
+            };
+            let applied = other.filter(|_| reach).map_or(0, |o| o.applied);
+            let (op, date) = optime(&w, applied);
+            let mut d = doc! {
+                "_id": e.id as i32,
+                "name": e.host.clone(),
+                "health": if reach { 1.0 } else { 0.0 },
+                "state": state as i32,
+                "stateStr": state.as_str(),
+                "uptime": other.filter(|_| reach).map_or(0, |o| now.duration_since(o.started).as_secs() as i64),
+                "optime": op,
+                "optimeDate": date,
+                "syncSourceHost": if state == State::Secondary { primary.clone().unwrap_or_default() } else { String::new() },
+                "configVersion": other.and_then(|o| o.config.as_ref()).map_or(-1, |c| c.version as i32),
+                "configTerm": other.and_then(|o| o.config.as_ref()).map_or(-1, |c| c.term),
+            };
+            if other.is_some_and(|o| o.name == me) {
+                d.insert("self", true);
+            }
+            if let Some(t) = other.and_then(|o| o.primary_term) {
+                d.insert("electionDate", DateTime::now());
+                d.insert("electionTerm", t);
+            }
+            if !reach {
+                d.insert("lastHeartbeatMessage", "Couldn't get a connection within the time limit");
+            }
+            Bson::Document(d)
+        })
+        .collect();
+    let (applied, _) = optime(&w, m.applied);
+    doc! {
+        "set": cfg.set_name.clone(),
+        "date": DateTime::now(),
+        "myState": my_state as i32,
+        "term": w.term,
+        "optimes": { "appliedOpTime": applied.clone(), "durableOpTime": applied },
+        "members": members,
+        "ok": 1.0,
+    }
+}
+
+fn get_config(world: &Shared, me: &str, body: &Document) -> Document {
+    let w = lock(world);
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    let Some(cfg) = &m.config else { return error(code::NOT_YET_INITIALIZED, "no replset config has been received") };
+    let mut d = doc! { "config": rules::to_document(cfg, false), "ok": 1.0 };
+    if body.get_bool("commitmentStatus") == Ok(true) {
+        if w.state(m, Instant::now()) != State::Primary {
+            return error(code::NOT_WRITABLE_PRIMARY, "commitmentStatus is only supported on the primary");
+        }
+        d.insert("commitmentStatus", w.config_committed(m));
+    }
+    d
+}
+
+/// Waits (without holding the lock) until `done` holds or `limit` passes.
+async fn wait_until(world: &Shared, limit: Duration, mut done: impl FnMut(&World) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done(&lock(world)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `maxTimeMS`, or the time the real server would wait without it (forever; capped here).
+fn max_time(body: &Document) -> Duration {
+    int_field(body, "maxTimeMS")
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(60), |ms| Duration::from_millis(ms as u64))
+}
+
+/// Validates and installs a reconfig on the primary `me`; returns the new version.
+fn install_reconfig(world: &Shared, me: &str, new_doc: &Document, committed: bool) -> Result<i64, Document> {
+    let mut w = lock(world);
+    let Some(m) = w.member(me) else { return Err(error(code::BAD_VALUE, "member gone")) };
+    if w.state(m, Instant::now()) != State::Primary {
+        return Err(error(code::NOT_WRITABLE_PRIMARY, "replSetReconfig should only be run on a writable PRIMARY"));
+    }
+    if !committed {
+        return Err(error(
+            code::CURRENT_CONFIG_NOT_COMMITTED_YET,
+            "Cannot run replSetReconfig because the current config is not majority committed.",
+        ));
+    }
+    let Some(old) = m.config.clone() else { return Err(error(code::NOT_YET_INITIALIZED, "not initialized")) };
+    let mut new = match rules::validate_reconfig(&old, new_doc, &m.host) {
+        Ok(c) => c,
+        Err(r) => return Err(refusal(r)),
+    };
+    // Quorum: a majority of voters (not newlyAdded) must answer heartbeats.
+    let voters: Vec<&rules::Member> = new.members.iter().filter(|e| e.is_voter()).collect();
+    let answering =
+        voters.iter().filter(|e| w.members.values().any(|x| x.host == e.host && w.reachable(me, &x.name))).count();
+    if answering < crate::world::majority(voters.len()) {
+        return Err(error(
+            code::NODE_NOT_FOUND,
+            format!(
+                "Quorum check failed because not enough voting nodes responded; required {} but only {answering} responded",
+                crate::world::majority(voters.len())
+            ),
+        ));
+    }
+    new.term = w.term;
+    new.replica_set_id = old.replica_set_id;
+    let version = new.version;
+    w.install_on_primary(me, new);
+    Ok(version)
+}
+
+async fn reconfig(world: &Shared, me: &str, body: &Document) -> Document {
+    let Ok(new_doc) = body.get_document("replSetReconfig").cloned() else {
+        return error(code::INVALID_REPLICA_SET_CONFIG, "replSetReconfig needs a config document");
+    };
+    let limit = max_time(body);
+    let force = body.get_bool("force") == Ok(true);
+    {
+        let w = lock(world);
+        let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+        if m.config.is_none() {
+            return error(
+                code::NOT_YET_INITIALIZED,
+                "Cannot run replSetReconfig because the node is currently not initialized",
+            );
+        }
+        if !force && w.state(m, Instant::now()) != State::Primary {
+            return error(code::NOT_WRITABLE_PRIMARY, "replSetReconfig should only be run on a writable PRIMARY");
+        }
+    }
+    if force {
+        return force_reconfig(world, me, &new_doc);
+    }
+    let me_owned = me.to_string();
+    let committed = wait_until(world, limit, |w| w.member(&me_owned).is_some_and(|m| w.config_committed(m))).await;
+    let version = match install_reconfig(world, me, &new_doc, committed) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let installed = wait_until(world, limit, |w| {
+        let Some(p) = w.member(&me_owned) else { return false };
+        let Some(cfg) = &p.config else { return false };
+        let have = cfg
+            .members
+            .iter()
+            .filter(|e| e.is_voter())
+            .filter(|e| {
+                w.members.values().any(|x| x.host == e.host && x.config.as_ref().is_some_and(|c| c.version >= version))
+            })
+            .count();
+        have >= crate::world::majority(cfg.members.iter().filter(|e| e.is_voter()).count())
+    })
+    .await;
+    if installed {
+        doc! { "ok": 1.0 }
+    } else {
+        error(code::MAX_TIME_MS_EXPIRED, "operation exceeded time limit waiting for the new config to propagate")
+    }
+}
+
+fn force_reconfig(world: &Shared, me: &str, new_doc: &Document) -> Document {
+    let mut w = lock(world);
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    let Some(old) = m.config.clone() else { return error(code::NOT_YET_INITIALIZED, "not initialized") };
+    let host = m.host.clone();
+    let mut new = match rules::parse(new_doc)
+        .and_then(|c| rules::check_set(&c, code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(r) => return refusal(r),
+    };
+    if !new.members.iter().any(|e| e.host == host) {
+        return error(code::NODE_NOT_FOUND, "No host described in new configuration maps to this node");
+    }
+    new.version = old.version.max(new.version) + 10_000 + rand::Rng::gen_range(&mut rand::thread_rng(), 0..100_000);
+    new.term = -1;
+    new.replica_set_id = old.replica_set_id;
+    for e in &mut new.members {
+        e.newly_added = false;
+    }
+    w.install_on_primary(me, new);
+    doc! { "ok": 1.0 }
+}
+
+async fn step_down(world: &Shared, me: &str, body: &Document) -> Document {
+    let secs = int_field(body, "replSetStepDown").unwrap_or(60);
+    if secs < 0 {
+        return error(code::BAD_VALUE, "stepdown period must be a positive integer");
+    }
+    let secs = if secs == 0 { 60 } else { secs };
+    let force = body.get_bool("force") == Ok(true);
+    let catch_up = int_field(body, "secondaryCatchUpPeriodSecs").unwrap_or(if force { 0 } else { 10 });
+    if catch_up >= secs {
+        return error(code::BAD_VALUE, "stepdown period must be longer than secondaryCatchUpPeriodSecs");
+    }
+    {
+        let w = lock(world);
+        match w.member(me) {
+            Some(m) if w.state(m, Instant::now()) == State::Primary => {}
+            _ => return error(code::NOT_WRITABLE_PRIMARY, "not primary so can't step down"),
+        }
+    }
+    let me_owned = me.to_string();
+    let mut chosen: Option<String> = None;
+    wait_until(world, Duration::from_secs(catch_up.max(0) as u64), |w| {
+        chosen = caught_up_electable(w, &me_owned);
+        chosen.is_some()
+    })
+    .await;
+    let mut w = lock(world);
+    if chosen.is_none() && !force {
+        return error(
+            code::EXCEEDED_TIME_LIMIT,
+            "No electable secondaries caught up as of now. Please use the replSetStepDown command with the argument {force: true} to force node to step down.",
+        );
+    }
+    let now = Instant::now();
+    let handoff = w.opts.stepdown_handoff;
+    if let Some(m) = w.members.get_mut(me) {
+        m.primary_term = None;
+        m.stepdown_until = Some(now + Duration::from_secs(secs as u64));
+    }
+    if let Some(c) = chosen
+        && let Some(m) = w.members.get_mut(&c)
+    {
+        m.election_at = Some(now + handoff);
+    }
+    doc! { "ok": 1.0 }
+}
+
+/// A reachable, electable secondary whose oplog has caught up with the primary `p`.
+fn caught_up_electable(w: &World, p: &str) -> Option<String> {
+    let primary = w.member(p)?;
+    let cfg = primary.config.as_ref()?;
+    let now = Instant::now();
+    w.members
+        .values()
+        .filter(|m| {
+            m.name != p
+                && w.reachable(p, &m.name)
+                && w.state(m, now) == State::Secondary
+                && m.applied >= primary.applied
+        })
+        .find(|m| cfg.members.iter().any(|e| e.host == m.host && e.is_electable() && e.votes == 1))
+        .map(|m| m.name.clone())
+}
+
+fn roles_of(body: &Document, db: &str) -> Result<Vec<(String, String)>, Document> {
+    let Ok(list) = body.get_array("roles") else { return Ok(Vec::new()) };
+    let mut roles = Vec::new();
+    for r in list {
+        let (role, rdb) = match r {
+            Bson::String(s) => (s.clone(), db.to_string()),
+            Bson::Document(d) => {
+                (d.get_str("role").unwrap_or_default().to_string(), d.get_str("db").unwrap_or(db).to_string())
+            }
+            _ => return Err(error(code::BAD_VALUE, "roles must be strings or {role, db} documents")),
+        };
+        if !BUILTIN_ROLES.contains(&role.as_str()) {
+            return Err(error(31, format!("Could not find role: {role}@{rdb}")));
+        }
+        roles.push((role, rdb));
+    }
+    Ok(roles)
+}
+
+fn write_user(world: &Shared, me: &str, cmd: &str, db: &str, body: &Document) -> Document {
+    let mut w = lock(world);
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    if w.state(m, Instant::now()) != State::Primary {
+        return error(code::NOT_WRITABLE_PRIMARY, "not primary");
+    }
+    let Ok(name) = body.get_str(cmd).map(str::to_string) else {
+        return error(code::BAD_VALUE, format!("{cmd} needs a user name"));
+    };
+    let key = (db.to_string(), name.clone());
+    let roles = match roles_of(body, db) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match cmd {
+        "createUser" => {
+            if w.users.contains_key(&key) {
+                return error(code::DUPLICATE_USER, format!("User \"{name}@{db}\" already exists"));
+            }
+            let Ok(pwd) = body.get_str("pwd") else {
+                return error(code::BAD_VALUE, "Must provide a 'pwd' field for all user documents");
+            };
+            let credentials = Credentials::new(pwd);
+            w.users.insert(key, User { db: db.to_string(), name, roles, credentials });
+        }
+        "updateUser" => {
+            let Some(user) = w.users.get_mut(&key) else {
+                return error(code::USER_NOT_FOUND, format!("Could not find user \"{name}\" for db \"{db}\""));
+            };
+            if body.contains_key("roles") {
+                user.roles = roles;
+            }
+            if let Ok(pwd) = body.get_str("pwd") {
+                user.credentials = Credentials::new(pwd);
+            }
+        }
+        _ => {
+            if w.users.remove(&key).is_none() {
+                return error(code::USER_NOT_FOUND, format!("User '{name}@{db}' not found"));
+            }
+        }
+    }
+    w.append_oplog();
+    doc! { "ok": 1.0 }
+}
+
+fn users_info(world: &Shared, db: &str, body: &Document) -> Document {
+    let w = lock(world);
+    let wanted: Vec<(String, String)> = match body.get("usersInfo") {
+        Some(Bson::String(n)) => vec![(db.to_string(), n.clone())],
+        Some(Bson::Document(d)) => {
+            vec![(d.get_str("db").unwrap_or(db).to_string(), d.get_str("user").unwrap_or_default().to_string())]
+        }
+        Some(Bson::Array(a)) => a
+            .iter()
+            .filter_map(|x| match x {
+                Bson::String(n) => Some((db.to_string(), n.clone())),
+                Bson::Document(d) => {
+                    Some((d.get_str("db").unwrap_or(db).to_string(), d.get_str("user").unwrap_or_default().to_string()))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => w.users.keys().filter(|(d, _)| d == db).cloned().collect(),
+    };
+    let users: Vec<Bson> = wanted
+        .iter()
+        .filter_map(|k| w.users.get(k))
+        .map(|u| {
+            let roles: Vec<Bson> =
+                u.roles.iter().map(|(r, d)| Bson::Document(doc! { "role": r.clone(), "db": d.clone() })).collect();
+            Bson::Document(doc! {
+                "_id": format!("{}.{}", u.db, u.name),
+                "user": u.name.clone(),
+                "db": u.db.clone(),
+                "roles": roles,
+                "mechanisms": ["SCRAM-SHA-256"],
+            })
+        })
+        .collect();
+    doc! { "users": users, "ok": 1.0 }
+}

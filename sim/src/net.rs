@@ -1,0 +1,233 @@
+//! Listeners: each member accepts connections on its own address, like a Pod's mongod.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::commands::{self, Session, Shared, lock};
+use crate::wire;
+use crate::world::{Options, World};
+
+/// JSON lines of every command received: time, member, database, command and its reply code.
+pub struct CommandLog {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl CommandLog {
+    pub fn create(path: &Path) -> std::io::Result<CommandLog> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(CommandLog { out: Mutex::new(std::io::BufWriter::new(file)) })
+    }
+
+    fn record(&self, member: &str, body: &Document, reply: &Document) {
+        let mut shown = body.clone();
+        for secret in ["pwd", "payload"] {
+            if shown.contains_key(secret) {
+                shown.insert(secret, "<redacted>");
+            }
+        }
+        let line = serde_json::json!({
+            "ts": bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default(),
+            "member": member,
+            "db": body.get_str("$db").unwrap_or("admin"),
+            "command": body.keys().next().cloned().unwrap_or_default(),
+            "doc": Bson::Document(shown).into_relaxed_extjson(),
+            "ok": reply.get_f64("ok").unwrap_or(0.0) == 1.0,
+            "code": reply.get_i32("code").ok(),
+        });
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// A running simulator: the world, its members' listeners, and the heartbeat ticker.
+pub struct Sim {
+    pub world: Shared,
+    listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+    log: Option<Arc<CommandLog>>,
+    ticker: JoinHandle<()>,
+    connections: Arc<AtomicI64>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        for (_, h) in self.listeners.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            h.abort();
+        }
+    }
+}
+
+impl Sim {
+    /// Starts the simulation clock. Members are added with [`Sim::add_member`].
+    pub fn start(opts: Options, log: Option<CommandLog>) -> Arc<Sim> {
+        let interval = opts.heartbeat_interval;
+        let world: Shared = Arc::new(Mutex::new(World::new(opts)));
+        let w = world.clone();
+        let ticker = tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                lock(&w).tick(Instant::now());
+            }
+        });
+        Arc::new(Sim {
+            world,
+            listeners: Mutex::new(HashMap::new()),
+            log: log.map(Arc::new),
+            ticker,
+            connections: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    /// Adds a member named `name`, known in configs as `host`, listening on `listen` (port 0
+    /// picks a free port). Returns the address it listens on.
+    pub async fn add_member(&self, name: &str, host: &str, listen: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        lock(&self.world).add_member(name, host, addr);
+        self.serve(name, listener);
+        Ok(addr)
+    }
+
+    fn serve(&self, name: &str, listener: TcpListener) {
+        let world = self.world.clone();
+        let log = self.log.clone();
+        let member = name.to_string();
+        let counter = self.connections.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let generation = match lock(&world).member(&member) {
+                    Some(m) if m.up => m.generation,
+                    _ => continue,
+                };
+                let id = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                tokio::spawn(connection(world.clone(), log.clone(), member.clone(), generation, id, stream));
+            }
+        });
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = listeners.insert(name.to_string(), handle) {
+            old.abort();
+        }
+    }
+
+    /// Stops a member like a killed mongod: its port closes and open connections drop.
+    pub fn stop_member(&self, name: &str) -> bool {
+        if let Some(h) = self.listeners.lock().unwrap_or_else(|e| e.into_inner()).remove(name) {
+            h.abort();
+        }
+        lock(&self.world).stop(name)
+    }
+
+    /// Starts a stopped member again on its address, with its config and data.
+    pub async fn start_member(&self, name: &str) -> std::io::Result<bool> {
+        let Some(addr) = lock(&self.world).member(name).map(|m| m.listen) else { return Ok(false) };
+        let listener = TcpListener::bind(addr).await?;
+        lock(&self.world).start(name);
+        self.serve(name, listener);
+        Ok(true)
+    }
+
+    /// Forgets a member entirely (its Pod and volume are gone).
+    pub fn remove_member(&self, name: &str) -> bool {
+        self.stop_member(name);
+        lock(&self.world).members.remove(name).is_some()
+    }
+
+    /// Cuts (or restores) a member's links to every other member; clients still reach it.
+    pub fn set_partitioned(&self, name: &str, partitioned: bool) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.partitioned = partitioned).is_some()
+    }
+
+    /// Makes a member replicate `lag` behind the primary.
+    pub fn set_lag(&self, name: &str, lag: Duration) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.lag = lag).is_some()
+    }
+
+    /// Delays every reply of a member by `slow`.
+    pub fn set_slow(&self, name: &str, slow: Duration) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.slow = slow).is_some()
+    }
+
+    /// Sets the server version a member reports (as after a binary upgrade and restart).
+    pub fn set_version(&self, name: &str, version: &str) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.version = version.to_string()).is_some()
+    }
+
+    /// A summary of every member, for tests and the control interface.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let w = lock(&self.world);
+        let now = Instant::now();
+        let members: Vec<serde_json::Value> = w
+            .members
+            .values()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name, "host": m.host, "listen": m.listen.to_string(), "up": m.up,
+                    "partitioned": m.partitioned, "state": w.state(m, now).as_str(),
+                    "configVersion": m.config.as_ref().map(|c| c.version), "applied": m.applied,
+                    "lagMs": m.lag.as_millis() as u64, "version": m.version,
+                })
+            })
+            .collect();
+        serde_json::json!({ "term": w.term, "fcv": w.fcv, "users": w.users.len(), "members": members })
+    }
+}
+
+async fn connection(
+    world: Shared,
+    log: Option<Arc<CommandLog>>,
+    member: String,
+    generation: u64,
+    id: i64,
+    mut stream: TcpStream,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut session = Session::new(id);
+    let mut reply_id = 0i32;
+    loop {
+        let request = match wire::read_request(&mut stream).await {
+            Ok(r) => r,
+            Err(e) => {
+                if !matches!(e, wire::WireError::Closed) {
+                    tracing::debug!(%member, error = %e, "closing connection");
+                }
+                return;
+            }
+        };
+        let slow = match lock(&world).member(&member) {
+            Some(m) if m.up && m.generation == generation => m.slow,
+            _ => return,
+        };
+        if slow > Duration::ZERO {
+            tokio::time::sleep(slow).await;
+        }
+        let body = request.body.clone();
+        let reply = commands::handle(&world, &member, &mut session, request.body).await;
+        if let Some(log) = &log {
+            log.record(&member, &body, &reply);
+        }
+        if request.more_to_come {
+            continue;
+        }
+        // A member stopped while the command ran never answers it.
+        if !lock(&world).member(&member).is_some_and(|m| m.up && m.generation == generation) {
+            return;
+        }
+        reply_id = reply_id.wrapping_add(1);
+        if wire::write_reply(&mut stream, request.request_id, reply_id, &reply).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The real server's replica-set configuration rules, with the error codes it returns.
+//!
+//! This is the simulator's specification (from `mongodb-replset-rules.md`, which cites the
+//! server sources) and the oracle the operator's planner is tested against. It is written
+//! from the server's rules, not from the planner, so the two can disagree and a test can fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bson::{Bson, Document, oid::ObjectId};
+
+/// Server error codes used by replica-set commands.
+pub mod code {
+    pub const BAD_VALUE: i32 = 2;
+    pub const UNAUTHORIZED: i32 = 13;
+    pub const AUTHENTICATION_FAILED: i32 = 18;
+    pub const ALREADY_INITIALIZED: i32 = 23;
+    pub const USER_NOT_FOUND: i32 = 11;
+    pub const MAX_TIME_MS_EXPIRED: i32 = 50;
+    pub const COMMAND_NOT_FOUND: i32 = 59;
+    pub const NODE_NOT_FOUND: i32 = 74;
+    pub const NO_REPLICATION_ENABLED: i32 = 76;
+    pub const INVALID_REPLICA_SET_CONFIG: i32 = 93;
+    pub const NOT_YET_INITIALIZED: i32 = 94;
+    pub const NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE: i32 = 103;
+    pub const NODE_NOT_ELECTABLE: i32 = 104;
+    pub const CONFIGURATION_IN_PROGRESS: i32 = 109;
+    pub const EXCEEDED_TIME_LIMIT: i32 = 262;
+    pub const CURRENT_CONFIG_NOT_COMMITTED_YET: i32 = 308;
+    pub const NOT_WRITABLE_PRIMARY: i32 = 10107;
+    pub const DUPLICATE_USER: i32 = 51003;
+}
+
+/// The name the server gives each code, as it appears in `codeName`.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        code::BAD_VALUE => "BadValue",
+        code::UNAUTHORIZED => "Unauthorized",
+        code::AUTHENTICATION_FAILED => "AuthenticationFailed",
+        code::ALREADY_INITIALIZED => "AlreadyInitialized",
+        code::USER_NOT_FOUND => "UserNotFound",
+        code::MAX_TIME_MS_EXPIRED => "MaxTimeMSExpired",
+        code::COMMAND_NOT_FOUND => "CommandNotFound",
+        code::NODE_NOT_FOUND => "NodeNotFound",
+        code::NO_REPLICATION_ENABLED => "NoReplicationEnabled",
+        code::INVALID_REPLICA_SET_CONFIG => "InvalidReplicaSetConfig",
+        code::NOT_YET_INITIALIZED => "NotYetInitialized",
+        code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE => "NewReplicaSetConfigurationIncompatible",
+        code::NODE_NOT_ELECTABLE => "NodeNotElectable",
+        code::CONFIGURATION_IN_PROGRESS => "ConfigurationInProgress",
+        code::EXCEEDED_TIME_LIMIT => "ExceededTimeLimit",
+        code::CURRENT_CONFIG_NOT_COMMITTED_YET => "CurrentConfigNotCommittedYet",
+        code::NOT_WRITABLE_PRIMARY => "NotWritablePrimary",
+        code::DUPLICATE_USER => "Location51003",
+        _ => "UnknownError",
+    }
+}
+
+/// A refusal: the code and a message close to the server's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct Refusal {
+    pub code: i32,
+    pub message: String,
+}
+
+fn refuse<T>(code: i32, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal { code, message: message.into() })
+}
+
+/// Most members a set may have (`kMaxMembers`).
+pub const MAX_MEMBERS: usize = 50;
+/// Most voting members.
+pub const MAX_VOTERS: usize = 7;
+/// Largest `secondaryDelaySecs`.
+pub const MAX_SECONDARY_DELAY_SECS: i64 = 31_622_400;
+
+/// One member entry of a parsed config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: i64,
+    /// Normalised `host:port` (a missing port is 27017).
+    pub host: String,
+    pub votes: i64,
+    pub priority: f64,
+    pub arbiter_only: bool,
+    pub hidden: bool,
+    pub build_indexes: bool,
+    pub secondary_delay_secs: i64,
+    pub tags: BTreeMap<String, String>,
+    pub newly_added: bool,
+}
+
+impl Member {
+    /// Counts towards voters: votes 1 and not marked newlyAdded.
+    pub fn is_voter(&self) -> bool {
+        self.votes == 1 && !self.newly_added
+    }
+
+    /// Can become primary.
+    pub fn is_electable(&self) -> bool {
+        !self.arbiter_only && self.priority > 0.0 && !self.newly_added
+    }
+}
+
+/// A parsed replica-set config document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub set_name: String,
+    pub version: i64,
+    pub term: i64,
+    pub members: Vec<Member>,
+    pub settings: Document,
+    pub replica_set_id: Option<ObjectId>,
+    pub write_concern_majority_journal_default: bool,
+}
+
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "_id",
+    "version",
+    "term",
+    "protocolVersion",
+    "members",
+    "settings",
+    "writeConcernMajorityJournalDefault",
+    "configsvr",
+];
+const MEMBER_FIELDS: &[&str] = &[
+    "_id",
+    "host",
+    "votes",
+    "priority",
+    "arbiterOnly",
+    "hidden",
+    "buildIndexes",
+    "secondaryDelaySecs",
+    "tags",
+    "newlyAdded",
+    "horizons",
+];
+
+fn int(doc: &Document, key: &str) -> Result<Option<i64>, Refusal> {
+    match doc.get(key) {
+        None => Ok(None),
+        Some(Bson::Int32(v)) => Ok(Some(i64::from(*v))),
+        Some(Bson::Int64(v)) => Ok(Some(*v)),
+        Some(Bson::Double(v)) if v.fract() == 0.0 => Ok(Some(*v as i64)),
+        Some(other) => refuse(code::INVALID_REPLICA_SET_CONFIG, format!("'{key}' must be a whole number, not {other}")),
+    }
+}
+
+fn number(doc: &Document, key: &str) -> Result<Option<f64>, Refusal> {
+    match doc.get(key) {
+        None => Ok(None),
+        Some(Bson::Int32(v)) => Ok(Some(f64::from(*v))),
+        Some(Bson::Int64(v)) => Ok(Some(*v as f64)),
+        Some(Bson::Double(v)) => Ok(Some(*v)),
+        Some(other) => refuse(code::INVALID_REPLICA_SET_CONFIG, format!("'{key}' must be a number, not {other}")),
+    }
+}
+
+fn boolean(doc: &Document, key: &str, default: bool) -> Result<bool, Refusal> {
+    match doc.get(key) {
+        None => Ok(default),
+        Some(Bson::Boolean(b)) => Ok(*b),
+        Some(other) => refuse(code::INVALID_REPLICA_SET_CONFIG, format!("'{key}' must be a boolean, not {other}")),
+    }
+}
+
+/// `host` with the default port filled in, as the server compares hosts.
+pub fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_string()
+    } else {
+        format!("{host}:27017")
+    }
+}
+
+fn is_localhost(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name == "localhost" || name.starts_with("127.") || name == "::1" || name == "[::1]"
+}
+
+/// Parses a config document as the server's IDL does; every parse error is 93.
+pub fn parse(doc: &Document) -> Result<Config, Refusal> {
+    const BAD: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    for key in doc.keys() {
+        if !TOP_LEVEL_FIELDS.contains(&key.as_str()) && key != "replicaSetId" {
+            return refuse(BAD, format!("BSON field 'ReplSetConfig.{key}' is an unknown field."));
+        }
+    }
+    let set_name = match doc.get("_id") {
+        Some(Bson::String(s)) if !s.is_empty() => s.clone(),
+        _ => return refuse(BAD, "Missing expected field \"_id\""),
+    };
+    let version = int(doc, "version")?.unwrap_or(1);
+    if !(1..i64::from(i32::MAX)).contains(&version) {
+        return refuse(BAD, format!("version field value of {version} is out of range"));
+    }
+    let term = int(doc, "term")?.unwrap_or(-1);
+    if !(-1..i64::from(i32::MAX)).contains(&term) {
+        return refuse(BAD, format!("term field value of {term} is out of range"));
+    }
+    if let Some(pv) = int(doc, "protocolVersion")?
+        && pv != 1
+    {
+        return refuse(BAD, format!("protocolVersion field value of {pv} is not 1"));
+    }
+    if boolean(doc, "configsvr", false)? {
+        return refuse(BAD, "Nodes being used for config servers must be started with the --configsvr flag");
+    }
+    let members_raw = match doc.get("members") {
+        Some(Bson::Array(a)) => a,
+        _ => return refuse(BAD, "Missing expected field \"members\""),
+    };
+    let mut members = Vec::with_capacity(members_raw.len());
+    for m in members_raw {
+        let Bson::Document(m) = m else { return refuse(BAD, "Expected type object for member config") };
+        members.push(parse_member(m)?);
+    }
+    let settings = match doc.get("settings") {
+        None => Document::new(),
+        Some(Bson::Document(s)) => s.clone(),
+        Some(_) => return refuse(BAD, "'settings' must be an object"),
+    };
+    for (key, min) in [
+        ("heartbeatIntervalMillis", 1),
+        ("heartbeatTimeoutSecs", 1),
+        ("electionTimeoutMillis", 1),
+        ("catchUpTimeoutMillis", -1),
+        ("catchUpTakeoverDelayMillis", -1),
+    ] {
+        if let Some(v) = int(&settings, key)?
+            && v < min
+        {
+            return refuse(BAD, format!("settings.{key} must be at least {min}"));
+        }
+    }
+    if let Some(Bson::Document(d)) = settings.get("getLastErrorDefaults") {
+        let w_ok = matches!(d.get("w"), None | Some(Bson::Int32(1)) | Some(Bson::Int64(1)));
+        let t_ok = matches!(d.get("wtimeout"), None | Some(Bson::Int32(0)) | Some(Bson::Int64(0)));
+        if !w_ok || !t_ok {
+            return refuse(BAD, "getLastErrorDefaults must be {w: 1, wtimeout: 0}");
+        }
+    }
+    let replica_set_id = match settings.get("replicaSetId") {
+        Some(Bson::ObjectId(id)) => Some(*id),
+        _ => None,
+    };
+    Ok(Config {
+        set_name,
+        version,
+        term,
+        members,
+        settings,
+        replica_set_id,
+        write_concern_majority_journal_default: boolean(doc, "writeConcernMajorityJournalDefault", true)?,
+    })
+}
+
+fn parse_member(m: &Document) -> Result<Member, Refusal> {
+    const BAD: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    for key in m.keys() {
+        if !MEMBER_FIELDS.contains(&key.as_str()) {
+            return refuse(BAD, format!("BSON field 'MemberConfig.{key}' is an unknown field."));
+        }
+    }
+    let id = int(m, "_id")?.ok_or_else(|| Refusal { code: BAD, message: "Missing expected field \"_id\"".into() })?;
+    if !(0..=255).contains(&id) {
+        return refuse(BAD, format!("_id field value of {id} is out of range"));
+    }
+    let host = match m.get("host") {
+        Some(Bson::String(h)) if !h.trim().is_empty() => normalize_host(h),
+        _ => return refuse(BAD, "Missing expected field \"host\""),
+    };
+    let votes = int(m, "votes")?.unwrap_or(1);
+    if !(0..=1).contains(&votes) {
+        return refuse(BAD, format!("votes field value is {votes} but must be 0 or 1"));
+    }
+    let arbiter_only = boolean(m, "arbiterOnly", false)?;
+    let mut priority = number(m, "priority")?.unwrap_or(1.0);
+    if !(0.0..=1000.0).contains(&priority) {
+        return refuse(BAD, format!("priority field value {priority} is out of range"));
+    }
+    if arbiter_only {
+        if priority == 1.0 {
+            priority = 0.0;
+        } else if priority != 0.0 {
+            return refuse(BAD, "Arbiter priority must be 0");
+        }
+    }
+    let secondary_delay_secs = int(m, "secondaryDelaySecs")?.unwrap_or(0);
+    if !(0..=MAX_SECONDARY_DELAY_SECS).contains(&secondary_delay_secs) {
+        return refuse(BAD, format!("secondaryDelaySecs field value of {secondary_delay_secs} is out of range"));
+    }
+    let mut tags = BTreeMap::new();
+    if let Some(t) = m.get("tags") {
+        let Bson::Document(t) = t else { return refuse(BAD, "tags must be an object") };
+        for (k, v) in t {
+            let Bson::String(v) = v else { return refuse(14, format!("tags.{k} field has non-string value")) };
+            tags.insert(k.clone(), v.clone());
+        }
+    }
+    let newly_added = match m.get("newlyAdded") {
+        None => false,
+        Some(Bson::Boolean(true)) => true,
+        Some(_) => return refuse(BAD, "newlyAdded field must be true when present"),
+    };
+    let member = Member {
+        id,
+        host,
+        votes,
+        priority,
+        arbiter_only,
+        hidden: boolean(m, "hidden", false)?,
+        build_indexes: boolean(m, "buildIndexes", true)?,
+        secondary_delay_secs,
+        tags,
+        newly_added,
+    };
+    check_member(&member)?;
+    Ok(member)
+}
+
+/// The per-member rules of `member_config.cpp`.
+fn check_member(m: &Member) -> Result<(), Refusal> {
+    const BAD: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    if m.arbiter_only {
+        if m.votes != 1 {
+            return refuse(BAD, "Arbiter must vote (cannot have 0 votes)");
+        }
+        if !m.tags.is_empty() {
+            return refuse(BAD, "Cannot set tags on arbiters.");
+        }
+        if m.newly_added {
+            return refuse(BAD, "Arbiter cannot have newlyAdded field set");
+        }
+        return Ok(());
+    }
+    if m.priority != 0.0 {
+        if m.votes == 0 {
+            return refuse(BAD, "priority must be 0 when non-voting (votes:0)");
+        }
+        if m.secondary_delay_secs > 0 {
+            return refuse(BAD, "priority must be 0 when secondaryDelaySecs is used");
+        }
+        if m.hidden {
+            return refuse(BAD, "priority must be 0 when hidden=true");
+        }
+        if !m.build_indexes {
+            return refuse(BAD, "priority must be 0 when buildIndexes=false");
+        }
+    }
+    Ok(())
+}
+
+/// The whole-set rules of `ReplSetConfig::_validate`, returning `code` on failure (93 for
+/// initiate and parse paths, 103 for reconfig).
+pub fn check_set(cfg: &Config, code: i32) -> Result<(), Refusal> {
+    if cfg.members.is_empty() || cfg.members.len() > MAX_MEMBERS {
+        return refuse(code, format!("Replica set configuration must have between 1 and {MAX_MEMBERS} members"));
+    }
+    let mut ids = BTreeSet::new();
+    let mut hosts = BTreeSet::new();
+    for m in &cfg.members {
+        if !ids.insert(m.id) {
+            return refuse(
+                code,
+                format!("Found two member configurations with same _id field, members._id == {}", m.id),
+            );
+        }
+        if !hosts.insert(m.host.clone()) {
+            return refuse(
+                code,
+                format!("Found two member configurations with same host field, members.host == {}", m.host),
+            );
+        }
+    }
+    let voters = cfg.members.iter().filter(|m| m.is_voter()).count();
+    if voters > MAX_VOTERS {
+        return refuse(
+            code,
+            format!("Replica set configuration contains {voters} voting members, but must be at most {MAX_VOTERS}"),
+        );
+    }
+    if voters == 0 {
+        return refuse(code, "Replica set configuration must contain at least one voting member");
+    }
+    if !cfg.members.iter().any(Member::is_electable) {
+        return refuse(
+            code,
+            "Replica set configuration must contain at least one non-arbiter member with priority > 0",
+        );
+    }
+    let local = cfg.members.iter().filter(|m| is_localhost(&m.host)).count();
+    if local != 0 && local != cfg.members.len() {
+        return refuse(
+            code,
+            "Either all host names in a replica set configuration must be localhost references, or none must be",
+        );
+    }
+    if cfg.members.iter().filter(|m| m.arbiter_only).count() > 1 {
+        return refuse(
+            code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE,
+            "Multiple arbiters are not allowed unless all nodes were started with --setParameter 'allowMultipleArbiters=true'",
+        );
+    }
+    Ok(())
+}
+
+/// Everything `replSetInitiate` checks before its quorum check: parse, set rules (all 93),
+/// version 1, no newlyAdded, the receiving node exactly once and electable.
+pub fn validate_initiate(doc: &Document, set_name: &str, self_host: &str) -> Result<Config, Refusal> {
+    const BAD: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    if doc.contains_key("replicaSetId") || doc.get_document("settings").is_ok_and(|s| s.contains_key("replicaSetId")) {
+        return refuse(BAD, "replicaSetId cannot be set by replSetInitiate");
+    }
+    let mut cfg = parse(doc)?;
+    if cfg.set_name != set_name {
+        return refuse(
+            BAD,
+            format!(
+                "Attempting to initiate a replica set with name {}, but command line reports {set_name}; rejecting",
+                cfg.set_name
+            ),
+        );
+    }
+    if cfg.version != 1 {
+        return refuse(
+            BAD,
+            format!("Attempting to initiate a replica set with version {} but the version must be 1", cfg.version),
+        );
+    }
+    if cfg.members.iter().any(|m| m.newly_added) {
+        return refuse(BAD, "newlyAdded field is not allowed in replSetInitiate");
+    }
+    check_set(&cfg, BAD)?;
+    let me = normalize_host(self_host);
+    let mine: Vec<&Member> = cfg.members.iter().filter(|m| m.host == me).collect();
+    match mine.as_slice() {
+        [] => {
+            return refuse(
+                BAD,
+                format!(
+                    "No host described in new configuration with version 1 for replica set {} maps to this node",
+                    cfg.set_name
+                ),
+            );
+        }
+        [m] if !m.is_electable() => {
+            return refuse(
+                BAD,
+                format!(
+                    "This node, {me}, with _id {} is not electable under the new configuration with version 1",
+                    m.id
+                ),
+            );
+        }
+        [_] => {}
+        _ => return refuse(BAD, format!("Found multiple member configurations for this node, {me}")),
+    }
+    cfg.term = 0;
+    Ok(cfg)
+}
+
+/// Which voting change a reconfig makes: the voting `_id`s added and removed.
+pub fn voting_changes(old: &Config, new: &Config) -> (Vec<i64>, Vec<i64>) {
+    let voters =
+        |c: &Config| c.members.iter().filter(|m| m.votes == 1 && !m.newly_added).map(|m| m.id).collect::<BTreeSet<_>>();
+    let (a, b) = (voters(old), voters(new));
+    (b.difference(&a).copied().collect(), a.difference(&b).copied().collect())
+}
+
+/// Marks new voting non-arbiter members `newlyAdded` (5.0+ safe reconfig), keeping the mark on
+/// members that still have it in the current config. Returns the config as installed.
+pub fn mark_newly_added(old: &Config, mut new: Config) -> Config {
+    for m in &mut new.members {
+        let before = old.members.iter().find(|o| o.id == m.id);
+        m.newly_added = match before {
+            None => m.votes == 1 && !m.arbiter_only,
+            Some(o) => o.newly_added && m.votes == 1,
+        };
+    }
+    new
+}
+
+/// Everything a safe `replSetReconfig` checks against the current config, with the codes the
+/// server returns. `self_host` is the primary that receives the command.
+pub fn validate_reconfig(old: &Config, doc: &Document, self_host: &str) -> Result<Config, Refusal> {
+    const BAD: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    const INCOMPATIBLE: i32 = code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE;
+    let parsed = parse(doc)?;
+    if parsed.members.iter().any(|m| m.newly_added) {
+        return refuse(BAD, "newlyAdded field cannot be set by the user");
+    }
+    if parsed.set_name != old.set_name {
+        return refuse(
+            BAD,
+            format!(
+                "New and old configurations differ in replica set name; old was {}, and new is {}",
+                old.set_name, parsed.set_name
+            ),
+        );
+    }
+    let new = mark_newly_added(old, parsed);
+    check_set(&new, INCOMPATIBLE)?;
+    if new.version <= old.version {
+        return refuse(
+            INCOMPATIBLE,
+            format!("New config version {} must be greater than old config version {}", new.version, old.version),
+        );
+    }
+    if new.replica_set_id.is_some() && old.replica_set_id.is_some() && new.replica_set_id != old.replica_set_id {
+        return refuse(INCOMPATIBLE, "New and old configurations differ in replica set ID");
+    }
+    for m in &new.members {
+        if let Some(o) = old.members.iter().find(|o| o.host == m.host)
+            && o.id != m.id
+        {
+            return refuse(
+                INCOMPATIBLE,
+                format!(
+                    "New and old configurations both have members with host of {} but in the new configuration the _id field is {} and in the old configuration it is {} for replica set {}",
+                    m.host, m.id, o.id, new.set_name
+                ),
+            );
+        }
+        if let Some(o) = old.members.iter().find(|o| o.id == m.id) {
+            if o.arbiter_only != m.arbiter_only {
+                return refuse(
+                    INCOMPATIBLE,
+                    format!(
+                        "New and old configurations differ in the setting of the arbiterOnly field for member {}; to make this change, remove then re-add the member",
+                        m.host
+                    ),
+                );
+            }
+            if o.build_indexes != m.build_indexes {
+                return refuse(
+                    INCOMPATIBLE,
+                    format!(
+                        "New and old configurations differ in the setting of the buildIndexes field for member {}; to make this change, remove then re-add the member",
+                        m.host
+                    ),
+                );
+            }
+        }
+    }
+    let (added, removed) = voting_changes(old, &new);
+    if added.len() + removed.len() > 1 {
+        return refuse(
+            INCOMPATIBLE,
+            format!(
+                "Non-force replica set reconfig can only add or remove at most 1 voting member (added {added:?}, removed {removed:?})"
+            ),
+        );
+    }
+    let me = normalize_host(self_host);
+    match new.members.iter().find(|m| m.host == me) {
+        None => refuse(
+            code::NODE_NOT_FOUND,
+            format!(
+                "No host described in new configuration with version {} for replica set {} maps to this node",
+                new.version, new.set_name
+            ),
+        ),
+        Some(m) if !m.is_electable() => refuse(
+            code::NODE_NOT_ELECTABLE,
+            format!(
+                "This node, {me}, with _id {} is not electable under the new configuration with version {} for replica set {}",
+                m.id, new.version, new.set_name
+            ),
+        ),
+        Some(_) => Ok(new),
+    }
+}
+
+/// Serialises a config as `replSetGetConfig` shows it (without `newlyAdded`).
+pub fn to_document(cfg: &Config, include_newly_added: bool) -> Document {
+    let members: Vec<Bson> = cfg
+        .members
+        .iter()
+        .map(|m| {
+            let mut d = bson::doc! {
+                "_id": m.id as i32,
+                "host": m.host.clone(),
+                "arbiterOnly": m.arbiter_only,
+                "buildIndexes": m.build_indexes,
+                "hidden": m.hidden,
+                "priority": m.priority,
+                "tags": m.tags.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect::<Document>(),
+                "secondaryDelaySecs": m.secondary_delay_secs,
+                "votes": m.votes as i32,
+            };
+            if include_newly_added && m.newly_added {
+                d.insert("newlyAdded", true);
+            }
+            Bson::Document(d)
+        })
+        .collect();
+    let mut settings = cfg.settings.clone();
+    if let Some(id) = cfg.replica_set_id {
+        settings.insert("replicaSetId", id);
+    }
+    bson::doc! {
+        "_id": cfg.set_name.clone(),
+        "version": cfg.version as i32,
+        "term": cfg.term as i32,
+        "protocolVersion": 1_i64,
+        "writeConcernMajorityJournalDefault": cfg.write_concern_majority_journal_default,
+        "members": members,
+        "settings": settings,
+    }
+}

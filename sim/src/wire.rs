@@ -1,0 +1,129 @@
+//! OP_MSG framing: the only message format current drivers send (OP_QUERY handshakes are gone
+//! from the Rust driver 3.x). OP_COMPRESSED is not supported: the driver only uses it when
+//! compressors are configured.
+
+use bson::{Bson, Document};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+const OP_MSG: i32 = 2013;
+const CHECKSUM_PRESENT: u32 = 1;
+const MORE_TO_COME: u32 = 1 << 1;
+/// Largest message accepted (the server's default maxMessageSizeBytes).
+pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection closed")]
+    Closed,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unsupported opcode {0}")]
+    OpCode(i32),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// One command received.
+#[derive(Debug)]
+pub struct Request {
+    pub request_id: i32,
+    /// The body, with any document sequences (kind 1 sections) folded in as arrays.
+    pub body: Document,
+    /// The client does not want a reply.
+    pub more_to_come: bool,
+}
+
+pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, WireError> {
+    let mut header = [0u8; 16];
+    match r.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(WireError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let le = |i: usize| i32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (len, request_id, op_code) = (le(0), le(4), le(12));
+    let len = usize::try_from(len).map_err(|_| WireError::Malformed("negative length".into()))?;
+    if !(21..=MAX_MESSAGE_SIZE).contains(&len) {
+        return Err(WireError::Malformed(format!("length {len}")));
+    }
+    let mut rest = vec![0u8; len - 16];
+    r.read_exact(&mut rest).await?;
+    if op_code != OP_MSG {
+        return Err(WireError::OpCode(op_code));
+    }
+    let flags = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let end = if flags & CHECKSUM_PRESENT != 0 { rest.len().saturating_sub(4) } else { rest.len() };
+    let mut pos = 4;
+    let mut body: Option<Document> = None;
+    let mut sequences: Vec<(String, Vec<Bson>)> = Vec::new();
+    while pos < end {
+        let kind = rest[pos];
+        pos += 1;
+        match kind {
+            0 => {
+                let doc = read_doc(&rest[pos..end])?;
+                pos += doc_len(&rest[pos..end])?;
+                body = Some(doc);
+            }
+            1 => {
+                let size = doc_len(&rest[pos..end])?;
+                let section = &rest[pos + 4..pos + size];
+                let nul =
+                    section.iter().position(|b| *b == 0).ok_or_else(|| WireError::Malformed("identifier".into()))?;
+                let id = String::from_utf8_lossy(&section[..nul]).into_owned();
+                let mut docs = Vec::new();
+                let mut p = nul + 1;
+                while p < section.len() {
+                    docs.push(Bson::Document(read_doc(&section[p..])?));
+                    p += doc_len(&section[p..])?;
+                }
+                sequences.push((id, docs));
+                pos += size;
+            }
+            k => return Err(WireError::Malformed(format!("section kind {k}"))),
+        }
+    }
+    let mut body = body.ok_or_else(|| WireError::Malformed("no body section".into()))?;
+    for (id, docs) in sequences {
+        body.insert(id, Bson::Array(docs));
+    }
+    Ok(Request { request_id, body, more_to_come: flags & MORE_TO_COME != 0 })
+}
+
+fn doc_len(bytes: &[u8]) -> Result<usize, WireError> {
+    if bytes.len() < 4 {
+        return Err(WireError::Malformed("truncated document".into()));
+    }
+    let n = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n >= 5 && *n <= bytes.len())
+        .ok_or_else(|| WireError::Malformed("document length".into()))
+}
+
+fn read_doc(bytes: &[u8]) -> Result<Document, WireError> {
+    let n = doc_len(bytes)?;
+    Document::from_reader(&bytes[..n]).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+pub async fn write_reply<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    response_to: i32,
+    request_id: i32,
+    body: &Document,
+) -> Result<(), WireError> {
+    let mut doc = Vec::new();
+    body.to_writer(&mut doc).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let len = 16 + 4 + 1 + doc.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as i32).to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(&response_to.to_le_bytes());
+    out.extend_from_slice(&OP_MSG.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&doc);
+    w.write_all(&out).await?;
+    w.flush().await?;
+    Ok(())
+}

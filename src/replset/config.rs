@@ -1,0 +1,159 @@
+//! The replica-set config document, typed for the fields the operator decides and keeping
+//! every other field as it was read, so a reconfig never drops a setting it does not know.
+
+use mongodb::bson::Document;
+use serde::{Deserialize, Serialize};
+
+/// The MongoDB port every member listens on.
+pub const MONGODB_PORT: u16 = 27017;
+
+/// A replica-set config as `replSetGetConfig` returns it and `replSetReconfig` takes it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ReplSetConfig {
+    /// The replica-set name.
+    #[serde(rename = "_id")]
+    pub set_name: String,
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
+    #[serde(rename = "protocolVersion", default = "protocol_version")]
+    pub protocol_version: i64,
+    pub members: Vec<MemberConfig>,
+    /// Everything else (settings, writeConcernMajorityJournalDefault, ...), passed back as read.
+    #[serde(flatten)]
+    pub other: Document,
+}
+
+fn protocol_version() -> i64 {
+    1
+}
+
+/// One member of the config.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MemberConfig {
+    #[serde(rename = "_id")]
+    pub id: i64,
+    pub host: String,
+    #[serde(default = "one")]
+    pub votes: i64,
+    #[serde(default = "one_f")]
+    pub priority: f64,
+    /// Everything else (hidden, tags, buildIndexes, ...), passed back as read.
+    #[serde(flatten)]
+    pub other: Document,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+
+impl MemberConfig {
+    /// A data-bearing member with a vote (electable) or without one (priority 0, as the server
+    /// requires for non-voting members).
+    pub fn new(id: i64, host: impl Into<String>, voting: bool) -> MemberConfig {
+        let (votes, priority) = if voting { (1, 1.0) } else { (0, 0.0) };
+        MemberConfig { id, host: host.into(), votes, priority, other: Document::new() }
+    }
+
+    pub fn is_voter(&self) -> bool {
+        self.votes == 1
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.other.get_bool(key).unwrap_or(false)
+    }
+
+    pub fn is_arbiter(&self) -> bool {
+        self.flag("arbiterOnly")
+    }
+
+    /// Can become primary.
+    pub fn is_electable(&self) -> bool {
+        self.votes == 1 && self.priority > 0.0 && !self.is_arbiter() && !self.flag("hidden")
+    }
+
+    /// Sets the vote, with the priority the server requires alongside it.
+    pub fn set_voting(&mut self, voting: bool) {
+        self.votes = i64::from(voting);
+        self.priority = if voting { 1.0 } else { 0.0 };
+    }
+}
+
+impl ReplSetConfig {
+    pub fn member(&self, host: &str) -> Option<&MemberConfig> {
+        self.members.iter().find(|m| same_host(&m.host, host))
+    }
+
+    pub fn voters(&self) -> usize {
+        self.members.iter().filter(|m| m.is_voter()).count()
+    }
+
+    /// The next version of this config: version + 1, term left for the server to set.
+    pub fn next(&self) -> ReplSetConfig {
+        let mut next = self.clone();
+        next.version += 1;
+        next.term = None;
+        next
+    }
+
+    pub fn to_document(&self) -> Result<Document, mongodb::bson::ser::Error> {
+        mongodb::bson::to_document(self)
+    }
+}
+
+/// Compares hosts the way the server does: a missing port means 27017.
+pub fn same_host(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
+fn normalize(host: &str) -> String {
+    let host = host.trim();
+    if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_string()
+    } else {
+        format!("{host}:{MONGODB_PORT}")
+    }
+}
+
+/// The stable name of a member in the config: `<pod>.<service>.<namespace>.svc.<domain>:27017`.
+pub fn member_host(pod: &str, headless_service: &str, namespace: &str, cluster_domain: &str) -> String {
+    format!("{pod}.{headless_service}.{namespace}.svc.{cluster_domain}:{MONGODB_PORT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let read = doc! {
+            "_id": "rs0", "version": 3, "term": 2, "protocolVersion": 1_i64,
+            "writeConcernMajorityJournalDefault": true,
+            "members": [{"_id": 0, "host": "a:27017", "arbiterOnly": false, "hidden": false, "priority": 1, "tags": {"zone": "a"}, "votes": 1}],
+            "settings": {"chainingAllowed": true, "replicaSetId": mongodb::bson::oid::ObjectId::new()},
+        };
+        let cfg: ReplSetConfig = mongodb::bson::from_document(read.clone()).unwrap();
+        assert_eq!(cfg.members[0].priority, 1.0);
+        let back = cfg.to_document().unwrap();
+        assert_eq!(back.get_document("settings").unwrap(), read.get_document("settings").unwrap());
+        assert_eq!(
+            back.get_array("members").unwrap()[0].as_document().unwrap().get_document("tags").unwrap(),
+            &doc! {"zone": "a"}
+        );
+    }
+
+    #[test]
+    fn hosts_compare_with_the_default_port() {
+        assert!(same_host("a", "a:27017"));
+        assert!(!same_host("a:27018", "a:27017"));
+        assert_eq!(
+            member_host("db-0", "db-members", "prod", "cluster.local"),
+            "db-0.db-members.prod.svc.cluster.local:27017"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The replica set, as the operator reasons about it: the config document and the planner that
+//! decides the next safe change. Pure code; the `mongo` module performs the steps.
+
+pub mod config;
+pub mod planner;
+
+pub use config::{MemberConfig, ReplSetConfig, member_host, same_host};
+pub use planner::{
+    Change, DesiredMember, MemberState, Observed, ObservedMember, Step, StepDownReason, WaitReason, plan, target_voters,
+};

@@ -1,0 +1,309 @@
+//! The replica-set planner: from the members the spec wants and what the replica set reports,
+//! the single next safe step. Pure: no I/O, no clock.
+//!
+//! The rules it keeps (see `reference/mongodb-replset-rules.md`):
+//! - one voting change per reconfig: members join with votes 0 / priority 0 and are promoted
+//!   one at a time once they are healthy, caught-up secondaries, so the server's `newlyAdded`
+//!   handling is never needed;
+//! - no reconfig until the previous config is committed, and none without a primary;
+//! - the primary is never removed or demoted: it is stepped down first, and only when an
+//!   electable secondary has caught up;
+//! - at most 7 voters, and an odd number of them;
+//! - a host keeps its `_id`; new members get their ordinal as `_id` when it is free.
+
+use super::config::{MemberConfig, ReplSetConfig, same_host};
+
+/// Most voting members a replica set may have.
+pub const MAX_VOTERS: usize = 7;
+/// Largest member `_id` accepted by every supported server version.
+pub const MAX_MEMBER_ID: i64 = 255;
+/// A secondary this far behind the primary (or closer) counts as caught up.
+pub const CAUGHT_UP_LAG_SECONDS: i64 = 10;
+
+/// A member the spec wants, in ordinal order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredMember {
+    /// `<pod>.<service>.<namespace>.svc.<domain>:27017`.
+    pub host: String,
+    /// The Pod's ordinal: the preferred `_id`.
+    pub ordinal: i64,
+    /// The Pod runs and its mongod answers `hello`.
+    pub ready: bool,
+}
+
+/// Member states as `replSetGetStatus` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    Startup,
+    Primary,
+    Secondary,
+    Recovering,
+    Startup2,
+    Unknown,
+    Arbiter,
+    Down,
+    Rollback,
+    Removed,
+}
+
+impl MemberState {
+    pub fn from_code(code: i64) -> MemberState {
+        match code {
+            0 => MemberState::Startup,
+            1 => MemberState::Primary,
+            2 => MemberState::Secondary,
+            3 => MemberState::Recovering,
+            5 => MemberState::Startup2,
+            7 => MemberState::Arbiter,
+            8 => MemberState::Down,
+            9 => MemberState::Rollback,
+            10 => MemberState::Removed,
+            _ => MemberState::Unknown,
+        }
+    }
+}
+
+/// One member as the primary's `replSetGetStatus` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedMember {
+    pub host: String,
+    pub state: MemberState,
+    pub healthy: bool,
+    /// Seconds behind the primary's last applied operation; None when unknown.
+    pub lag_seconds: Option<i64>,
+}
+
+/// What an initiated replica set reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// The config, read from the primary (or, without one, the newest a member has).
+    pub config: ReplSetConfig,
+    /// The primary's `commitmentStatus`; false when there is no primary.
+    pub committed: bool,
+    /// Host of the primary, if there is one.
+    pub primary: Option<String>,
+    pub members: Vec<ObservedMember>,
+}
+
+impl Observed {
+    fn member(&self, host: &str) -> Option<&ObservedMember> {
+        self.members.iter().find(|m| same_host(&m.host, host))
+    }
+
+    /// Healthy SECONDARY (or the PRIMARY) within the caught-up lag.
+    fn caught_up(&self, host: &str) -> bool {
+        self.member(host).is_some_and(|m| {
+            m.healthy
+                && (m.state == MemberState::Primary
+                    || (m.state == MemberState::Secondary && m.lag_seconds.is_some_and(|l| l <= CAUGHT_UP_LAG_SECONDS)))
+        })
+    }
+}
+
+/// What a reconfig changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new member joins without a vote.
+    Add { host: String },
+    /// A member leaves the set.
+    Remove { host: String },
+    /// A caught-up member gets a vote.
+    Promote { host: String },
+    /// A member gives up its vote.
+    Demote { host: String },
+}
+
+/// Why the planner waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Initiation needs every member to answer.
+    MembersNotReady { hosts: Vec<String> },
+    /// No primary: elections are MongoDB's business; reconfigs need a primary.
+    NoPrimary,
+    /// The previous reconfig is not yet committed by a majority.
+    ConfigNotCommitted,
+    /// A member must become a healthy, caught-up secondary before it can vote.
+    MemberCatchingUp { host: String },
+    /// The primary must step down, but no electable secondary has caught up.
+    NoCaughtUpSecondary { primary: String },
+    /// Taking this member's vote away would leave fewer healthy voters than a majority.
+    WouldLoseMajority { host: String },
+}
+
+/// The single next step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Run `replSetInitiate` with this config on the first member.
+    Initiate(ReplSetConfig),
+    /// Run `replSetReconfig` with this config on the primary.
+    Reconfig { config: ReplSetConfig, change: Change },
+    /// Run `replSetStepDown` on this primary.
+    StepDown { primary: String, reason: StepDownReason },
+    /// Nothing to do until the world changes.
+    Wait(WaitReason),
+    /// The replica set matches the spec.
+    InSync,
+}
+
+/// Why the primary is asked to step down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepDownReason {
+    /// It is being removed from the set.
+    Removal,
+    /// It is about to be restarted (rollout).
+    Restart,
+}
+
+/// How many voters `n` data-bearing members should have: all, up to 7, and odd.
+pub fn target_voters(n: usize) -> usize {
+    let capped = n.min(MAX_VOTERS);
+    if capped > 1 && capped.is_multiple_of(2) { capped - 1 } else { capped }
+}
+
+/// The config that initiates a set of these members.
+fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
+    let voters = target_voters(desired.len());
+    let members = desired.iter().enumerate().map(|(i, d)| MemberConfig::new(d.ordinal, &d.host, i < voters)).collect();
+    ReplSetConfig {
+        set_name: set_name.to_string(),
+        version: 1,
+        term: None,
+        protocol_version: 1,
+        members,
+        other: mongodb::bson::Document::new(),
+    }
+}
+
+fn free_id(config: &ReplSetConfig, preferred: i64) -> Option<i64> {
+    let used = |id: i64| config.members.iter().any(|m| m.id == id);
+    if (0..=MAX_MEMBER_ID).contains(&preferred) && !used(preferred) {
+        return Some(preferred);
+    }
+    (0..=MAX_MEMBER_ID).find(|id| !used(*id))
+}
+
+/// The next safe step, or why there is none.
+///
+/// `observed` is None when no reachable member has a config (the set was never initiated).
+/// `restart` names a member the rollout wants to restart next; if it is the primary, the
+/// planner steps it down first (once the membership itself is in sync).
+pub fn plan(set_name: &str, desired: &[DesiredMember], observed: Option<&Observed>, restart: Option<&str>) -> Step {
+    let Some(obs) = observed else {
+        let missing: Vec<String> = desired.iter().filter(|d| !d.ready).map(|d| d.host.clone()).collect();
+        if desired.is_empty() || !missing.is_empty() {
+            return Step::Wait(WaitReason::MembersNotReady { hosts: missing });
+        }
+        return Step::Initiate(initial_config(set_name, desired));
+    };
+    let Some(primary) = obs.primary.clone() else { return Step::Wait(WaitReason::NoPrimary) };
+    if !obs.committed {
+        return Step::Wait(WaitReason::ConfigNotCommitted);
+    }
+    let cfg = &obs.config;
+    let wanted = |host: &str| desired.iter().any(|d| same_host(&d.host, host));
+
+    // 1. New members join without a vote, as soon as their mongod answers.
+    for d in desired.iter().filter(|d| d.ready && cfg.member(&d.host).is_none()) {
+        if let Some(id) = free_id(cfg, d.ordinal) {
+            let mut next = cfg.next();
+            next.members.push(MemberConfig::new(id, &d.host, false));
+            return Step::Reconfig { config: next, change: Change::Add { host: d.host.clone() } };
+        }
+    }
+
+    let staying: Vec<&MemberConfig> = cfg.members.iter().filter(|m| wanted(&m.host)).collect();
+    let target = target_voters(staying.len());
+    let staying_voters = staying.iter().filter(|m| m.is_voter()).count();
+    let mut candidates: Vec<&MemberConfig> =
+        staying.iter().copied().filter(|m| !m.is_voter() && !m.is_arbiter()).collect();
+    candidates.sort_by_key(|m| m.id);
+
+    // 2. Staying members get votes up to the target, one at a time, once caught up. This comes
+    //    before removals so that a primary that must leave always has a successor.
+    if staying_voters < target
+        && cfg.voters() < MAX_VOTERS
+        && let Some(m) = candidates.iter().find(|m| obs.caught_up(&m.host))
+    {
+        let mut next = cfg.next();
+        if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
+            x.set_voting(true);
+        }
+        return Step::Reconfig { config: next, change: Change::Promote { host: m.host.clone() } };
+    }
+
+    // 3. Members the spec no longer wants leave: non-voters first, then voters, the primary
+    //    last and only after stepping down.
+    let mut leaving: Vec<&MemberConfig> = cfg.members.iter().filter(|m| !wanted(&m.host)).collect();
+    leaving.sort_by_key(|m| (m.is_voter(), same_host(&m.host, &primary), std::cmp::Reverse(m.id)));
+    if let Some(m) = leaving.first() {
+        if same_host(&m.host, &primary) {
+            return step_down(obs, desired, &primary, StepDownReason::Removal);
+        }
+        let mut next = cfg.next();
+        next.members.retain(|x| x.id != m.id);
+        if m.is_voter() && !keeps_healthy_majority(obs, &next) {
+            return Step::Wait(WaitReason::WouldLoseMajority { host: m.host.clone() });
+        }
+        return Step::Reconfig { config: next, change: Change::Remove { host: m.host.clone() } };
+    }
+
+    // 4. Too many voters among the staying members (an even count, or more than 7): the one
+    //    least caught up, highest _id first, gives up its vote. Never the primary.
+    if staying_voters > target {
+        let demote = staying
+            .iter()
+            .filter(|m| m.is_voter() && !same_host(&m.host, &primary))
+            .max_by_key(|m| (!obs.caught_up(&m.host), m.id));
+        if let Some(m) = demote {
+            let mut next = cfg.next();
+            if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
+                x.set_voting(false);
+            }
+            if !keeps_healthy_majority(obs, &next) {
+                return Step::Wait(WaitReason::WouldLoseMajority { host: m.host.clone() });
+            }
+            return Step::Reconfig { config: next, change: Change::Demote { host: m.host.clone() } };
+        }
+    }
+    if staying_voters < target
+        && let Some(m) = candidates.first()
+    {
+        return Step::Wait(WaitReason::MemberCatchingUp { host: m.host.clone() });
+    }
+
+    // 5. Membership is in sync: a rollout may restart the primary after it steps down.
+    if let Some(host) = restart
+        && same_host(host, &primary)
+    {
+        return step_down(obs, desired, &primary, StepDownReason::Restart);
+    }
+    let not_ready: Vec<String> =
+        desired.iter().filter(|d| !d.ready && cfg.member(&d.host).is_none()).map(|d| d.host.clone()).collect();
+    if !not_ready.is_empty() {
+        return Step::Wait(WaitReason::MembersNotReady { hosts: not_ready });
+    }
+    Step::InSync
+}
+
+/// Whether the voters of `next` that are healthy now form a majority of them, so the set keeps
+/// a primary (and the server's quorum check passes) after the change.
+fn keeps_healthy_majority(obs: &Observed, next: &ReplSetConfig) -> bool {
+    let voters: Vec<&MemberConfig> = next.members.iter().filter(|m| m.is_voter()).collect();
+    let healthy = voters.iter().filter(|m| obs.member(&m.host).is_some_and(|o| o.healthy)).count();
+    healthy > voters.len() / 2
+}
+
+/// Steps the primary down when an electable, caught-up secondary the spec keeps can take over.
+fn step_down(obs: &Observed, desired: &[DesiredMember], primary: &str, reason: StepDownReason) -> Step {
+    let successor = obs.config.members.iter().any(|m| {
+        !same_host(&m.host, primary)
+            && m.is_electable()
+            && desired.iter().any(|d| same_host(&d.host, &m.host))
+            && obs.caught_up(&m.host)
+    });
+    if successor {
+        Step::StepDown { primary: primary.to_string(), reason }
+    } else {
+        Step::Wait(WaitReason::NoCaughtUpSecondary { primary: primary.to_string() })
+    }
+}

@@ -1,0 +1,416 @@
+//! The replica-set planner, checked against the real server's rules as the simulator's `rules`
+//! module encodes them (written from the server sources, independently of the planner).
+//!
+//! Table tests pin the decisions a person would check by hand; property tests drive random
+//! starting sets to random target memberships and require that every planned step is legal and
+//! that the set always gets there.
+
+use std::collections::BTreeMap;
+
+use mongo_operator::replset::planner::CAUGHT_UP_LAG_SECONDS;
+use mongo_operator::replset::{
+    Change, DesiredMember, MemberConfig, MemberState, Observed, ObservedMember, ReplSetConfig, Step, StepDownReason,
+    WaitReason, plan, target_voters,
+};
+use mongo_replset_sim::rules;
+use proptest::prelude::*;
+
+const SET: &str = "rs0";
+
+fn host(i: i64) -> String {
+    format!("db-{i}.db-members.ns.svc.cluster.local:27017")
+}
+
+fn desired(ordinals: &[i64]) -> Vec<DesiredMember> {
+    ordinals.iter().map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true }).collect()
+}
+
+fn config(members: &[(i64, bool)], version: i64) -> ReplSetConfig {
+    ReplSetConfig {
+        set_name: SET.into(),
+        version,
+        term: Some(1),
+        protocol_version: 1,
+        members: members.iter().map(|&(i, v)| MemberConfig::new(i, host(i), v)).collect(),
+        other: mongodb::bson::doc! { "settings": { "replicaSetId": mongodb::bson::oid::ObjectId::new() } },
+    }
+}
+
+fn observed(cfg: ReplSetConfig, primary: i64, syncing: &[i64]) -> Observed {
+    let members = cfg
+        .members
+        .iter()
+        .map(|m| ObservedMember {
+            host: m.host.clone(),
+            state: if m.host == host(primary) {
+                MemberState::Primary
+            } else if syncing.contains(&m.id) {
+                MemberState::Startup2
+            } else {
+                MemberState::Secondary
+            },
+            healthy: true,
+            lag_seconds: Some(if syncing.contains(&m.id) { 3600 } else { 0 }),
+        })
+        .collect();
+    Observed { config: cfg, committed: true, primary: Some(host(primary)), members }
+}
+
+fn change(step: &Step) -> Option<&Change> {
+    match step {
+        Step::Reconfig { change, .. } => Some(change),
+        _ => None,
+    }
+}
+
+// ---- tables -------------------------------------------------------------------------------
+
+#[test]
+fn voter_targets_are_odd_and_capped_at_seven() {
+    let table = [(1, 1), (2, 1), (3, 3), (4, 3), (5, 5), (6, 5), (7, 7), (8, 7), (9, 7), (50, 7)];
+    for (members, voters) in table {
+        assert_eq!(target_voters(members), voters, "{members} members");
+    }
+}
+
+#[test]
+fn initiation_waits_for_every_member_then_lists_all_with_odd_voters() {
+    let mut want = desired(&[0, 1, 2, 3]);
+    want[2].ready = false;
+    assert_eq!(plan(SET, &want, None, None), Step::Wait(WaitReason::MembersNotReady { hosts: vec![host(2)] }));
+    want[2].ready = true;
+    let Step::Initiate(cfg) = plan(SET, &want, None, None) else { panic!("expected initiate") };
+    assert_eq!(cfg.version, 1);
+    assert_eq!(cfg.members.iter().map(|m| (m.id, m.votes)).collect::<Vec<_>>(), [(0, 1), (1, 1), (2, 1), (3, 0)]);
+    let doc = cfg.to_document().unwrap();
+    rules::validate_initiate(&doc, SET, &host(0)).expect("the server accepts the initial config");
+}
+
+#[test]
+fn no_reconfig_without_a_primary_or_before_the_last_one_commits() {
+    let mut obs = observed(config(&[(0, true)], 1), 0, &[]);
+    obs.committed = false;
+    assert_eq!(plan(SET, &desired(&[0, 1]), Some(&obs), None), Step::Wait(WaitReason::ConfigNotCommitted));
+    obs.primary = None;
+    assert_eq!(plan(SET, &desired(&[0, 1]), Some(&obs), None), Step::Wait(WaitReason::NoPrimary));
+}
+
+#[test]
+fn new_members_join_without_a_vote_and_are_promoted_once_caught_up() {
+    let obs = observed(config(&[(0, true)], 1), 0, &[]);
+    let step = plan(SET, &desired(&[0, 1, 2]), Some(&obs), None);
+    assert_eq!(change(&step), Some(&Change::Add { host: host(1) }));
+    let Step::Reconfig { config: cfg, .. } = step else { unreachable!() };
+    assert_eq!((cfg.version, cfg.member(&host(1)).map(|m| (m.votes, m.priority))), (2, Some((0, 0.0))));
+
+    let syncing = observed(config(&[(0, true), (1, false), (2, false)], 3), 0, &[1, 2]);
+    assert_eq!(
+        plan(SET, &desired(&[0, 1, 2]), Some(&syncing), None),
+        Step::Wait(WaitReason::MemberCatchingUp { host: host(1) })
+    );
+    let synced = observed(config(&[(0, true), (1, false), (2, false)], 3), 0, &[2]);
+    assert_eq!(change(&plan(SET, &desired(&[0, 1, 2]), Some(&synced), None)), Some(&Change::Promote { host: host(1) }));
+}
+
+#[test]
+fn a_leaving_primary_is_stepped_down_first_and_only_with_a_caught_up_successor() {
+    let obs = observed(config(&[(0, true), (1, true), (2, true)], 5), 2, &[]);
+    // db-2 leaves; it is the primary, and db-0/db-1 are caught up: step down first.
+    assert_eq!(
+        plan(SET, &desired(&[0, 1]), Some(&obs), None),
+        Step::StepDown { primary: host(2), reason: StepDownReason::Removal }
+    );
+    assert_eq!(
+        plan(SET, &desired(&[0]), Some(&observed(config(&[(0, true), (2, true)], 6), 2, &[])), None),
+        Step::StepDown { primary: host(2), reason: StepDownReason::Removal }
+    );
+    let lagging = observed(config(&[(0, true), (2, true)], 6), 2, &[0]);
+    assert_eq!(
+        plan(SET, &desired(&[0]), Some(&lagging), None),
+        Step::Wait(WaitReason::NoCaughtUpSecondary { primary: host(2) })
+    );
+}
+
+#[test]
+fn removals_take_non_voters_first_and_keep_a_healthy_majority() {
+    let obs = observed(config(&[(0, true), (1, true), (2, true), (3, true), (4, true), (5, false)], 9), 0, &[]);
+    assert_eq!(change(&plan(SET, &desired(&[0, 1, 2]), Some(&obs), None)), Some(&Change::Remove { host: host(5) }));
+    // Removing healthy db-1 would leave {db-0, db-2} with db-2 down: no majority.
+    let mut obs = observed(config(&[(0, true), (1, true), (2, true)], 4), 0, &[]);
+    obs.members[2].healthy = false;
+    assert_eq!(
+        plan(SET, &desired(&[0, 2]), Some(&obs), None),
+        Step::Wait(WaitReason::WouldLoseMajority { host: host(1) })
+    );
+}
+
+#[test]
+fn an_even_number_of_voters_is_reduced_by_demoting_a_secondary() {
+    let obs = observed(config(&[(0, true), (1, true), (2, true), (3, true)], 7), 3, &[]);
+    assert_eq!(change(&plan(SET, &desired(&[0, 1, 2, 3]), Some(&obs), None)), Some(&Change::Demote { host: host(2) }));
+}
+
+#[test]
+fn members_keep_their_id_and_new_ones_prefer_their_ordinal() {
+    let mut cfg = config(&[(0, true)], 2);
+    cfg.members[0].id = 1; // db-0 was given _id 1 once; it keeps it
+    let obs = observed(cfg, 0, &[]);
+    let Step::Reconfig { config: next, .. } = plan(SET, &desired(&[0, 1]), Some(&obs), None) else { panic!() };
+    assert_eq!(next.member(&host(0)).map(|m| m.id), Some(1));
+    assert_eq!(next.member(&host(1)).map(|m| m.id), Some(0), "ordinal 1 is taken, so the lowest free _id");
+}
+
+#[test]
+fn a_rollout_restarts_the_primary_only_after_stepping_it_down() {
+    let obs = observed(config(&[(0, true), (1, true), (2, true)], 3), 1, &[]);
+    assert_eq!(
+        plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some(&host(1))),
+        Step::StepDown { primary: host(1), reason: StepDownReason::Restart }
+    );
+    assert_eq!(plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some(&host(2))), Step::InSync);
+    assert_eq!(plan(SET, &desired(&[0, 1, 2]), Some(&obs), None), Step::InSync);
+}
+
+#[test]
+fn caught_up_means_within_the_lag_threshold() {
+    let mut obs = observed(config(&[(0, true), (1, false), (2, false)], 3), 0, &[]);
+    obs.members[1].lag_seconds = Some(CAUGHT_UP_LAG_SECONDS + 1);
+    assert_eq!(change(&plan(SET, &desired(&[0, 1, 2]), Some(&obs), None)), Some(&Change::Promote { host: host(2) }));
+}
+
+// ---- properties ---------------------------------------------------------------------------
+
+/// A model of the replica set that applies the planner's steps the way the server would,
+/// refusing anything the server's rules refuse.
+struct Model {
+    config: Option<rules::Config>,
+    primary: Option<i64>,
+    committed: bool,
+    /// Heartbeats until the last reconfig is committed.
+    commit_in: u32,
+    /// Member `_id` -> heartbeats until it is a caught-up secondary.
+    syncing: BTreeMap<i64, u32>,
+    /// Ordinals whose Pods are not ready yet -> heartbeats until they are.
+    not_ready: BTreeMap<i64, u32>,
+    sync_time: u32,
+}
+
+impl Model {
+    fn id_of(&self, h: &str) -> Option<i64> {
+        self.config.as_ref()?.members.iter().find(|m| m.host == h).map(|m| m.id)
+    }
+
+    fn observed(&self) -> Option<Observed> {
+        let cfg = self.config.as_ref()?;
+        let doc = rules::to_document(cfg, false);
+        let typed: ReplSetConfig = mongodb::bson::from_document(doc).expect("server config parses");
+        let members = cfg
+            .members
+            .iter()
+            .map(|m| {
+                let syncing = self.syncing.contains_key(&m.id);
+                ObservedMember {
+                    host: m.host.clone(),
+                    state: if Some(m.id) == self.primary {
+                        MemberState::Primary
+                    } else if syncing {
+                        MemberState::Startup2
+                    } else {
+                        MemberState::Secondary
+                    },
+                    healthy: true,
+                    lag_seconds: Some(if syncing { 1000 } else { 0 }),
+                }
+            })
+            .collect();
+        let primary = self.primary.and_then(|p| cfg.members.iter().find(|m| m.id == p)).map(|m| m.host.clone());
+        Some(Observed { config: typed, committed: self.committed, primary, members })
+    }
+
+    /// One heartbeat: the config commits, syncing members progress, Pods become ready.
+    fn tick(&mut self) {
+        self.commit_in = self.commit_in.saturating_sub(1);
+        self.committed = self.commit_in == 0;
+        self.syncing.retain(|_, left| {
+            *left = left.saturating_sub(1);
+            *left > 0
+        });
+        self.not_ready.retain(|_, left| {
+            *left = left.saturating_sub(1);
+            *left > 0
+        });
+        if self.primary.is_none()
+            && let Some(cfg) = &self.config
+        {
+            self.primary =
+                cfg.members.iter().find(|m| m.is_electable() && !self.syncing.contains_key(&m.id)).map(|m| m.id);
+        }
+    }
+
+    fn apply(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Initiate(cfg) => {
+                let doc = cfg.to_document().map_err(|e| e.to_string())?;
+                let first = &cfg.members[0].host;
+                let installed =
+                    rules::validate_initiate(&doc, SET, first).map_err(|r| format!("initiate refused: {r}"))?;
+                self.primary = None;
+                self.syncing = installed.members.iter().skip(1).map(|m| (m.id, self.sync_time)).collect();
+                self.config = Some(installed);
+                self.committed = true;
+            }
+            Step::Reconfig { config, change } => {
+                let old = self.config.as_ref().ok_or("reconfig before initiate")?;
+                let p = self.primary.ok_or("reconfig without a primary")?;
+                if !self.committed {
+                    return Err("reconfig before the previous config committed".into());
+                }
+                let primary_host =
+                    old.members.iter().find(|m| m.id == p).map(|m| m.host.clone()).ok_or("primary not in config")?;
+                let doc = config.to_document().map_err(|e| e.to_string())?;
+                let installed = rules::validate_reconfig(old, &doc, &primary_host)
+                    .map_err(|r| format!("{change:?} refused: {r}"))?;
+                if installed.members.iter().any(|m| m.newly_added) {
+                    return Err(format!("{change:?} relied on newlyAdded"));
+                }
+                if let Change::Promote { host } = change
+                    && self.id_of(host).is_some_and(|id| self.syncing.contains_key(&id))
+                {
+                    return Err(format!("promoted {host} before it caught up"));
+                }
+                for m in &installed.members {
+                    if !old.members.iter().any(|o| o.id == m.id) {
+                        self.syncing.insert(m.id, self.sync_time);
+                    }
+                }
+                self.config = Some(installed);
+                self.committed = false;
+                // Commitment takes one or two heartbeats, so the planner sees uncommitted configs.
+                self.commit_in = 1 + self.sync_time % 2;
+            }
+            Step::StepDown { primary, .. } => {
+                let cfg = self.config.as_ref().ok_or("step down before initiate")?;
+                if self.primary.and_then(|p| cfg.members.iter().find(|m| m.id == p)).map(|m| &m.host) != Some(primary) {
+                    return Err(format!("stepped down {primary}, which is not the primary"));
+                }
+                let successor = cfg
+                    .members
+                    .iter()
+                    .find(|m| Some(m.id) != self.primary && m.is_electable() && !self.syncing.contains_key(&m.id))
+                    .map(|m| m.id);
+                // The server refuses (262) without a caught-up electable secondary.
+                self.primary = Some(successor.ok_or("step down without a caught-up electable secondary")?);
+            }
+            Step::Wait(_) | Step::InSync => {}
+        }
+        Ok(())
+    }
+}
+
+/// A starting set: members `(ordinal, voting)`, the primary's index, the wanted ordinals, the
+/// sync time of new members, and how long each wanted Pod takes to become ready.
+type Start = (Vec<(i64, bool)>, usize, Vec<i64>, u32, Vec<(i64, u32)>);
+
+fn arb_start() -> impl Strategy<Value = Start> {
+    (proptest::collection::btree_set(0i64..12, 1..10), proptest::collection::btree_set(0i64..12, 1..10), 0u32..4)
+        .prop_flat_map(|(initial, wanted, sync)| {
+            let initial: Vec<i64> = initial.into_iter().collect();
+            let wanted: Vec<i64> = wanted.into_iter().collect();
+            let n = initial.len();
+            let w = wanted.len();
+            (
+                proptest::collection::vec(any::<bool>(), n),
+                0..n,
+                Just(initial),
+                Just(wanted),
+                Just(sync),
+                proptest::collection::vec(0u32..4, w),
+            )
+        })
+        .prop_map(|(votes, primary_index, initial, wanted, sync, delays)| {
+            // A valid starting config: 1 to 7 voters, the primary among them.
+            let mut members: Vec<(i64, bool)> = initial.iter().zip(votes).map(|(i, v)| (*i, v)).collect();
+            members[primary_index].1 = true;
+            let mut voters = 0;
+            for (i, m) in members.iter_mut().enumerate() {
+                if m.1 {
+                    voters += 1;
+                    if voters > 7 && i != primary_index {
+                        m.1 = false;
+                    }
+                }
+            }
+            while members.iter().filter(|m| m.1).count() > 7 {
+                if let Some(m) = members.iter_mut().rev().find(|m| m.1 && m.0 != initial[primary_index]) {
+                    m.1 = false;
+                }
+            }
+            let not_ready = wanted.iter().zip(delays).map(|(w, d)| (*w, d)).collect();
+            (members, primary_index, wanted, sync, not_ready)
+        })
+}
+
+fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    for _ in 0..400 {
+        let want: Vec<DesiredMember> = wanted
+            .iter()
+            .map(|&i| DesiredMember {
+                host: host(i),
+                ordinal: i,
+                ready: !model.not_ready.contains_key(&i) || model.id_of(&host(i)).is_some(),
+            })
+            .collect();
+        let obs = model.observed();
+        let step = plan(SET, &want, obs.as_ref(), None);
+        model.apply(&step).map_err(|e| format!("{e}\nafter steps: {steps:#?}"))?;
+        let done = step == Step::InSync;
+        steps.push(step);
+        if done {
+            let cfg = model.config.as_ref().ok_or("in sync without a config")?;
+            let mut hosts: Vec<String> = cfg.members.iter().map(|m| m.host.clone()).collect();
+            hosts.sort();
+            let mut expected: Vec<String> = wanted.iter().map(|&i| host(i)).collect();
+            expected.sort();
+            if hosts != expected {
+                return Err(format!("in sync with members {hosts:?}, wanted {expected:?}"));
+            }
+            let voters = cfg.members.iter().filter(|m| m.votes == 1).count();
+            if voters != target_voters(wanted.len()) {
+                return Err(format!("in sync with {voters} voters for {} members", wanted.len()));
+            }
+            return Ok(steps);
+        }
+        model.tick();
+    }
+    Err(format!("no convergence after 400 steps; last: {:?}", steps.last()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_running_set_reaches_any_membership_through_legal_steps((members, primary, wanted, sync, not_ready) in arb_start()) {
+        let start = config(&members, 1 + members.len() as i64);
+        let doc = start.to_document().unwrap();
+        let parsed = rules::parse(&doc).expect("start config parses");
+        rules::check_set(&parsed, 93).expect("start config is valid");
+        let model = Model {
+            primary: Some(members[primary].0),
+            config: Some(parsed),
+            committed: true,
+            commit_in: 0,
+            syncing: BTreeMap::new(),
+            not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
+            sync_time: sync,
+        };
+        if let Err(e) = run(model, &wanted) { prop_assert!(false, "{}", e); }
+    }
+
+    #[test]
+    fn any_new_set_is_initiated_and_completed_through_legal_steps(wanted in proptest::collection::btree_set(0i64..12, 1..10), sync in 0u32..4) {
+        let wanted: Vec<i64> = wanted.into_iter().collect();
+        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync };
+        if let Err(e) = run(model, &wanted) { prop_assert!(false, "{}", e); }
+    }
+}
