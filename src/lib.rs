@@ -5,6 +5,7 @@
 //! - [`runtime`]: the `run` subcommand's process: connection, CRD check, shutdown.
 
 pub mod api;
+pub mod mongo;
 pub mod replset;
 pub mod runtime;
 pub mod telemetry;

@@ -31,14 +31,14 @@ const BUILTIN_ROLES: &[&str] = &[
     "__system",
 ];
 
-/// An authenticated user: database, name and `(role, db)` pairs.
-pub type AuthenticatedUser = (String, String, Vec<(String, String)>);
-
 /// Per-connection state.
 #[derive(Default)]
 pub struct Session {
-    pub user: Option<AuthenticatedUser>,
-    conversations: Vec<(i32, Conversation)>,
+    /// The authenticated user's database and name. Roles are looked up on every command, so
+    /// role changes and drops apply to open connections, as on a real server.
+    pub user: Option<(String, String)>,
+    /// Open conversations: id, state, and whether the client asked to skip the empty exchange.
+    conversations: Vec<(i32, Conversation, bool)>,
     next_conversation: i32,
     pub connection_id: i64,
 }
@@ -125,15 +125,16 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
     }
     let need = needs(&name, &db);
     if !matches!(need, Needs::Nothing) {
-        match &session.user {
-            None => return error(code::UNAUTHORIZED, format!("Command {name} requires authentication")),
-            Some((_, _, roles)) if !allowed(roles, &need) => {
-                return error(
-                    code::UNAUTHORIZED,
-                    format!("not authorized on {db} to execute command {{ {name}: ... }}"),
-                );
-            }
-            Some(_) => {}
+        let Some((user_db, user)) = &session.user else {
+            return error(code::UNAUTHORIZED, format!("Command {name} requires authentication"));
+        };
+        let roles = if user_db == "local" && user == "__system" {
+            vec![("__system".to_string(), "admin".to_string())]
+        } else {
+            lock(world).users.get(&(user_db.clone(), user.clone())).map(|u| u.roles.clone()).unwrap_or_default()
+        };
+        if !allowed(&roles, &need) {
+            return error(code::UNAUTHORIZED, format!("not authorized on {db} to execute command {{ {name}: ... }}"));
         }
     }
     match name.as_str() {
@@ -146,7 +147,7 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             doc! { "version": version, "versionArray": parts, "ok": 1.0 }
         }
         "saslStart" => sasl_start(world, session, &db, &body),
-        "saslContinue" => sasl_continue(world, session, &db, &body),
+        "saslContinue" => sasl_continue(session, &db, &body),
         "getParameter" => {
             let w = lock(world);
             if body.contains_key("featureCompatibilityVersion") {
@@ -282,17 +283,19 @@ fn sasl_start(world: &Shared, session: &mut Session, db: &str, body: &Document) 
         Ok((conv, reply)) => {
             session.next_conversation += 1;
             let id = session.next_conversation;
-            session.conversations.push((id, conv));
-            session.conversations.retain(|(cid, _)| *cid > id - 8);
+            let skip_empty =
+                body.get_document("options").ok().and_then(|o| o.get_bool("skipEmptyExchange").ok()).unwrap_or(false);
+            session.conversations.push((id, conv, skip_empty));
+            session.conversations.retain(|(cid, _, _)| *cid > id - 8);
             doc! { "conversationId": id, "done": false, "payload": binary(reply), "ok": 1.0 }
         }
         Err(_) => error(code::AUTHENTICATION_FAILED, "Authentication failed."),
     }
 }
 
-fn sasl_continue(world: &Shared, session: &mut Session, db: &str, body: &Document) -> Document {
+fn sasl_continue(session: &mut Session, db: &str, body: &Document) -> Document {
     let id = int_field(body, "conversationId").unwrap_or(-1) as i32;
-    let Some(pos) = session.conversations.iter().position(|(cid, _)| *cid == id) else {
+    let Some(pos) = session.conversations.iter().position(|(cid, _, _)| *cid == id) else {
         return error(code::AUTHENTICATION_FAILED, "No SASL session state found");
     };
     let data = payload(body);
@@ -301,18 +304,11 @@ fn sasl_continue(world: &Shared, session: &mut Session, db: &str, body: &Documen
         session.conversations.remove(pos);
         return doc! { "conversationId": id, "done": true, "payload": binary(Vec::new()), "ok": 1.0 };
     }
-    let (_, conv) = &session.conversations[pos];
+    let (_, conv, skip_empty) = &session.conversations[pos];
+    let skip_empty = *skip_empty;
     match scram::finish(conv, &data) {
         Ok(reply) => {
-            let user = conv.user.clone();
-            let roles = if db == "local" && user == "__system" {
-                vec![("__system".to_string(), "admin".to_string())]
-            } else {
-                lock(world).users.get(&(db.to_string(), user.clone())).map(|u| u.roles.clone()).unwrap_or_default()
-            };
-            session.user = Some((db.to_string(), user, roles));
-            let skip_empty =
-                body.get_document("options").ok().and_then(|o| o.get_bool("skipEmptyExchange").ok()).unwrap_or(false);
+            session.user = Some((db.to_string(), conv.user.clone()));
             if skip_empty {
                 session.conversations.remove(pos);
             }

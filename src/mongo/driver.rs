@@ -1,0 +1,226 @@
+//! [`MongoAdmin`] on the `mongodb` driver: one small client per member and user, direct
+//! connections, short explicit timeouts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress};
+
+use super::{AdminError, Credentials, Hello, MongoAdmin, ReplSetStatus, Target, UserInfo, UserRequest};
+use crate::replset::ReplSetConfig;
+
+/// Timeouts of every call; none is left to the driver's defaults (30 s and more).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Waiting for the member to be selectable (reachable and, with credentials, logged in).
+    pub server_selection: Duration,
+    /// A whole command, as seen from the operator.
+    pub command: Duration,
+    /// `maxTimeMS` of `replSetReconfig`: how long the server may wait for the previous config
+    /// to commit before answering 308.
+    pub reconfig: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            server_selection: Duration::from_secs(3),
+            command: Duration::from_secs(15),
+            reconfig: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The driver-backed admin layer.
+pub struct DriverAdmin {
+    timeouts: Timeouts,
+    clients: Mutex<HashMap<(String, Option<String>), mongodb::Client>>,
+}
+
+impl DriverAdmin {
+    pub fn new(timeouts: Timeouts) -> DriverAdmin {
+        DriverAdmin { timeouts, clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// A client for one member and user; creating it does no I/O.
+    fn client(&self, target: &Target) -> Result<mongodb::Client, AdminError> {
+        // Keyed by member and the full credentials (kept in memory only), so a rotated password
+        // gets a new client.
+        let key = (
+            target.address.clone(),
+            target.credentials.as_ref().map(|c| format!("{}@{}\u{0}{}", c.username, c.source, c.password)),
+        );
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let host = ServerAddress::parse(&target.address)
+            .map_err(|e| AdminError::Unreachable(format!("bad address {}: {e}", target.address)))?;
+        let mut options = ClientOptions::builder()
+            .hosts(vec![host])
+            .direct_connection(true)
+            .connect_timeout(self.timeouts.connect)
+            .server_selection_timeout(self.timeouts.server_selection)
+            .app_name("mongo-operator".to_string())
+            .max_pool_size(2)
+            .retry_writes(false)
+            .retry_reads(false)
+            .build();
+        options.credential = target.credentials.as_ref().map(credential);
+        let client = mongodb::Client::with_options(options).map_err(AdminError::from)?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Forgets cached clients of `address` (for example after its Pod was replaced).
+    pub fn forget(&self, address: &str) {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).retain(|(a, _), _| a != address);
+    }
+
+    async fn run(&self, target: &Target, db: &str, command: Document) -> Result<Document, AdminError> {
+        let client = self.client(target)?;
+        let name = command.keys().next().cloned().unwrap_or_default();
+        let database = client.database(db);
+        match tokio::time::timeout(self.timeouts.command, database.run_command(command)).await {
+            Ok(result) => result.map_err(AdminError::from),
+            Err(_) => Err(AdminError::Unreachable(format!(
+                "{name} on {} took longer than {:?}",
+                target.address, self.timeouts.command
+            ))),
+        }
+    }
+}
+
+fn credential(c: &Credentials) -> Credential {
+    Credential::builder()
+        .username(c.username.clone())
+        .password(c.password.clone())
+        .source(c.source.clone())
+        .mechanism(AuthMechanism::ScramSha256)
+        .build()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(doc: Document, what: &str) -> Result<T, AdminError> {
+    mongodb::bson::from_document(doc).map_err(|e| AdminError::UnexpectedReply(format!("{what}: {e}")))
+}
+
+fn config_document(config: &ReplSetConfig) -> Result<Document, AdminError> {
+    config.to_document().map_err(|e| AdminError::UnexpectedReply(format!("cannot encode config: {e}")))
+}
+
+fn roles(user: &UserRequest) -> Option<Bson> {
+    user.roles
+        .as_ref()
+        .map(|roles| Bson::Array(roles.iter().map(|r| Bson::Document(doc! { "role": &r.role, "db": &r.db })).collect()))
+}
+
+impl MongoAdmin for DriverAdmin {
+    async fn hello(&self, target: &Target) -> Result<Hello, AdminError> {
+        let unauthenticated = Target { address: target.address.clone(), credentials: None };
+        decode(self.run(&unauthenticated, "admin", doc! { "hello": 1 }).await?, "hello")
+    }
+
+    async fn status(&self, target: &Target) -> Result<ReplSetStatus, AdminError> {
+        decode(self.run(target, "admin", doc! { "replSetGetStatus": 1 }).await?, "replSetGetStatus")
+    }
+
+    async fn config(&self, target: &Target, commitment: bool) -> Result<(ReplSetConfig, Option<bool>), AdminError> {
+        let mut command = doc! { "replSetGetConfig": 1 };
+        if commitment {
+            command.insert("commitmentStatus", true);
+        }
+        let reply = self.run(target, "admin", command).await?;
+        let committed = reply.get_bool("commitmentStatus").ok();
+        let config =
+            reply.get_document("config").map_err(|e| AdminError::UnexpectedReply(format!("replSetGetConfig: {e}")))?;
+        Ok((decode(config.clone(), "replica set config")?, committed))
+    }
+
+    async fn initiate(&self, target: &Target, config: &ReplSetConfig) -> Result<(), AdminError> {
+        self.run(target, "admin", doc! { "replSetInitiate": config_document(config)? }).await.map(|_| ())
+    }
+
+    async fn reconfig(&self, target: &Target, config: &ReplSetConfig) -> Result<(), AdminError> {
+        let max_time = i64::try_from(self.timeouts.reconfig.as_millis()).unwrap_or(i64::MAX);
+        self.run(target, "admin", doc! { "replSetReconfig": config_document(config)?, "maxTimeMS": max_time })
+            .await
+            .map(|_| ())
+    }
+
+    async fn step_down(&self, target: &Target, step_down_secs: u32, catch_up_secs: u32) -> Result<(), AdminError> {
+        let command = doc! { "replSetStepDown": i64::from(step_down_secs), "secondaryCatchUpPeriodSecs": i64::from(catch_up_secs) };
+        self.run(target, "admin", command).await.map(|_| ())
+    }
+
+    async fn users(&self, target: &Target, db: &str) -> Result<Vec<UserInfo>, AdminError> {
+        let reply = self.run(target, db, doc! { "usersInfo": 1 }).await?;
+        let users = reply.get_array("users").map_err(|e| AdminError::UnexpectedReply(format!("usersInfo: {e}")))?;
+        users
+            .iter()
+            .map(|u| match u {
+                Bson::Document(d) => decode(d.clone(), "user"),
+                other => Err(AdminError::UnexpectedReply(format!("usersInfo entry {other}"))),
+            })
+            .collect()
+    }
+
+    async fn create_user(&self, target: &Target, user: &UserRequest) -> Result<(), AdminError> {
+        let password =
+            user.password.clone().ok_or_else(|| AdminError::UnexpectedReply("createUser needs a password".into()))?;
+        let mut command = doc! { "createUser": &user.name, "pwd": password, "mechanisms": ["SCRAM-SHA-256"] };
+        command.insert("roles", roles(user).unwrap_or(Bson::Array(Vec::new())));
+        command.insert("writeConcern", doc! { "w": "majority", "wtimeout": 10_000 });
+        self.run(target, &user.db, command).await.map(|_| ())
+    }
+
+    async fn update_user(&self, target: &Target, user: &UserRequest) -> Result<(), AdminError> {
+        let mut command = doc! { "updateUser": &user.name };
+        if let Some(password) = &user.password {
+            command.insert("pwd", password.clone());
+            command.insert("mechanisms", vec!["SCRAM-SHA-256"]);
+        }
+        if let Some(r) = roles(user) {
+            command.insert("roles", r);
+        }
+        command.insert("writeConcern", doc! { "w": "majority", "wtimeout": 10_000 });
+        self.run(target, &user.db, command).await.map(|_| ())
+    }
+
+    async fn drop_user(&self, target: &Target, db: &str, name: &str) -> Result<(), AdminError> {
+        self.run(target, db, doc! { "dropUser": name, "writeConcern": { "w": "majority", "wtimeout": 10_000 } })
+            .await
+            .map(|_| ())
+    }
+
+    async fn server_version(&self, target: &Target) -> Result<String, AdminError> {
+        let reply = self.run(target, "admin", doc! { "buildInfo": 1 }).await?;
+        reply.get_str("version").map(str::to_string).map_err(|e| AdminError::UnexpectedReply(format!("buildInfo: {e}")))
+    }
+
+    async fn feature_compatibility_version(&self, target: &Target) -> Result<String, AdminError> {
+        let reply = self.run(target, "admin", doc! { "getParameter": 1, "featureCompatibilityVersion": 1 }).await?;
+        reply
+            .get_document("featureCompatibilityVersion")
+            .and_then(|f| f.get_str("version"))
+            .map(str::to_string)
+            .map_err(|e| AdminError::UnexpectedReply(format!("getParameter featureCompatibilityVersion: {e}")))
+    }
+
+    async fn set_feature_compatibility_version(
+        &self,
+        target: &Target,
+        version: &str,
+        confirm: bool,
+    ) -> Result<(), AdminError> {
+        let mut command = doc! { "setFeatureCompatibilityVersion": version };
+        if confirm {
+            command.insert("confirm", true);
+        }
+        self.run(target, "admin", command).await.map(|_| ())
+    }
+}

@@ -1,0 +1,333 @@
+//! The real admin layer (`DriverAdmin`, on the `mongodb` driver) against the replica-set
+//! simulator over loopback: initiation, elections, membership changes driven by the planner,
+//! every typed error where the server would return it, authentication and users.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongo_operator::mongo::{
+    AdminError, Credentials, DriverAdmin, MongoAdmin, Observation, Reachable, Role, Target, Timeouts, UserRequest,
+    observe,
+};
+use mongo_operator::replset::{DesiredMember, MemberConfig, ReplSetConfig, Step, plan};
+use mongo_replset_sim::{Options, Sim};
+
+const SET: &str = "rs0";
+const KEY: &str = "c2VjcmV0LWtleWZpbGUtZm9yLXRlc3Rz\n";
+
+fn host(i: usize) -> String {
+    format!("db-{i}.db-members.test.svc.cluster.local:27017")
+}
+
+struct Set {
+    sim: Arc<Sim>,
+    addrs: Vec<String>,
+    admin: DriverAdmin,
+}
+
+impl Set {
+    async fn start(n: usize) -> Set {
+        let opts = Options {
+            set_name: SET.into(),
+            key_file: KEY.into(),
+            election_timeout: Duration::from_millis(800),
+            heartbeat_interval: Duration::from_millis(50),
+            initial_sync: Duration::from_millis(200),
+            noop_interval: Duration::from_millis(200),
+            stepdown_handoff: Duration::from_millis(100),
+            ..Options::default()
+        };
+        let sim = Sim::start(opts, None);
+        let mut set = Set {
+            sim,
+            addrs: Vec::new(),
+            admin: DriverAdmin::new(Timeouts { reconfig: Duration::from_millis(800), ..Timeouts::default() }),
+        };
+        for _ in 0..n {
+            set.add().await;
+        }
+        set
+    }
+
+    async fn add(&mut self) -> usize {
+        let i = self.addrs.len();
+        let addr =
+            self.sim.add_member(&format!("db-{i}"), &host(i), "127.0.0.1:0".parse().unwrap()).await.expect("bind");
+        self.addrs.push(addr.to_string());
+        i
+    }
+
+    fn system(&self, i: usize) -> Target {
+        Target { address: self.addrs[i].clone(), credentials: Some(Credentials::from_key_file(KEY)) }
+    }
+
+    fn as_user(&self, i: usize, user: &str, password: &str) -> Target {
+        Target {
+            address: self.addrs[i].clone(),
+            credentials: Some(Credentials { username: user.into(), source: "admin".into(), password: password.into() }),
+        }
+    }
+
+    fn reachable(&self, members: &[usize]) -> Vec<Reachable> {
+        members.iter().map(|&i| Reachable { host: host(i), target: self.system(i) }).collect()
+    }
+
+    fn config(&self, members: &[(usize, bool)]) -> ReplSetConfig {
+        ReplSetConfig {
+            set_name: SET.into(),
+            version: 1,
+            term: None,
+            protocol_version: 1,
+            members: members.iter().map(|&(i, v)| MemberConfig::new(i as i64, host(i), v)).collect(),
+            other: Default::default(),
+        }
+    }
+
+    async fn primary(&self) -> usize {
+        for _ in 0..300 {
+            for i in 0..self.addrs.len() {
+                if self.admin.hello(&self.system(i)).await.is_ok_and(|h| h.is_writable_primary) {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no primary within 15s: {}", self.sim.snapshot());
+    }
+
+    async fn committed(&self) {
+        for _ in 0..300 {
+            let p = self.primary().await;
+            if self.admin.config(&self.system(p), true).await.is_ok_and(|(_, c)| c == Some(true)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("config never committed: {}", self.sim.snapshot());
+    }
+
+    /// Observes and executes planned steps until the planner is satisfied.
+    async fn converge(&self, wanted: &[usize]) -> Vec<String> {
+        let desired: Vec<DesiredMember> =
+            wanted.iter().map(|&i| DesiredMember { host: host(i), ordinal: i as i64, ready: true }).collect();
+        let all: Vec<usize> = (0..self.addrs.len()).collect();
+        let mut log = Vec::new();
+        for _ in 0..400 {
+            let obs = match observe(&self.admin, &self.reachable(&all)).await {
+                Ok(Observation::Initiated(o)) => Some(*o),
+                Ok(Observation::NotInitiated) => None,
+                Err(e) => panic!("observe: {e}"),
+            };
+            let step = plan(SET, &desired, obs.as_ref(), None);
+            if std::env::var_os("DEBUG_CONVERGE").is_some() {
+                eprintln!(
+                    "{:?} -> {step:?}",
+                    obs.as_ref().map(|o| (o.config.version, o.config.members.len(), o.primary.clone()))
+                );
+            }
+            let primary = obs.as_ref().and_then(|o| o.primary.clone());
+            let index = |h: &str| (0..self.addrs.len()).find(|&i| host(i) == h).expect("known host");
+            match &step {
+                Step::InSync => return log,
+                Step::Initiate(cfg) => {
+                    self.admin.initiate(&self.system(index(&cfg.members[0].host)), cfg).await.expect("initiate")
+                }
+                Step::Reconfig { config, change } => {
+                    let p = index(&primary.clone().expect("reconfig needs a primary"));
+                    match self.admin.reconfig(&self.system(p), config).await {
+                        Ok(()) => log.push(format!("{change:?}")),
+                        Err(e) if e.is_transient() => eprintln!("{change:?}: {e}"),
+                        Err(e) => panic!("{change:?} refused: {e}"),
+                    }
+                }
+                Step::StepDown { primary, .. } => {
+                    match self.admin.step_down(&self.system(index(primary)), 60, 5).await {
+                        Ok(()) => log.push(format!("StepDown {primary}")),
+                        Err(e) if e.is_transient() => {}
+                        Err(e) => panic!("step down refused: {e}"),
+                    }
+                }
+                Step::Wait(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("did not converge to {wanted:?}: {}", self.sim.snapshot());
+    }
+}
+
+#[tokio::test]
+async fn initiate_a_three_member_set_and_see_a_primary() {
+    let set = Set::start(3).await;
+    let hello = set.admin.hello(&set.system(0)).await.expect("hello before initiate");
+    assert!(hello.is_uninitialized());
+    assert_eq!(set.admin.status(&set.system(0)).await, Err(AdminError::NotYetInitialized));
+
+    let cfg = set.config(&[(0, true), (1, true), (2, true)]);
+    set.admin.initiate(&set.system(0), &cfg).await.expect("initiate");
+    assert_eq!(set.admin.initiate(&set.system(0), &cfg).await, Err(AdminError::AlreadyInitialized));
+    let p = set.primary().await;
+    let status = set.admin.status(&set.system(p)).await.expect("status");
+    assert_eq!(status.members.len(), 3);
+    set.committed().await;
+    let (read, _) = set.admin.config(&set.system(p), false).await.expect("config");
+    assert_eq!(read.members.iter().map(|m| m.host.clone()).collect::<Vec<_>>(), [host(0), host(1), host(2)]);
+    assert_eq!(set.admin.server_version(&set.system(p)).await.as_deref(), Ok("8.0.4"));
+    assert_eq!(set.admin.feature_compatibility_version(&set.system(p)).await.as_deref(), Ok("8.0"));
+}
+
+#[tokio::test]
+async fn the_planner_grows_and_shrinks_the_set_through_the_admin_layer() {
+    let mut set = Set::start(1).await;
+    set.converge(&[0]).await;
+    for _ in 0..4 {
+        set.add().await;
+    }
+    let grew = set.converge(&[0, 1, 2, 3, 4]).await;
+    assert_eq!(grew.iter().filter(|s| s.starts_with("Add")).count(), 4, "{grew:?}");
+    assert_eq!(grew.iter().filter(|s| s.starts_with("Promote")).count(), 4, "{grew:?}");
+    set.committed().await;
+    // Make db-4 the primary, so that shrinking must step it down before removing it.
+    let p = set.primary().await;
+    if p != 4 {
+        for i in (0..5).filter(|&i| i != 4) {
+            set.sim.set_lag(&format!("db-{i}"), Duration::from_secs(3600));
+        }
+        // Lag only shows once the primary writes again (a no-op every 200 ms).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        set.admin.step_down(&set.system(p), 60, 5).await.expect("hand over to db-4");
+        for i in 0..5 {
+            set.sim.set_lag(&format!("db-{i}"), Duration::ZERO);
+        }
+        assert_eq!(set.primary().await, 4);
+    }
+    let shrank = set.converge(&[0, 1, 2]).await;
+    assert!(shrank.iter().any(|s| s.starts_with("StepDown")), "{shrank:?}");
+    assert_eq!(shrank.iter().filter(|s| s.starts_with("Remove")).count(), 2, "{shrank:?}");
+    let (cfg, _) = set.admin.config(&set.system(set.primary().await), false).await.expect("config");
+    assert_eq!(cfg.members.len(), 3);
+    assert_eq!(cfg.voters(), 3);
+}
+
+#[tokio::test]
+async fn each_typed_error_comes_where_the_server_returns_it() {
+    let set = Set::start(4).await;
+    set.sim.stop_member("db-3");
+    // 74: initiate names a member that does not answer.
+    let with_dead = set.config(&[(0, true), (1, true), (2, true), (3, false)]);
+    assert!(matches!(set.admin.initiate(&set.system(0), &with_dead).await, Err(AdminError::NodeNotFound(_))));
+    // 93: the document itself is invalid.
+    let mut bad = set.config(&[(0, true)]);
+    bad.members[0].votes = 2;
+    assert!(matches!(set.admin.initiate(&set.system(0), &bad).await, Err(AdminError::InvalidConfig(_))));
+
+    set.admin.initiate(&set.system(0), &set.config(&[(0, true), (1, true), (2, true)])).await.expect("initiate");
+    let p = set.primary().await;
+    set.committed().await;
+    let (cfg, _) = set.admin.config(&set.system(p), false).await.expect("config");
+    let secondary = (0..3).find(|&i| i != p).expect("a secondary");
+
+    // 10107: reconfig sent to a secondary.
+    assert_eq!(set.admin.reconfig(&set.system(secondary), &cfg.next()).await, Err(AdminError::NotWritablePrimary));
+    // 103: two voting changes at once.
+    let mut two = cfg.next();
+    for m in two.members.iter_mut().filter(|m| m.id as usize != p) {
+        m.set_voting(false);
+    }
+    assert!(matches!(set.admin.reconfig(&set.system(p), &two).await, Err(AdminError::IncompatibleConfig(_))));
+    // 104: the primary would not be electable.
+    let mut demoted = cfg.next();
+    if let Some(m) = demoted.members.iter_mut().find(|m| m.id as usize == p) {
+        m.set_voting(false);
+    }
+    assert!(matches!(set.admin.reconfig(&set.system(p), &demoted).await, Err(AdminError::NodeNotElectable(_))));
+    // 308: the previous config is installed but not committed (secondaries far behind).
+    for i in (0..3).filter(|&i| i != p) {
+        set.sim.set_lag(&format!("db-{i}"), Duration::from_secs(3600));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut first = cfg.next();
+    first.members[0].other.insert("tags", mongodb::bson::doc! { "zone": "a" });
+    set.admin.reconfig(&set.system(p), &first).await.expect("first reconfig installs");
+    assert_eq!(set.admin.reconfig(&set.system(p), &first.next()).await, Err(AdminError::ConfigNotCommitted));
+    // 262: no electable secondary has caught up.
+    assert!(matches!(set.admin.step_down(&set.system(p), 60, 1).await, Err(AdminError::NoCaughtUpSecondary(_))));
+    // Unreachable: a stopped member.
+    assert!(matches!(set.admin.hello(&set.system(3)).await, Err(AdminError::Unreachable(_))));
+}
+
+#[tokio::test]
+async fn step_down_hands_over_to_a_caught_up_secondary() {
+    let set = Set::start(3).await;
+    set.admin.initiate(&set.system(0), &set.config(&[(0, true), (1, true), (2, true)])).await.expect("initiate");
+    let first = set.primary().await;
+    set.committed().await;
+    set.admin.step_down(&set.system(first), 60, 5).await.expect("step down");
+    let second = set.primary().await;
+    assert_ne!(first, second, "a different member must be primary after the step-down");
+    // The stopped primary is replaced by MongoDB's own election.
+    set.sim.stop_member(&format!("db-{second}"));
+    let third = set.primary().await;
+    assert_ne!(third, second);
+}
+
+#[tokio::test]
+async fn authentication_and_user_management() {
+    let set = Set::start(1).await;
+    set.admin.initiate(&set.system(0), &set.config(&[(0, true)])).await.expect("initiate");
+    set.primary().await;
+    let wrong = Target { address: set.addrs[0].clone(), credentials: Some(Credentials::from_key_file("not-the-key")) };
+    assert!(matches!(set.admin.status(&wrong).await, Err(AdminError::AuthenticationFailed(_))));
+    let anonymous = Target { address: set.addrs[0].clone(), credentials: None };
+    assert!(matches!(set.admin.status(&anonymous).await, Err(AdminError::Unauthorized(_))));
+
+    let role = |r: &str| Role { role: r.into(), db: "admin".into() };
+    let user = UserRequest {
+        db: "admin".into(),
+        name: "monitor".into(),
+        password: Some("first-pass".into()),
+        roles: Some(vec![role("readAnyDatabase")]),
+    };
+    set.admin.create_user(&set.system(0), &user).await.expect("create user");
+    assert!(matches!(set.admin.create_user(&set.system(0), &user).await, Err(AdminError::UserExists(_))));
+    let users = set.admin.users(&set.system(0), "admin").await.expect("usersInfo");
+    assert_eq!(users.iter().map(|u| (u.user.as_str(), u.roles.len())).collect::<Vec<_>>(), [("monitor", 1)]);
+
+    // Logged in as the user: allowed only what its roles allow.
+    assert!(matches!(
+        set.admin.status(&set.as_user(0, "monitor", "first-pass")).await,
+        Err(AdminError::Unauthorized(_))
+    ));
+    let grant = UserRequest { roles: Some(vec![role("clusterMonitor")]), password: None, ..user.clone() };
+    set.admin.update_user(&set.system(0), &grant).await.expect("update roles");
+    set.admin.status(&set.as_user(0, "monitor", "first-pass")).await.expect("clusterMonitor may read status");
+
+    // Rotation: the old password stops working, the new one works.
+    let rotate = UserRequest { password: Some("second-pass".into()), roles: None, ..user.clone() };
+    set.admin.update_user(&set.system(0), &rotate).await.expect("rotate password");
+    // Connections authenticated before the rotation stay logged in (as on a real server), so
+    // a new client checks the passwords.
+    let fresh = DriverAdmin::new(Timeouts::default());
+    assert!(matches!(
+        fresh.status(&set.as_user(0, "monitor", "first-pass")).await,
+        Err(AdminError::AuthenticationFailed(_))
+    ));
+    fresh.status(&set.as_user(0, "monitor", "second-pass")).await.expect("new password");
+
+    set.admin.drop_user(&set.system(0), "admin", "monitor").await.expect("drop");
+    assert!(matches!(set.admin.drop_user(&set.system(0), "admin", "monitor").await, Err(AdminError::UserNotFound(_))));
+    let fresh = DriverAdmin::new(Timeouts::default());
+    assert!(matches!(
+        fresh.status(&set.as_user(0, "monitor", "second-pass")).await,
+        Err(AdminError::AuthenticationFailed(_))
+    ));
+}
+
+#[tokio::test]
+async fn feature_compatibility_version_needs_confirm_from_7_0() {
+    let set = Set::start(1).await;
+    set.admin.initiate(&set.system(0), &set.config(&[(0, true)])).await.expect("initiate");
+    set.primary().await;
+    let err = set.admin.set_feature_compatibility_version(&set.system(0), "8.0", false).await;
+    assert!(matches!(err, Err(AdminError::Server { code: 7369100, .. })), "{err:?}");
+    set.admin.set_feature_compatibility_version(&set.system(0), "8.0", true).await.expect("with confirm");
+}
