@@ -22,10 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+phase "test tools"
+timed "test tools (cached after the first build)" e2e/tools.sh all
+
 if [[ "${MONGO_OPERATOR_TEST_CONTEXT:-local}" != current ]]; then
   phase "local control plane"
   if ! e2e/cluster.sh status > /dev/null 2>&1; then started_cluster=true; fi
-  timed "control plane tools (cached after the first build)" e2e/tools.sh k8s etcd kwok helm
   timed "control plane start" e2e/cluster.sh up > /dev/null
   eval "$(e2e/cluster.sh env)"
 fi

@@ -62,10 +62,7 @@ impl Set {
     }
 
     fn as_user(&self, i: usize, user: &str, password: &str) -> Target {
-        Target {
-            address: self.addrs[i].clone(),
-            credentials: Some(Credentials { username: user.into(), source: "admin".into(), password: password.into() }),
-        }
+        Target { address: self.addrs[i].clone(), credentials: Some(Credentials::scram(user, "admin", password)) }
     }
 
     fn reachable(&self, members: &[usize]) -> Vec<Reachable> {

@@ -612,3 +612,168 @@ pub fn to_document(cfg: &Config, include_newly_added: bool) -> Document {
         "settings": settings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn base() -> Document {
+        doc! { "_id": "rs0", "version": 1, "members": [
+            { "_id": 0, "host": "a:27017" }, { "_id": 1, "host": "b:27017" }, { "_id": 2, "host": "c:27017" },
+        ]}
+    }
+
+    fn with(f: impl FnOnce(&mut Document)) -> Document {
+        let mut d = base();
+        f(&mut d);
+        d
+    }
+
+    fn members(list: Vec<Document>) -> Document {
+        with(|d| {
+            d.insert("members", list);
+        })
+    }
+
+    #[test]
+    fn initiate_rules_and_their_codes() {
+        let table: Vec<(&str, Document, &str, Option<i32>)> = vec![
+            ("valid", base(), "a", None),
+            ("unknown top-level field", with(|d| { d.insert("bogus", 1); }), "a", Some(93)),
+            ("version must be 1", with(|d| { d.insert("version", 2); }), "a", Some(93)),
+            ("set name must match --replSet", with(|d| { d.insert("_id", "other"); }), "a", Some(93)),
+            ("self not in config", base(), "z", Some(93)),
+            ("self not electable", members(vec![doc! {"_id": 0, "host": "a", "priority": 0}, doc! {"_id": 1, "host": "b"}]), "a", Some(93)),
+            ("duplicate _id", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 0, "host": "b"}]), "a", Some(93)),
+            ("duplicate host (default port)", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "a:27017"}]), "a", Some(93)),
+            ("votes must be 0 or 1", members(vec![doc! {"_id": 0, "host": "a", "votes": 2}]), "a", Some(93)),
+            ("priority needs a vote", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b", "votes": 0}]), "a", Some(93)),
+            ("hidden needs priority 0", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b", "hidden": true}]), "a", Some(93)),
+            ("arbiter priority must be 0", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b", "arbiterOnly": true, "priority": 2}]), "a", Some(93)),
+            ("arbiter must vote", members(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b", "arbiterOnly": true, "votes": 0}]), "a", Some(93)),
+            ("slaveDelay is gone since 5.0", members(vec![doc! {"_id": 0, "host": "a", "slaveDelay": 1}]), "a", Some(93)),
+            ("newlyAdded is the server's", members(vec![doc! {"_id": 0, "host": "a", "newlyAdded": true}]), "a", Some(93)),
+            ("at most 7 voters", members((0..8).map(|i| doc! {"_id": i, "host": format!("h{i}")}).collect()), "h0", Some(93)),
+            ("at most 50 members", members((0..51).map(|i| doc! {"_id": i, "host": format!("h{i}"), "votes": i32::from(i < 1), "priority": i32::from(i < 1)}).collect()), "h0", Some(93)),
+            ("localhost mixed with other hosts", members(vec![doc! {"_id": 0, "host": "127.0.0.1:1"}, doc! {"_id": 1, "host": "b"}]), "127.0.0.1:1", Some(93)),
+            ("_id above 255", members(vec![doc! {"_id": 256, "host": "a"}]), "a", Some(93)),
+            ("getLastErrorDefaults must stay default", with(|d| { d.insert("settings", doc! {"getLastErrorDefaults": {"w": "majority"}}); }), "a", Some(93)),
+        ];
+        for (what, d, me, code) in table {
+            let got = validate_initiate(&d, "rs0", me).err().map(|r| r.code);
+            assert_eq!(got, code, "{what}");
+        }
+    }
+
+    #[test]
+    fn reconfig_rules_and_their_codes() {
+        let old = validate_initiate(&base(), "rs0", "a").expect("valid base");
+        let next = |f: &dyn Fn(&mut Document)| {
+            let mut d = to_document(&old, false);
+            d.insert("version", 2);
+            f(&mut d);
+            d
+        };
+        let member_list = |list: Vec<Document>| {
+            move |d: &mut Document| {
+                d.insert("members", list.clone());
+            }
+        };
+        let table: Vec<(&str, Document, Option<i32>)> = vec![
+            (
+                "add one non-voter",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a"},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 2, "host": "c"},
+                    doc! {"_id": 3, "host": "d", "votes": 0, "priority": 0},
+                ])),
+                None,
+            ),
+            (
+                "version must grow",
+                next(&|d| {
+                    d.insert("version", 1);
+                }),
+                Some(103),
+            ),
+            ("two voters removed at once", next(&member_list(vec![doc! {"_id": 0, "host": "a"}])), Some(103)),
+            (
+                "one voter removed",
+                next(&member_list(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b"}])),
+                None,
+            ),
+            (
+                "host keeps its _id",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a"},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 5, "host": "c"},
+                ])),
+                Some(103),
+            ),
+            (
+                "arbiterOnly cannot change",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a"},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 2, "host": "c", "arbiterOnly": true},
+                ])),
+                Some(103),
+            ),
+            (
+                "buildIndexes cannot change",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a"},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 2, "host": "c", "buildIndexes": false, "priority": 0},
+                ])),
+                Some(103),
+            ),
+            (
+                "set name cannot change",
+                next(&|d| {
+                    d.insert("_id", "rs1");
+                }),
+                Some(93),
+            ),
+            (
+                "user-supplied newlyAdded",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a"},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 2, "host": "c", "newlyAdded": true},
+                ])),
+                Some(93),
+            ),
+            (
+                "primary must stay",
+                next(&member_list(vec![doc! {"_id": 1, "host": "b"}, doc! {"_id": 2, "host": "c"}])),
+                Some(74),
+            ),
+            (
+                "primary must stay electable",
+                next(&member_list(vec![
+                    doc! {"_id": 0, "host": "a", "priority": 0},
+                    doc! {"_id": 1, "host": "b"},
+                    doc! {"_id": 2, "host": "c"},
+                ])),
+                Some(104),
+            ),
+        ];
+        for (what, d, code) in table {
+            assert_eq!(validate_reconfig(&old, &d, "a").err().map(|r| r.code), code, "{what}");
+        }
+    }
+
+    #[test]
+    fn new_voters_are_marked_newly_added_and_do_not_count() {
+        let old = validate_initiate(&members(vec![doc! {"_id": 0, "host": "a"}]), "rs0", "a").expect("valid");
+        // Two new voters in one reconfig are accepted because both are marked newlyAdded.
+        let d = doc! { "_id": "rs0", "version": 2, "members": [{"_id": 0, "host": "a"}, {"_id": 1, "host": "b"}, {"_id": 2, "host": "c"}] };
+        let new = validate_reconfig(&old, &d, "a").expect("accepted through newlyAdded");
+        assert_eq!(new.members.iter().filter(|m| m.newly_added).count(), 2);
+        assert!(!to_document(&new, false).to_string().contains("newlyAdded"), "replSetGetConfig hides the flag");
+    }
+}

@@ -127,3 +127,18 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
     w.flush().await?;
     Ok(())
 }
+
+/// Writes one command as a client would (for tests and tools that talk to the simulator
+/// without a driver).
+pub async fn write_request<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    request_id: i32,
+    body: &Document,
+) -> Result<(), WireError> {
+    write_reply(w, 0, request_id, body).await
+}
+
+/// Reads one reply as a client would: the body of an OP_MSG.
+pub async fn read_reply<R: AsyncRead + Unpin>(r: &mut R) -> Result<Document, WireError> {
+    read_request(r).await.map(|m| m.body)
+}

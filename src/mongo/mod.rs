@@ -58,6 +58,11 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// SCRAM-SHA-256 credentials (the only mechanism the operator uses).
+    pub fn scram(username: &str, source: &str, password: &str) -> Credentials {
+        Credentials { username: username.into(), source: source.into(), password: password.into() }
+    }
+
     /// The internal `__system@local` user, from the keyFile's contents.
     pub fn from_key_file(key_file: &str) -> Credentials {
         Credentials {
