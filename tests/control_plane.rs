@@ -13,6 +13,11 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use support::*;
 
+/// Whether (type, status) condition pairs contain Ready=True; Nodes and Pods both report it so.
+fn ready_in<'a>(conditions: Option<impl Iterator<Item = (&'a String, &'a String)>>) -> bool {
+    conditions.is_some_and(|mut c| c.any(|(t, s)| t == "Ready" && s == "True"))
+}
+
 #[tokio::test]
 #[ignore = "needs a Kubernetes control plane: run `make test`"]
 async fn nodes_are_ready_in_several_zones() {
@@ -23,10 +28,9 @@ async fn nodes_are_ready_in_several_zones() {
         .items
         .iter()
         .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            ready_in(
+                n.status.as_ref().and_then(|s| s.conditions.as_ref()).map(|c| c.iter().map(|c| (&c.type_, &c.status))),
+            )
         })
         .collect();
     assert!(ready.len() >= 5, "expected at least 5 Ready nodes, found {}", ready.len());
@@ -68,10 +72,12 @@ async fn statefulset_pods_run_with_volumes_and_are_collected() {
             .items
             .into_iter()
             .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                ready_in(
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .map(|c| c.iter().map(|c| (&c.type_, &c.status))),
+                )
             })
             .collect();
         (ready.len() == 3).then_some(ready)
