@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod mongo;
+pub mod probe;
 pub mod replset;
 pub mod runtime;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mongo_operator::{api, runtime, telemetry};
+use mongo_operator::{api, probe, runtime, telemetry};
 
 #[derive(Parser)]
 #[command(name = "mongo-operator", version, about = "Runs MongoDB replica sets on Kubernetes")]
@@ -24,6 +24,18 @@ enum Command {
         #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
         log_level: String,
     },
+    /// Check the local mongod for a container probe: exit 0 when it passes, 1 when it does not.
+    Probe {
+        /// Which check.
+        #[arg(value_enum)]
+        probe: probe::Probe,
+        /// mongod's address.
+        #[arg(long, default_value = "127.0.0.1:27017")]
+        address: String,
+        /// Give up after this many milliseconds (keep it below the probe's timeoutSeconds).
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -36,6 +48,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd { dir } => print_crds(dir),
+        Command::Probe { probe, address, timeout_ms } => {
+            run_probe(probe, &address, std::time::Duration::from_millis(timeout_ms))
+        }
         Command::Run { log_format, log_level } => {
             telemetry::init(log_format, &log_level);
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -69,6 +84,28 @@ fn print_crds(dir: Option<PathBuf>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("cannot write the CRDs: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_probe(which: probe::Probe, address: &str, timeout: std::time::Duration) -> ExitCode {
+    // A current-thread runtime: the probe runs every few seconds in every mongod container, so
+    // it starts no worker threads.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("probe: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(probe::run(which, address, timeout)) {
+        Ok(why) => {
+            println!("{why}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("{why}");
             ExitCode::FAILURE
         }
     }

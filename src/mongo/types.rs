@@ -12,6 +12,8 @@ pub struct Hello {
     pub is_writable_primary: bool,
     #[serde(default)]
     pub secondary: bool,
+    #[serde(rename = "arbiterOnly", default)]
+    pub arbiter_only: bool,
     #[serde(rename = "setName", default)]
     pub set_name: Option<String>,
     #[serde(rename = "setVersion", default)]
