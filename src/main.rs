@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mongo_operator::{api, probe, runtime, telemetry};
+use mongo_operator::{api, install, probe, runtime, telemetry};
 
 #[derive(Parser)]
 #[command(name = "mongo-operator", version, about = "Runs MongoDB replica sets on Kubernetes")]
@@ -36,6 +36,18 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Prepare a mongod or backup Pod (the init container): copy this binary and the keyFile.
+    Install {
+        /// Directory (an emptyDir) to copy this binary into.
+        #[arg(long)]
+        bin_dir: PathBuf,
+        /// The keyFile as mounted from its Secret.
+        #[arg(long, requires = "key_file_dst")]
+        key_file_src: Option<PathBuf>,
+        /// Where mongod reads the keyFile (an emptyDir); written with mode 0400.
+        #[arg(long, requires = "key_file_src")]
+        key_file_dst: Option<PathBuf>,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -48,6 +60,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd { dir } => print_crds(dir),
+        Command::Install { bin_dir, key_file_src, key_file_dst } => {
+            run_install(&bin_dir, key_file_src.zip(key_file_dst))
+        }
         Command::Probe { probe, address, timeout_ms } => {
             run_probe(probe, &address, std::time::Duration::from_millis(timeout_ms))
         }
@@ -106,6 +121,24 @@ fn run_probe(which: probe::Probe, address: &str, timeout: std::time::Duration) -
         }
         Err(why) => {
             eprintln!("{why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_install(bin_dir: &std::path::Path, key_file: Option<(PathBuf, PathBuf)>) -> ExitCode {
+    let result = install::install_binary(bin_dir).and_then(|bin| {
+        println!("installed {}", bin.display());
+        if let Some((src, dst)) = key_file {
+            install::install_key_file(&src, &dst)?;
+            println!("installed keyFile {} (mode 0400)", dst.display());
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("install: {error}");
             ExitCode::FAILURE
         }
     }
