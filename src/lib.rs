@@ -5,6 +5,7 @@
 //! - [`runtime`]: the `run` subcommand's process: connection, CRD check, shutdown.
 
 pub mod api;
+pub mod build;
 pub mod install;
 pub mod mongo;
 pub mod probe;

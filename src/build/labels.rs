@@ -1,0 +1,28 @@
+//! The recommended `app.kubernetes.io/*` labels on everything the operator creates.
+
+use std::collections::BTreeMap;
+
+pub const MANAGED_BY: &str = "mongo-operator";
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "mongo-operator";
+
+/// Labels that select a cluster's member Pods (stable: they are part of the StatefulSet's
+/// immutable selector).
+pub fn selector(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "mongodb".to_string()),
+        ("app.kubernetes.io/instance".to_string(), cluster.to_string()),
+        ("app.kubernetes.io/component".to_string(), "database".to_string()),
+    ])
+}
+
+/// Every label of an object belonging to `cluster`, for a `component`.
+pub fn labels(cluster: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "mongodb".to_string()),
+        ("app.kubernetes.io/instance".to_string(), cluster.to_string()),
+        ("app.kubernetes.io/component".to_string(), component.to_string()),
+        ("app.kubernetes.io/part-of".to_string(), "mongo-operator".to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+    ])
+}

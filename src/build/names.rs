@@ -1,0 +1,84 @@
+//! The names of everything the operator creates for a cluster, in one place.
+
+use crate::replset::member_host;
+
+/// Names derived from a MongoCluster's name. The API limits that name to 40 characters, so
+/// every derived name fits Kubernetes' 63-character limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNames {
+    pub cluster: String,
+    pub namespace: String,
+}
+
+impl ClusterNames {
+    pub fn new(cluster: &str, namespace: &str) -> ClusterNames {
+        ClusterNames { cluster: cluster.to_string(), namespace: namespace.to_string() }
+    }
+
+    /// The StatefulSet; its Pods are `<cluster>-<ordinal>`.
+    pub fn statefulset(&self) -> String {
+        self.cluster.clone()
+    }
+
+    /// The headless Service that gives each member a stable DNS name.
+    pub fn headless_service(&self) -> String {
+        format!("{}-members", self.cluster)
+    }
+
+    /// The Service clients connect through.
+    pub fn client_service(&self) -> String {
+        self.cluster.clone()
+    }
+
+    /// The ConfigMap holding mongod.conf.
+    pub fn config_map(&self) -> String {
+        format!("{}-mongod-config", self.cluster)
+    }
+
+    /// The Secret with the keyFile and the operator's own credentials.
+    pub fn internal_secret(&self) -> String {
+        format!("{}-internal", self.cluster)
+    }
+
+    pub fn pod_disruption_budget(&self) -> String {
+        self.cluster.clone()
+    }
+
+    pub fn pod(&self, ordinal: i32) -> String {
+        format!("{}-{ordinal}", self.cluster)
+    }
+
+    /// The replica-set name: the cluster's name.
+    pub fn replica_set(&self) -> String {
+        self.cluster.clone()
+    }
+
+    /// A member's host in the replica-set config.
+    pub fn member_host(&self, ordinal: i32, cluster_domain: &str) -> String {
+        member_host(&self.pod(ordinal), &self.headless_service(), &self.namespace, cluster_domain)
+    }
+
+    /// Default name of a user's connection Secret: `<cluster>-<db>-<user>`, lowercased, with
+    /// characters a Secret name cannot hold replaced by '-'.
+    pub fn user_secret(&self, db: &str, user: &str) -> String {
+        let raw = format!("{}-{db}-{user}", self.cluster).to_lowercase();
+        let cleaned: String =
+            raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
+        cleaned.trim_matches(|c| c == '-' || c == '.').chars().take(253).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_derived_from_the_cluster() {
+        let n = ClusterNames::new("orders", "prod");
+        assert_eq!(n.headless_service(), "orders-members");
+        assert_eq!(n.member_host(2, "cluster.local"), "orders-2.orders-members.prod.svc.cluster.local:27017");
+        assert_eq!(n.user_secret("admin", "Orders_App"), "orders-admin-orders-app");
+        let longest = ClusterNames::new(&"a".repeat(40), "ns");
+        assert!(longest.config_map().len() <= 63 && longest.headless_service().len() <= 63);
+    }
+}

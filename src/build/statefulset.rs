@@ -1,0 +1,363 @@
+//! The members' StatefulSet, following `mongod-pod-facts.md` point by point (the numbers in
+//! comments are its §9 checklist).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, ExecAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube_quantity::ParsedQuantity;
+
+use super::labels::{labels, selector};
+use super::names::ClusterNames;
+use crate::api::{AntiAffinity, DeletionPolicy, MongoClusterSpec};
+use crate::replset::config::MONGODB_PORT;
+
+/// uid and gid of the `mongodb` user in the official image (1).
+pub const MONGODB_UID: i64 = 999;
+pub const DATA_DIR: &str = "/data/db";
+pub const KEY_FILE_DIR: &str = "/var/lib/mongo-auth";
+pub const KEY_FILE: &str = "/var/lib/mongo-auth/keyfile";
+pub const KEY_FILE_SRC_DIR: &str = "/var/run/mongo-keyfile";
+/// The key holding the keyFile in the internal Secret.
+pub const KEY_FILE_SECRET_KEY: &str = "keyfile";
+pub const CONFIG_DIR: &str = "/etc/mongod";
+pub const BIN_DIR: &str = "/opt/mongo-operator/bin";
+pub const CONFIG_HASH_ANNOTATION: &str = "mongo.operator.rs/config-hash";
+/// Resources when the spec gives none: memory request = limit, a 2 Gi limit for a 0.5 GB cache.
+pub const DEFAULT_MEMORY: &str = "2Gi";
+pub const DEFAULT_CPU: &str = "500m";
+/// Grace for mongod's own shutdown: step-down and quiesce (15 s), closing (10 s), checkpoint (21).
+pub const TERMINATION_GRACE_SECONDS: i64 = 60;
+
+/// What the StatefulSet needs besides the spec.
+#[derive(Clone, Debug)]
+pub struct Inputs<'a> {
+    pub names: &'a ClusterNames,
+    pub spec: &'a MongoClusterSpec,
+    pub owner: &'a OwnerReference,
+    /// The operator's own image, for the init container that copies the binary and keyFile.
+    pub operator_image: &'a str,
+    /// Hash of the rendered mongod.conf (25).
+    pub config_hash: &'a str,
+}
+
+/// The image mongod runs: the user's, or the official `mongo:<version>`.
+pub fn mongod_image(spec: &MongoClusterSpec) -> String {
+    spec.image.clone().unwrap_or_else(|| format!("mongo:{}", spec.version))
+}
+
+/// Resources of the mongod container, with the memory request set to the limit (8).
+pub fn resources(spec: &MongoClusterSpec) -> ResourceRequirements {
+    let mut r = spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(DEFAULT_CPU.into())),
+            ("memory".to_string(), Quantity(DEFAULT_MEMORY.into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(DEFAULT_MEMORY.into()))])),
+        ..ResourceRequirements::default()
+    });
+    if let Some(limit) = r.limits.as_ref().and_then(|l| l.get("memory")).cloned() {
+        r.requests.get_or_insert_with(BTreeMap::new).entry("memory".into()).or_insert(limit);
+    }
+    r
+}
+
+/// `max(0.25, 0.5 × (memory limit − 1 GiB))` in GB, two decimals (11); None without a limit.
+pub fn wired_tiger_cache_gb(resources: &ResourceRequirements) -> Option<f64> {
+    let limit = resources.limits.as_ref()?.get("memory")?;
+    let bytes = ParsedQuantity::try_from(limit).ok()?.to_bytes_f64()?;
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let cache = (0.5 * (bytes - gib) / gib).max(0.25);
+    Some((cache * 100.0).floor() / 100.0)
+}
+
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        ..SecurityContext::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str, memory: bool) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: memory.then(|| "Memory".to_string()),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn probe(kind: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec![
+                format!("{BIN_DIR}/mongo-operator"),
+                "probe".into(),
+                kind.into(),
+                "--timeout-ms".into(),
+                "4000".into(),
+            ]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+/// mongod's command line: identity flags here, tunables in the config file (4.4, 8-11, 15).
+pub fn mongod_command(names: &ClusterNames, spec: &MongoClusterSpec) -> Vec<String> {
+    let mut cmd = vec![
+        "mongod".to_string(),
+        "--config".into(),
+        format!("{CONFIG_DIR}/mongod.conf"),
+        "--replSet".into(),
+        names.replica_set(),
+        "--bind_ip_all".into(),
+        "--port".into(),
+        MONGODB_PORT.to_string(),
+        "--dbpath".into(),
+        DATA_DIR.into(),
+        "--keyFile".into(),
+        KEY_FILE.into(),
+    ];
+    if let Some(gb) = wired_tiger_cache_gb(&resources(spec)) {
+        cmd.push("--wiredTigerCacheSizeGB".into());
+        cmd.push(format!("{gb:.2}"));
+    }
+    cmd
+}
+
+fn scheduling(
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+) -> (Option<Affinity>, Option<Vec<TopologySpreadConstraint>>) {
+    let members = LabelSelector { match_labels: Some(selector(&names.cluster)), ..LabelSelector::default() };
+    let affinity = spec.scheduling.affinity.clone().or_else(|| {
+        let term = PodAffinityTerm {
+            label_selector: Some(members.clone()),
+            topology_key: "kubernetes.io/hostname".into(),
+            ..PodAffinityTerm::default()
+        };
+        let anti = match spec.scheduling.pod_anti_affinity {
+            AntiAffinity::Required => PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![term]),
+                ..PodAntiAffinity::default()
+            },
+            AntiAffinity::Preferred => PodAntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: term,
+                }]),
+                ..PodAntiAffinity::default()
+            },
+        };
+        Some(Affinity { pod_anti_affinity: Some(anti), ..Affinity::default() })
+    });
+    let spread = if spec.scheduling.topology_spread_constraints.is_empty() {
+        vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "topology.kubernetes.io/zone".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(members),
+            ..TopologySpreadConstraint::default()
+        }]
+    } else {
+        spec.scheduling.topology_spread_constraints.clone()
+    };
+    (affinity, Some(spread))
+}
+
+pub fn build(i: &Inputs<'_>) -> StatefulSet {
+    let (names, spec) = (i.names, i.spec);
+    let install = Container {
+        name: "install".into(),
+        image: Some(i.operator_image.to_string()),
+        command: Some(vec![
+            "/mongo-operator".into(),
+            "install".into(),
+            "--bin-dir".into(),
+            BIN_DIR.into(),
+            "--key-file-src".into(),
+            format!("{KEY_FILE_SRC_DIR}/{KEY_FILE_SECRET_KEY}"),
+            "--key-file-dst".into(),
+            KEY_FILE.into(),
+        ]),
+        volume_mounts: Some(vec![
+            mount("bin", BIN_DIR, false),
+            mount("keyfile", KEY_FILE_DIR, false),
+            mount("keyfile-src", KEY_FILE_SRC_DIR, true),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("10m".into())),
+                ("memory".into(), Quantity("32Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([("memory".into(), Quantity("128Mi".into()))])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(restricted()),
+        ..Container::default()
+    };
+    let mongod = Container {
+        name: "mongod".into(),
+        image: Some(mongod_image(spec)),
+        command: Some(mongod_command(names, spec)),
+        ports: Some(vec![ContainerPort {
+            name: Some("mongodb".into()),
+            container_port: i32::from(MONGODB_PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: Some(resources(spec)),
+        volume_mounts: Some(vec![
+            mount("data", DATA_DIR, false),
+            mount("tmp", "/tmp", false),
+            mount("keyfile", KEY_FILE_DIR, true),
+            mount("config", CONFIG_DIR, true),
+            mount("bin", BIN_DIR, true),
+        ]),
+        readiness_probe: Some(probe("readiness", 10, 3)),
+        liveness_probe: Some(probe("liveness", 15, 6)),
+        // 10 s × 60 = 10 minutes for journal recovery after an unclean stop (20).
+        startup_probe: Some(probe("startup", 10, 60)),
+        security_context: Some(restricted()),
+        ..Container::default()
+    };
+    let (affinity, topology_spread_constraints) = scheduling(names, spec);
+    let mut pod_labels = labels(&names.cluster, "database");
+    pod_labels.extend(selector(&names.cluster));
+    let pod = PodSpec {
+        init_containers: Some(vec![install]),
+        containers: vec![mongod],
+        volumes: Some(vec![
+            empty_dir("tmp", false),
+            empty_dir("keyfile", true),
+            empty_dir("bin", false),
+            Volume {
+                name: "keyfile-src".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(names.internal_secret()),
+                    default_mode: Some(0o440),
+                    items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+                        key: KEY_FILE_SECRET_KEY.into(),
+                        path: KEY_FILE_SECRET_KEY.into(),
+                        mode: None,
+                    }]),
+                    optional: Some(false),
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "config".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: names.config_map(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ]),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(MONGODB_UID),
+            run_as_group: Some(MONGODB_UID),
+            fs_group: Some(MONGODB_UID),
+            fs_group_change_policy: Some("OnRootMismatch".into()),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        affinity,
+        topology_spread_constraints,
+        node_selector: (!spec.scheduling.node_selector.is_empty()).then(|| spec.scheduling.node_selector.clone()),
+        tolerations: (!spec.scheduling.tolerations.is_empty()).then(|| spec.scheduling.tolerations.clone()),
+        priority_class_name: spec.scheduling.priority_class_name.clone(),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        ..PodSpec::default()
+    };
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(labels(&names.cluster, "database")),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(spec.storage.size.clone()))])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    };
+    let on_delete = match spec.deletion_policy {
+        DeletionPolicy::Retain => "Retain",
+        DeletionPolicy::Delete => "Delete",
+    };
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(names.statefulset()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(labels(&names.cluster, "database")),
+            owner_references: Some(vec![i.owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.members),
+            service_name: Some(names.headless_service()),
+            selector: LabelSelector { match_labels: Some(selector(&names.cluster)), ..LabelSelector::default() },
+            // All members start together: initiation needs every one of them to answer.
+            pod_management_policy: Some("Parallel".into()),
+            // The operator restarts members itself, secondaries first and the primary last.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            // Scaling down keeps volumes; deleting the cluster keeps them unless the user asked.
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_scaled: Some("Retain".into()),
+                when_deleted: Some(on_delete.into()),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_string(),
+                        i.config_hash.to_string(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        }),
+        status: None,
+    }
+}
