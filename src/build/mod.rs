@@ -10,3 +10,17 @@ pub mod statefulset;
 
 #[cfg(test)]
 mod tests;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// Metadata of an object belonging to a cluster: its name, the cluster's namespace, the
+/// recommended labels, and the MongoCluster as controlling owner (garbage collection).
+pub fn owned_meta(names: &names::ClusterNames, name: String, owner: &OwnerReference) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels::labels(&names.cluster, "database")),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}

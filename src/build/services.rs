@@ -5,8 +5,9 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::labels::{labels, selector};
+use super::labels::selector;
 use super::names::ClusterNames;
+use super::owned_meta;
 use crate::api::{ExposeSpec, ExposeType};
 use crate::replset::config::MONGODB_PORT;
 
@@ -34,13 +35,7 @@ fn port() -> ServicePort {
 /// any is ready, or no majority could ever form (`mongod-pod-facts.md` §7).
 pub fn headless(names: &ClusterNames, owner: &OwnerReference) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(names.headless_service()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(labels(&names.cluster, "database")),
-            owner_references: Some(vec![owner.clone()]),
-            ..ObjectMeta::default()
-        },
+        metadata: owned_meta(names, names.headless_service(), owner),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
@@ -72,12 +67,8 @@ pub fn client(names: &ClusterNames, expose: &ExposeSpec, owner: &OwnerReference)
     }
     Service {
         metadata: ObjectMeta {
-            name: Some(names.client_service()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(labels(&names.cluster, "database")),
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: Some(vec![owner.clone()]),
-            ..ObjectMeta::default()
+            ..owned_meta(names, names.client_service(), owner)
         },
         spec: Some(spec),
         status: None,

@@ -321,13 +321,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         DeletionPolicy::Delete => "Delete",
     };
     StatefulSet {
-        metadata: ObjectMeta {
-            name: Some(names.statefulset()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(labels(&names.cluster, "database")),
-            owner_references: Some(vec![i.owner.clone()]),
-            ..ObjectMeta::default()
-        },
+        metadata: super::owned_meta(names, names.statefulset(), i.owner),
         spec: Some(StatefulSetSpec {
             replicas: Some(spec.members),
             service_name: Some(names.headless_service()),
