@@ -242,7 +242,6 @@ up() {
 }
 
 print_env() {
-  bins
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$K8S_BIN:$HELM_BIN:\$PATH"
 }
@@ -256,7 +255,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  env) print_env ;;
+  env) bins; print_env ;;
   status) if alive kube-apiserver && alive etcd && alive kwok; then echo up; else echo down; exit 1; fi ;;
   *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
 esac

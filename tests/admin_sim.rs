@@ -116,12 +116,6 @@ impl Set {
                 Err(e) => panic!("observe: {e}"),
             };
             let step = plan(SET, &desired, obs.as_ref(), None);
-            if std::env::var_os("DEBUG_CONVERGE").is_some() {
-                eprintln!(
-                    "{:?} -> {step:?}",
-                    obs.as_ref().map(|o| (o.config.version, o.config.members.len(), o.primary.clone()))
-                );
-            }
             let primary = obs.as_ref().and_then(|o| o.primary.clone());
             let index = |h: &str| (0..self.addrs.len()).find(|&i| host(i) == h).expect("known host");
             match &step {

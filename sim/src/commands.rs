@@ -471,15 +471,17 @@ fn install_reconfig(world: &Shared, me: &str, new_doc: &Document, committed: boo
         Err(r) => return Err(refusal(r)),
     };
     // Quorum: a majority of voters (not newlyAdded) must answer heartbeats.
-    let voters: Vec<&rules::Member> = new.members.iter().filter(|e| e.is_voter()).collect();
-    let answering =
-        voters.iter().filter(|e| w.members.values().any(|x| x.host == e.host && w.reachable(me, &x.name))).count();
-    if answering < crate::world::majority(voters.len()) {
+    let required = crate::world::majority(new.voters());
+    let answering = new
+        .members
+        .iter()
+        .filter(|e| e.is_voter() && w.members.values().any(|x| x.host == e.host && w.reachable(me, &x.name)))
+        .count();
+    if answering < required {
         return Err(error(
             code::NODE_NOT_FOUND,
             format!(
-                "Quorum check failed because not enough voting nodes responded; required {} but only {answering} responded",
-                crate::world::majority(voters.len())
+                "Quorum check failed because not enough voting nodes responded; required {required} but only {answering} responded"
             ),
         ));
     }
@@ -529,7 +531,7 @@ async fn reconfig(world: &Shared, me: &str, body: &Document) -> Document {
                 w.members.values().any(|x| x.host == e.host && x.config.as_ref().is_some_and(|c| c.version >= version))
             })
             .count();
-        have >= crate::world::majority(cfg.members.iter().filter(|e| e.is_voter()).count())
+        have >= crate::world::majority(cfg.voters())
     })
     .await;
     if installed {

@@ -166,6 +166,13 @@ fn boolean(doc: &Document, key: &str, default: bool) -> Result<bool, Refusal> {
     }
 }
 
+impl Config {
+    /// Voting members, `newlyAdded` ones not counted (as the server counts them).
+    pub fn voters(&self) -> usize {
+        self.members.iter().filter(|m| m.is_voter()).count()
+    }
+}
+
 /// `host` with the default port filled in, as the server compares hosts.
 pub fn normalize_host(host: &str) -> String {
     let host = host.trim();
@@ -376,7 +383,7 @@ pub fn check_set(cfg: &Config, code: i32) -> Result<(), Refusal> {
             );
         }
     }
-    let voters = cfg.members.iter().filter(|m| m.is_voter()).count();
+    let voters = cfg.voters();
     if voters > MAX_VOTERS {
         return refuse(
             code,
@@ -465,8 +472,7 @@ pub fn validate_initiate(doc: &Document, set_name: &str, self_host: &str) -> Res
 
 /// Which voting change a reconfig makes: the voting `_id`s added and removed.
 pub fn voting_changes(old: &Config, new: &Config) -> (Vec<i64>, Vec<i64>) {
-    let voters =
-        |c: &Config| c.members.iter().filter(|m| m.votes == 1 && !m.newly_added).map(|m| m.id).collect::<BTreeSet<_>>();
+    let voters = |c: &Config| c.members.iter().filter(|m| m.is_voter()).map(|m| m.id).collect::<BTreeSet<_>>();
     let (a, b) = (voters(old), voters(new));
     (b.difference(&a).copied().collect(), a.difference(&b).copied().collect())
 }

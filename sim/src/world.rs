@@ -249,10 +249,6 @@ impl World {
         cfg.members.iter().filter_map(move |e| self.by_host(&e.host)).filter(move |m| self.reachable(from, &m.name))
     }
 
-    fn voters(cfg: &Config) -> usize {
-        cfg.members.iter().filter(|m| m.is_voter()).count()
-    }
-
     /// Whether the primary's current config is committed: a majority of voters have installed
     /// it and (after version 1) applied the oplog up to where it was written.
     pub fn config_committed(&self, primary: &SimMember) -> bool {
@@ -265,7 +261,7 @@ impl World {
                 voter && m.config.as_ref().is_some_and(|c| c.version == cfg.version) && m.applied >= needed_op
             })
             .count();
-        have >= majority(Self::voters(cfg))
+        have >= majority(cfg.voters())
     }
 
     /// Advances the simulation by one heartbeat round.
@@ -384,7 +380,7 @@ impl World {
             .filter(|m| cfg.members.iter().any(|e| e.host == m.host && e.is_voter()))
             .count();
         let in_config = cfg.members.iter().any(|e| e.host == primary.host);
-        let has_majority = in_config && voters_seen >= majority(Self::voters(cfg));
+        let has_majority = in_config && voters_seen >= majority(cfg.voters());
         let m = self.members.get_mut(p).expect("primary exists");
         if has_majority {
             m.lost_majority_since = None;
@@ -438,7 +434,7 @@ impl World {
             let Some(at) = cand.election_at else {
                 let timeout = self.election_timeout(&cfg);
                 let jitter = rand::thread_rng().gen_range(0.0..0.15);
-                let single = Self::voters(&cfg) == 1;
+                let single = cfg.voters() == 1;
                 let delay = if single { Duration::ZERO } else { timeout.mul_f64(1.0 + jitter) };
                 if let Some(m) = self.members.get_mut(&c) {
                     m.election_at = Some(now + delay);
@@ -453,7 +449,7 @@ impl World {
                 .reachable_hosts(&c, &cfg)
                 .filter(|m| cfg.members.iter().any(|e| e.host == m.host && e.is_voter()) && m.applied <= applied)
                 .count();
-            if votes >= majority(Self::voters(&cfg)) {
+            if votes >= majority(cfg.voters()) {
                 self.term += 1;
                 let term = self.term;
                 for m in self.members.values_mut() {
@@ -530,10 +526,7 @@ impl World {
         cfg.term = 0;
         self.oplog.clear();
         self.config_optime.clear();
-        let pos = {
-            self.oplog.push(OplogEntry { at: Instant::now(), wall: SystemTime::now(), term: 0 });
-            self.oplog.len()
-        };
+        let pos = self.append_oplog();
         let m = self.members.get_mut(name).expect("checked above");
         m.config = Some(cfg);
         m.applied = pos;

@@ -30,12 +30,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 /// All CRDs as one multi-document YAML stream, as `mongo-operator crd` prints it and as
 /// `crds/` stores it.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
-    }
-    Ok(out)
+    crds().iter().map(crd_yaml).collect()
 }
 
 /// The file name under `crds/` of one CRD: `<plural>.<group>.yaml`.

@@ -248,8 +248,6 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         ..Container::default()
     };
     let (affinity, topology_spread_constraints) = scheduling(names, spec);
-    let mut pod_labels = labels(&names.cluster, "database");
-    pod_labels.extend(selector(&names.cluster));
     let pod = PodSpec {
         init_containers: Some(vec![install]),
         containers: vec![mongod],
@@ -340,7 +338,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
+                    labels: Some(labels(&names.cluster, "database")),
                     annotations: Some(BTreeMap::from([(
                         CONFIG_HASH_ANNOTATION.to_string(),
                         i.config_hash.to_string(),

@@ -8,14 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, ResourceExt};
-
-/// The reason cluster tests are skipped by plain `cargo test`.
-pub const NEEDS_CLUSTER: &str = "needs a Kubernetes control plane: run `make test`";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,18 +92,6 @@ pub async fn merge_patch(
     let (_, ar) = resolve(client, yaml_of_kind).await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
-}
-
-/// The API server's refusal message, or a panic if the request was accepted.
-pub fn refusal<T: ResourceExt>(result: Result<T, kube::Error>, what: &str) -> String {
-    match result {
-        Ok(obj) => panic!("{what}: expected the API server to refuse it, but {} was accepted", obj.name_any()),
-        Err(kube::Error::Api(status)) => {
-            assert_eq!(status.code, 422, "{what}: expected 422 Invalid, got {}: {}", status.code, status.message);
-            status.message
-        }
-        Err(e) => panic!("{what}: expected a validation error, got {e}"),
-    }
 }
 
 pub fn examples() -> Vec<(PathBuf, String)> {
