@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod build;
+pub mod controller;
 pub mod install;
 pub mod mongo;
 pub mod probe;

@@ -23,6 +23,8 @@ enum Command {
         /// Log level or filter, as in RUST_LOG (which overrides it).
         #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
         log_level: String,
+        #[command(flatten)]
+        options: runtime::RunOptions,
     },
     /// Check the local mongod for a container probe: exit 0 when it passes, 1 when it does not.
     Probe {
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
         Command::Probe { probe, address, timeout_ms } => {
             run_probe(probe, &address, std::time::Duration::from_millis(timeout_ms))
         }
-        Command::Run { log_format, log_level } => {
+        Command::Run { log_format, log_level, options } => {
             telemetry::init(log_format, &log_level);
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -77,7 +79,7 @@ fn main() -> ExitCode {
             };
             let result = rt.block_on(async {
                 let client = runtime::connect().await?;
-                runtime::run(client, runtime::shutdown_signal()).await
+                runtime::run(client, options, runtime::shutdown_signal()).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

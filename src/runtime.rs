@@ -8,7 +8,12 @@ use kube::{Client, Resource};
 use thiserror::Error;
 use tracing::info;
 
+use std::sync::Arc;
+
 use crate::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
+use crate::controller::cluster::{self, Scope};
+use crate::controller::{Context, Settings};
+use crate::mongo::{DriverAdmin, Timeouts};
 
 /// Why the operator could not start.
 #[derive(Debug, Error)]
@@ -110,11 +115,39 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the operator until `shutdown` resolves.
-pub async fn run(client: Client, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+/// Options of `mongo-operator run`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunOptions {
+    /// Watch only this namespace (all namespaces when unset).
+    #[arg(long, env = "MONGO_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The operator's own image, which mongod Pods' init container copies the binary from.
+    #[arg(long, env = "MONGO_OPERATOR_IMAGE", default_value = concat!("mongo-operator:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The cluster's DNS domain.
+    #[arg(long, env = "MONGO_OPERATOR_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// This replica of the operator, for Events (the Pod name in a Deployment).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+/// Runs the controllers until `shutdown` resolves, then lets in-flight reconciles finish.
+pub async fn run(
+    client: Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
     check_crds(&client).await?;
-    info!("mongo-operator is running; waiting for work");
-    shutdown.await;
+    let settings = Settings { operator_image: options.image, cluster_domain: options.cluster_domain };
+    let admin = DriverAdmin::new(Timeouts::default());
+    let ctx = Arc::new(Context::new(client, admin, settings, options.instance));
+    let scope = match options.namespace {
+        Some(ns) => Scope::Namespace(ns),
+        None => Scope::All,
+    };
+    info!(?scope, "mongo-operator is running");
+    cluster::run(ctx, scope, shutdown).await;
     info!("stopped cleanly");
     Ok(())
 }

@@ -111,8 +111,8 @@ impl Set {
         let mut log = Vec::new();
         for _ in 0..400 {
             let obs = match observe(&self.admin, &self.reachable(&all)).await {
-                Ok(Observation::Initiated(o)) => Some(*o),
-                Ok(Observation::NotInitiated) => None,
+                Ok(Observation { set: Some(o), .. }) => Some(*o),
+                Ok(Observation { set: None, .. }) => None,
                 Err(e) => panic!("observe: {e}"),
             };
             let step = plan(SET, &desired, obs.as_ref(), None);

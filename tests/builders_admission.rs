@@ -58,6 +58,7 @@ async fn built_objects_are_accepted_and_pods_pass_the_restricted_profile() {
             owner: &owner,
             operator_image: "mongo-operator:test",
             config_hash: &mongod_conf::hash(&conf),
+            replicas: s.members,
         });
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         api.create(&dry, &sts).await.unwrap_or_else(|e| panic!("StatefulSet {i} refused: {e}"));

@@ -139,6 +139,26 @@ impl Sim {
         Ok(true)
     }
 
+    /// Starts a member again at a new address, with its config and data: its Pod was replaced
+    /// and came back with another IP but the same volume.
+    pub async fn start_member_at(&self, name: &str, listen: SocketAddr) -> std::io::Result<bool> {
+        if lock(&self.world).member(name).is_none() {
+            return Ok(false);
+        }
+        self.stop_member(name);
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        {
+            let mut world = lock(&self.world);
+            if let Some(m) = world.members.get_mut(name) {
+                m.listen = addr;
+            }
+            world.start(name);
+        }
+        self.serve(name, listener);
+        Ok(true)
+    }
+
     /// Forgets a member entirely (its Pod and volume are gone).
     pub fn remove_member(&self, name: &str) -> bool {
         self.stop_member(name);

@@ -5,6 +5,7 @@ pub mod labels;
 pub mod mongod_conf;
 pub mod names;
 pub mod pdb;
+pub mod secrets;
 pub mod services;
 pub mod statefulset;
 

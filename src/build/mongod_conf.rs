@@ -2,10 +2,19 @@
 //! identify the member (replica set, port, bind, keyFile, dbPath) are command-line flags the
 //! StatefulSet shows, never here (mongod refuses an option given twice).
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::names::ClusterNames;
+use super::owned_meta;
 use crate::api::MongodConfig;
+
+/// The file name inside the ConfigMap and the mounted directory.
+pub const FILE_NAME: &str = "mongod.conf";
 
 /// Settings the operator puts under the user's: the unix socket stated explicitly in the
 /// writable `/tmp` emptyDir (the root filesystem is read-only). Logs stay on stdout, mongod's
@@ -39,6 +48,15 @@ pub fn render(user: Option<&MongodConfig>) -> Result<String, serde_yaml::Error> 
 pub fn hash(rendered: &str) -> String {
     let digest = Sha256::digest(rendered.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ConfigMap the members mount at `/etc/mongod`.
+pub fn config_map(names: &ClusterNames, rendered: &str, owner: &OwnerReference) -> ConfigMap {
+    ConfigMap {
+        metadata: owned_meta(names, names.config_map(), owner),
+        data: Some(BTreeMap::from([(FILE_NAME.to_string(), rendered.to_string())])),
+        ..ConfigMap::default()
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub struct Inputs<'a> {
     pub operator_image: &'a str,
     /// Hash of the rendered mongod.conf (25).
     pub config_hash: &'a str,
+    /// Pods to run: `spec.members`, or more while members above it are still in the replica
+    /// set (a member leaves the set before its Pod goes).
+    pub replicas: i32,
 }
 
 /// The image mongod runs: the user's, or the official `mongo:<version>`.
@@ -321,7 +324,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
     StatefulSet {
         metadata: super::owned_meta(names, names.statefulset(), i.owner),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.members),
+            replicas: Some(i.replicas),
             service_name: Some(names.headless_service()),
             selector: LabelSelector { match_labels: Some(selector(&names.cluster)), ..LabelSelector::default() },
             // All members start together: initiation needs every one of them to answer.

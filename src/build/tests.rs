@@ -44,6 +44,7 @@ fn build(spec: &MongoClusterSpec) -> StatefulSet {
         owner: &owner(),
         operator_image: "mongo-operator:test",
         config_hash: &hash,
+        replicas: spec.members,
     })
 }
 

@@ -14,29 +14,30 @@ pub struct Reachable {
 
 /// What the members say.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    /// No member that answered has a config: the set was never initiated.
-    NotInitiated,
-    /// The set exists.
-    Initiated(Box<Observed>),
+pub struct Observation {
+    /// Hosts whose mongod answered `hello`.
+    pub answered: Vec<String>,
+    /// The set as its primary (or another initiated member) reports it; None when no member
+    /// that answered has a config: the set was never initiated.
+    pub set: Option<Box<Observed>>,
 }
 
-/// Asks each member `hello`, then the primary (or, without one, any initiated member) for its
+/// Asks every member `hello`, then the primary (or, without one, any initiated member) for its
 /// config and status. Members that do not answer are simply absent from the answers.
 pub async fn observe<A: MongoAdmin>(admin: &A, members: &[Reachable]) -> Result<Observation, AdminError> {
     let mut initiated: Option<&Reachable> = None;
     let mut primary: Option<&Reachable> = None;
-    let mut answered = false;
+    let mut answered = Vec::new();
     let mut last_error = None;
-    for m in members {
-        match admin.hello(&m.target).await {
-            Ok(h) if h.is_writable_primary => {
-                primary = Some(m);
-                break;
-            }
+    // Concurrently, so one member that does not answer costs one timeout, not one per member.
+    let hellos = futures::future::join_all(members.iter().map(|m| admin.hello(&m.target))).await;
+    for (m, hello) in members.iter().zip(hellos) {
+        match hello {
             Ok(h) => {
-                answered = true;
-                if !h.is_uninitialized() {
+                answered.push(m.host.clone());
+                if h.is_writable_primary {
+                    primary = primary.or(Some(m));
+                } else if !h.is_uninitialized() {
                     initiated = initiated.or(Some(m));
                 }
             }
@@ -46,8 +47,8 @@ pub async fn observe<A: MongoAdmin>(admin: &A, members: &[Reachable]) -> Result<
     let Some(source) = primary.or(initiated) else {
         // If nobody answered, an uninitiated set cannot be told from an unreachable one.
         return match last_error {
-            Some(e) if !answered => Err(e),
-            _ => Ok(Observation::NotInitiated),
+            Some(e) if answered.is_empty() => Err(e),
+            _ => Ok(Observation { answered, set: None }),
         };
     };
     let (config, committed) = admin.config(&source.target, primary.is_some()).await?;
@@ -62,10 +63,7 @@ pub async fn observe<A: MongoAdmin>(admin: &A, members: &[Reachable]) -> Result<
             lag_seconds: status.lag_seconds(s),
         })
         .collect();
-    Ok(Observation::Initiated(Box::new(Observed {
-        config,
-        committed: committed.unwrap_or(false),
-        primary: primary.map(|p| p.host.clone()),
-        members,
-    })))
+    let set =
+        Observed { config, committed: committed.unwrap_or(false), primary: primary.map(|p| p.host.clone()), members };
+    Ok(Observation { answered, set: Some(Box::new(set)) })
 }

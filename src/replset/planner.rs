@@ -91,7 +91,7 @@ impl Observed {
     }
 
     /// Healthy SECONDARY (or the PRIMARY) within the caught-up lag.
-    fn caught_up(&self, host: &str) -> bool {
+    pub fn caught_up(&self, host: &str) -> bool {
         self.member(host).is_some_and(|m| {
             m.healthy
                 && (m.state == MemberState::Primary

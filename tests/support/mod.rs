@@ -3,6 +3,9 @@
 //! one up and points KUBECONFIG at it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod members;
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,0 +1,256 @@
+//! The cluster's Secrets: the internal one (keyFile and the operator's own password) and one
+//! connection Secret per user, with the keys MongoDB's own operator writes so applications can
+//! switch operators without change.
+//!
+//! Values are generated outside (see [`generate`]) and passed in, so these builders stay pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+use super::labels::labels;
+use super::names::ClusterNames;
+use crate::api::DeletionPolicy;
+
+/// Key of the keyFile in the internal Secret (the StatefulSet mounts it into the init container).
+pub use super::statefulset::KEY_FILE_SECRET_KEY as KEY_FILE_KEY;
+/// Key of the operator's own password (`mongo-operator-admin`) in the internal Secret.
+pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
+
+/// Keys of a user's connection Secret, as MongoDB's community operator names them.
+pub const CONNECTION_STANDARD_KEY: &str = "connectionString.standard";
+pub const CONNECTION_SRV_KEY: &str = "connectionString.standardSrv";
+pub const USERNAME_KEY: &str = "username";
+pub const PASSWORD_KEY: &str = "password";
+
+/// Annotations on a connection Secret: which user it belongs to, and a digest of the password
+/// last set in MongoDB, so the operator knows when the database must be told of a new one.
+pub const USER_ANNOTATION: &str = "mongo.operator.rs/user";
+pub const USER_DB_ANNOTATION: &str = "mongo.operator.rs/user-db";
+pub const APPLIED_PASSWORD_ANNOTATION: &str = "mongo.operator.rs/applied-password-digest";
+/// The `app.kubernetes.io/component` of connection Secrets, to list them.
+pub const USER_COMPONENT: &str = "user-credentials";
+
+/// Characters left as they are in the user-info part of a connection string (RFC 3986
+/// unreserved); everything else is percent-encoded, as the connection string spec requires.
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Secrets belong to the cluster (and are garbage-collected with it) only when the user asked
+/// for `deletionPolicy: Delete`; with `Retain` they outlive it, like the volumes, so a cluster
+/// created again under the same name finds its keyFile and passwords.
+fn owners(policy: DeletionPolicy, owner: &OwnerReference) -> Option<Vec<OwnerReference>> {
+    match policy {
+        DeletionPolicy::Delete => Some(vec![owner.clone()]),
+        DeletionPolicy::Retain => None,
+    }
+}
+
+fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
+    pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()
+}
+
+/// The internal Secret: the replica set's keyFile and the operator's password. The controller
+/// creates it once and never overwrites it; a user may create it beforehand with their own.
+pub fn internal(
+    names: &ClusterNames,
+    policy: DeletionPolicy,
+    owner: &OwnerReference,
+    key_file: &str,
+    operator_password: &str,
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(names.internal_secret()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(labels(&names.cluster, "internal-credentials")),
+            owner_references: owners(policy, owner),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data(&[(KEY_FILE_KEY, key_file), (OPERATOR_PASSWORD_KEY, operator_password)])),
+        ..Secret::default()
+    }
+}
+
+/// Only the ownership of the internal Secret, applied on its own so that a `deletionPolicy`
+/// change moves the Secret in or out of garbage collection without touching its data.
+pub fn internal_ownership(names: &ClusterNames, policy: DeletionPolicy, owner: &OwnerReference) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(names.internal_secret()),
+            namespace: Some(names.namespace.clone()),
+            owner_references: owners(policy, owner),
+            ..ObjectMeta::default()
+        },
+        ..Secret::default()
+    }
+}
+
+/// Where a user's connection Secret points.
+#[derive(Clone, Debug)]
+pub struct Connection<'a> {
+    pub names: &'a ClusterNames,
+    pub cluster_domain: &'a str,
+    /// Members the spec asks for; the standard string lists each of them.
+    pub members: i32,
+    pub secret_name: &'a str,
+    pub username: &'a str,
+    pub db: &'a str,
+    pub password: &'a str,
+    /// Digest of the password MongoDB has now, when known.
+    pub applied_digest: Option<&'a str>,
+    pub policy: DeletionPolicy,
+    pub owner: &'a OwnerReference,
+}
+
+/// `mongodb://` with every member, and `mongodb+srv://` through the headless Service's SRV
+/// records (`_mongodb._tcp.<service>`), which Kubernetes publishes for the named port.
+pub fn connection_strings(c: &Connection<'_>) -> (String, String) {
+    let user = utf8_percent_encode(c.username, USERINFO);
+    let password = utf8_percent_encode(c.password, USERINFO);
+    let db = utf8_percent_encode(c.db, USERINFO);
+    let set = c.names.replica_set();
+    let hosts: Vec<String> = (0..c.members.max(1)).map(|i| c.names.member_host(i, c.cluster_domain)).collect();
+    let standard = format!("mongodb://{user}:{password}@{}/{db}?replicaSet={set}&authSource={db}", hosts.join(","));
+    let srv_host = format!("{}.{}.svc.{}", c.names.headless_service(), c.names.namespace, c.cluster_domain);
+    // SRV implies TLS unless told otherwise; the members speak plain TCP on the private network.
+    let srv = format!("mongodb+srv://{user}:{password}@{srv_host}/{db}?replicaSet={set}&authSource={db}&tls=false");
+    (standard, srv)
+}
+
+/// A user's connection Secret.
+pub fn connection(c: &Connection<'_>) -> Secret {
+    let (standard, srv) = connection_strings(c);
+    let mut annotations = BTreeMap::from([
+        (USER_ANNOTATION.to_string(), c.username.to_string()),
+        (USER_DB_ANNOTATION.to_string(), c.db.to_string()),
+    ]);
+    if let Some(d) = c.applied_digest {
+        annotations.insert(APPLIED_PASSWORD_ANNOTATION.to_string(), d.to_string());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(c.secret_name.to_string()),
+            namespace: Some(c.names.namespace.clone()),
+            labels: Some(labels(&c.names.cluster, USER_COMPONENT)),
+            annotations: Some(annotations),
+            owner_references: owners(c.policy, c.owner),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data(&[
+            (CONNECTION_STANDARD_KEY, &standard),
+            (CONNECTION_SRV_KEY, &srv),
+            (USERNAME_KEY, c.username),
+            (PASSWORD_KEY, c.password),
+        ])),
+        ..Secret::default()
+    }
+}
+
+/// A digest of a password, to tell whether MongoDB already has it without keeping a second
+/// copy. The user and database are mixed in so equal passwords of two users differ.
+pub fn password_digest(db: &str, user: &str, password: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [db, "\0", user, "\0", password] {
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Generated secrets, from the operating system's CSPRNG.
+pub mod generate {
+    use base64::Engine;
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+
+    /// A keyFile: 96 random bytes in base64 (128 characters, within mongod's 6–1024 and its
+    /// base64 alphabet).
+    pub fn key_file() -> String {
+        let mut bytes = [0u8; 96];
+        rand::rng().fill(&mut bytes[..]);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// A 32-character alphanumeric password (about 190 bits), safe in any connection string.
+    pub fn password() -> String {
+        rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "mongo.operator.rs/v1alpha1".into(),
+            kind: "MongoCluster".into(),
+            name: "orders".into(),
+            uid: "u1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn text(s: &Secret, key: &str) -> String {
+        String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+    }
+
+    #[test]
+    fn connection_secret_has_the_community_operator_keys() {
+        let names = ClusterNames::new("orders", "prod");
+        let o = owner();
+        let c = Connection {
+            names: &names,
+            cluster_domain: "cluster.local",
+            members: 3,
+            secret_name: "orders-admin-app",
+            username: "app",
+            db: "admin",
+            password: "p@ss:w/rd",
+            applied_digest: None,
+            policy: DeletionPolicy::Retain,
+            owner: &o,
+        };
+        let s = connection(&c);
+        assert_eq!(
+            text(&s, CONNECTION_STANDARD_KEY),
+            "mongodb://app:p%40ss%3Aw%2Frd@orders-0.orders-members.prod.svc.cluster.local:27017,\
+             orders-1.orders-members.prod.svc.cluster.local:27017,orders-2.orders-members.prod.svc.cluster.local:27017\
+             /admin?replicaSet=orders&authSource=admin"
+        );
+        assert_eq!(
+            text(&s, CONNECTION_SRV_KEY),
+            "mongodb+srv://app:p%40ss%3Aw%2Frd@orders-members.prod.svc.cluster.local/admin?replicaSet=orders&authSource=admin&tls=false"
+        );
+        assert_eq!(text(&s, USERNAME_KEY), "app");
+        assert_eq!(text(&s, PASSWORD_KEY), "p@ss:w/rd");
+        assert!(s.metadata.owner_references.is_none(), "Retain keeps Secrets out of garbage collection");
+        let deleting = connection(&Connection { policy: DeletionPolicy::Delete, ..c });
+        assert_eq!(deleting.metadata.owner_references.unwrap()[0].uid, "u1");
+    }
+
+    #[test]
+    fn generated_values_are_random_and_valid() {
+        let (a, b) = (generate::key_file(), generate::key_file());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 128);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='));
+        let p = generate::password();
+        assert_eq!(p.len(), 32);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(p, generate::password());
+    }
+
+    #[test]
+    fn digests_differ_by_user() {
+        assert_eq!(password_digest("admin", "a", "x"), password_digest("admin", "a", "x"));
+        assert_ne!(password_digest("admin", "a", "x"), password_digest("admin", "b", "x"));
+        assert_ne!(password_digest("admin", "a", "x"), password_digest("admin", "a", "y"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The MongoCluster controller: wiring (what wakes a reconcile) here, the reconcile itself in
+//! [`reconcile`], one stage per module.
+
+mod objects;
+mod reconcile;
+mod replica_set;
+mod rollout;
+mod status;
+mod users;
+mod validate;
+mod world;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+pub use validate::{Version, version_path};
+
+use super::{Context, Error};
+use crate::api::MongoCluster;
+use crate::build::labels::MANAGED_BY;
+use crate::mongo::MongoAdmin;
+
+/// An annotation whose change asks for a reconcile now (like Flux's `reconcile.fluxcd.io/requestedAt`).
+pub const RECONCILE_REQUEST_ANNOTATION: &str = "mongo.operator.rs/reconcile-requested-at";
+
+/// Which namespaces to watch.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+fn api<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Metadata-only watch of a kind: owned objects only matter for whom they belong to and when
+/// they change, so their bodies are never held in memory.
+fn metadata<K>(
+    client: &Client,
+    scope: &Scope,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    };
+    watcher(api, config).default_backoff().touched_objects()
+}
+
+/// Reconcile when the spec changes (its generation) or a reconcile is requested; status writes
+/// (the operator's own) do not wake it.
+fn spec_or_request(cluster: &MongoCluster) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    cluster.metadata.generation.hash(&mut h);
+    cluster.annotations().get(RECONCILE_REQUEST_ANNOTATION).hash(&mut h);
+    Some(h.finish())
+}
+
+/// The clusters a Secret concerns: its owner, the cluster named by its instance label (Secrets
+/// kept under `Retain` have no owner), and every cluster whose users read a password from it.
+fn clusters_of_secret(
+    store: &Store<MongoCluster>,
+    secret: &kube::core::PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<MongoCluster>> {
+    let ns = secret.namespace().unwrap_or_default();
+    let name = secret.name_any();
+    let mut refs: Vec<ObjectRef<MongoCluster>> = Vec::new();
+    if secret.labels().get("app.kubernetes.io/managed-by").map(String::as_str) == Some(MANAGED_BY)
+        && let Some(instance) = secret.labels().get("app.kubernetes.io/instance")
+    {
+        refs.push(ObjectRef::new(instance).within(&ns));
+    }
+    for c in store.state() {
+        let references = c.spec.users.iter().any(|u| u.password_secret_ref.as_ref().is_some_and(|r| r.name == name));
+        if references && c.namespace().as_deref() == Some(ns.as_str()) {
+            refs.push(ObjectRef::from_obj(&*c));
+        }
+    }
+    refs
+}
+
+/// Member Pods belong to a cluster by their instance label (their owner is the StatefulSet).
+fn cluster_of_pod(pod: kube::core::PartialObjectMeta<Pod>) -> Option<ObjectRef<MongoCluster>> {
+    let instance = pod.labels().get("app.kubernetes.io/instance")?;
+    Some(ObjectRef::new(instance).within(&pod.namespace()?))
+}
+
+fn error_policy<A: MongoAdmin>(cluster: Arc<MongoCluster>, error: &Error, _: Arc<Context<A>>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), reason = error.reason(), %error, "reconcile failed");
+    if error.is_transient() {
+        Action::requeue(Duration::from_secs(5))
+    } else {
+        Action::requeue(Duration::from_secs(30))
+    }
+}
+
+/// Runs the MongoCluster controller until `shutdown` resolves; in-flight reconciles finish.
+pub async fn run<A: MongoAdmin + 'static>(
+    ctx: Arc<Context<A>>,
+    scope: Scope,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (reader, writer) = reflector::store();
+    let clusters = watcher(api::<MongoCluster>(&client, &scope), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_request, Default::default());
+    let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    let secrets_store = reader.clone();
+    let controller = Controller::for_stream(clusters, reader)
+        .owns_stream(metadata::<StatefulSet>(&client, &scope, owned.clone()))
+        .owns_stream(metadata::<Service>(&client, &scope, owned.clone()))
+        .owns_stream(metadata::<ConfigMap>(&client, &scope, owned.clone()))
+        .owns_stream(metadata::<PodDisruptionBudget>(&client, &scope, owned.clone()))
+        .owns_stream(metadata::<PersistentVolumeClaim>(&client, &scope, owned.clone()))
+        .watches_stream(metadata::<Pod>(&client, &scope, owned), cluster_of_pod)
+        .watches_stream(metadata::<Secret>(&client, &scope, watcher::Config::default()), move |s| {
+            clusters_of_secret(&secrets_store, &s)
+        })
+        .graceful_shutdown_on(shutdown);
+    controller
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,186 @@
+//! The apply stage for the Kubernetes objects of a cluster: the internal Secret (created once,
+//! never overwritten), mongod.conf, the Services, the PodDisruptionBudget, the StatefulSet, and
+//! who owns the volumes.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+
+use crate::api::{DeletionPolicy, MongoClusterSpec};
+use crate::build::names::ClusterNames;
+use crate::build::secrets::{self, KEY_FILE_KEY, OPERATOR_PASSWORD_KEY};
+use crate::build::{mongod_conf, pdb, services, statefulset};
+use crate::controller::error::{Error, KubeContext};
+use crate::controller::ssa::apply;
+use crate::mongo::Credentials;
+
+/// The two credentials the internal Secret holds.
+#[derive(Clone)]
+pub struct InternalCredentials {
+    /// `__system@local`, derived from the keyFile.
+    pub system: Credentials,
+    /// `mongo-operator-admin@admin`.
+    pub operator: Credentials,
+}
+
+fn secret_text(secret: &Secret, key: &str) -> Result<String, Error> {
+    let name = secret.name_any();
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| Error::Secret { secret: name.clone(), problem: format!("has no key {key:?}") })?;
+    String::from_utf8(bytes.0.clone())
+        .map_err(|_| Error::Secret { secret: name, problem: format!("key {key:?} is not UTF-8 text") })
+}
+
+pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
+    let key_file = secret_text(secret, KEY_FILE_KEY)?;
+    let stripped: String = key_file.chars().filter(|c| !c.is_whitespace()).collect();
+    // mongod's own checks (6 to 1024 base64 characters), so a bad user-supplied keyFile is
+    // reported here rather than as members that never start.
+    let base64 = stripped.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=');
+    if !(6..=1024).contains(&stripped.len()) || !base64 {
+        return Err(Error::Secret {
+            secret: secret.name_any(),
+            problem: format!("key {KEY_FILE_KEY:?} must hold 6 to 1024 base64 characters, as mongod requires"),
+        });
+    }
+    let password = secret_text(secret, OPERATOR_PASSWORD_KEY)?;
+    Ok(InternalCredentials {
+        system: Credentials::from_key_file(&key_file),
+        operator: Credentials::scram(crate::mongo::OPERATOR_USER, "admin", &password),
+    })
+}
+
+/// Reads the internal Secret, creating it with fresh random values when it does not exist.
+/// It is created, never applied: a Secret that exists (the operator's from an earlier life, or
+/// one the user made with their own keyFile) is never overwritten.
+pub async fn ensure_internal_secret(
+    client: &Client,
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+    owner: &OwnerReference,
+    existing: Option<Secret>,
+) -> Result<(InternalCredentials, bool), Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let (secret, created) = match existing {
+        Some(s) => (s, false),
+        None => {
+            let fresh = secrets::internal(
+                names,
+                spec.deletion_policy,
+                owner,
+                &secrets::generate::key_file(),
+                &secrets::generate::password(),
+            );
+            match api
+                .create(
+                    &PostParams {
+                        field_manager: Some(crate::build::labels::FIELD_MANAGER.into()),
+                        ..PostParams::default()
+                    },
+                    &fresh,
+                )
+                .await
+            {
+                Ok(s) => (s, true),
+                // Another reconcile (an earlier operator) got there first: use its Secret.
+                Err(kube::Error::Api(e)) if e.code == 409 => (
+                    api.get(&names.internal_secret())
+                        .await
+                        .doing(|| format!("reading Secret {}", names.internal_secret()))?,
+                    false,
+                ),
+                Err(source) => {
+                    return Err(Error::Kube { action: format!("creating Secret {}", names.internal_secret()), source });
+                }
+            }
+        }
+    };
+    if !has_owner(&secret.metadata, owner, spec.deletion_policy) {
+        apply(&api, &secrets::internal_ownership(names, spec.deletion_policy, owner)).await?;
+    }
+    Ok((credentials(&secret)?, created))
+}
+
+/// Whether `meta` is owned by the cluster exactly when the policy says it should be.
+fn has_owner(meta: &ObjectMeta, owner: &OwnerReference, policy: DeletionPolicy) -> bool {
+    let owned = meta.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| r.uid == owner.uid));
+    owned == (policy == DeletionPolicy::Delete)
+}
+
+/// Applies everything the members need. `replicas` may exceed `spec.members` while members
+/// above it are still in the replica set.
+pub async fn apply_all(
+    client: &Client,
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+    owner: &OwnerReference,
+    operator_image: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let ns = &names.namespace;
+    let rendered = mongod_conf::render(spec.mongod.as_ref().and_then(|m| m.config.as_ref()))?;
+    apply(&Api::<ConfigMap>::namespaced(client.clone(), ns), &mongod_conf::config_map(names, &rendered, owner)).await?;
+    let svc: Api<Service> = Api::namespaced(client.clone(), ns);
+    apply(&svc, &services::headless(names, owner)).await?;
+    apply(&svc, &services::client(names, &spec.expose, owner)).await?;
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    match pdb::build(names, &spec.pod_disruption_budget, owner) {
+        Some(p) => {
+            apply(&pdbs, &p).await?;
+        }
+        None => match pdbs.delete(&names.pod_disruption_budget(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: format!("deleting PodDisruptionBudget {}", names.pod_disruption_budget()),
+                    source,
+                });
+            }
+        },
+    }
+    let hash = mongod_conf::hash(&rendered);
+    let sts =
+        statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
+    apply(&Api::<StatefulSet>::namespaced(client.clone(), ns), &sts).await?;
+    Ok(())
+}
+
+/// With `deletionPolicy: Delete` every volume of the cluster (including those kept after a
+/// scale-down) is owned by it, so deleting the cluster deletes them; with `Retain` none is.
+pub async fn volume_ownership(
+    client: &Client,
+    names: &ClusterNames,
+    policy: DeletionPolicy,
+    owner: &OwnerReference,
+) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
+    let selector = crate::build::labels::selector(&names.cluster)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let claims =
+        api.list_metadata(&ListParams::default().labels(&selector)).await.doing(|| "listing volumes".into())?;
+    for claim in claims.items.iter().filter(|c| !has_owner(&c.metadata, owner, policy)) {
+        let name = claim.name_any();
+        let patch = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(names.namespace.clone()),
+                owner_references: (policy == DeletionPolicy::Delete)
+                    .then(|| vec![OwnerReference { controller: Some(false), ..owner.clone() }]),
+                ..ObjectMeta::default()
+            },
+            ..PersistentVolumeClaim::default()
+        };
+        apply(&api, &patch).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! One reconcile of a MongoCluster, in stages: read, validate, apply the Kubernetes objects,
+//! observe the replica set and take at most one replica-set step, users, rollout, status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::objects::{self, InternalCredentials};
+use super::replica_set::{self, Seen};
+use super::rollout::{self, Rollout};
+use super::status::{self, Progress};
+use super::users::Users;
+use super::validate::{self, Problem, Version};
+use super::world::{self, World};
+use crate::api::{MongoCluster, MongoClusterStatus, condition_type};
+use crate::build::names::ClusterNames;
+use crate::controller::error::{Error, KubeContext};
+use crate::controller::{Context, Events};
+use crate::mongo::{MongoAdmin, Target};
+use crate::replset::{Observed, Step, WaitReason, plan};
+
+/// How soon to look again after a step: long enough for the step to take effect.
+const AFTER_STEP: Duration = Duration::from_secs(2);
+/// How soon to look again while waiting on MongoDB (an election, a member catching up).
+const WHILE_WAITING: Duration = Duration::from_secs(5);
+
+/// What the replica-set part decided and saw.
+struct Outcome {
+    progress: Progress,
+    observed: Option<Observed>,
+    version: Option<String>,
+    fcv: Option<String>,
+    next: Option<Duration>,
+}
+
+impl Outcome {
+    fn new(progress: Progress, observed: Option<Observed>, next: Option<Duration>) -> Outcome {
+        Outcome { progress, observed, version: None, fcv: None, next }
+    }
+}
+
+pub async fn reconcile<A: MongoAdmin>(cluster: Arc<MongoCluster>, ctx: Arc<Context<A>>) -> Result<Action, Error> {
+    if cluster.metadata.deletion_timestamp.is_some() {
+        // Owned objects go with it through garbage collection; volumes and Secrets are owned
+        // only under `deletionPolicy: Delete`.
+        return Ok(Action::await_change());
+    }
+    let ns = cluster.namespace().ok_or(Error::Incomplete("MongoCluster", "metadata.namespace"))?;
+    let names = ClusterNames::new(&cluster.name_any(), &ns);
+    let events = Events::new(&ctx.recorder, cluster.object_ref(&()));
+    match reconcile_inner(&cluster, &ctx, &names, &events).await {
+        Ok(action) => Ok(action),
+        Err(error) => {
+            events.warning(error.reason(), "Reconcile", error.to_string()).await;
+            Err(error)
+        }
+    }
+}
+
+async fn reconcile_inner<A: MongoAdmin>(
+    cluster: &MongoCluster,
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    events: &Events<'_>,
+) -> Result<Action, Error> {
+    let spec = &cluster.spec;
+    let domain = ctx.settings.cluster_domain.as_str();
+    let owner = cluster.controller_owner_ref(&()).ok_or(Error::Incomplete("MongoCluster", "metadata.uid"))?;
+
+    // Read and validate.
+    let world = world::read(&ctx.client, names, spec).await?;
+    let problems = validate::validate(spec, cluster.status.as_ref(), &world);
+    announce_problems(cluster, &problems, events).await;
+    let blocked = problems.iter().any(|p| p.blocks_all);
+
+    let outcome = if spec.paused || blocked {
+        // Nothing is changed; the status still reports what the members say.
+        let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
+        let observed = match &world.internal_secret {
+            Some(secret) => observe_only(ctx, names, &world, secret).await,
+            None => None,
+        };
+        Outcome::new(progress, observed, None)
+    } else {
+        let (creds, created) =
+            objects::ensure_internal_secret(&ctx.client, names, spec, &owner, world.internal_secret.clone()).await?;
+        if created {
+            events
+                .normal(
+                    "SecretCreated",
+                    "Create",
+                    format!("generated the keyFile and credentials in Secret {}", names.internal_secret()),
+                )
+                .await;
+        }
+        let seen = observe(ctx, names, &world, &creds).await;
+        let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
+            Some(obs) => replica_set::highest_member_ordinal(names, domain, obs, 64)
+                .map_or(spec.members, |o| spec.members.max(o + 1)),
+            None => spec.members,
+        };
+        objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
+        objects::volume_ownership(&ctx.client, names, spec.deletion_policy, &owner).await?;
+        match seen {
+            Ok(seen) => replica_set_stage(cluster, ctx, names, &world, &creds, seen, &owner, events).await?,
+            Err(error) if error.is_transient() => {
+                Outcome::new(Progress::Waiting("MembersUnreachable", error.to_string()), None, Some(WHILE_WAITING))
+            }
+            Err(error) => return Err(error),
+        }
+    };
+
+    let status = status::build(&status::Inputs {
+        names,
+        domain,
+        spec,
+        generation: cluster.metadata.generation,
+        previous: cluster.status.as_ref(),
+        pods: &world.pods,
+        observed: outcome.observed.as_ref(),
+        progress: &outcome.progress,
+        problems: &problems,
+        version: outcome.version.clone(),
+        feature_compatibility_version: outcome.fcv.clone(),
+        now: Timestamp::now(),
+    });
+    write_status(ctx, cluster, names, &status).await?;
+    Ok(match outcome.next {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// A Warning Event for each problem not already reported in the Degraded condition.
+async fn announce_problems(cluster: &MongoCluster, problems: &[Problem], events: &Events<'_>) {
+    let reported = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition_type::DEGRADED))
+        .map(|c| c.message.clone());
+    for p in problems {
+        if reported.as_deref() != Some(p.message.as_str()) {
+            events.warning(p.reason, "Validate", p.message.clone()).await;
+        }
+    }
+}
+
+async fn observe<A: MongoAdmin>(
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    world: &World,
+    creds: &InternalCredentials,
+) -> Result<Seen, Error> {
+    replica_set::observe_set(&ctx.admin, names, &ctx.settings.cluster_domain, &world.pods, creds).await
+}
+
+/// Observation for the status of a paused or blocked cluster; failures only leave it empty.
+async fn observe_only<A: MongoAdmin>(
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    world: &World,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> Option<Observed> {
+    let creds = objects::credentials(secret).ok()?;
+    observe(ctx, names, world, &creds).await.ok()?.observation.set.map(|b| *b)
+}
+
+fn wait_reason(reason: &WaitReason) -> (&'static str, String, Duration) {
+    match reason {
+        WaitReason::MembersNotReady { hosts } => {
+            ("MembersNotReady", format!("waiting for mongod to answer on {}", hosts.join(", ")), WHILE_WAITING)
+        }
+        WaitReason::NoPrimary => ("NoPrimary", "waiting for MongoDB to elect a primary".into(), AFTER_STEP),
+        WaitReason::ConfigNotCommitted => {
+            ("ConfigNotCommitted", "waiting for a majority to commit the last config".into(), AFTER_STEP)
+        }
+        WaitReason::MemberCatchingUp { host } => {
+            ("MemberCatchingUp", format!("waiting for {host} to catch up before it gets a vote"), WHILE_WAITING)
+        }
+        WaitReason::NoCaughtUpSecondary { primary } => (
+            "NoCaughtUpSecondary",
+            format!("{primary} must step down, but no electable secondary has caught up"),
+            WHILE_WAITING,
+        ),
+        WaitReason::WouldLoseMajority { host } => (
+            "WouldLoseMajority",
+            format!("changing {host} now would leave fewer healthy voters than a majority"),
+            WHILE_WAITING,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replica_set_stage<A: MongoAdmin>(
+    cluster: &MongoCluster,
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    world: &World,
+    creds: &InternalCredentials,
+    seen: Seen,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    events: &Events<'_>,
+) -> Result<Outcome, Error> {
+    let spec = &cluster.spec;
+    let domain = ctx.settings.cluster_domain.as_str();
+    let set_name = names.replica_set();
+    let desired = replica_set::desired(names, domain, spec.members, &seen.observation.answered);
+    let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
+    let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
+
+    let Some(obs) = seen.observation.set.map(|b| *b) else {
+        let step = plan(&set_name, &desired, None, None);
+        return match &step {
+            Step::Initiate(_) => {
+                let first =
+                    desired.first().and_then(|d| target(&d.host)).ok_or(Error::Incomplete("member 0", "Pod IP"))?;
+                let done = replica_set::execute(&ctx.admin, &step, &first, None, creds).await?;
+                let done = done.ok_or(Error::Incomplete("initiation", "result"))?;
+                events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await;
+                Ok(Outcome::new(Progress::Acting(done.reason, done.message), None, Some(AFTER_STEP)))
+            }
+            Step::Wait(reason) => {
+                let (r, m, after) = wait_reason(reason);
+                Ok(Outcome::new(Progress::Waiting(r, m), None, Some(after)))
+            }
+            _ => Ok(Outcome::new(Progress::Waiting("Observing", format!("{step:?}")), None, Some(WHILE_WAITING))),
+        };
+    };
+
+    let primary = obs.primary.as_deref().and_then(target);
+    if seen.as_system {
+        // The set exists but the operator's own user does not (or lost its password).
+        let Some(p) = primary.as_ref() else {
+            return Ok(Outcome::new(
+                Progress::Waiting("NoPrimary", "waiting for a primary to create the operator's user".into()),
+                Some(obs),
+                Some(AFTER_STEP),
+            ));
+        };
+        replica_set::ensure_operator_user(&ctx.admin, p, creds).await?;
+        events.normal("OperatorUserReady", "CreateUser", "the operator's own user is in place").await;
+        return Ok(Outcome::new(
+            Progress::Acting("OperatorUserReady", "created the operator's own user".into()),
+            Some(obs),
+            Some(Duration::from_millis(200)),
+        ));
+    }
+
+    let host_of = |i: i32| names.member_host(i, domain);
+    let update_revision = world.statefulset.as_ref().and_then(|s| s.update_revision.as_deref());
+    let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
+    let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of);
+    let restart = match &rollout {
+        Rollout::StepDownPrimary { host } => Some(host.as_str()),
+        _ => None,
+    };
+    let step = plan(&set_name, &desired, Some(&obs), restart);
+    match &step {
+        Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) => {
+            let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
+            let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
+            let Some(done) = done else {
+                return Ok(Outcome::new(
+                    Progress::Waiting("NoPrimary", "no primary".into()),
+                    Some(obs),
+                    Some(AFTER_STEP),
+                ));
+            };
+            match &done.member {
+                Some(pod) => {
+                    events
+                        .normal_about(events.related("Pod", pod), done.reason, "ReplicaSetStep", done.message.clone())
+                        .await
+                }
+                None => events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await,
+            }
+            Ok(Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP)))
+        }
+        Step::Wait(reason) => {
+            let (r, m, after) = wait_reason(reason);
+            Ok(Outcome::new(Progress::Waiting(r, m), Some(obs), Some(after)))
+        }
+        Step::InSync => {
+            let Some(p) = primary else {
+                return Ok(Outcome::new(
+                    Progress::Waiting("NoPrimary", "no primary".into()),
+                    Some(obs),
+                    Some(AFTER_STEP),
+                ));
+            };
+            let users =
+                Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
+            let changed = users.reconcile(world).await?;
+            if changed > 0 {
+                let message = format!("{changed} user change(s) made");
+                return Ok(Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP)));
+            }
+            in_sync(ctx, names, rollout, obs, &p, events).await
+        }
+    }
+}
+
+/// Membership and users match the spec: restart the next stale member, or settle the version.
+async fn in_sync<A: MongoAdmin>(
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    rollout: Rollout,
+    obs: Observed,
+    primary: &Target,
+    events: &Events<'_>,
+) -> Result<Outcome, Error> {
+    match rollout {
+        Rollout::Restart { pod, uid } => {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions { uid, resource_version: None }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&pod, &dp).await {
+                Ok(_) => {}
+                // Gone already, or replaced since it was read: the next reconcile sees it.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(source) => return Err(Error::Kube { action: format!("restarting member {pod}"), source }),
+            }
+            let message = format!("restarting {pod} on the new Pod template");
+            events.normal_about(events.related("Pod", &pod), "MemberRestarting", "Rollout", message.clone()).await;
+            Ok(Outcome::new(Progress::Acting("RollingOut", message), Some(obs), Some(AFTER_STEP)))
+        }
+        Rollout::Wait(message) => {
+            Ok(Outcome::new(Progress::Waiting("RollingOut", message), Some(obs), Some(WHILE_WAITING)))
+        }
+        Rollout::StepDownPrimary { host } => Ok(Outcome::new(
+            Progress::Waiting("RollingOut", format!("waiting to step down {host}")),
+            Some(obs),
+            Some(WHILE_WAITING),
+        )),
+        Rollout::Done => {
+            let version = ctx.admin.server_version(primary).await.doing(|| "reading the server version".into())?;
+            let fcv = ctx
+                .admin
+                .feature_compatibility_version(primary)
+                .await
+                .doing(|| "reading the featureCompatibilityVersion".into())?;
+            let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
+            if let Some(running) = Version::parse(&version)
+                && running.feature_level() != fcv
+                && Version::parse(&fcv).is_some_and(|f| (f.major, f.minor) < (running.major, running.minor))
+            {
+                let level = running.feature_level();
+                ctx.admin
+                    .set_feature_compatibility_version(primary, &level, running.major >= 7)
+                    .await
+                    .doing(|| format!("setting featureCompatibilityVersion {level}"))?;
+                events
+                    .normal(
+                        "FeatureCompatibilityVersionSet",
+                        "Upgrade",
+                        format!("featureCompatibilityVersion {fcv} → {level}"),
+                    )
+                    .await;
+                outcome.progress = Progress::Acting("FeatureCompatibilityVersionSet", format!("set to {level}"));
+                outcome.next = Some(AFTER_STEP);
+            }
+            outcome.version = Some(version);
+            outcome.fcv = Some(fcv);
+            Ok(outcome)
+        }
+    }
+}
+
+async fn write_status<A: MongoAdmin>(
+    ctx: &Context<A>,
+    cluster: &MongoCluster,
+    names: &ClusterNames,
+    status: &MongoClusterStatus,
+) -> Result<(), Error> {
+    if cluster.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<MongoCluster> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(&names.cluster, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .doing(|| format!("writing the status of {}", names.cluster))?;
+    Ok(())
+}

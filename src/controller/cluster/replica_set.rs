@@ -1,0 +1,179 @@
+//! The replica-set stage: observe the members, then carry out the planner's one step.
+
+use crate::build::names::ClusterNames;
+use crate::controller::error::{Error, KubeContext};
+use crate::mongo::{
+    AdminError, Credentials, MongoAdmin, OPERATOR_USER, Observation, Reachable, Role, Target, UserRequest, observe,
+};
+use crate::replset::{DesiredMember, Observed, Step, same_host};
+
+use super::objects::InternalCredentials;
+use super::world::MemberPod;
+
+/// The roles of the operator's own user: replica-set administration and user administration,
+/// and nothing that reads application data.
+pub fn operator_roles() -> Vec<Role> {
+    vec![
+        Role { role: "clusterAdmin".into(), db: "admin".into() },
+        Role { role: "userAdminAnyDatabase".into(), db: "admin".into() },
+    ]
+}
+
+/// The members the operator can talk to: Pods with an IP that are not being deleted.
+pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: &Credentials) -> Vec<Reachable> {
+    pods.iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| {
+            let ip = p.ip.as_ref()?;
+            Some(Reachable {
+                host: names.member_host(p.ordinal, domain),
+                target: Target { address: address(ip), credentials: Some(creds.clone()) },
+            })
+        })
+        .collect()
+}
+
+fn address(ip: &str) -> String {
+    let port = crate::replset::config::MONGODB_PORT;
+    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+}
+
+/// The members the spec wants: ordinals `0..members`, ready once their mongod answered.
+pub fn desired(names: &ClusterNames, domain: &str, members: i32, answered: &[String]) -> Vec<DesiredMember> {
+    (0..members)
+        .map(|i| {
+            let host = names.member_host(i, domain);
+            let ready = answered.iter().any(|a| same_host(a, &host));
+            DesiredMember { host, ordinal: i64::from(i), ready }
+        })
+        .collect()
+}
+
+/// What observing found, and with which credentials.
+pub struct Seen {
+    pub observation: Observation,
+    /// The operator's own user could not log in (a set that was just initiated, or a lost
+    /// password), so `__system` was used.
+    pub as_system: bool,
+}
+
+/// Observes with the operator's user, falling back to `__system` when that user cannot log in.
+pub async fn observe_set<A: MongoAdmin>(
+    admin: &A,
+    names: &ClusterNames,
+    domain: &str,
+    pods: &[MemberPod],
+    creds: &InternalCredentials,
+) -> Result<Seen, Error> {
+    let as_operator = reachable(names, domain, pods, &creds.operator);
+    match observe(admin, &as_operator).await {
+        Ok(observation) => Ok(Seen { observation, as_system: false }),
+        Err(AdminError::AuthenticationFailed(_) | AdminError::UserNotFound(_)) => {
+            let as_system = reachable(names, domain, pods, &creds.system);
+            let observation = observe(admin, &as_system).await.doing(|| "observing the replica set".into())?;
+            Ok(Seen { observation, as_system: true })
+        }
+        Err(source) => Err(Error::Mongo { action: "observing the replica set".into(), source }),
+    }
+}
+
+/// The target of a member host.
+pub fn target_of(
+    names: &ClusterNames,
+    domain: &str,
+    pods: &[MemberPod],
+    host: &str,
+    creds: &Credentials,
+) -> Option<Target> {
+    reachable(names, domain, pods, creds).into_iter().find(|r| same_host(&r.host, host)).map(|r| r.target)
+}
+
+/// Creates the operator's user as `__system` on the primary, or resets its password and roles
+/// when it exists (the internal Secret was replaced). Idempotent.
+pub async fn ensure_operator_user<A: MongoAdmin>(
+    admin: &A,
+    primary: &Target,
+    creds: &InternalCredentials,
+) -> Result<(), Error> {
+    let system = Target { credentials: Some(creds.system.clone()), ..primary.clone() };
+    let request = UserRequest {
+        db: "admin".into(),
+        name: OPERATOR_USER.into(),
+        password: Some(creds.operator.password.clone()),
+        roles: Some(operator_roles()),
+    };
+    match admin.create_user(&system, &request).await {
+        Ok(()) => Ok(()),
+        Err(AdminError::UserExists(_)) => {
+            admin.update_user(&system, &request).await.doing(|| "resetting the operator's own user".into())
+        }
+        Err(source) => Err(Error::Mongo { action: "creating the operator's own user".into(), source }),
+    }
+}
+
+/// A step that was carried out, for the Event and the status.
+pub struct Done {
+    pub reason: &'static str,
+    pub message: String,
+    /// The member concerned, for the Event's related object.
+    pub member: Option<String>,
+}
+
+fn pod_of(host: &str) -> Option<String> {
+    host.split('.').next().map(str::to_string)
+}
+
+/// Carries out an `Initiate`, `Reconfig` or `StepDown`. Initiation runs on the lowest ordinal
+/// as `__system` (no user exists yet); the rest on the primary.
+pub async fn execute<A: MongoAdmin>(
+    admin: &A,
+    step: &Step,
+    first: &Target,
+    primary: Option<&Target>,
+    creds: &InternalCredentials,
+) -> Result<Option<Done>, Error> {
+    match step {
+        Step::Initiate(config) => {
+            let target = Target { credentials: Some(creds.system.clone()), ..first.clone() };
+            match admin.initiate(&target, config).await {
+                // Initiated by an earlier life of the operator whose reply was lost.
+                Ok(()) | Err(AdminError::AlreadyInitialized) => {}
+                Err(source) => return Err(Error::Mongo { action: "initiating the replica set".into(), source }),
+            }
+            let hosts: Vec<&str> = config.members.iter().map(|m| m.host.as_str()).collect();
+            Ok(Some(Done {
+                reason: "Initiated",
+                message: format!("initiated the replica set with {}", hosts.join(", ")),
+                member: None,
+            }))
+        }
+        Step::Reconfig { config, change } => {
+            let Some(p) = primary else { return Ok(None) };
+            admin.reconfig(p, config).await.doing(|| format!("reconfig to version {} ({change:?})", config.version))?;
+            let (reason, message, host) = match change {
+                crate::replset::Change::Add { host } => ("MemberAdded", format!("added {host} without a vote"), host),
+                crate::replset::Change::Remove { host } => ("MemberRemoved", format!("removed {host}"), host),
+                crate::replset::Change::Promote { host } => ("MemberPromoted", format!("{host} now votes"), host),
+                crate::replset::Change::Demote { host } => ("MemberDemoted", format!("{host} no longer votes"), host),
+            };
+            let message = format!("{message} (config version {})", config.version);
+            Ok(Some(Done { reason, message, member: pod_of(host) }))
+        }
+        Step::StepDown { primary: host, reason } => {
+            let Some(p) = primary else { return Ok(None) };
+            admin.step_down(p, 60, 10).await.doing(|| format!("stepping down {host}"))?;
+            Ok(Some(Done {
+                reason: "PrimarySteppedDown",
+                message: format!("{host} stepped down ({reason:?})"),
+                member: pod_of(host),
+            }))
+        }
+        Step::Wait(_) | Step::InSync => Ok(None),
+    }
+}
+
+/// The highest ordinal still in the replica set, so that the StatefulSet keeps its Pod until
+/// the member has left.
+pub fn highest_member_ordinal(names: &ClusterNames, domain: &str, observed: &Observed, limit: i32) -> Option<i32> {
+    (0..limit).rev().find(|i| observed.config.member(&names.member_host(*i, domain)).is_some())
+}

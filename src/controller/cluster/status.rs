@@ -1,0 +1,189 @@
+//! The status stage: conditions, phase, per-member state, from what the reconcile saw and did.
+//! Pure; the reconcile writes the result only when it differs from what is stored.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{
+    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, condition, condition_type,
+};
+use crate::build::names::ClusterNames;
+use crate::replset::{MemberState, Observed, same_host};
+
+use super::validate::Problem;
+use super::world::MemberPod;
+
+/// Where the reconcile got to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// `spec.paused`: nothing was changed.
+    Paused,
+    /// A blocking problem: nothing was changed.
+    Blocked,
+    /// A step was taken (reason, message).
+    Acting(&'static str, String),
+    /// Waiting for the world before the next step (reason, message).
+    Waiting(&'static str, String),
+    /// Everything matches the spec.
+    InSync,
+}
+
+/// What the status is made from.
+pub struct Inputs<'a> {
+    pub names: &'a ClusterNames,
+    pub domain: &'a str,
+    pub spec: &'a MongoClusterSpec,
+    pub generation: Option<i64>,
+    pub previous: Option<&'a MongoClusterStatus>,
+    pub pods: &'a [MemberPod],
+    pub observed: Option<&'a Observed>,
+    pub progress: &'a Progress,
+    pub problems: &'a [Problem],
+    pub version: Option<String>,
+    pub feature_compatibility_version: Option<String>,
+    pub now: Timestamp,
+}
+
+fn state_name(s: MemberState) -> &'static str {
+    match s {
+        MemberState::Startup => "STARTUP",
+        MemberState::Primary => "PRIMARY",
+        MemberState::Secondary => "SECONDARY",
+        MemberState::Recovering => "RECOVERING",
+        MemberState::Startup2 => "STARTUP2",
+        MemberState::Unknown => "UNKNOWN",
+        MemberState::Arbiter => "ARBITER",
+        MemberState::Down => "DOWN",
+        MemberState::Rollback => "ROLLBACK",
+        MemberState::Removed => "REMOVED",
+    }
+}
+
+fn pod_of_host(host: &str) -> String {
+    host.split('.').next().unwrap_or(host).to_string()
+}
+
+fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
+    let mut out: Vec<MemberStatus> = Vec::new();
+    if let Some(obs) = i.observed {
+        for m in &obs.config.members {
+            let seen = obs.members.iter().find(|o| same_host(&o.host, &m.host));
+            out.push(MemberStatus {
+                name: pod_of_host(&m.host),
+                state: seen.map_or("UNKNOWN", |o| state_name(o.state)).to_string(),
+                healthy: seen.is_some_and(|o| o.healthy),
+                lag_seconds: seen.and_then(|o| o.lag_seconds),
+                voting: m.is_voter(),
+            });
+        }
+    }
+    for p in i.pods {
+        if !out.iter().any(|m| m.name == p.name) {
+            out.push(MemberStatus { name: p.name.clone(), state: "(not in set)".into(), ..MemberStatus::default() });
+        }
+    }
+    out.sort_by_key(|m| m.name.rsplit('-').next().and_then(|o| o.parse::<i32>().ok()).unwrap_or(i32::MAX));
+    out
+}
+
+fn ready_members(i: &Inputs<'_>, members: &[MemberStatus]) -> i32 {
+    let count = members
+        .iter()
+        .filter(|m| m.healthy && (m.state == "PRIMARY" || m.state == "SECONDARY"))
+        .filter(|m| i.pods.iter().any(|p| p.name == m.name && p.ready && !p.terminating))
+        .count();
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+/// The status to write.
+pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
+    let previous = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let members = members(i);
+    let ready_members = ready_members(i, &members);
+    let primary = i.observed.and_then(|o| o.primary.as_deref()).map(pod_of_host);
+    let all_ready = ready_members >= i.spec.members && members.len() == usize::try_from(i.spec.members).unwrap_or(0);
+    let blocking = i.problems.iter().find(|p| p.blocks_all);
+    let serving = primary.is_some();
+
+    let (ready, ready_reason, ready_message): (bool, &str, String) = match (i.progress, blocking) {
+        (_, Some(p)) => (false, p.reason, p.message.clone()),
+        (Progress::Paused, _) => (false, "Paused", "spec.paused is true: the operator changes nothing".into()),
+        (Progress::InSync, _) if all_ready => (
+            true,
+            "Ready",
+            format!(
+                "{ready_members} of {} members ready; primary {}",
+                i.spec.members,
+                primary.clone().unwrap_or_default()
+            ),
+        ),
+        (Progress::InSync, _) => {
+            (false, "MembersNotReady", format!("{ready_members} of {} members ready", i.spec.members))
+        }
+        (Progress::Acting(r, m) | Progress::Waiting(r, m), _) => (false, r, m.clone()),
+        (Progress::Blocked, None) => (false, "Blocked", "a problem blocks every change".into()),
+    };
+    let progressing = matches!(i.progress, Progress::Acting(..) | Progress::Waiting(..));
+    let (progress_reason, progress_message) = match i.progress {
+        Progress::Acting(r, m) | Progress::Waiting(r, m) => (*r, m.clone()),
+        Progress::Paused => ("Paused", "spec.paused is true".to_string()),
+        Progress::Blocked => ("Blocked", blocking.map(|p| p.message.clone()).unwrap_or_default()),
+        Progress::InSync => ("InSync", "the replica set matches the spec".to_string()),
+    };
+    let degraded_by: Option<(&str, String)> = match (i.problems.first(), serving, i.observed) {
+        (Some(p), _, _) => Some((p.reason, p.message.clone())),
+        (None, false, Some(_)) => Some(("NoPrimary", "the replica set has no primary".into())),
+        (None, _, Some(_)) if !progressing && !all_ready => {
+            Some(("MembersUnhealthy", format!("{ready_members} of {} members are healthy", i.spec.members)))
+        }
+        _ => None,
+    };
+    let g = i.generation;
+    let conditions = vec![
+        condition(previous, condition_type::READY, ready, ready_reason, ready_message, g, i.now),
+        condition(previous, condition_type::PROGRESSING, progressing, progress_reason, progress_message, g, i.now),
+        match &degraded_by {
+            Some((r, m)) => condition(previous, condition_type::DEGRADED, true, r, m.clone(), g, i.now),
+            None => {
+                condition(previous, condition_type::DEGRADED, false, "Healthy", "nothing needs attention", g, i.now)
+            }
+        },
+    ];
+    let phase = if matches!(i.progress, Progress::Paused) {
+        ClusterPhase::Paused
+    } else if blocking.is_some() && i.observed.is_none() {
+        ClusterPhase::Failed
+    } else if i.observed.is_none() {
+        ClusterPhase::Creating
+    } else if ready {
+        ClusterPhase::Ready
+    } else if degraded_by.is_some() && !progressing {
+        ClusterPhase::Degraded
+    } else {
+        ClusterPhase::Updating
+    };
+    let connection = ConnectionStatus {
+        host: format!("{}.{}.svc.{}", i.names.client_service(), i.names.namespace, i.domain),
+        port: i32::from(crate::replset::config::MONGODB_PORT),
+        secret_name: None,
+        updated: None,
+    };
+    let connection = match i.previous.and_then(|p| p.connection.clone()) {
+        Some(prev) if prev.host == connection.host && prev.port == connection.port => prev,
+        _ => ConnectionStatus { updated: Some(Time(i.now)), ..connection },
+    };
+    MongoClusterStatus {
+        phase: Some(phase),
+        conditions,
+        observed_generation: g,
+        members,
+        primary,
+        ready_members,
+        version: i.version.clone().or_else(|| i.previous.and_then(|p| p.version.clone())),
+        feature_compatibility_version: i
+            .feature_compatibility_version
+            .clone()
+            .or_else(|| i.previous.and_then(|p| p.feature_compatibility_version.clone())),
+        connection: Some(connection),
+    }
+}

@@ -1,0 +1,133 @@
+//! The validate stage: what CEL cannot check at admission because it needs the world (a Secret
+//! that does not exist, a version the running one cannot reach). Pure.
+
+use crate::api::{MongoClusterSpec, MongoClusterStatus, UserSpec};
+
+use super::world::World;
+
+/// Something in the spec the operator refuses to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase, for the condition and the Event.
+    pub reason: &'static str,
+    pub message: String,
+    /// True when the whole cluster must wait (nothing is changed); false when only the part
+    /// concerned waits (for example one user whose Secret is missing).
+    pub blocks_all: bool,
+}
+
+/// A `major.minor.patch` version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Version {
+    pub fn parse(s: &str) -> Option<Version> {
+        let mut parts = s.trim().split('.').map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""));
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(Version { major, minor, patch })
+    }
+
+    /// `major.minor`, the form of a featureCompatibilityVersion.
+    pub fn feature_level(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
+/// Whether the running `current` version (with its featureCompatibilityVersion) can move to
+/// `target` by restarting members on the new binary: patch releases either way, and one major
+/// release up from a set whose featureCompatibilityVersion is the current release. Downgrades
+/// across releases need the featureCompatibilityVersion lowered by hand first.
+pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<(), String> {
+    let (Some(cur), Some(tgt)) = (Version::parse(current), Version::parse(target)) else {
+        return Err(format!("cannot compare versions {current:?} and {target:?}"));
+    };
+    if (cur.major, cur.minor) == (tgt.major, tgt.minor) {
+        return Ok(());
+    }
+    if tgt > cur {
+        if tgt.major > cur.major + 1 {
+            return Err(format!(
+                "version {target} cannot be reached from {current}: MongoDB upgrades one major release at a time \
+                 ({}.0 first)",
+                cur.major + 1
+            ));
+        }
+        if let Some(f) = fcv
+            && f != cur.feature_level()
+        {
+            return Err(format!(
+                "version {target} cannot be reached from {current} while featureCompatibilityVersion is {f}; \
+                 it must be {} first",
+                cur.feature_level()
+            ));
+        }
+        return Ok(());
+    }
+    match fcv {
+        Some(f) if f == tgt.feature_level() && cur.major <= tgt.major + 1 => Ok(()),
+        _ => Err(format!(
+            "version {target} is older than the running {current}: a downgrade needs featureCompatibilityVersion \
+             set to {} first (see the MongoDB downgrade procedure); the operator never lowers it by itself",
+            tgt.feature_level()
+        )),
+    }
+}
+
+fn user_problem(user: &UserSpec, world: &World) -> Option<Problem> {
+    let r = user.password_secret_ref.as_ref()?;
+    let message = match world.password_secrets.get(&r.name) {
+        Some(Some(secret)) => {
+            let value = secret.data.as_ref().and_then(|d| d.get(&r.key));
+            match value {
+                Some(v) if !v.0.is_empty() && std::str::from_utf8(&v.0).is_ok() => return None,
+                Some(_) => format!("key {:?} of Secret {} is empty or not UTF-8", r.key, r.name),
+                None => format!("Secret {} has no key {:?}", r.name, r.key),
+            }
+        }
+        _ => format!("Secret {} does not exist", r.name),
+    };
+    Some(Problem {
+        reason: "PasswordSecretMissing",
+        message: format!("user {}@{}: {message}; the user is left as it is until it can be read", user.name, user.db),
+        blocks_all: false,
+    })
+}
+
+/// Every problem, the blocking ones first.
+pub fn validate(spec: &MongoClusterSpec, status: Option<&MongoClusterStatus>, world: &World) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(current) = status.and_then(|s| s.version.as_deref())
+        && let Err(message) =
+            version_path(current, status.and_then(|s| s.feature_compatibility_version.as_deref()), &spec.version)
+    {
+        problems.push(Problem { reason: "VersionUnreachable", message, blocks_all: true });
+    }
+    problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_paths() {
+        assert!(version_path("8.0.4", Some("8.0"), "8.0.9").is_ok());
+        assert!(version_path("8.0.9", Some("8.0"), "8.0.4").is_ok(), "patch downgrades are fine");
+        assert!(version_path("7.0.12", Some("7.0"), "8.0.4").is_ok());
+        let jump = version_path("6.0.15", Some("6.0"), "8.0.4").unwrap_err();
+        assert!(jump.contains("one major release at a time (7.0 first)"), "{jump}");
+        let lagging_fcv = version_path("7.0.12", Some("6.0"), "8.0.4").unwrap_err();
+        assert!(lagging_fcv.contains("featureCompatibilityVersion is 6.0"), "{lagging_fcv}");
+        let down = version_path("8.0.4", Some("8.0"), "7.0.12").unwrap_err();
+        assert!(down.contains("downgrade"), "{down}");
+        assert!(version_path("8.0.4", Some("7.0"), "7.0.12").is_ok(), "downgrade after lowering the FCV");
+        assert_eq!(Version::parse("8.0.4-rc1").map(|v| v.patch), Some(4));
+    }
+}

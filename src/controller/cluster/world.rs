@@ -1,0 +1,123 @@
+//! The read stage: everything a reconcile looks at, fetched once at its start.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+
+use crate::api::MongoClusterSpec;
+use crate::build::labels::labels;
+use crate::build::names::ClusterNames;
+use crate::build::secrets::USER_COMPONENT;
+use crate::controller::error::{Error, KubeContext};
+
+/// A member Pod, reduced to what the reconcile decides on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberPod {
+    pub name: String,
+    pub ordinal: i32,
+    /// The Pod's IP, once it has one.
+    pub ip: Option<String>,
+    /// The StatefulSet revision the Pod was created from.
+    pub revision: Option<String>,
+    /// Running with every container ready.
+    pub ready: bool,
+    /// Being deleted.
+    pub terminating: bool,
+    pub uid: Option<String>,
+}
+
+impl MemberPod {
+    /// None for a Pod that is not one of the StatefulSet's (its name lacks the ordinal suffix).
+    pub fn from_pod(names: &ClusterNames, pod: &Pod) -> Option<MemberPod> {
+        let name = pod.name_any();
+        let ordinal: i32 = name.strip_prefix(&format!("{}-", names.statefulset()))?.parse().ok()?;
+        let status = pod.status.as_ref();
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+        let ready_condition = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Some(MemberPod {
+            ordinal,
+            ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
+            revision: pod.labels().get("controller-revision-hash").cloned(),
+            ready: running && ready_condition,
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            uid: pod.metadata.uid.clone(),
+            name,
+        })
+    }
+}
+
+/// The StatefulSet's rollout state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SetRevision {
+    /// The revision new Pods are created from; None until the StatefulSet controller has seen
+    /// the latest spec.
+    pub update_revision: Option<String>,
+}
+
+/// What the reconcile starts from.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    pub pods: Vec<MemberPod>,
+    pub statefulset: Option<SetRevision>,
+    /// The internal Secret's data, when it exists.
+    pub internal_secret: Option<Secret>,
+    /// Connection Secrets of this cluster's users, by name.
+    pub user_secrets: BTreeMap<String, Secret>,
+    /// Secrets named by `spec.users[].passwordSecretRef`, by name; None when missing.
+    pub password_secrets: BTreeMap<String, Option<Secret>>,
+}
+
+fn selector(map: &BTreeMap<String, String>) -> String {
+    map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec) -> Result<World, Error> {
+    let ns = &names.namespace;
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let member_labels = crate::build::labels::selector(&names.cluster);
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector(&member_labels)))
+        .await
+        .doing(|| format!("listing the member Pods of {}", names.cluster))?;
+    let mut pods: Vec<MemberPod> = pods.items.iter().filter_map(|p| MemberPod::from_pod(names, p)).collect();
+    pods.sort_by_key(|p| p.ordinal);
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let statefulset = sts_api
+        .get_opt(&names.statefulset())
+        .await
+        .doing(|| format!("reading StatefulSet {}", names.statefulset()))?
+        .map(|s| {
+            let current = s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation;
+            SetRevision { update_revision: if current { s.status.and_then(|st| st.update_revision) } else { None } }
+        });
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let internal_secret = secrets
+        .get_opt(&names.internal_secret())
+        .await
+        .doing(|| format!("reading Secret {}", names.internal_secret()))?;
+    let mut user_labels = labels(&names.cluster, USER_COMPONENT);
+    user_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
+    let user_secrets = secrets
+        .list(&ListParams::default().labels(&selector(&user_labels)))
+        .await
+        .doing(|| format!("listing the connection Secrets of {}", names.cluster))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let mut password_secrets = BTreeMap::new();
+    for r in spec.users.iter().filter_map(|u| u.password_secret_ref.as_ref()) {
+        if !password_secrets.contains_key(&r.name) {
+            let s = secrets.get_opt(&r.name).await.doing(|| format!("reading Secret {}", r.name))?;
+            password_secrets.insert(r.name.clone(), s);
+        }
+    }
+    Ok(World { pods, statefulset, internal_secret, user_secrets, password_secrets })
+}

@@ -1,0 +1,42 @@
+//! Controllers, one module per kind. A reconcile reads the world, calls the pure layers
+//! (`build`, `replset`), applies with server-side apply, writes status, and returns when it
+//! next needs to look. It never sleeps and never polls on a fixed interval: watches wake it,
+//! and so does the time a step asked for.
+
+pub mod cluster;
+mod error;
+mod events;
+mod ssa;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+pub use error::Error;
+pub use events::Events;
+
+use crate::mongo::MongoAdmin;
+
+/// What the controllers need to know about their surroundings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The operator's own image: the init container of mongod Pods copies the binary from it.
+    pub operator_image: String,
+    /// The cluster's DNS domain, for member host names and connection strings.
+    pub cluster_domain: String,
+}
+
+/// Shared by every reconcile.
+pub struct Context<A: MongoAdmin> {
+    pub client: Client,
+    pub admin: A,
+    pub settings: Settings,
+    pub recorder: Recorder,
+}
+
+impl<A: MongoAdmin> Context<A> {
+    pub fn new(client: Client, admin: A, settings: Settings, instance: Option<String>) -> Context<A> {
+        let reporter = Reporter { controller: "mongo-operator".into(), instance };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Context { client, admin, settings, recorder }
+    }
+}

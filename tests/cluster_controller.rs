@@ -1,0 +1,494 @@
+//! The MongoCluster controller end to end: the real operator binary on the local control plane,
+//! simulated members on the kwok Pods' IPs, the real driver. Each test has its own namespace
+//! and its own operator (`run --namespace`).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use mongo_operator::api::MongoCluster;
+use support::members::SimMembers;
+use support::operator::Operator;
+use support::*;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A test's world: its namespace, operator and simulated members.
+struct Env {
+    client: Client,
+    ns: String,
+    operator: Option<Operator>,
+}
+
+impl Env {
+    async fn new(prefix: &str) -> Env {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = namespace(&client, prefix).await;
+        let operator = Some(Operator::start(&ns));
+        Env { client, ns, operator }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create_cluster(&self, yaml: &str) -> MongoCluster {
+        let cluster: MongoCluster = serde_yaml::from_str(yaml).expect("test YAML");
+        self.api::<MongoCluster>().create(&PostParams::default(), &cluster).await.expect("create MongoCluster")
+    }
+
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
+        self.api::<MongoCluster>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": spec })))
+            .await
+            .expect("patch MongoCluster");
+    }
+
+    /// Waits until the cluster reports Ready for its current generation, and returns it.
+    async fn ready(&self, name: &str) -> MongoCluster {
+        let api = self.api::<MongoCluster>();
+        let log = self.operator.as_ref().map(|o| o.log.clone());
+        let found = tokio::time::timeout(READY_TIMEOUT, async {
+            loop {
+                if let Ok(c) = api.get(name).await
+                    && is_ready(&c)
+                {
+                    return c;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(c) => c,
+            Err(_) => {
+                let c = api.get(name).await.ok();
+                let log = log.map(|l| std::fs::read_to_string(l).unwrap_or_default()).unwrap_or_default();
+                let tail: String =
+                    log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                panic!(
+                    "{name} not Ready within {READY_TIMEOUT:?}; status: {:#?}\noperator log tail:\n{tail}",
+                    c.and_then(|c| c.status)
+                );
+            }
+        }
+    }
+
+    /// How many times an Event with this reason was recorded (the recorder folds repeats
+    /// about one object into a series).
+    async fn event_count(&self, reason: &str) -> i32 {
+        self.events(reason).await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum()
+    }
+
+    async fn events(&self, reason: &str) -> Vec<Event> {
+        let events: Api<Event> = self.api();
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect()
+    }
+
+    async fn pods(&self, cluster: &str) -> Vec<Pod> {
+        let pods: Api<Pod> = self.api();
+        let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
+        let mut items = pods.list(&lp).await.expect("list pods").items;
+        items.sort_by_key(|p| p.name_any());
+        items
+    }
+
+    async fn secret_text(&self, name: &str, key: &str) -> Option<String> {
+        let s = self.api::<Secret>().get_opt(name).await.ok()??;
+        String::from_utf8(s.data?.get(key)?.0.clone()).ok()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let client = self.client.clone();
+            let ns = self.ns.clone();
+            // Best effort: the control plane is torn down after the run anyway.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new();
+                if let Ok(rt) = rt {
+                    rt.block_on(delete_namespace(&client, &ns));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn is_ready(c: &MongoCluster) -> bool {
+    let Some(status) = &c.status else { return false };
+    status.observed_generation == c.metadata.generation
+        && status
+            .conditions
+            .iter()
+            .any(|x| x.type_ == "Ready" && x.status == "True" && x.observed_generation == c.metadata.generation)
+}
+
+fn members_up(sim: &SimMembers) -> usize {
+    let snap = sim.snapshot();
+    snap["members"].as_array().map_or(0, |m| m.iter().filter(|m| m["up"] == true).count())
+}
+
+fn cluster_yaml(name: &str, members: i32, extra: &str) -> String {
+    format!(
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: {members}\n  scheduling:\n    podAntiAffinity: Preferred\n{extra}"
+    )
+}
+
+/// Logs in as a user with the password from its connection Secret, at the primary's Pod IP
+/// (the Secret's host names are cluster DNS names, which do not resolve on this machine).
+async fn login(env: &Env, sim: &SimMembers, secret: &str) -> Result<(), mongodb::error::Error> {
+    let standard = env.secret_text(secret, "connectionString.standard").await.expect("connection string");
+    let mut options = mongodb::options::ClientOptions::parse(&standard).await?;
+    let primary = sim.primary().expect("a primary");
+    let address = sim.address(&primary).expect("primary address");
+    options.hosts = vec![mongodb::options::ServerAddress::parse(&address)?];
+    options.direct_connection = Some(true);
+    options.repl_set_name = None;
+    options.server_selection_timeout = Some(Duration::from_secs(3));
+    let client = mongodb::Client::with_options(options)?;
+    client.database("admin").run_command(mongodb::bson::doc! { "ping": 1 }).await.map(|_| ())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn creates_a_replica_set_and_scales_it_3_5_3_1_3() {
+    let env = Env::new("mgc-scale").await;
+    let users = "  users:\n    - name: app\n      db: admin\n      roles: [{name: readWrite, db: orders}]\n";
+    env.create_cluster(&cluster_yaml("shop", 3, users)).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "shop", None).await;
+
+    let c = env.ready("shop").await;
+    let status = c.status.clone().unwrap();
+    assert_eq!(status.ready_members, 3);
+    assert_eq!(status.members.iter().filter(|m| m.voting).count(), 3);
+    assert!(status.primary.is_some());
+    assert_eq!(status.version.as_deref(), Some("8.0.4"));
+    assert_eq!(status.feature_compatibility_version.as_deref(), Some("8.0"));
+    assert_eq!(status.phase, Some(mongo_operator::api::ClusterPhase::Ready));
+
+    // Every owned object exists, with the cluster as owner.
+    let uid = c.metadata.uid.clone().unwrap();
+    let owned = |refs: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+        refs.unwrap_or_default().iter().any(|r| r.uid == uid)
+    };
+    let sts = env.api::<StatefulSet>().get("shop").await.unwrap();
+    assert!(owned(sts.metadata.owner_references.clone()));
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(3));
+    assert!(owned(env.api::<Service>().get("shop-members").await.unwrap().metadata.owner_references));
+    assert!(owned(env.api::<Service>().get("shop").await.unwrap().metadata.owner_references));
+    assert!(owned(env.api::<ConfigMap>().get("shop-mongod-config").await.unwrap().metadata.owner_references));
+    assert!(owned(env.api::<PodDisruptionBudget>().get("shop").await.unwrap().metadata.owner_references));
+    // Retain (the default) keeps Secrets out of garbage collection.
+    let internal = env.api::<Secret>().get("shop-internal").await.unwrap();
+    assert!(!owned(internal.metadata.owner_references.clone()));
+    let key_file = env.secret_text("shop-internal", "keyfile").await.unwrap();
+    assert_eq!(key_file.len(), 128);
+
+    // The user's connection Secret works with the real driver; a wrong password does not.
+    for key in ["connectionString.standard", "connectionString.standardSrv", "username", "password"] {
+        assert!(env.secret_text("shop-admin-app", key).await.is_some(), "connection Secret lacks {key}");
+    }
+    login(&env, &sim, "shop-admin-app").await.expect("log in with the connection Secret");
+    assert_eq!(env.event_count("Initiated").await, 1, "initiated exactly once");
+    assert_eq!(env.event_count("UserCreated").await, 1);
+
+    for (members, voters) in [(5, 5), (3, 3), (1, 1), (3, 3)] {
+        env.patch_spec("shop", serde_json::json!({ "members": members })).await;
+        let c = env.ready("shop").await;
+        let status = c.status.unwrap();
+        assert_eq!(status.ready_members, members, "ready members after scaling to {members}");
+        assert_eq!(status.members.len(), members as usize, "{:?}", status.members);
+        assert_eq!(status.members.iter().filter(|m| m.voting).count(), voters);
+        let replicas = env.api::<StatefulSet>().get("shop").await.unwrap().spec.unwrap().replicas;
+        assert_eq!(replicas, Some(members));
+        let standard = env.secret_text("shop-admin-app", "connectionString.standard").await.unwrap();
+        assert_eq!(standard.matches(".svc.cluster.local:27017").count(), members as usize, "{standard}");
+    }
+    // Volumes of removed members were kept.
+    let claims = env.api::<PersistentVolumeClaim>().list(&ListParams::default()).await.unwrap();
+    let names: BTreeSet<String> = claims.items.iter().map(|c| c.name_any()).collect();
+    for i in 0..5 {
+        assert!(names.contains(&format!("data-shop-{i}")), "volume of shop-{i} kept: {names:?}");
+    }
+    // The primary was never removed without stepping down, and a scale-down to 1 needed a
+    // step-down unless member 0 was already primary.
+    // 3→5 and 1→3 add two members each; 5→3 and 3→1 remove two each.
+    assert_eq!(env.event_count("MemberAdded").await, 4);
+    assert_eq!(env.event_count("MemberRemoved").await, 4);
+    login(&env, &sim, "shop-admin-app").await.expect("log in after scaling");
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
+    let env = Env::new("mgc-roll").await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "app-password"},
+        "stringData": {"pw": "first-password"},
+    }))
+    .unwrap();
+    env.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
+    let users = "  users:\n    - name: app\n      db: admin\n      roles: [{name: readWrite, db: orders}]\n      passwordSecretRef: {name: app-password, key: pw}\n";
+    env.create_cluster(&cluster_yaml("roll", 3, users)).await;
+    let log_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-commands.jsonl", env.ns));
+    let log = mongo_replset_sim::CommandLog::create(&log_path).unwrap();
+    let sim = SimMembers::follow(&env.client, &env.ns, "roll", Some(log)).await;
+    env.ready("roll").await;
+    assert_eq!(env.secret_text("roll-admin-app", "password").await.as_deref(), Some("first-password"));
+    login(&env, &sim, "roll-admin-app").await.expect("first password");
+
+    let before: Vec<(String, String)> =
+        env.pods("roll").await.iter().map(|p| (p.name_any(), p.metadata.uid.clone().unwrap())).collect();
+    let primary_before = sim.primary().unwrap();
+    env.patch_spec(
+        "roll",
+        serde_json::json!({ "resources": { "requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "1Gi"} } }),
+    )
+    .await;
+    let c = env.ready("roll").await;
+    assert_eq!(c.status.unwrap().ready_members, 3);
+    let after = env.pods("roll").await;
+    for (name, uid) in &before {
+        let p = after.iter().find(|p| &p.name_any() == name).unwrap();
+        assert_ne!(p.metadata.uid.as_ref(), Some(uid), "{name} was restarted");
+        let memory =
+            &p.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"];
+        assert_eq!(memory.0, "1Gi");
+    }
+    // One at a time, and the old primary last, after stepping down.
+    let restarts = env.events("MemberRestarting").await;
+    assert_eq!(restarts.len(), 3, "three restarts: {restarts:?}");
+    let mut order: Vec<(String, String)> = restarts
+        .iter()
+        .map(|e| {
+            (e.event_time.as_ref().map(|t| t.0.to_string()).unwrap_or_default(), e.note.clone().unwrap_or_default())
+        })
+        .collect();
+    order.sort();
+    assert!(order[2].1.contains(&format!("restarting {primary_before} ")), "primary last: {order:?}");
+    assert!(!env.events("PrimarySteppedDown").await.is_empty());
+    let commands = std::fs::read_to_string(&log_path).unwrap();
+    assert!(commands.contains("replSetStepDown"));
+
+    // Rotation: a new password in the referenced Secret reaches MongoDB and the connection Secret.
+    let patch = serde_json::json!({ "stringData": { "pw": "second-password" } });
+    env.api::<Secret>().patch("app-password", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually("the rotated password in the connection Secret", READY_TIMEOUT, || async {
+        (env.secret_text("roll-admin-app", "password").await.as_deref() == Some("second-password")).then_some(())
+    })
+    .await;
+    eventually("the rotated password in MongoDB", READY_TIMEOUT, || async {
+        login(&env, &sim, "roll-admin-app").await.ok()
+    })
+    .await;
+    assert!(!env.events("UserUpdated").await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn heals_after_a_deleted_pod_a_partition_and_a_lost_primary() {
+    let env = Env::new("mgc-heal").await;
+    env.create_cluster(&cluster_yaml("heal", 3, "")).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "heal", None).await;
+    env.ready("heal").await;
+    let pods: Api<Pod> = env.api();
+
+    // A deleted Pod comes back (new IP, same volume) and rejoins.
+    let victim = env.pods("heal").await.into_iter().find(|p| Some(p.name_any()) != sim.primary()).unwrap();
+    pods.delete(&victim.name_any(), &DeleteParams::default()).await.unwrap();
+    eventually("the Pod to come back", READY_TIMEOUT, || async {
+        let p = pods.get_opt(&victim.name_any()).await.ok()??;
+        (p.metadata.uid != victim.metadata.uid).then_some(())
+    })
+    .await;
+    env.ready("heal").await;
+    eventually("the member to rejoin", READY_TIMEOUT, || async {
+        let snap = sim.snapshot();
+        let m = snap["members"].as_array()?.iter().find(|m| m["name"] == victim.name_any())?.clone();
+        (m["up"] == true && m["state"] == "SECONDARY").then_some(())
+    })
+    .await;
+
+    // A partitioned secondary: the set keeps its primary; once the partition ends it catches up.
+    let secondary =
+        env.pods("heal").await.into_iter().map(|p| p.name_any()).find(|n| Some(n.clone()) != sim.primary()).unwrap();
+    sim.sim.set_partitioned(&secondary, true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(sim.primary().is_some(), "the majority keeps a primary");
+    sim.sim.set_partitioned(&secondary, false);
+
+    // The primary dies; MongoDB elects another (the operator never forces one); its Pod is
+    // replaced, as the kubelet would restart the container, and it rejoins as a secondary.
+    let old_primary = sim.primary().unwrap();
+    sim.sim.stop_member(&old_primary);
+    let new_primary =
+        eventually("a new primary", READY_TIMEOUT, || async { sim.primary().filter(|p| *p != old_primary) }).await;
+    pods.delete(&old_primary, &DeleteParams::default()).await.unwrap();
+    let c = eventually("Ready with the new primary", READY_TIMEOUT, || async {
+        let c = env.api::<MongoCluster>().get("heal").await.ok()?;
+        (is_ready(&c)
+            && c.status.as_ref()?.primary.as_deref() == Some(new_primary.as_str())
+            && c.status.as_ref()?.ready_members == 3)
+            .then_some(c)
+    })
+    .await;
+    assert_eq!(c.status.unwrap().members.len(), 3);
+    assert!(env.events("PrimarySteppedDown").await.is_empty(), "the operator did not interfere with the election");
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything() {
+    let env = Env::new("mgc-pause").await;
+    let users = "  users:\n    - name: app\n      db: admin\n      roles: [{name: read, db: orders}]\n      passwordSecretRef: {name: missing, key: pw}\n";
+    env.create_cluster(&cluster_yaml("calm", 3, users)).await;
+    let _sim = SimMembers::follow(&env.client, &env.ns, "calm", None).await;
+
+    // The missing Secret holds back only that user, with a condition and a Warning Event.
+    let c = eventually("the missing Secret reported", READY_TIMEOUT, || async {
+        let c = env.api::<MongoCluster>().get("calm").await.ok()?;
+        let degraded = c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Degraded")?.clone();
+        (degraded.status == "True"
+            && degraded.reason == "PasswordSecretMissing"
+            && c.status.as_ref()?.ready_members == 3)
+            .then_some(c)
+    })
+    .await;
+    let message = &c.status.unwrap().conditions.iter().find(|x| x.type_ == "Degraded").unwrap().message.clone();
+    assert!(message.contains("Secret missing does not exist"), "{message}");
+    assert!(!env.events("PasswordSecretMissing").await.is_empty());
+    assert!(env.secret_text("calm-admin-app", "password").await.is_none(), "no user without its password");
+    env.patch_spec("calm", serde_json::json!({ "users": null })).await;
+    env.ready("calm").await;
+
+    // A version two majors up is refused: nothing changes, the reason is in status and Events.
+    env.patch_spec("calm", serde_json::json!({ "version": "10.0.1" })).await;
+    let c = eventually("the version refused", READY_TIMEOUT, || async {
+        let c = env.api::<MongoCluster>().get("calm").await.ok()?;
+        let ready = c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Ready")?.clone();
+        (ready.reason == "VersionUnreachable" && c.status.as_ref()?.observed_generation == c.metadata.generation)
+            .then_some(c)
+    })
+    .await;
+    let ready = c.status.unwrap().conditions.into_iter().find(|x| x.type_ == "Ready").unwrap();
+    assert!(ready.message.contains("one major release at a time"), "{}", ready.message);
+    let sts = env.api::<StatefulSet>().get("calm").await.unwrap();
+    assert_eq!(sts.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("mongo:8.0.4"));
+    assert!(!env.events("VersionUnreachable").await.is_empty());
+    env.patch_spec("calm", serde_json::json!({ "version": "8.0.4" })).await;
+    env.ready("calm").await;
+
+    // Paused: a scale-up is not acted on, and the phase says why.
+    env.patch_spec("calm", serde_json::json!({ "paused": true, "members": 5 })).await;
+    let c = eventually("Paused", READY_TIMEOUT, || async {
+        let c = env.api::<MongoCluster>().get("calm").await.ok()?;
+        (c.status.as_ref()?.phase == Some(mongo_operator::api::ClusterPhase::Paused)
+            && c.status.as_ref()?.observed_generation == c.metadata.generation)
+            .then_some(c)
+    })
+    .await;
+    assert_eq!(c.status.unwrap().ready_members, 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.api::<StatefulSet>().get("calm").await.unwrap().spec.unwrap().replicas, Some(3));
+    env.patch_spec("calm", serde_json::json!({ "paused": false })).await;
+    let c = env.ready("calm").await;
+    assert_eq!(c.status.unwrap().ready_members, 5);
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn deletion_policy_decides_whether_volumes_and_secrets_outlive_the_cluster() {
+    let env = Env::new("mgc-delete").await;
+    env.create_cluster(&cluster_yaml("keep", 1, "")).await;
+    env.create_cluster(&cluster_yaml("drop", 1, "  deletionPolicy: Delete\n")).await;
+    let _keep = SimMembers::follow(&env.client, &env.ns, "keep", None).await;
+    let _drop = SimMembers::follow(&env.client, &env.ns, "drop", None).await;
+    env.ready("keep").await;
+    env.ready("drop").await;
+    let clusters = env.api::<MongoCluster>();
+    clusters.delete("keep", &DeleteParams::background()).await.unwrap();
+    clusters.delete("drop", &DeleteParams::background()).await.unwrap();
+    let claims = env.api::<PersistentVolumeClaim>();
+    eventually("the Delete cluster's volume and Secret to go", READY_TIMEOUT, || async {
+        let claim = claims.get_opt("data-drop-0").await.ok()?;
+        let secret = env.api::<Secret>().get_opt("drop-internal").await.ok()?;
+        (claim.is_none() && secret.is_none()).then_some(())
+    })
+    .await;
+    eventually("the Retain cluster to be gone", READY_TIMEOUT, || async {
+        clusters.get_opt("keep").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(claims.get_opt("data-keep-0").await.unwrap().is_some(), "Retain keeps the volume");
+    assert!(env.api::<Secret>().get_opt("keep-internal").await.unwrap().is_some(), "Retain keeps the keyFile");
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn converges_when_the_operator_is_killed_in_the_middle_of_a_scale_up() {
+    let mut env = Env::new("mgc-kill").await;
+    env.create_cluster(&cluster_yaml("tough", 3, "")).await;
+    let log_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-commands.jsonl", env.ns));
+    let log = mongo_replset_sim::CommandLog::create(&log_path).unwrap();
+    let sim = SimMembers::follow(&env.client, &env.ns, "tough", Some(log)).await;
+    env.ready("tough").await;
+    env.patch_spec("tough", serde_json::json!({ "members": 5 })).await;
+    // Kill it as soon as the first new member was added, then start a new one.
+    eventually("the first reconfig of the scale-up", READY_TIMEOUT, || async {
+        let text = std::fs::read_to_string(&log_path).ok()?;
+        text.lines().any(|l| l.contains("replSetReconfig")).then_some(())
+    })
+    .await;
+    if let Some(op) = env.operator.take() {
+        op.kill().await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.operator = Some(Operator::start(&env.ns));
+    let c = env.ready("tough").await;
+    assert_eq!(c.status.unwrap().ready_members, 5);
+    let commands = std::fs::read_to_string(&log_path).unwrap();
+    let initiates =
+        commands.lines().filter(|l| l.contains("\"command\":\"replSetInitiate\"") && l.contains("\"ok\":true")).count();
+    assert_eq!(initiates, 1, "initiated once");
+    // Every successful reconfig moved the version by exactly one: no step repeated or skipped.
+    let mut versions: Vec<i64> = commands
+        .lines()
+        .filter(|l| l.contains("\"command\":\"replSetReconfig\"") && l.contains("\"ok\":true"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            v["doc"]["replSetReconfig"]["version"]
+                .as_i64()
+                .or_else(|| v["doc"]["replSetReconfig"]["version"]["$numberLong"].as_str()?.parse().ok())
+        })
+        .collect();
+    let sorted = {
+        let mut s = versions.clone();
+        s.sort();
+        s
+    };
+    assert_eq!(versions, sorted, "reconfigs in order");
+    versions.dedup();
+    assert_eq!(versions.len(), sorted.len(), "no reconfig version twice: {sorted:?}");
+    assert_eq!(versions.len(), 4, "two adds and two promotions: {versions:?}");
+    assert_eq!(members_up(&sim), 5);
+}

@@ -1,0 +1,138 @@
+//! Stand-ins for mongod on the local control plane: simulated members that follow a cluster's
+//! kwok Pods, listening on each Pod's IP (kwok hands out 127.100.x.y addresses), as a real
+//! mongod would in its Pod. A Pod that goes away takes its member down; a Pod that comes back
+//! (with the same volume) brings the member back, with its data, on the new IP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use mongo_replset_sim::{CommandLog, Options, Sim};
+
+use super::eventually;
+
+pub const DOMAIN: &str = "cluster.local";
+
+/// Simulated members following one MongoCluster's Pods.
+pub struct SimMembers {
+    pub sim: Arc<Sim>,
+    /// Pod name → the IP its member listens on, or None while the Pod is away.
+    pub listening: Arc<Mutex<BTreeMap<String, Option<String>>>>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SimMembers {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// Options with short timings, so elections and catch-up take a second rather than ten.
+pub fn fast_options(set_name: &str, key_file: &str) -> Options {
+    Options {
+        set_name: set_name.into(),
+        key_file: key_file.into(),
+        election_timeout: Duration::from_millis(1000),
+        heartbeat_interval: Duration::from_millis(100),
+        initial_sync: Duration::from_millis(500),
+        noop_interval: Duration::from_millis(500),
+        stepdown_handoff: Duration::from_millis(200),
+        ..Options::default()
+    }
+}
+
+impl SimMembers {
+    /// Waits for the operator to write the cluster's internal Secret (the keyFile), then
+    /// follows the cluster's Pods. `log` records every command the members receive.
+    pub async fn follow(client: &Client, ns: &str, cluster: &str, log: Option<CommandLog>) -> SimMembers {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let name = format!("{cluster}-internal");
+        let key_file = eventually("the internal Secret", Duration::from_secs(60), || {
+            let secrets = secrets.clone();
+            let name = name.clone();
+            async move {
+                let s = secrets.get_opt(&name).await.ok()??;
+                let v = s.data?.get("keyfile")?.0.clone();
+                String::from_utf8(v).ok()
+            }
+        })
+        .await;
+        let sim = Sim::start(fast_options(cluster, &key_file), log);
+        let listening = Arc::new(Mutex::new(BTreeMap::new()));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let config = watcher::Config::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
+        let (s, l, c, n) = (sim.clone(), listening.clone(), cluster.to_string(), ns.to_string());
+        let follower = tokio::spawn(async move {
+            let mut events = watcher(pods, config).default_backoff().touched_objects().boxed();
+            while let Some(event) = events.next().await {
+                let Ok(pod) = event else { continue };
+                follow_pod(&s, &l, &c, &n, &pod).await;
+            }
+        });
+        SimMembers { sim, listening, follower }
+    }
+
+    /// The address a Pod's member listens on.
+    pub fn address(&self, pod: &str) -> Option<String> {
+        self.listening.lock().unwrap().get(pod).cloned().flatten().map(|ip| format!("{ip}:27017"))
+    }
+
+    /// The simulator's view: members, their states and the set's term.
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.sim.snapshot()
+    }
+
+    /// The Pod name of the member that is primary in the simulator, if any.
+    pub fn primary(&self) -> Option<String> {
+        let snap = self.snapshot();
+        snap["members"].as_array()?.iter().find(|m| m["state"] == "PRIMARY" && m["up"] == true)?["name"]
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+async fn follow_pod(
+    sim: &Sim,
+    listening: &Mutex<BTreeMap<String, Option<String>>>,
+    cluster: &str,
+    ns: &str,
+    pod: &Pod,
+) {
+    let name = pod.name_any();
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
+    let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let gone = pod.metadata.deletion_timestamp.is_some();
+    let current = listening.lock().unwrap().get(&name).cloned();
+    if gone || !running || ip.is_none() {
+        if let Some(Some(_)) = current {
+            sim.stop_member(&name);
+            listening.lock().unwrap().insert(name, None);
+        }
+        return;
+    }
+    let ip = ip.unwrap_or_default();
+    if current.as_ref() == Some(&Some(ip.clone())) {
+        return;
+    }
+    let listen: SocketAddr = match format!("{ip}:27017").parse() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let host = format!("{name}.{cluster}-members.{ns}.svc.{DOMAIN}:27017");
+    let started = match current {
+        None => sim.add_member(&name, &host, listen).await.map(|_| true),
+        Some(_) => sim.start_member_at(&name, listen).await,
+    };
+    match started {
+        Ok(true) => {
+            listening.lock().unwrap().insert(name, Some(ip));
+        }
+        Ok(false) => {}
+        Err(e) => eprintln!("simulated member {name} cannot listen on {listen}: {e}"),
+    }
+}
