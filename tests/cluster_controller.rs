@@ -111,26 +111,15 @@ impl Env {
         items
     }
 
+    /// Deletes the namespace of a test that passed; a failed test leaves its namespace (and
+    /// the operator's log in `target/tmp/operator-logs/`) for a look.
+    async fn finish(self) {
+        delete_namespace(&self.client, &self.ns).await;
+    }
+
     async fn secret_text(&self, name: &str, key: &str) -> Option<String> {
         let s = self.api::<Secret>().get_opt(name).await.ok()??;
         String::from_utf8(s.data?.get(key)?.0.clone()).ok()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let client = self.client.clone();
-            let ns = self.ns.clone();
-            // Best effort: the control plane is torn down after the run anyway.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Runtime::new();
-                if let Ok(rt) = rt {
-                    rt.block_on(delete_namespace(&client, &ns));
-                }
-            })
-            .join();
-        }
     }
 }
 
@@ -236,6 +225,7 @@ async fn creates_a_replica_set_and_scales_it_3_5_3_1_3() {
     assert_eq!(env.event_count("MemberAdded").await, 4);
     assert_eq!(env.event_count("MemberRemoved").await, 4);
     login(&env, &sim, "shop-admin-app").await.expect("log in after scaling");
+    env.finish().await;
 }
 
 #[tokio::test]
@@ -302,6 +292,7 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
     })
     .await;
     assert!(!env.events("UserUpdated").await.is_empty());
+    env.finish().await;
 }
 
 #[tokio::test]
@@ -354,6 +345,7 @@ async fn heals_after_a_deleted_pod_a_partition_and_a_lost_primary() {
     .await;
     assert_eq!(c.status.unwrap().members.len(), 3);
     assert!(env.events("PrimarySteppedDown").await.is_empty(), "the operator did not interfere with the election");
+    env.finish().await;
 }
 
 #[tokio::test]
@@ -413,6 +405,7 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     env.patch_spec("calm", serde_json::json!({ "paused": false })).await;
     let c = env.ready("calm").await;
     assert_eq!(c.status.unwrap().ready_members, 5);
+    env.finish().await;
 }
 
 #[tokio::test]
@@ -441,6 +434,7 @@ async fn deletion_policy_decides_whether_volumes_and_secrets_outlive_the_cluster
     .await;
     assert!(claims.get_opt("data-keep-0").await.unwrap().is_some(), "Retain keeps the volume");
     assert!(env.api::<Secret>().get_opt("keep-internal").await.unwrap().is_some(), "Retain keeps the keyFile");
+    env.finish().await;
 }
 
 #[tokio::test]
@@ -491,4 +485,5 @@ async fn converges_when_the_operator_is_killed_in_the_middle_of_a_scale_up() {
     assert_eq!(versions.len(), sorted.len(), "no reconfig version twice: {sorted:?}");
     assert_eq!(versions.len(), 4, "two adds and two promotions: {versions:?}");
     assert_eq!(members_up(&sim), 5);
+    env.finish().await;
 }

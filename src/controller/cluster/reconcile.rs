@@ -130,7 +130,12 @@ async fn reconcile_inner<A: MongoAdmin>(
         now: Timestamp::now(),
     });
     write_status(ctx, cluster, names, &status).await?;
-    Ok(match outcome.next {
+    // A member recovering (a restart, an initial sync) changes nothing in Kubernetes, so while
+    // the set is not whole the operator looks again itself; a whole, settled set waits for a
+    // change.
+    let whole = status.conditions.iter().any(|c| c.type_ == condition_type::READY && c.status == "True");
+    let settle = (!whole && outcome.observed.is_some() && !spec.paused && !blocked).then_some(WHILE_WAITING);
+    Ok(match outcome.next.or(settle) {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
