@@ -122,7 +122,7 @@ pub async fn apply_all(
     owner: &OwnerReference,
     operator_image: &str,
     replicas: i32,
-) -> Result<(), Error> {
+) -> Result<StatefulSet, Error> {
     let ns = &names.namespace;
     let rendered = mongod_conf::render(spec.mongod.as_ref().and_then(|m| m.config.as_ref()))?;
     apply(&Api::<ConfigMap>::namespaced(client.clone(), ns), &mongod_conf::config_map(names, &rendered, owner)).await?;
@@ -148,8 +148,7 @@ pub async fn apply_all(
     let hash = mongod_conf::hash(&rendered);
     let sts =
         statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
-    apply(&Api::<StatefulSet>::namespaced(client.clone(), ns), &sts).await?;
-    Ok(())
+    apply(&Api::<StatefulSet>::namespaced(client.clone(), ns), &sts).await
 }
 
 /// With `deletionPolicy: Delete` every volume of the cluster (including those kept after a

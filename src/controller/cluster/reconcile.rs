@@ -16,7 +16,7 @@ use super::rollout::{self, Rollout};
 use super::status::{self, Progress};
 use super::users::Users;
 use super::validate::{self, Problem, Version};
-use super::world::{self, World};
+use super::world::{self, SetRevision, World};
 use crate::api::{MongoCluster, MongoClusterStatus, condition_type};
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
@@ -104,10 +104,15 @@ async fn reconcile_inner<A: MongoAdmin>(
                 .map_or(spec.members, |o| spec.members.max(o + 1)),
             None => spec.members,
         };
-        objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
+        let sts = objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
+        let revision = SetRevision::of(&sts);
         objects::volume_ownership(&ctx.client, names, spec.deletion_policy, &owner).await?;
         match seen {
-            Ok(seen) => replica_set_stage(cluster, ctx, names, &world, &creds, seen, &owner, events).await?,
+            Ok(seen) => {
+                let stage =
+                    Stage { cluster, ctx, names, world: &world, creds: &creds, owner: &owner, events, revision };
+                stage.run(seen).await?
+            }
             Err(error) if error.is_transient() => {
                 Outcome::new(Progress::Waiting("MembersUnreachable", error.to_string()), None, Some(WHILE_WAITING))
             }
@@ -200,112 +205,122 @@ fn wait_reason(reason: &WaitReason) -> (&'static str, String, Duration) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn replica_set_stage<A: MongoAdmin>(
-    cluster: &MongoCluster,
-    ctx: &Context<A>,
-    names: &ClusterNames,
-    world: &World,
-    creds: &InternalCredentials,
-    seen: Seen,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-    events: &Events<'_>,
-) -> Result<Outcome, Error> {
-    let spec = &cluster.spec;
-    let domain = ctx.settings.cluster_domain.as_str();
-    let set_name = names.replica_set();
-    let desired = replica_set::desired(names, domain, spec.members, &seen.observation.answered);
-    let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
-    let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
+/// What the replica-set stage works with.
+struct Stage<'a, A: MongoAdmin> {
+    cluster: &'a MongoCluster,
+    ctx: &'a Context<A>,
+    names: &'a ClusterNames,
+    world: &'a World,
+    creds: &'a InternalCredentials,
+    owner: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    events: &'a Events<'a>,
+    revision: SetRevision,
+}
 
-    let Some(obs) = seen.observation.set.map(|b| *b) else {
-        let step = plan(&set_name, &desired, None, None);
-        return match &step {
-            Step::Initiate(_) => {
-                let first =
-                    desired.first().and_then(|d| target(&d.host)).ok_or(Error::Incomplete("member 0", "Pod IP"))?;
-                let done = replica_set::execute(&ctx.admin, &step, &first, None, creds).await?;
-                let done = done.ok_or(Error::Incomplete("initiation", "result"))?;
-                events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await;
-                Ok(Outcome::new(Progress::Acting(done.reason, done.message), None, Some(AFTER_STEP)))
+impl<A: MongoAdmin> Stage<'_, A> {
+    async fn run(&self, seen: Seen) -> Result<Outcome, Error> {
+        let Stage { cluster, ctx, names, world, creds, owner, events, .. } = *self;
+        let spec = &cluster.spec;
+        let domain = ctx.settings.cluster_domain.as_str();
+        let set_name = names.replica_set();
+        let desired = replica_set::desired(names, domain, spec.members, &seen.observation.answered);
+        let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
+        let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
+
+        let Some(obs) = seen.observation.set.map(|b| *b) else {
+            let step = plan(&set_name, &desired, None, None);
+            return match &step {
+                Step::Initiate(_) => {
+                    let first =
+                        desired.first().and_then(|d| target(&d.host)).ok_or(Error::Incomplete("member 0", "Pod IP"))?;
+                    let done = replica_set::execute(&ctx.admin, &step, &first, None, creds).await?;
+                    let done = done.ok_or(Error::Incomplete("initiation", "result"))?;
+                    events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await;
+                    Ok(Outcome::new(Progress::Acting(done.reason, done.message), None, Some(AFTER_STEP)))
+                }
+                Step::Wait(reason) => {
+                    let (r, m, after) = wait_reason(reason);
+                    Ok(Outcome::new(Progress::Waiting(r, m), None, Some(after)))
+                }
+                _ => Ok(Outcome::new(Progress::Waiting("Observing", format!("{step:?}")), None, Some(WHILE_WAITING))),
+            };
+        };
+
+        let primary = obs.primary.as_deref().and_then(target);
+        if seen.as_system {
+            // The set exists but the operator's own user does not (or lost its password).
+            let Some(p) = primary.as_ref() else {
+                return Ok(Outcome::new(
+                    Progress::Waiting("NoPrimary", "waiting for a primary to create the operator's user".into()),
+                    Some(obs),
+                    Some(AFTER_STEP),
+                ));
+            };
+            replica_set::ensure_operator_user(&ctx.admin, p, creds).await?;
+            events.normal("OperatorUserReady", "CreateUser", "the operator's own user is in place").await;
+            return Ok(Outcome::new(
+                Progress::Acting("OperatorUserReady", "created the operator's own user".into()),
+                Some(obs),
+                Some(Duration::from_millis(200)),
+            ));
+        }
+
+        let host_of = |i: i32| names.member_host(i, domain);
+        let update_revision = self.revision.update_revision.as_deref();
+        let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
+        let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of);
+        let restart = match &rollout {
+            Rollout::StepDownPrimary { host } => Some(host.as_str()),
+            _ => None,
+        };
+        let step = plan(&set_name, &desired, Some(&obs), restart);
+        match &step {
+            Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) => {
+                let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
+                let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
+                let Some(done) = done else {
+                    return Ok(Outcome::new(
+                        Progress::Waiting("NoPrimary", "no primary".into()),
+                        Some(obs),
+                        Some(AFTER_STEP),
+                    ));
+                };
+                match &done.member {
+                    Some(pod) => {
+                        events
+                            .normal_about(
+                                events.related("Pod", pod),
+                                done.reason,
+                                "ReplicaSetStep",
+                                done.message.clone(),
+                            )
+                            .await
+                    }
+                    None => events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await,
+                }
+                Ok(Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP)))
             }
             Step::Wait(reason) => {
                 let (r, m, after) = wait_reason(reason);
-                Ok(Outcome::new(Progress::Waiting(r, m), None, Some(after)))
+                Ok(Outcome::new(Progress::Waiting(r, m), Some(obs), Some(after)))
             }
-            _ => Ok(Outcome::new(Progress::Waiting("Observing", format!("{step:?}")), None, Some(WHILE_WAITING))),
-        };
-    };
-
-    let primary = obs.primary.as_deref().and_then(target);
-    if seen.as_system {
-        // The set exists but the operator's own user does not (or lost its password).
-        let Some(p) = primary.as_ref() else {
-            return Ok(Outcome::new(
-                Progress::Waiting("NoPrimary", "waiting for a primary to create the operator's user".into()),
-                Some(obs),
-                Some(AFTER_STEP),
-            ));
-        };
-        replica_set::ensure_operator_user(&ctx.admin, p, creds).await?;
-        events.normal("OperatorUserReady", "CreateUser", "the operator's own user is in place").await;
-        return Ok(Outcome::new(
-            Progress::Acting("OperatorUserReady", "created the operator's own user".into()),
-            Some(obs),
-            Some(Duration::from_millis(200)),
-        ));
-    }
-
-    let host_of = |i: i32| names.member_host(i, domain);
-    let update_revision = world.statefulset.as_ref().and_then(|s| s.update_revision.as_deref());
-    let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
-    let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of);
-    let restart = match &rollout {
-        Rollout::StepDownPrimary { host } => Some(host.as_str()),
-        _ => None,
-    };
-    let step = plan(&set_name, &desired, Some(&obs), restart);
-    match &step {
-        Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) => {
-            let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
-            let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
-            let Some(done) = done else {
-                return Ok(Outcome::new(
-                    Progress::Waiting("NoPrimary", "no primary".into()),
-                    Some(obs),
-                    Some(AFTER_STEP),
-                ));
-            };
-            match &done.member {
-                Some(pod) => {
-                    events
-                        .normal_about(events.related("Pod", pod), done.reason, "ReplicaSetStep", done.message.clone())
-                        .await
+            Step::InSync => {
+                let Some(p) = primary else {
+                    return Ok(Outcome::new(
+                        Progress::Waiting("NoPrimary", "no primary".into()),
+                        Some(obs),
+                        Some(AFTER_STEP),
+                    ));
+                };
+                let users =
+                    Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
+                let changed = users.reconcile(world).await?;
+                if changed > 0 {
+                    let message = format!("{changed} user change(s) made");
+                    return Ok(Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP)));
                 }
-                None => events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await,
+                in_sync(ctx, names, rollout, obs, &p, events).await
             }
-            Ok(Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP)))
-        }
-        Step::Wait(reason) => {
-            let (r, m, after) = wait_reason(reason);
-            Ok(Outcome::new(Progress::Waiting(r, m), Some(obs), Some(after)))
-        }
-        Step::InSync => {
-            let Some(p) = primary else {
-                return Ok(Outcome::new(
-                    Progress::Waiting("NoPrimary", "no primary".into()),
-                    Some(obs),
-                    Some(AFTER_STEP),
-                ));
-            };
-            let users =
-                Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
-            let changed = users.reconcile(world).await?;
-            if changed > 0 {
-                let message = format!("{changed} user change(s) made");
-                return Ok(Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP)));
-            }
-            in_sync(ctx, names, rollout, obs, &p, events).await
         }
     }
 }

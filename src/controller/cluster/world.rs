@@ -59,11 +59,20 @@ pub struct SetRevision {
     pub update_revision: Option<String>,
 }
 
+impl SetRevision {
+    /// From the StatefulSet as the apply returned it, so a template changed by this very
+    /// reconcile is never mistaken for one already rolled out.
+    pub fn of(sts: &StatefulSet) -> SetRevision {
+        let status = sts.status.as_ref();
+        let current = status.and_then(|s| s.observed_generation) == sts.metadata.generation;
+        SetRevision { update_revision: if current { status.and_then(|s| s.update_revision.clone()) } else { None } }
+    }
+}
+
 /// What the reconcile starts from.
 #[derive(Clone, Debug, Default)]
 pub struct World {
     pub pods: Vec<MemberPod>,
-    pub statefulset: Option<SetRevision>,
     /// The internal Secret's data, when it exists.
     pub internal_secret: Option<Secret>,
     /// Connection Secrets of this cluster's users, by name.
@@ -87,16 +96,6 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
     let mut pods: Vec<MemberPod> = pods.items.iter().filter_map(|p| MemberPod::from_pod(names, p)).collect();
     pods.sort_by_key(|p| p.ordinal);
 
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let statefulset = sts_api
-        .get_opt(&names.statefulset())
-        .await
-        .doing(|| format!("reading StatefulSet {}", names.statefulset()))?
-        .map(|s| {
-            let current = s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation;
-            SetRevision { update_revision: if current { s.status.and_then(|st| st.update_revision) } else { None } }
-        });
-
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let internal_secret = secrets
         .get_opt(&names.internal_secret())
@@ -119,5 +118,5 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
             password_secrets.insert(r.name.clone(), s);
         }
     }
-    Ok(World { pods, statefulset, internal_secret, user_secrets, password_secrets })
+    Ok(World { pods, internal_secret, user_secrets, password_secrets })
 }
