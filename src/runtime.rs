@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use futures::FutureExt;
+
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use thiserror::Error;
@@ -115,6 +117,10 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How long in-flight reconciles may run after SIGTERM, well inside Kubernetes' default
+/// 30-second termination grace period.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Options of `mongo-operator run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunOptions {
@@ -147,7 +153,17 @@ pub async fn run(
         None => Scope::All,
     };
     info!(?scope, "mongo-operator is running");
-    cluster::run(ctx, scope, shutdown).await;
-    info!("stopped cleanly");
+    let shutdown = shutdown.shared();
+    let controllers = cluster::run(ctx, scope, shutdown.clone());
+    // In-flight reconciles may finish after the signal, but only within a grace period: one
+    // stuck on an unreachable member must not outlast the Pod's termination grace period.
+    let deadline = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controllers => info!("stopped cleanly"),
+        () = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running after the grace period; stopping anyway"),
+    }
     Ok(())
 }
