@@ -1,10 +1,12 @@
 # Common tasks. `make help` lists them.
-.PHONY: help run run-current test crds cluster-up cluster-down build
+.PHONY: help run run-current test crds cluster-up cluster-down build demo bench-controller
 
 help:
 	@echo "make run          run the operator on the local control plane (started if needed)"
 	@echo "make run-current  run the operator against the cluster in the current kube context"
 	@echo "make test         formatting, lints and all tests (starts and stops the local control plane)"
+	@echo "make demo         a simulated 3-member MongoCluster on the local control plane, shown Ready"
+	@echo "make bench-controller  controller benchmarks (create→Ready, steady-state requests, 300 clusters)"
 	@echo "make crds         regenerate crds/ from the code"
 	@echo "make cluster-up   start the local control plane; eval \"\$$(e2e/cluster.sh env)\" to use it"
 	@echo "make cluster-down stop it and remove its state"
@@ -33,3 +35,10 @@ cluster-up:
 
 cluster-down:
 	e2e/cluster.sh down
+
+demo:
+	e2e/demo.sh
+
+bench-controller:
+	e2e/cluster.sh up > /dev/null
+	eval "$$(e2e/cluster.sh env)" && cargo bench --locked --bench controller
