@@ -401,6 +401,26 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     env.patch_spec("calm", serde_json::json!({ "paused": false })).await;
     let c = env.ready("calm").await;
     assert_eq!(c.status.unwrap().ready_members, 5);
+
+    // Growing the disks: the StatefulSet keeps its (immutable) claim template and the claims
+    // themselves are grown (this StorageClass allows expansion).
+    env.patch_spec("calm", serde_json::json!({ "storage": { "size": "20Gi" } })).await;
+    env.ready("calm").await;
+    let claims = env.api::<PersistentVolumeClaim>();
+    eventually("every claim grown to 20Gi", READY_TIMEOUT, || async {
+        let list = claims.list(&ListParams::default().labels("app.kubernetes.io/instance=calm")).await.ok()?;
+        let sizes: Vec<String> = list
+            .items
+            .iter()
+            .filter_map(|c| Some(c.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage")?.0.clone()))
+            .collect();
+        (sizes.len() == 5 && sizes.iter().all(|s| s == "20Gi")).then_some(())
+    })
+    .await;
+    let sts = env.api::<StatefulSet>().get("calm").await.unwrap();
+    let template = &sts.spec.unwrap().volume_claim_templates.unwrap()[0];
+    let size = &template.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"];
+    assert_eq!(size.0, "10Gi", "the claim template is left as created");
     env.finish().await;
 }
 

@@ -3,11 +3,17 @@
 //! who owns the volumes.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, Service, VolumeResourceRequirements,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
+use kube_quantity::ParsedQuantity;
 
 use crate::api::{DeletionPolicy, MongoClusterSpec};
 use crate::build::names::ClusterNames;
@@ -146,29 +152,52 @@ pub async fn apply_all(
         },
     }
     let hash = mongod_conf::hash(&rendered);
-    let sts =
+    let mut sts =
         statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
-    apply(&Api::<StatefulSet>::namespaced(client.clone(), ns), &sts).await
+    let sts_api = Api::<StatefulSet>::namespaced(client.clone(), ns);
+    // The API server refuses any change to volumeClaimTemplates, so the template keeps the size
+    // the cluster was created with; `volumes` grows the claims themselves.
+    let current =
+        sts_api.get_opt(&names.statefulset()).await.doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
+    if let (Some(current), Some(built)) = (current.and_then(|c| c.spec), sts.spec.as_mut()) {
+        built.volume_claim_templates = current.volume_claim_templates;
+    }
+    apply(&sts_api, &sts).await
 }
 
 /// With `deletionPolicy: Delete` every volume of the cluster (including those kept after a
 /// scale-down) is owned by it, so deleting the cluster deletes them; with `Retain` none is.
-pub async fn volume_ownership(
+/// Claims smaller than `spec.storage.size` are grown (online expansion, where the StorageClass
+/// allows it). Returns the claims the API server refused to grow, with its reason.
+pub async fn volumes(
     client: &Client,
     names: &ClusterNames,
-    policy: DeletionPolicy,
+    spec: &MongoClusterSpec,
     owner: &OwnerReference,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
     let selector = crate::build::labels::selector(&names.cluster)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let claims =
-        api.list_metadata(&ListParams::default().labels(&selector)).await.doing(|| "listing volumes".into())?;
-    for claim in claims.items.iter().filter(|c| !has_owner(&c.metadata, owner, policy)) {
+    let claims = api.list(&ListParams::default().labels(&selector)).await.doing(|| "listing volumes".into())?;
+    let policy = spec.deletion_policy;
+    let wanted = ParsedQuantity::try_from(&Quantity(spec.storage.size.clone())).ok();
+    let mut refused = Vec::new();
+    for claim in &claims.items {
         let name = claim.name_any();
+        let requested = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .and_then(|q| ParsedQuantity::try_from(q).ok());
+        let grow = matches!((&requested, &wanted), (Some(r), Some(w)) if w > r);
+        if has_owner(&claim.metadata, owner, policy) && !grow {
+            continue;
+        }
         let patch = PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -177,9 +206,24 @@ pub async fn volume_ownership(
                     .then(|| vec![OwnerReference { controller: Some(false), ..owner.clone() }]),
                 ..ObjectMeta::default()
             },
+            spec: grow.then(|| PersistentVolumeClaimSpec {
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(spec.storage.size.clone()))])),
+                    ..VolumeResourceRequirements::default()
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
             ..PersistentVolumeClaim::default()
         };
-        apply(&api, &patch).await?;
+        match apply(&api, &patch).await {
+            Ok(_) => {}
+            // The StorageClass does not allow expansion (or the volume cannot grow): say so,
+            // and keep everything else going.
+            Err(Error::Kube { source: kube::Error::Api(e), .. }) if grow && (e.code == 422 || e.code == 403) => {
+                refused.push(format!("{name}: {}", e.message));
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
+    Ok(refused)
 }

@@ -74,7 +74,7 @@ async fn reconcile_inner<A: MongoAdmin>(
 
     // Read and validate.
     let world = world::read(&ctx.client, names, spec).await?;
-    let problems = validate::validate(spec, cluster.status.as_ref(), &world);
+    let mut problems = validate::validate(spec, cluster.status.as_ref(), &world);
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
 
@@ -106,7 +106,18 @@ async fn reconcile_inner<A: MongoAdmin>(
         };
         let sts = objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
         let revision = SetRevision::of(&sts);
-        objects::volume_ownership(&ctx.client, names, spec.deletion_policy, &owner).await?;
+        let refused = objects::volumes(&ctx.client, names, spec, &owner).await?;
+        if !refused.is_empty() {
+            let message = format!(
+                "cannot grow the volumes to {} (does the StorageClass allow volume expansion?): {}",
+                spec.storage.size,
+                refused.join("; ")
+            );
+            if !announced(cluster, &message) {
+                events.warning("VolumeExpansionRefused", "Resize", message.clone()).await;
+            }
+            problems.push(Problem { reason: "VolumeExpansionRefused", message, blocks_all: false });
+        }
         match seen {
             Ok(seen) => {
                 let stage =
@@ -146,17 +157,19 @@ async fn reconcile_inner<A: MongoAdmin>(
     })
 }
 
-/// A Warning Event for each problem not already reported in the Degraded condition.
-async fn announce_problems(cluster: &MongoCluster, problems: &[Problem], events: &Events<'_>) {
-    let reported = cluster
+/// Whether the Degraded condition already says this.
+fn announced(cluster: &MongoCluster, message: &str) -> bool {
+    cluster
         .status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition_type::DEGRADED))
-        .map(|c| c.message.clone());
-    for p in problems {
-        if reported.as_deref() != Some(p.message.as_str()) {
-            events.warning(p.reason, "Validate", p.message.clone()).await;
-        }
+        .is_some_and(|c| c.message == message)
+}
+
+/// A Warning Event for each problem not already reported in the Degraded condition.
+async fn announce_problems(cluster: &MongoCluster, problems: &[Problem], events: &Events<'_>) {
+    for p in problems.iter().filter(|p| !announced(cluster, &p.message)) {
+        events.warning(p.reason, "Validate", p.message.clone()).await;
     }
 }
 
