@@ -89,6 +89,11 @@ impl<A: MongoAdmin> Users<'_, A> {
         })
     }
 
+    /// An Event about a user, related to its connection Secret.
+    async fn event(&self, secret: &str, reason: &str, action: &str, note: String) {
+        self.events.normal_about(self.events.related("Secret", secret), reason, action, note).await;
+    }
+
     /// Applies a connection Secret only when it differs from what is stored.
     async fn write(&self, api: &Api<Secret>, wanted: &Secret, existing: Option<&Secret>) -> Result<(), Error> {
         let same = existing.is_some_and(|e| {
@@ -155,13 +160,7 @@ impl<A: MongoAdmin> Users<'_, A> {
                             });
                         }
                     }
-                    self.events
-                        .normal_about(
-                            self.events.related("Secret", &name),
-                            "UserCreated",
-                            "CreateUser",
-                            format!("created user {}@{}", user.name, user.db),
-                        )
+                    self.event(&name, "UserCreated", "CreateUser", format!("created user {}@{}", user.name, user.db))
                         .await;
                     changes += 1;
                 }
@@ -178,14 +177,13 @@ impl<A: MongoAdmin> Users<'_, A> {
                             .update_user(self.primary, &request(new_password, new_roles))
                             .await
                             .doing(|| format!("updating user {}@{}", user.name, user.db))?;
-                        self.events
-                            .normal_about(
-                                self.events.related("Secret", &name),
-                                "UserUpdated",
-                                "UpdateUser",
-                                format!("updated the {what} of user {}@{}", user.name, user.db),
-                            )
-                            .await;
+                        self.event(
+                            &name,
+                            "UserUpdated",
+                            "UpdateUser",
+                            format!("updated the {what} of user {}@{}", user.name, user.db),
+                        )
+                        .await;
                         changes += 1;
                     }
                 }
@@ -212,14 +210,7 @@ impl<A: MongoAdmin> Users<'_, A> {
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(source) => return Err(Error::Kube { action: format!("deleting Secret {name}"), source }),
             }
-            self.events
-                .normal_about(
-                    self.events.related("Secret", name),
-                    "UserDropped",
-                    "DropUser",
-                    format!("dropped user {user}@{db} and Secret {name}"),
-                )
-                .await;
+            self.event(name, "UserDropped", "DropUser", format!("dropped user {user}@{db} and Secret {name}")).await;
             changes += 1;
         }
         Ok(changes)
