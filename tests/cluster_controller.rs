@@ -288,7 +288,58 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
     })
     .await;
     assert!(!env.events("UserUpdated").await.is_empty());
+
+    // New roles reach MongoDB; a user removed from the spec is dropped with its Secret.
+    let admin = admin_target(&env, &sim).await;
+    env.patch_spec(
+        "roll",
+        serde_json::json!({ "users": [{
+        "name": "app", "db": "admin", "roles": [{"name": "read", "db": "orders"}, {"name": "read", "db": "billing"}],
+        "passwordSecretRef": {"name": "app-password", "key": "pw"},
+    }] }),
+    )
+    .await;
+    env.ready("roll").await;
+    let roles = user_roles(&admin, "app").await;
+    assert_eq!(roles, vec![("billing".to_string(), "read".to_string()), ("orders".to_string(), "read".to_string())]);
+    env.patch_spec("roll", serde_json::json!({ "users": null })).await;
+    env.ready("roll").await;
+    eventually("the connection Secret to go", READY_TIMEOUT, || async {
+        env.api::<Secret>().get_opt("roll-admin-app").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(user_roles(&admin, "app").await.is_empty(), "the user was dropped");
+    assert_eq!(env.event_count("UserDropped").await, 1);
     env.finish().await;
+}
+
+/// The operator's own login at the primary, for looking at users as the operator sees them.
+async fn admin_target(env: &Env, sim: &SimMembers) -> mongo_operator::mongo::Target {
+    let password =
+        env.secret_text(&format!("{}-internal", "roll"), "operator-password").await.expect("operator password");
+    let primary = sim.primary().expect("a primary");
+    mongo_operator::mongo::Target {
+        address: sim.address(&primary).expect("address"),
+        credentials: Some(mongo_operator::mongo::Credentials::scram(
+            mongo_operator::mongo::OPERATOR_USER,
+            "admin",
+            &password,
+        )),
+    }
+}
+
+/// A user's roles as (db, role), sorted; empty when the user does not exist.
+async fn user_roles(target: &mongo_operator::mongo::Target, user: &str) -> Vec<(String, String)> {
+    use mongo_operator::mongo::MongoAdmin;
+    let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
+    let users = admin.users(target, "admin").await.expect("usersInfo");
+    let mut roles: Vec<(String, String)> = users
+        .into_iter()
+        .filter(|u| u.user == user)
+        .flat_map(|u| u.roles.into_iter().map(|r| (r.db, r.role)))
+        .collect();
+    roles.sort();
+    roles
 }
 
 #[tokio::test]

@@ -79,6 +79,16 @@ mod tests {
     }
 
     #[test]
+    fn the_config_map_carries_the_file_and_the_owner() {
+        let names = ClusterNames::new("orders", "prod");
+        let owner = OwnerReference { uid: "u1".into(), ..OwnerReference::default() };
+        let cm = config_map(&names, "net: {}\n", &owner);
+        assert_eq!(cm.metadata.name.as_deref(), Some("orders-mongod-config"));
+        assert_eq!(cm.data.unwrap()[FILE_NAME], "net: {}\n");
+        assert_eq!(cm.metadata.owner_references.unwrap()[0].uid, "u1");
+    }
+
+    #[test]
     fn the_hash_changes_with_the_content() {
         let a = render(None).unwrap();
         let user: MongodConfig = serde_json::from_value(json!({"operationProfiling": {"mode": "all"}})).unwrap();

@@ -136,7 +136,7 @@ pub fn mongod_command(names: &ClusterNames, spec: &MongoClusterSpec) -> Vec<Stri
     let mut cmd = vec![
         "mongod".to_string(),
         "--config".into(),
-        format!("{CONFIG_DIR}/mongod.conf"),
+        format!("{CONFIG_DIR}/{}", super::mongod_conf::FILE_NAME),
         "--replSet".into(),
         names.replica_set(),
         "--bind_ip_all".into(),
