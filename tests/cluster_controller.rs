@@ -132,6 +132,11 @@ fn is_ready(c: &MongoCluster) -> bool {
             .any(|x| x.type_ == "Ready" && x.status == "True" && x.observed_generation == c.metadata.generation)
 }
 
+/// The mongod container's memory limit of a Pod.
+fn memory_limit(p: &Pod) -> String {
+    p.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0.clone()
+}
+
 fn cluster_yaml(name: &str, members: i32, extra: &str) -> String {
     format!(
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: {members}\n  scheduling:\n    podAntiAffinity: Preferred\n{extra}"
@@ -256,9 +261,7 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
     for (name, uid) in &before {
         let p = after.iter().find(|p| &p.name_any() == name).unwrap();
         assert_ne!(p.metadata.uid.as_ref(), Some(uid), "{name} was restarted");
-        let memory =
-            &p.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"];
-        assert_eq!(memory.0, "1Gi");
+        assert_eq!(memory_limit(p), "1Gi");
     }
     // One at a time, and the old primary last, after stepping down.
     let restarts = env.events("MemberRestarting").await;
@@ -545,9 +548,7 @@ async fn converges_after_being_killed_24_times_during_create_scale_and_rollout()
     let pods = env.pods("tough").await;
     assert_eq!(pods.len(), 3);
     for p in &pods {
-        let memory =
-            &p.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"];
-        assert_eq!(memory.0, "1Gi", "{} runs the new template", p.name_any());
+        assert_eq!(memory_limit(p), "1Gi", "{} runs the new template", p.name_any());
     }
     login(&env, &sim, "tough-admin-app").await.expect("the user survived");
     assert_eq!(env.event_count("UserCreated").await, 1, "the user was created once");

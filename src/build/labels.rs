@@ -16,6 +16,16 @@ pub fn selector(cluster: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// [`selector`] as a list query (`k=v,k=v`).
+pub fn selector_query(cluster: &str) -> String {
+    query(&selector(cluster))
+}
+
+/// Labels as a list query (`k=v,k=v`).
+pub fn query(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
 /// Every label of an object belonging to `cluster`, for a `component`.
 pub fn labels(cluster: &str, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -124,6 +124,11 @@ pub fn member_host(pod: &str, headless_service: &str, namespace: &str, cluster_d
     format!("{pod}.{headless_service}.{namespace}.svc.{cluster_domain}:{MONGODB_PORT}")
 }
 
+/// The Pod name in a member host: the first label of `<pod>.<service>...:27017`.
+pub fn member_pod(host: &str) -> &str {
+    host.split(['.', ':']).next().unwrap_or(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,11 +69,7 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<PartialObjectMeta<K>> = match scope {
-        Scope::All => Api::all(client.clone()),
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-    };
-    watcher(api, config).default_backoff().touched_objects()
+    watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
 }
 
 /// Reconcile when the spec changes (its generation) or a reconcile is requested; status writes

@@ -33,14 +33,10 @@ pub struct InternalCredentials {
 }
 
 fn secret_text(secret: &Secret, key: &str) -> Result<String, Error> {
-    let name = secret.name_any();
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| Error::Secret { secret: name.clone(), problem: format!("has no key {key:?}") })?;
-    String::from_utf8(bytes.0.clone())
-        .map_err(|_| Error::Secret { secret: name, problem: format!("key {key:?} is not UTF-8 text") })
+    super::world::secret_text(secret, key).ok_or_else(|| Error::Secret {
+        secret: secret.name_any(),
+        problem: format!("has no key {key:?}, or it is not UTF-8 text"),
+    })
 }
 
 pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
@@ -176,11 +172,7 @@ pub async fn volumes(
     owner: &OwnerReference,
 ) -> Result<Vec<String>, Error> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &names.namespace);
-    let selector = crate::build::labels::selector(&names.cluster)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = crate::build::labels::selector_query(&names.cluster);
     let claims = api.list(&ListParams::default().labels(&selector)).await.doing(|| "listing volumes".into())?;
     let policy = spec.deletion_policy;
     let wanted = ParsedQuantity::try_from(&Quantity(spec.storage.size.clone())).ok();

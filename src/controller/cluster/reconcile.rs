@@ -16,7 +16,7 @@ use super::rollout::{self, Rollout};
 use super::status::{self, Progress};
 use super::users::Users;
 use super::validate::{self, Problem, Version};
-use super::world::{self, SetRevision, World};
+use super::world::{self, World};
 use crate::api::{MongoCluster, MongoClusterStatus, condition_type};
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
@@ -100,12 +100,13 @@ async fn reconcile_inner<A: MongoAdmin>(
         }
         let seen = observe(ctx, names, &world, &creds).await;
         let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
-            Some(obs) => replica_set::highest_member_ordinal(names, domain, obs, 64)
-                .map_or(spec.members, |o| spec.members.max(o + 1)),
+            Some(obs) => {
+                replica_set::highest_member_ordinal(names, obs).map_or(spec.members, |o| spec.members.max(o + 1))
+            }
             None => spec.members,
         };
         let sts = objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
-        let revision = SetRevision::of(&sts);
+        let revision = world::update_revision(&sts);
         let refused = objects::volumes(&ctx.client, names, spec, &owner).await?;
         if !refused.is_empty() {
             let message = format!(
@@ -227,7 +228,7 @@ struct Stage<'a, A: MongoAdmin> {
     creds: &'a InternalCredentials,
     owner: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     events: &'a Events<'a>,
-    revision: SetRevision,
+    revision: Option<String>,
 }
 
 impl<A: MongoAdmin> Stage<'_, A> {
@@ -279,7 +280,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
         }
 
         let host_of = |i: i32| names.member_host(i, domain);
-        let update_revision = self.revision.update_revision.as_deref();
+        let update_revision = self.revision.as_deref();
         let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
         let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of);
         let restart = match &rollout {

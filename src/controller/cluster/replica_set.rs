@@ -5,7 +5,7 @@ use crate::controller::error::{Error, KubeContext};
 use crate::mongo::{
     AdminError, Credentials, MongoAdmin, OPERATOR_USER, Observation, Reachable, Role, Target, UserRequest, observe,
 };
-use crate::replset::{DesiredMember, Observed, Step, same_host};
+use crate::replset::{DesiredMember, Observed, Step, member_pod, same_host};
 
 use super::objects::InternalCredentials;
 use super::world::MemberPod;
@@ -119,10 +119,6 @@ pub struct Done {
     pub member: Option<String>,
 }
 
-fn pod_of(host: &str) -> Option<String> {
-    host.split('.').next().map(str::to_string)
-}
-
 /// Carries out an `Initiate`, `Reconfig` or `StepDown`. Initiation runs on the lowest ordinal
 /// as `__system` (no user exists yet); the rest on the primary.
 pub async fn execute<A: MongoAdmin>(
@@ -157,7 +153,7 @@ pub async fn execute<A: MongoAdmin>(
                 crate::replset::Change::Demote { host } => ("MemberDemoted", format!("{host} no longer votes"), host),
             };
             let message = format!("{message} (config version {})", config.version);
-            Ok(Some(Done { reason, message, member: pod_of(host) }))
+            Ok(Some(Done { reason, message, member: Some(member_pod(host).to_string()) }))
         }
         Step::StepDown { primary: host, reason } => {
             let Some(p) = primary else { return Ok(None) };
@@ -165,7 +161,7 @@ pub async fn execute<A: MongoAdmin>(
             Ok(Some(Done {
                 reason: "PrimarySteppedDown",
                 message: format!("{host} stepped down ({reason:?})"),
-                member: pod_of(host),
+                member: Some(member_pod(host).to_string()),
             }))
         }
         Step::Wait(_) | Step::InSync => Ok(None),
@@ -174,6 +170,7 @@ pub async fn execute<A: MongoAdmin>(
 
 /// The highest ordinal still in the replica set, so that the StatefulSet keeps its Pod until
 /// the member has left.
-pub fn highest_member_ordinal(names: &ClusterNames, domain: &str, observed: &Observed, limit: i32) -> Option<i32> {
-    (0..limit).rev().find(|i| observed.config.member(&names.member_host(*i, domain)).is_some())
+pub fn highest_member_ordinal(names: &ClusterNames, observed: &Observed) -> Option<i32> {
+    let prefix = format!("{}-", names.statefulset());
+    observed.config.members.iter().filter_map(|m| member_pod(&m.host).strip_prefix(&prefix)?.parse().ok()).max()
 }

@@ -8,7 +8,7 @@ use crate::api::{
     ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, condition, condition_type,
 };
 use crate::build::names::ClusterNames;
-use crate::replset::{MemberState, Observed, same_host};
+use crate::replset::{MemberState, Observed, member_pod, same_host};
 
 use super::validate::Problem;
 use super::world::MemberPod;
@@ -59,17 +59,13 @@ fn state_name(s: MemberState) -> &'static str {
     }
 }
 
-fn pod_of_host(host: &str) -> String {
-    host.split('.').next().unwrap_or(host).to_string()
-}
-
 fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
     let mut out: Vec<MemberStatus> = Vec::new();
     if let Some(obs) = i.observed {
         for m in &obs.config.members {
             let seen = obs.members.iter().find(|o| same_host(&o.host, &m.host));
             out.push(MemberStatus {
-                name: pod_of_host(&m.host),
+                name: member_pod(&m.host).to_string(),
                 state: seen.map_or("UNKNOWN", |o| state_name(o.state)).to_string(),
                 healthy: seen.is_some_and(|o| o.healthy),
                 lag_seconds: seen.and_then(|o| o.lag_seconds),
@@ -100,7 +96,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     let previous = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let members = members(i);
     let ready_members = ready_members(i, &members);
-    let primary = i.observed.and_then(|o| o.primary.as_deref()).map(pod_of_host);
+    let primary = i.observed.and_then(|o| o.primary.as_deref()).map(|h| member_pod(h).to_string());
     let all_ready = ready_members >= i.spec.members && members.len() == usize::try_from(i.spec.members).unwrap_or(0);
     let blocking = i.problems.iter().find(|p| p.blocks_all);
     let serving = primary.is_some();

@@ -22,11 +22,7 @@ use crate::controller::error::{Error, KubeContext};
 use crate::controller::ssa::apply;
 use crate::mongo::{AdminError, MongoAdmin, Role, Target, UserInfo, UserRequest};
 
-use super::world::World;
-
-fn text(secret: &Secret, key: &str) -> Option<String> {
-    secret.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
-}
+use super::world::{World, secret_text as text};
 
 /// The connection Secret's name of a user.
 pub fn secret_name(names: &ClusterNames, user: &UserSpec) -> String {

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
 use crate::api::MongoClusterSpec;
-use crate::build::labels::labels;
+use crate::build::labels::{self, labels};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::USER_COMPONENT;
 use crate::controller::error::{Error, KubeContext};
@@ -51,22 +51,17 @@ impl MemberPod {
     }
 }
 
-/// The StatefulSet's rollout state.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SetRevision {
-    /// The revision new Pods are created from; None until the StatefulSet controller has seen
-    /// the latest spec.
-    pub update_revision: Option<String>,
+/// The revision new Pods are created from, taken from the StatefulSet as the apply returned it;
+/// None until the StatefulSet controller has seen the latest spec, so a template changed by
+/// this very reconcile is never mistaken for one already rolled out.
+pub fn update_revision(sts: &StatefulSet) -> Option<String> {
+    let status = sts.status.as_ref()?;
+    (status.observed_generation == sts.metadata.generation).then(|| status.update_revision.clone()).flatten()
 }
 
-impl SetRevision {
-    /// From the StatefulSet as the apply returned it, so a template changed by this very
-    /// reconcile is never mistaken for one already rolled out.
-    pub fn of(sts: &StatefulSet) -> SetRevision {
-        let status = sts.status.as_ref();
-        let current = status.and_then(|s| s.observed_generation) == sts.metadata.generation;
-        SetRevision { update_revision: if current { status.and_then(|s| s.update_revision.clone()) } else { None } }
-    }
+/// A Secret's value as UTF-8 text; None when the key is missing or not text.
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
 }
 
 /// What the reconcile starts from.
@@ -81,16 +76,11 @@ pub struct World {
     pub password_secrets: BTreeMap<String, Option<Secret>>,
 }
 
-fn selector(map: &BTreeMap<String, String>) -> String {
-    map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
 pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec) -> Result<World, Error> {
     let ns = &names.namespace;
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let member_labels = crate::build::labels::selector(&names.cluster);
     let pods = pods_api
-        .list(&ListParams::default().labels(&selector(&member_labels)))
+        .list(&ListParams::default().labels(&labels::selector_query(&names.cluster)))
         .await
         .doing(|| format!("listing the member Pods of {}", names.cluster))?;
     let mut pods: Vec<MemberPod> = pods.items.iter().filter_map(|p| MemberPod::from_pod(names, p)).collect();
@@ -104,7 +94,7 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
     let mut user_labels = labels(&names.cluster, USER_COMPONENT);
     user_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
     let user_secrets = secrets
-        .list(&ListParams::default().labels(&selector(&user_labels)))
+        .list(&ListParams::default().labels(&labels::query(&user_labels)))
         .await
         .doing(|| format!("listing the connection Secrets of {}", names.cluster))?
         .items
