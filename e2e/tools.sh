@@ -6,7 +6,7 @@
 # cache makes this script return in milliseconds.
 #
 #   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus]...
-#   (all = what the tests need today: k8s etcd kwok helm ferretdb)
+#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
 
@@ -16,8 +16,12 @@ ETCD_VERSION=v3.6.14
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.21.4
 FERRETDB_VERSION=v1.24.2
-MONGOTOOLS_VERSION=100.18.0
-MONGOTOOLS_PSEUDO=v0.0.0-20260812163951-21a342dfee64
+# mongo-tools tags are not semver, so Go knows its commits only by pseudo-version. This is the
+# commit of 2025-07-15 (the 100.12 line); the module proxy serves it, the checksum database does
+# not list it, so its hash is pinned here instead and checked after download.
+MONGOTOOLS_VERSION=20250715-887641268977
+MONGOTOOLS_PSEUDO=v0.0.0-20250715155915-887641268977
+MONGOTOOLS_H1=h1:J9wFLko0N7sbovyHahuRw1NyfMUsNhaauLK87wQ3ruc=
 S3SFS_VERSION=0.14.1
 CYCLONUS_VERSION=v0.5.6
 
@@ -124,8 +128,11 @@ build_ferretdb() {
 
 build_mongotools() {
   local out=$1 M=github.com/mongodb/mongo-tools
-  printf 'module local/mt\n\ngo 1.26.5\n' > go.mod
-  go get "$M/mongodump/main@$MONGOTOOLS_PSEUDO" "$M/mongorestore/main@$MONGOTOOLS_PSEUDO"
+  printf 'module local/mt\n\ngo 1.26\n' > go.mod
+  GONOSUMDB=$M go get "$M/mongodump/main@$MONGOTOOLS_PSEUDO" "$M/mongorestore/main@$MONGOTOOLS_PSEUDO"
+  if ! grep -qF "$M $MONGOTOOLS_PSEUDO $MONGOTOOLS_H1" go.sum; then
+    log "mongo-tools $MONGOTOOLS_PSEUDO does not have the pinned hash $MONGOTOOLS_H1"; return 1
+  fi
   go build -ldflags "-s -w" -o "$out/mongodump" "$M/mongodump/main"
   go build -ldflags "-s -w" -o "$out/mongorestore" "$M/mongorestore/main"
 }
@@ -141,7 +148,7 @@ build_cyclonus() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
 }
 
-ALL=(k8s etcd kwok helm ferretdb)
+ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;

@@ -5,6 +5,7 @@
 //! - [`runtime`]: the `run` subcommand's process: connection, CRD check, shutdown.
 
 pub mod api;
+pub mod backup;
 pub mod build;
 pub mod controller;
 pub mod install;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mongo_operator::{api, install, probe, runtime, telemetry};
+use mongo_operator::{api, backup, install, probe, runtime, telemetry};
 
 #[derive(Parser)]
 #[command(name = "mongo-operator", version, about = "Runs MongoDB replica sets on Kubernetes")]
@@ -50,6 +50,23 @@ enum Command {
         #[arg(long, requires = "key_file_src")]
         key_file_dst: Option<PathBuf>,
     },
+    /// Take a backup (inside a backup Job): mongodump's archive, compressed, optionally
+    /// encrypted and checksummed, into every destination; the manifest last.
+    Backup {
+        /// Log level or filter.
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+        #[command(flatten)]
+        args: backup::command::JobArgs,
+    },
+    /// Restore a backup (inside a restore Job): verify the whole archive, then mongorestore it.
+    Restore {
+        /// Log level or filter.
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+        #[command(flatten)]
+        args: backup::command::JobArgs,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -62,6 +79,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd { dir } => print_crds(dir),
+        Command::Backup { log_level, args } => {
+            telemetry::init(telemetry::LogFormat::Text, &log_level);
+            backup::command::run(backup::command::Job::Backup, args)
+        }
+        Command::Restore { log_level, args } => {
+            telemetry::init(telemetry::LogFormat::Text, &log_level);
+            backup::command::run(backup::command::Job::Restore, args)
+        }
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))
         }

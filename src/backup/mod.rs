@@ -1,0 +1,101 @@
+//! The backup data path, run inside backup and restore Jobs as `mongo-operator backup` and
+//! `mongo-operator restore`:
+//!
+//! ```text
+//! mongodump --archive --oplog ─▶ zstd/gzip ─▶ age (optional) ─▶ chunks ─┬▶ multipart upload, store A
+//!                                                          sha-256 ◀─────┴▶ multipart upload, store B
+//! ```
+//! then `manifest.json` next to the archive in every store, last. Restore reads the manifest,
+//! checks the whole archive against it, then feeds it to `mongorestore --archive --oplogReplay`.
+
+pub mod codec;
+pub mod command;
+pub mod files;
+pub mod plan;
+pub mod restore;
+pub mod server;
+pub mod store;
+pub mod take;
+pub mod tools;
+pub mod upload;
+
+use files::SecretFileError;
+use store::StoreError;
+use upload::UploadError;
+
+/// Why a backup produced nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A secret file is missing or unreadable.
+    #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    /// A destination cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The source cannot be reached or refused the credentials.
+    #[error("cannot ask the source for its version and size: {0}")]
+    Source(#[from] mongodb::error::Error),
+    /// mongodump failed.
+    #[error("mongodump exited with {status}: {output}")]
+    Dump {
+        /// Its exit status.
+        status: String,
+        /// Its last lines of error output.
+        output: String,
+    },
+    /// A destination failed.
+    #[error("upload failed: {0}")]
+    Upload(#[from] UploadError),
+    /// Reading, encoding or handing over the stream failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The process was asked to stop.
+    #[error("the backup was cancelled (SIGTERM); its uploads were aborted")]
+    Cancelled,
+}
+
+/// Why a restore did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// A secret file is missing or unreadable.
+    #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    /// The destination cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifest is missing (an incomplete backup) or unreadable.
+    #[error("no usable manifest at {url}: {reason}")]
+    Manifest {
+        /// Where it was looked for.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The archive cannot be read, decrypted or decompressed.
+    #[error("cannot read the archive {url}: {reason}")]
+    Archive {
+        /// Its URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stored archive is not the one the manifest describes.
+    #[error("the archive does not match its manifest: expected {expected}, found {actual}; nothing was restored")]
+    Checksum {
+        /// What the manifest says.
+        expected: String,
+        /// What was read.
+        actual: String,
+    },
+    /// mongorestore failed.
+    #[error("mongorestore exited with {status}: {output}")]
+    Restore {
+        /// Its exit status.
+        status: String,
+        /// Its last lines of error output.
+        output: String,
+    },
+    /// Starting or feeding mongorestore failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,192 @@
+//! What a backup or restore process is asked to do (the plan, written by the operator into the
+//! Job), what it leaves next to the archive (the manifest), and what it reports back (the
+//! outcome, in the container's termination message).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{BackupLocation, Compression, Destination};
+
+/// How to reach the MongoDB deployment. The password is read from the secrets directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// Connection string without credentials, for example
+    /// `mongodb://a:27017,b:27017/?replicaSet=rs&readPreference=secondaryPreferred`.
+    pub uri: String,
+    /// The user, authenticated against `admin`; none for a server without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// One backup: from where, to where, and how it is encoded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupPlan {
+    /// The MongoCluster's name; the first part of the objects' keys.
+    pub cluster: String,
+    /// The MongoBackup's name; the second part of the objects' keys.
+    pub backup: String,
+    /// The deployment to dump.
+    pub source: Source,
+    /// Dump with `--oplog`, for a point-in-time-consistent archive of a replica set.
+    pub oplog: bool,
+    /// Every store that receives a full copy.
+    pub destinations: Vec<Destination>,
+    /// Compression of the archive.
+    pub compression: Compression,
+    /// Encrypt with the passphrase in the secrets directory.
+    pub encrypted: bool,
+}
+
+/// One restore: which stored backup into which deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestorePlan {
+    /// Where the backup's manifest is.
+    pub location: BackupLocation,
+    /// The deployment to restore into.
+    pub target: Source,
+}
+
+/// The format version of [`Manifest`]; a restore refuses manifests it does not know.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// Name of the manifest object, next to the archive.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// Written next to the archive once every copy of it is complete, in every destination. A
+/// backup directory without a manifest is incomplete and is never restored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`] when written.
+    pub format: u32,
+    /// The cluster backed up.
+    pub cluster: String,
+    /// The backup's name.
+    pub backup: String,
+    /// When mongodump started.
+    pub started_at: DateTime<Utc>,
+    /// When every copy of the archive was complete.
+    pub completed_at: DateTime<Utc>,
+    /// The server's version, from `buildInfo`.
+    pub mongodb_version: Option<String>,
+    /// The archive holds the oplog written during the dump (`--oplog`).
+    pub oplog: bool,
+    /// Name of the archive object, in the manifest's directory.
+    pub archive: String,
+    /// Size of the stored archive in bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the stored archive, as "sha256:<hex>".
+    pub checksum: String,
+    /// Bytes mongodump wrote, before compression and encryption.
+    pub dump_bytes: u64,
+    /// Compression applied first.
+    pub compression: Compression,
+    /// Encryption applied after compression: "age-scrypt" (the age format with a passphrase,
+    /// readable by the `age` tool), or none.
+    pub encryption: Option<String>,
+}
+
+/// The encryption scheme name written into manifests.
+pub const ENCRYPTION_SCHEME: &str = "age-scrypt";
+
+impl Manifest {
+    /// The archive's object name for a compression and encryption: a name that says how to
+    /// read it, for example `archive.mongodump.zst.age`.
+    pub fn archive_name(compression: Compression, encrypted: bool) -> String {
+        let compression = match compression {
+            Compression::Zstd => ".zst",
+            Compression::Gzip => ".gz",
+            Compression::None => "",
+        };
+        let encryption = if encrypted { ".age" } else { "" };
+        format!("archive.mongodump{compression}{encryption}")
+    }
+}
+
+/// One stored copy, as reported.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Copy {
+    /// Destination name.
+    pub destination: String,
+    /// URL of the manifest.
+    pub url: String,
+    /// Key of the manifest in the store, for `bootstrap.fromBackup.location.path`.
+    pub path: String,
+}
+
+/// What a backup or restore process reports: printed on stdout and written to the result file
+/// (the container's termination message), so the operator reads it without object-store access.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum Outcome {
+    /// A complete backup, in every destination.
+    #[serde(rename_all = "camelCase")]
+    BackedUp {
+        /// The manifest written.
+        manifest: Manifest,
+        /// Where each copy's manifest is.
+        copies: Vec<Copy>,
+    },
+    /// A restore that mongorestore finished.
+    #[serde(rename_all = "camelCase")]
+    Restored {
+        /// The manifest of the backup restored.
+        manifest: Manifest,
+    },
+    /// Nothing usable was produced; the message says why.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Kubernetes keeps at most this many bytes of a termination message.
+pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+impl Outcome {
+    /// The outcome as one JSON line that fits a termination message: a long error is cut.
+    pub fn to_message(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_else(|error| {
+            format!(r#"{{"result":"failed","error":"cannot encode the outcome: {error}"}}"#)
+        });
+        if text.len() <= TERMINATION_MESSAGE_LIMIT {
+            return text;
+        }
+        let error = match self {
+            Outcome::Failed { error } => error.as_str(),
+            _ => "the outcome does not fit a termination message",
+        };
+        let mut cut = error.len().min(TERMINATION_MESSAGE_LIMIT - 200);
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        serde_json::to_string(&Outcome::Failed { error: format!("{}…", &error[..cut]) })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_say_how_to_read_them() {
+        assert_eq!(Manifest::archive_name(Compression::Zstd, true), "archive.mongodump.zst.age");
+        assert_eq!(Manifest::archive_name(Compression::Gzip, false), "archive.mongodump.gz");
+        assert_eq!(Manifest::archive_name(Compression::None, false), "archive.mongodump");
+    }
+
+    #[test]
+    fn a_long_error_still_fits_a_termination_message() {
+        let outcome = Outcome::Failed { error: "é".repeat(10_000) };
+        let message = outcome.to_message();
+        assert!(message.len() <= TERMINATION_MESSAGE_LIMIT);
+        match serde_json::from_str::<Outcome>(&message).expect("still JSON") {
+            Outcome::Failed { error } => assert!(error.ends_with('…')),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
