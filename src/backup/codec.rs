@@ -68,9 +68,7 @@ pub fn encoder(
     };
     Ok(match compression {
         Compression::Zstd => Box::new(Zstd(zstd::stream::write::Encoder::new(encrypted, ZSTD_LEVEL)?)),
-        Compression::Gzip => {
-            Box::new(Gzip(flate2::write::GzEncoder::new(encrypted, flate2::Compression::default())))
-        }
+        Compression::Gzip => Box::new(Gzip(flate2::write::GzEncoder::new(encrypted, flate2::Compression::default()))),
         Compression::None => encrypted,
     })
 }
@@ -86,9 +84,7 @@ pub fn decoder<'a>(
         Some(passphrase) => {
             let decryptor = age::Decryptor::new(source).map_err(decrypt_error)?;
             let identity = age::scrypt::Identity::new(passphrase);
-            let reader = decryptor
-                .decrypt(std::iter::once(&identity as &dyn age::Identity))
-                .map_err(decrypt_error)?;
+            let reader = decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity)).map_err(decrypt_error)?;
             Box::new(reader)
         }
         None => source,
@@ -138,8 +134,9 @@ mod tests {
 
     fn encode(compression: Compression, passphrase: Option<&str>, data: &[u8]) -> Vec<u8> {
         let collect = Collect::default();
-        let mut writer = encoder(compression, passphrase.map(|p| SecretString::from(p.to_string())), Box::new(collect.clone()))
-            .expect("encoder");
+        let mut writer =
+            encoder(compression, passphrase.map(|p| SecretString::from(p.to_string())), Box::new(collect.clone()))
+                .expect("encoder");
         writer.write_all(data).expect("write");
         writer.finish().expect("finish");
         let inner = collect.0.lock().expect("lock");

@@ -149,9 +149,8 @@ pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 impl Outcome {
     /// The outcome as one JSON line that fits a termination message: a long error is cut.
     pub fn to_message(&self) -> String {
-        let text = serde_json::to_string(self).unwrap_or_else(|error| {
-            format!(r#"{{"result":"failed","error":"cannot encode the outcome: {error}"}}"#)
-        });
+        let text = serde_json::to_string(self)
+            .unwrap_or_else(|error| format!(r#"{{"result":"failed","error":"cannot encode the outcome: {error}"}}"#));
         if text.len() <= TERMINATION_MESSAGE_LIMIT {
             return text;
         }
@@ -163,8 +162,7 @@ impl Outcome {
         while !error.is_char_boundary(cut) {
             cut -= 1;
         }
-        serde_json::to_string(&Outcome::Failed { error: format!("{}…", &error[..cut]) })
-            .unwrap_or_default()
+        serde_json::to_string(&Outcome::Failed { error: format!("{}…", &error[..cut]) }).unwrap_or_default()
     }
 }
 

@@ -8,12 +8,12 @@ use object_store::path::Path;
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::RestoreError;
 use super::codec::decoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{MANIFEST_FORMAT, Manifest, Outcome, RestorePlan};
 use super::store::{OpenStore, open};
 use super::tools::{ToolProcess, Tools};
-use super::RestoreError;
 
 /// Collections a clone never takes from the backup: the users and roles of the source. The
 /// new cluster's users are those of its own spec, with its own passwords; restoring the
@@ -34,12 +34,17 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
 
     // First pass: the whole archive must match the manifest's checksum and size, and must
     // decrypt and decompress to the end, before mongorestore sees a byte of it.
+    // A damaged archive usually also fails to decrypt or decompress; the checksum is
+    // compared first because it names the cause.
     let checked = read_archive(&store, &archive_key, &manifest, passphrase.clone(), std::io::sink()).await?;
     if checked.checksum != manifest.checksum || checked.size != manifest.size_bytes {
         return Err(RestoreError::Checksum {
             expected: format!("{} ({} bytes)", manifest.checksum, manifest.size_bytes),
             actual: format!("{} ({} bytes)", checked.checksum, checked.size),
         });
+    }
+    if let Some(reason) = checked.decode_error {
+        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
     }
     tracing::info!(checksum = %checked.checksum, bytes = checked.size, "archive verified");
 
@@ -53,7 +58,11 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
     }
     args.extend(EXCLUDED_NAMESPACES.iter().map(|ns| format!("--nsExclude={ns}")));
     let mut tool = ToolProcess::spawn(&tools.mongorestore, &plan.target, password.as_deref(), &args, true, false)?;
-    let stdin = tool.child.stdin.take().ok_or_else(|| RestoreError::Io(std::io::Error::other("mongorestore has no input pipe")))?;
+    let stdin = tool
+        .child
+        .stdin
+        .take()
+        .ok_or_else(|| RestoreError::Io(std::io::Error::other("mongorestore has no input pipe")))?;
     // Second pass: the same bytes into mongorestore. Their checksum is compared again, in case
     // the object changed in between; mongorestore then reports failure through its exit.
     let fed = read_archive(&store, &archive_key, &manifest, passphrase, stdin).await;
@@ -61,6 +70,9 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
     let fed = fed?;
     if fed.checksum != manifest.checksum {
         return Err(RestoreError::Checksum { expected: manifest.checksum.clone(), actual: fed.checksum });
+    }
+    if let Some(reason) = fed.decode_error {
+        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
     }
     if !status.success() {
         return Err(RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() });
@@ -101,6 +113,8 @@ fn archive_key(manifest_path: &str, archive: &str) -> Path {
 struct Read {
     size: u64,
     checksum: String,
+    /// Why the archive could not be decrypted or decompressed to its end, if it could not.
+    decode_error: Option<String>,
 }
 
 /// Streams the stored archive, hashing the stored bytes, through the decoder into `output`.
@@ -123,13 +137,22 @@ async fn read_archive<W: std::io::Write + Send + 'static>(
     let url = store.url(key);
     tokio::task::spawn_blocking(move || {
         let mut hashing = Hashing { inner: bridge, hasher: Sha256::new(), size: 0 };
-        let copied = decoder(compression, passphrase.map(SecretString::from), Box::new(&mut hashing as &mut (dyn std::io::Read + Send)))
-            .and_then(|mut decoded| std::io::copy(&mut decoded, &mut output));
+        let copied = decoder(
+            compression,
+            passphrase.map(SecretString::from),
+            Box::new(&mut hashing as &mut (dyn std::io::Read + Send)),
+        )
+        .and_then(|mut decoded| std::io::copy(&mut decoded, &mut output));
         drop(output);
-        // Drain what the decoder did not need (a trailer), so the checksum covers every byte.
-        let drained = copied.and_then(|_| std::io::copy(&mut hashing, &mut std::io::sink()));
-        drained.map_err(|error| RestoreError::Archive { url, reason: error.to_string() })?;
-        Ok(Read { size: hashing.size, checksum: format!("sha256:{}", hex::encode(hashing.hasher.finalize())) })
+        // Drain what the decoder did not read (a trailer, or everything after a decoding
+        // error), so the checksum always covers every stored byte.
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .map_err(|error| RestoreError::Archive { url, reason: error.to_string() })?;
+        Ok(Read {
+            size: hashing.size,
+            checksum: format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
+            decode_error: copied.err().map(|error| error.to_string()),
+        })
     })
     .await
     .map_err(|error| RestoreError::Io(std::io::Error::other(error)))?

@@ -217,7 +217,10 @@ mod tests {
 
     #[test]
     fn a_bad_ca_bundle_is_refused() {
-        let credentials = StoreCredentials { ca_pem: Some(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".to_vec()), ..keys() };
+        let credentials = StoreCredentials {
+            ca_pem: Some(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".to_vec()),
+            ..keys()
+        };
         assert!(open(&s3(None), &credentials).is_err());
     }
 }

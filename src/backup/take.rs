@@ -9,6 +9,7 @@ use chrono::Utc;
 use object_store::ObjectStoreExt;
 use tokio::sync::mpsc;
 
+use super::BackupError;
 use super::codec::encoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{BackupPlan, Copy, ENCRYPTION_SCHEME, MANIFEST_FORMAT, MANIFEST_NAME, Manifest, Outcome};
@@ -16,7 +17,6 @@ use super::server::server_facts;
 use super::store::{OpenStore, backup_dir, open};
 use super::tools::{ToolProcess, Tools};
 use super::upload::{CHANNEL_CHUNKS, ChunkSink, FanOut, MIN_PART_SIZE, UploadError, delete_all, part_size};
-use super::BackupError;
 
 /// Read buffer for mongodump's output.
 const READ_BUFFER: usize = 1024 * 1024;
@@ -49,14 +49,19 @@ pub async fn take(
     let archive = Manifest::archive_name(plan.compression, plan.encrypted);
     let started_at = Utc::now();
     // A generous guess of the archive's size, only to choose the part size.
-    let uploads = FanOut::start(&stores, &format!("{dir}/{archive}"), part_size(facts.data_bytes.saturating_mul(4))).await?;
+    let uploads =
+        FanOut::start(&stores, &format!("{dir}/{archive}"), part_size(facts.data_bytes.saturating_mul(4))).await?;
 
     let mut args = vec!["--archive".to_string()];
     if plan.oplog {
         args.push("--oplog".into());
     }
     let mut dump = ToolProcess::spawn(&tools.mongodump, &plan.source, password.as_deref(), &args, false, true)?;
-    let stdout = dump.child.stdout.take().ok_or_else(|| BackupError::Io(std::io::Error::other("mongodump has no output pipe")))?;
+    let stdout = dump
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| BackupError::Io(std::io::Error::other("mongodump has no output pipe")))?;
 
     let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
     let compression = plan.compression;

@@ -48,9 +48,7 @@ impl ChunkSink {
     fn send(&mut self) -> io::Result<()> {
         let piece = self.buffer.split().freeze();
         self.buffer.reserve(self.chunk);
-        self.sender
-            .blocking_send(piece)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the uploads stopped"))
+        self.sender.blocking_send(piece).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the uploads stopped"))
     }
 }
 
@@ -109,10 +107,11 @@ impl FanOut {
     pub async fn start(stores: &[OpenStore], relative: &str, part_size: usize) -> Result<Self, UploadError> {
         let started = join_all(stores.iter().map(|store| async move {
             let key = store.key(relative);
-            let upload = store.store.put_multipart(&key).await.map_err(|source| UploadError {
-                destination: store.name.clone(),
-                source,
-            })?;
+            let upload = store
+                .store
+                .put_multipart(&key)
+                .await
+                .map_err(|source| UploadError { destination: store.name.clone(), source })?;
             Ok((store.clone(), key, WriteMultipart::new_with_chunk_size(upload, part_size)))
         }))
         .await;
@@ -147,11 +146,11 @@ impl FanOut {
                 // The same bytes are shared by every destination, not copied.
                 let chunk = chunk.clone();
                 async move {
-                upload.put(chunk);
-                upload
-                    .wait_for_capacity(PARTS_IN_FLIGHT)
-                    .await
-                    .map_err(|source| UploadError { destination: store.name.clone(), source })
+                    upload.put(chunk);
+                    upload
+                        .wait_for_capacity(PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(|source| UploadError { destination: store.name.clone(), source })
                 }
             }))
             .await?;
@@ -172,9 +171,7 @@ impl FanOut {
         for (store, key, result) in results {
             match result {
                 Ok(_) => done.push((store, key)),
-                Err(source) => {
-                    failure = failure.or(Some(UploadError { destination: store.name.clone(), source }))
-                }
+                Err(source) => failure = failure.or(Some(UploadError { destination: store.name.clone(), source })),
             }
         }
         match failure {

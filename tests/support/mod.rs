@@ -6,6 +6,7 @@
 pub mod command_log;
 pub mod members;
 pub mod operator;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

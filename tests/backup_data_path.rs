@@ -1,0 +1,425 @@
+//! The backup data path for real: the `mongo-operator backup` and `restore` binaries, with
+//! mongodump and mongorestore built from mongo-tools, FerretDB as the server and two s3s-fs
+//! instances as two destinations, all on loopback.
+//!
+//! FerretDB is not a replica set, so these backups run without `--oplog` (the operator's Jobs
+//! use it on real replica sets), and without authentication (FerretDB 1.24's SCRAM does not
+//! work with the Rust driver; see admin_ferretdb.rs).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongo_operator::api::{BackupLocation, Compression, Destination, S3CredentialsReference, S3Destination};
+use mongo_operator::backup::files::{self, destination_file};
+use mongo_operator::backup::plan::{BackupPlan, Outcome, RestorePlan, Source};
+use mongodb::bson::{Bson, DateTime, Document, doc, spec::BinarySubtype};
+use support::servers::{Ferret, S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
+
+const BUCKET: &str = "backups";
+
+fn destination(name: &str, server: &S3Server, prefix: &str) -> Destination {
+    Destination {
+        name: name.into(),
+        s3: Some(S3Destination {
+            bucket: BUCKET.into(),
+            prefix: Some(prefix.into()),
+            endpoint: Some(server.endpoint()),
+            region: "us-east-1".into(),
+            force_path_style: true,
+            credentials_secret_ref: S3CredentialsReference {
+                name: "unused-here".into(),
+                access_key_id_key: "AWS_ACCESS_KEY_ID".into(),
+                secret_access_key_key: "AWS_SECRET_ACCESS_KEY".into(),
+            },
+            ca_secret_ref: None,
+        }),
+        gcs: None,
+        azure: None,
+    }
+}
+
+/// A secrets directory laid out as the Job mounts it.
+struct Secrets(PathBuf);
+
+impl Secrets {
+    fn new(destinations: &[&str], key: Option<&str>) -> Self {
+        let dir = std::env::temp_dir().join(format!("mongo-operator-secrets-{}-{}", std::process::id(), rand_suffix()));
+        for name in destinations {
+            let d = dir.join(files::destination_dir(name));
+            std::fs::create_dir_all(&d).expect("dir");
+            std::fs::write(d.join(destination_file::ACCESS_KEY_ID), format!("{S3_ACCESS_KEY}\n")).expect("write");
+            std::fs::write(d.join(destination_file::SECRET_ACCESS_KEY), S3_SECRET_KEY).expect("write");
+        }
+        if let Some(key) = key {
+            let path = dir.join(files::ENCRYPTION_KEY);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, key).expect("write");
+        }
+        Secrets(dir)
+    }
+}
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How to run the operator binary for one job.
+struct Run<'a> {
+    subcommand: &'a str,
+    plan: String,
+    secrets: &'a Path,
+    mongodump: Option<PathBuf>,
+    env: Vec<(&'a str, String)>,
+}
+
+fn command(run: &Run) -> Command {
+    let tools = tool_dir("mongotools");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mongo-operator"));
+    command
+        .arg(run.subcommand)
+        .env("MONGO_OPERATOR_PLAN", &run.plan)
+        .env("MONGO_OPERATOR_SECRETS_DIR", run.secrets)
+        .env("MONGODUMP", run.mongodump.clone().unwrap_or_else(|| tools.join("mongodump")))
+        .env("MONGORESTORE", tools.join("mongorestore"))
+        .env("MONGO_OPERATOR_LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in &run.env {
+        command.env(key, value);
+    }
+    command
+}
+
+fn outcome_of(output: std::process::Output) -> (bool, Outcome) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let outcome: Outcome = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("no outcome ({e}) in stdout {stdout:?}; stderr: {}", String::from_utf8_lossy(&output.stderr))
+    });
+    (output.status.success(), outcome)
+}
+
+async fn run(run: Run<'_>) -> (bool, Outcome) {
+    let mut command = command(&run);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run the binary");
+    outcome_of(output)
+}
+
+fn backup_plan(
+    source: &Ferret,
+    name: &str,
+    destinations: Vec<Destination>,
+    compression: Compression,
+    encrypted: bool,
+) -> String {
+    serde_json::to_string(&BackupPlan {
+        cluster: "orders".into(),
+        backup: name.into(),
+        source: Source { uri: source.uri(), username: None },
+        oplog: false,
+        destinations,
+        compression,
+        encrypted,
+    })
+    .expect("json")
+}
+
+fn restore_plan(target: &Ferret, destination: Destination, path: &str) -> String {
+    serde_json::to_string(&RestorePlan {
+        location: BackupLocation { destination, path: path.into() },
+        target: Source { uri: target.uri(), username: None },
+    })
+    .expect("json")
+}
+
+/// Documents of several BSON types in two databases.
+async fn seed(server: &Ferret) {
+    let client = server.client().await;
+    let readings: Vec<Document> = (0..3000i64)
+        .map(|i| {
+            doc! {
+                "_id": i,
+                "device": format!("sensor-{:04}", i % 97),
+                "at": DateTime::from_millis(1_763_900_000_000 + i * 7_200_000),
+                "value": (i as f64) * 0.25 - 40.0,
+                "ok": i % 3 != 0,
+                "tags": ["iot", format!("zone-{}", i % 5)],
+                "raw": Bson::Binary(mongodb::bson::Binary { subtype: BinarySubtype::Generic, bytes: (i as u32).to_le_bytes().to_vec() }),
+                "nested": { "firmware": "2.4.1", "battery": { "mv": 3000 + (i % 700) } },
+            }
+        })
+        .collect();
+    client.database("iot").collection::<Document>("readings").insert_many(readings).await.expect("insert readings");
+    let customers: Vec<Document> = (0..400i32)
+        .map(|i| doc! { "_id": format!("c{i}"), "name": format!("Client {i} — Zoë Ünal"), "plan": if i % 2 == 0 { Bson::String("pro".into()) } else { Bson::Null } })
+        .collect();
+    client.database("crm").collection::<Document>("customers").insert_many(customers).await.expect("insert customers");
+}
+
+/// Every document of every user database, sorted by database, collection and _id.
+async fn contents(server: &Ferret) -> Vec<(String, String, Vec<Document>)> {
+    let client = server.client().await;
+    let mut out = Vec::new();
+    let mut names = client.list_database_names().await.expect("databases");
+    names.retain(|n| !["admin", "config", "local"].contains(&n.as_str()));
+    names.sort();
+    for db in names {
+        let mut collections = client.database(&db).list_collection_names().await.expect("collections");
+        collections.sort();
+        for collection in collections {
+            let docs: Vec<Document> = client
+                .database(&db)
+                .collection::<Document>(&collection)
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .await
+                .expect("find")
+                .try_collect()
+                .await
+                .expect("documents");
+            out.push((db.clone(), collection, docs));
+        }
+    }
+    out
+}
+
+async fn drop_all(server: &Ferret) {
+    let client = server.client().await;
+    for db in client.list_database_names().await.expect("databases") {
+        if !["admin", "config", "local"].contains(&db.as_str()) {
+            client.database(&db).drop().await.expect("drop");
+        }
+    }
+}
+
+fn backed_up(
+    result: (bool, Outcome),
+) -> (mongo_operator::backup::plan::Manifest, Vec<mongo_operator::backup::plan::Copy>) {
+    match result {
+        (true, Outcome::BackedUp { manifest, copies }) => (manifest, copies),
+        other => panic!("the backup did not succeed: {other:?}"),
+    }
+}
+
+fn failed(result: (bool, Outcome)) -> String {
+    match result {
+        (false, Outcome::Failed { error }) => error,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
+    let source = Ferret::start();
+    let target = Ferret::start();
+    let (store_a, store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
+    seed(&source).await;
+    let expected = contents(&source).await;
+    assert_eq!(expected.iter().map(|(_, _, d)| d.len()).sum::<usize>(), 3400);
+
+    let key = "a long passphrase from a Secret, not typed by people";
+    let cases = [
+        (Compression::Zstd, false),
+        (Compression::Zstd, true),
+        (Compression::Gzip, false),
+        (Compression::Gzip, true),
+        (Compression::None, false),
+        (Compression::None, true),
+    ];
+    for (i, (compression, encrypted)) in cases.into_iter().enumerate() {
+        let name = format!("orders-{i}");
+        let secrets = Secrets::new(&["ovh", "scaleway"], encrypted.then_some(key));
+        let destinations = vec![destination("ovh", &store_a, "prod"), destination("scaleway", &store_b, "eu/prod")];
+        let plan = backup_plan(&source, &name, destinations, compression, encrypted);
+        let (manifest, copies) =
+            backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+
+        let case = format!("{compression:?}, encrypted: {encrypted}");
+        assert!(manifest.checksum.starts_with("sha256:") && manifest.checksum.len() == 71, "{case}");
+        assert!(manifest.dump_bytes > 100_000, "{case}: mongodump wrote {} bytes", manifest.dump_bytes);
+        assert_eq!(manifest.encryption.is_some(), encrypted, "{case}");
+        assert!(manifest.mongodb_version.is_some(), "{case}: the version is recorded");
+        if compression != Compression::None {
+            assert!(
+                manifest.size_bytes * 3 < manifest.dump_bytes,
+                "{case}: {} of {} bytes",
+                manifest.size_bytes,
+                manifest.dump_bytes
+            );
+        }
+        // Both stores hold the same two objects, and the stored bytes hash to the checksum.
+        let archive = format!("orders/{name}/{}", manifest.archive);
+        assert_eq!(copies.len(), 2, "{case}");
+        for (store, prefix) in [(&store_a, "prod"), (&store_b, "eu/prod")] {
+            let keys = store.keys(BUCKET);
+            assert!(keys.contains(&format!("{prefix}/{archive}")), "{case}: {keys:?}");
+            assert!(keys.contains(&format!("{prefix}/orders/{name}/manifest.json")), "{case}: {keys:?}");
+            let bytes =
+                std::fs::read(store.object_file(BUCKET, &format!("{prefix}/{archive}"))).expect("stored archive");
+            use sha2::Digest;
+            assert_eq!(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))), manifest.checksum, "{case}");
+            assert_eq!(bytes.len() as u64, manifest.size_bytes, "{case}");
+        }
+
+        // Restore from the second provider into an emptied server; every document comes back.
+        drop_all(&target).await;
+        let path = copies.iter().find(|c| c.destination == "scaleway").expect("copy").path.clone();
+        let plan = restore_plan(&target, destination("scaleway", &store_b, "eu/prod"), &path);
+        let restored =
+            run(Run { subcommand: "restore", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await;
+        assert!(matches!(restored, (true, Outcome::Restored { .. })), "{case}: {restored:?}");
+        assert!(contents(&target).await == expected, "{case}: the restored documents differ from the source's");
+    }
+}
+
+/// A stand-in for mongodump that writes `FAKE_DUMP_MIB` MiB of incompressible bytes, one MiB
+/// every `FAKE_DUMP_PAUSE` seconds, then exits with `FAKE_DUMP_EXIT`.
+fn fake_mongodump(dir: &Path) -> PathBuf {
+    let path = dir.join("fake-mongodump");
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\ni=0\nwhile [ $i -lt \"$FAKE_DUMP_MIB\" ]; do head -c 1048576 /dev/urandom; sleep \"$FAKE_DUMP_PAUSE\"; i=$((i+1)); done\nexit \"$FAKE_DUMP_EXIT\"\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn fake_env(mib: u32, pause: &str, exit: i32) -> Vec<(&'static str, String)> {
+    vec![
+        ("FAKE_DUMP_MIB", mib.to_string()),
+        ("FAKE_DUMP_PAUSE", pause.to_string()),
+        ("FAKE_DUMP_EXIT", exit.to_string()),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn faults_never_leave_a_backup_that_looks_complete() {
+    let source = Ferret::start();
+    let (store_a, mut store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
+    let secrets = Secrets::new(&["a", "b"], None);
+    let fake = fake_mongodump(&secrets.0.join("bin"));
+    let both = |a: &S3Server, b: &S3Server| vec![destination("a", a, "p"), destination("b", b, "p")];
+
+    // mongodump exits non-zero after writing 20 MiB (parts already uploaded): nothing is left.
+    let plan = backup_plan(&source, "dump-fails", both(&store_a, &store_b), Compression::None, false);
+    let error = failed(
+        run(Run {
+            subcommand: "backup",
+            plan,
+            secrets: &secrets.0,
+            mongodump: Some(fake.clone()),
+            env: fake_env(20, "0", 3),
+        })
+        .await,
+    );
+    assert!(error.contains("mongodump exited with exit status: 3"), "{error}");
+    assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
+    assert_eq!(store_b.keys(BUCKET), Vec::<String>::new());
+
+    // The backup process is killed (SIGKILL) mid-upload: no manifest and no archive anywhere.
+    let plan = backup_plan(&source, "killed", both(&store_a, &store_b), Compression::None, false);
+    let mut child = command(&Run {
+        subcommand: "backup",
+        plan: plan.clone(),
+        secrets: &secrets.0,
+        mongodump: Some(fake.clone()),
+        env: fake_env(40, "0.1", 0),
+    })
+    .spawn()
+    .expect("spawn");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
+    assert_eq!(store_b.keys(BUCKET), Vec::<String>::new());
+
+    // SIGTERM (a deleted Job) mid-upload: the uploads are aborted and the outcome says so.
+    let child = command(&Run {
+        subcommand: "backup",
+        plan,
+        secrets: &secrets.0,
+        mongodump: Some(fake.clone()),
+        env: fake_env(40, "0.1", 0),
+    })
+    .spawn()
+    .expect("spawn");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let error = failed(outcome_of(output));
+    assert!(error.contains("cancelled"), "{error}");
+    assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
+
+    // A store dies mid-upload: the backup fails and the other store keeps nothing either.
+    let plan = backup_plan(&source, "store-dies", both(&store_a, &store_b), Compression::None, false);
+    let child = command(&Run {
+        subcommand: "backup",
+        plan,
+        secrets: &secrets.0,
+        mongodump: Some(fake.clone()),
+        env: fake_env(60, "0.05", 0),
+    })
+    .spawn()
+    .expect("spawn");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    store_b.kill();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let error = failed(outcome_of(output));
+    assert!(error.contains("destination b"), "{error}");
+    assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_and_touches_nothing() {
+    let source = Ferret::start();
+    let target = Ferret::start();
+    let store = S3Server::start(&[BUCKET]);
+    seed(&source).await;
+    let secrets = Secrets::new(&["a"], Some("the right key"));
+    let plan = backup_plan(&source, "keyed", vec![destination("a", &store, "p")], Compression::Zstd, true);
+    let (manifest, copies) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    let path = copies[0].path.clone();
+    let restore = |secrets: &Path, path: &str| {
+        let plan = restore_plan(&target, destination("a", &store, "p"), path);
+        let secrets = secrets.to_path_buf();
+        async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
+    };
+
+    let wrong = Secrets::new(&["a"], Some("a wrong key"));
+    let error = failed(restore(&wrong.0, &path).await);
+    assert!(error.contains("the encryption key does not open this archive"), "{error}");
+    assert!(contents(&target).await.is_empty(), "nothing was restored");
+
+    let missing = failed(restore(&secrets.0, "p/orders/never-finished/manifest.json").await);
+    assert!(missing.contains("no usable manifest"), "{missing}");
+
+    // One flipped byte in the stored archive: the checksum refuses it before mongorestore runs.
+    let file = store.object_file(BUCKET, &format!("p/orders/keyed/{}", manifest.archive));
+    let mut bytes = std::fs::read(&file).expect("archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&file, bytes).expect("damage");
+    let error = failed(restore(&secrets.0, &path).await);
+    assert!(error.contains("does not match its manifest"), "{error}");
+    assert!(contents(&target).await.is_empty(), "nothing was restored");
+}
