@@ -154,7 +154,11 @@ pub async fn run(
     };
     info!(?scope, "mongo-operator is running");
     let shutdown = shutdown.shared();
-    let controllers = cluster::run(ctx, scope, shutdown.clone());
+    let controllers = futures::future::join(
+        cluster::run(ctx.clone(), scope.clone(), shutdown.clone()),
+        crate::controller::backup::run(ctx, scope, shutdown.clone()),
+    )
+    .map(|_| ());
     // In-flight reconciles may finish after the signal, but only within a grace period: one
     // stuck on an unreachable member must not outlast the Pod's termination grace period.
     let deadline = async {

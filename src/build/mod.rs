@@ -1,6 +1,7 @@
 //! Pure builders: the Kubernetes objects a MongoCluster needs, from its validated spec. No I/O;
 //! the controller applies what these return.
 
+pub mod backup_job;
 pub mod labels;
 pub mod mongod_conf;
 pub mod names;

@@ -20,6 +20,11 @@ use crate::api::DeletionPolicy;
 pub use super::statefulset::KEY_FILE_SECRET_KEY as KEY_FILE_KEY;
 /// Key of the operator's own password (`mongo-operator-admin`) in the internal Secret.
 pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
+/// Key of the internal Secret holding the backup user's password (projected into backup Jobs
+/// alone; the keyFile never is).
+pub const BACKUP_PASSWORD_KEY: &str = "backup-password";
+/// Key of the internal Secret holding the restore user's password.
+pub const RESTORE_PASSWORD_KEY: &str = "restore-password";
 
 /// Keys of a user's connection Secret, as MongoDB's community operator names them.
 pub const CONNECTION_STANDARD_KEY: &str = "connectionString.standard";

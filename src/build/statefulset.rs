@@ -83,7 +83,8 @@ pub fn wired_tiger_cache_gb(resources: &ResourceRequirements) -> Option<f64> {
     Some((cache * 100.0).floor() / 100.0)
 }
 
-fn restricted() -> SecurityContext {
+/// The container security context every container the operator builds runs with.
+pub fn restricted() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
@@ -93,7 +94,8 @@ fn restricted() -> SecurityContext {
     }
 }
 
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+/// A volume mount.
+pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),

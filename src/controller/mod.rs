@@ -3,10 +3,12 @@
 //! next needs to look. It never sleeps and never polls on a fixed interval: watches wake it,
 //! and so does the time a step asked for.
 
+pub mod backup;
 pub mod cluster;
 mod error;
 mod events;
 mod ssa;
+mod watch;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};

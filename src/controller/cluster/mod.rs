@@ -19,15 +19,15 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
-use kube::core::PartialObjectMeta;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 
 pub use validate::{Version, version_path};
 
+pub use super::watch::Scope;
+use super::watch::{api, metadata};
 use super::{Context, Error};
 use crate::api::MongoCluster;
 use crate::build::labels::MANAGED_BY;
@@ -35,42 +35,6 @@ use crate::mongo::MongoAdmin;
 
 /// An annotation whose change asks for a reconcile now (like Flux's `reconcile.fluxcd.io/requestedAt`).
 pub const RECONCILE_REQUEST_ANNOTATION: &str = "mongo.operator.rs/reconcile-requested-at";
-
-/// Which namespaces to watch.
-#[derive(Clone, Debug)]
-pub enum Scope {
-    All,
-    Namespace(String),
-}
-
-fn api<K>(client: &Client, scope: &Scope) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match scope {
-        Scope::All => Api::all(client.clone()),
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-    }
-}
-
-/// Metadata-only watch of a kind: owned objects only matter for whom they belong to and when
-/// they change, so their bodies are never held in memory.
-fn metadata<K>(
-    client: &Client,
-    scope: &Scope,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
-}
 
 /// Reconcile when the spec changes (its generation) or a reconcile is requested; status writes
 /// (the operator's own) do not wake it.

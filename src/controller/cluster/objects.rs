@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_quantity::ParsedQuantity;
 
 use crate::api::{DeletionPolicy, MongoClusterSpec};
+use crate::build::backup_job::{BACKUP_USER, RESTORE_USER};
 use crate::build::names::ClusterNames;
-use crate::build::secrets::{self, KEY_FILE_KEY, OPERATOR_PASSWORD_KEY};
+use crate::build::secrets::{self, BACKUP_PASSWORD_KEY, KEY_FILE_KEY, OPERATOR_PASSWORD_KEY, RESTORE_PASSWORD_KEY};
 use crate::build::{mongod_conf, pdb, services, statefulset};
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::ssa::apply;
@@ -30,7 +31,18 @@ pub struct InternalCredentials {
     pub system: Credentials,
     /// `mongo-operator-admin@admin`.
     pub operator: Credentials,
+    /// The backup Jobs' user (role `backup` only).
+    pub backup: Credentials,
+    /// The restore Jobs' user (role `restore` only), for clusters created from a backup.
+    pub restore: Credentials,
+    /// Digest of the agent users' passwords, to tell whether MongoDB has them.
+    pub agents_digest: String,
+    /// The digest MongoDB is known to have (an annotation of the internal Secret).
+    pub agents_applied: Option<String>,
 }
+
+/// Annotation of the internal Secret: digest of the agent users' passwords last applied.
+pub const AGENTS_APPLIED_ANNOTATION: &str = "mongo.operator.rs/agent-users-applied";
 
 fn secret_text(secret: &Secret, key: &str) -> Result<String, Error> {
     super::world::secret_text(secret, key).ok_or_else(|| Error::Secret {
@@ -52,9 +64,19 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
         });
     }
     let password = secret_text(secret, OPERATOR_PASSWORD_KEY)?;
+    let backup = secret_text(secret, BACKUP_PASSWORD_KEY)?;
+    let restore = secret_text(secret, RESTORE_PASSWORD_KEY)?;
     Ok(InternalCredentials {
         system: Credentials::from_key_file(&key_file),
         operator: Credentials::scram(crate::mongo::OPERATOR_USER, "admin", &password),
+        agents_digest: secrets::password_digest(
+            "admin",
+            &format!("{BACKUP_USER}\0{RESTORE_USER}"),
+            &format!("{backup}\0{restore}"),
+        ),
+        agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
+        backup: Credentials::scram(BACKUP_USER, "admin", &backup),
+        restore: Credentials::scram(RESTORE_USER, "admin", &restore),
     })
 }
 
@@ -106,7 +128,37 @@ pub async fn ensure_internal_secret(
     if !has_owner(&secret.metadata, owner, spec.deletion_policy) {
         apply(&api, &secrets::internal_ownership(names, spec.deletion_policy, owner)).await?;
     }
+    let secret = add_agent_passwords(&api, secret).await?;
     Ok((credentials(&secret)?, created))
+}
+
+/// Adds the backup and restore users' passwords to the internal Secret when it lacks them (a
+/// Secret made by an earlier version, or by a user); existing keys are never replaced.
+async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret, Error> {
+    let has = |key: &str| secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+    let missing: BTreeMap<&str, String> = [BACKUP_PASSWORD_KEY, RESTORE_PASSWORD_KEY]
+        .into_iter()
+        .filter(|k| !has(k))
+        .map(|k| (k, secrets::generate::password()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(secret);
+    }
+    let name = secret.name_any();
+    let patch = serde_json::json!({ "stringData": missing });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .doing(|| format!("adding the backup and restore passwords to Secret {name}"))
+}
+
+/// Records that MongoDB has the agent users with the passwords of `digest`.
+pub async fn mark_agents_applied(client: &Client, names: &ClusterNames, digest: &str) -> Result<(), Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let patch = serde_json::json!({ "metadata": { "annotations": { AGENTS_APPLIED_ANNOTATION: digest } } });
+    api.patch(&names.internal_secret(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .doing(|| format!("annotating Secret {}", names.internal_secret()))?;
+    Ok(())
 }
 
 /// Whether `meta` is owned by the cluster exactly when the policy says it should be.

@@ -326,6 +326,17 @@ impl<A: MongoAdmin> Stage<'_, A> {
                         Some(AFTER_STEP),
                     ));
                 };
+                if creds.agents_applied.as_deref() != Some(creds.agents_digest.as_str()) {
+                    let restore = spec.bootstrap.is_some();
+                    replica_set::ensure_agent_users(&ctx.admin, &p, creds, restore).await?;
+                    objects::mark_agents_applied(&ctx.client, names, &creds.agents_digest).await?;
+                    events.normal("AgentUsersReady", "CreateUser", "the backup user (role backup) is in place").await;
+                    return Ok(Outcome::new(
+                        Progress::Acting("AgentUsersReady", "created the backup user".into()),
+                        Some(obs),
+                        Some(AFTER_STEP),
+                    ));
+                }
                 let users =
                     Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
                 let changed = users.reconcile(world).await?;

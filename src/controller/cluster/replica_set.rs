@@ -111,6 +111,36 @@ pub async fn ensure_operator_user<A: MongoAdmin>(
     }
 }
 
+/// Creates (or resets) the users backup and restore Jobs log in as, each with one role: the
+/// backup user always, the restore user only for a cluster created from a backup.
+pub async fn ensure_agent_users<A: MongoAdmin>(
+    admin: &A,
+    primary: &Target,
+    creds: &InternalCredentials,
+    restore: bool,
+) -> Result<(), Error> {
+    let mut agents = vec![(&creds.backup, "backup")];
+    if restore {
+        agents.push((&creds.restore, "restore"));
+    }
+    for (user, role) in agents {
+        let request = UserRequest {
+            db: "admin".into(),
+            name: user.username.clone(),
+            password: Some(user.password.clone()),
+            roles: Some(vec![Role { role: role.into(), db: "admin".into() }]),
+        };
+        match admin.create_user(primary, &request).await {
+            Ok(()) => {}
+            Err(AdminError::UserExists(_)) => {
+                admin.update_user(primary, &request).await.doing(|| format!("resetting user {}", user.username))?
+            }
+            Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
+        }
+    }
+    Ok(())
+}
+
 /// A step that was carried out, for the Event and the status.
 pub struct Done {
     pub reason: &'static str,

@@ -1,0 +1,351 @@
+//! The Job that runs `mongo-operator backup` or `restore`: the cluster's MongoDB image (it
+//! carries mongodump and mongorestore) with the operator's binary copied in by an init
+//! container, the plan in an environment variable, and exactly the secret keys the plan needs
+//! projected as files. The Pod has no service-account token: it never talks to Kubernetes, and
+//! reports its outcome in its termination message.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Volume, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use super::labels::labels;
+use super::names::ClusterNames;
+use super::statefulset::{BIN_DIR, MONGODB_UID, mount, restricted};
+use crate::api::{Destination, SecretKeyReference};
+use crate::backup::files::{self, DEFAULT_SECRETS_DIR, destination_file};
+use crate::backup::plan::Source;
+
+/// Where the container's termination message is written.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+/// The component label of backup Jobs and their Pods.
+pub const BACKUP_COMPONENT: &str = "backup";
+/// The component label of restore Jobs and their Pods.
+pub const RESTORE_COMPONENT: &str = "restore";
+/// The label naming the MongoBackup (or restoring MongoCluster) a Job works for.
+pub const FOR_LABEL: &str = "mongo.operator.rs/for";
+/// Attempts per Job: a transient network failure gets two more chances.
+pub const BACKOFF_LIMIT: i32 = 2;
+
+/// One secret key, projected as a file under the secrets directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    pub secret: String,
+    pub key: String,
+    /// Relative to the secrets directory.
+    pub path: String,
+}
+
+/// The user backup Jobs log in as: it has only the `backup` role.
+pub const BACKUP_USER: &str = "mongo-operator-backup";
+/// The user restore Jobs log in as: it has only the `restore` role, and exists only in a
+/// cluster created from a backup.
+pub const RESTORE_USER: &str = "mongo-operator-restore";
+
+/// How a backup or restore Job reaches a cluster: every member, the replica set's name, and a
+/// read preference that makes mongodump read from a healthy secondary when there is one.
+pub fn cluster_source(names: &ClusterNames, members: i32, cluster_domain: &str, username: &str) -> Source {
+    let hosts: Vec<String> = (0..members.max(1)).map(|i| names.member_host(i, cluster_domain)).collect();
+    Source {
+        uri: format!(
+            "mongodb://{}/?replicaSet={}&readPreference=secondaryPreferred",
+            hosts.join(","),
+            names.replica_set()
+        ),
+        username: Some(username.to_string()),
+    }
+}
+
+/// The secret files a destination's credentials need.
+pub fn destination_files(destination: &Destination) -> Vec<SecretFile> {
+    let dir = files::destination_dir(&destination.name);
+    let file = |secret: &str, key: &str, name: &str| SecretFile {
+        secret: secret.to_string(),
+        key: key.to_string(),
+        path: format!("{dir}/{name}"),
+    };
+    let from_ref = |r: &SecretKeyReference, name: &str| file(&r.name, &r.key, name);
+    let mut out = Vec::new();
+    if let Some(s3) = &destination.s3 {
+        let c = &s3.credentials_secret_ref;
+        out.push(file(&c.name, &c.access_key_id_key, destination_file::ACCESS_KEY_ID));
+        out.push(file(&c.name, &c.secret_access_key_key, destination_file::SECRET_ACCESS_KEY));
+        if let Some(ca) = &s3.ca_secret_ref {
+            out.push(from_ref(ca, destination_file::CA));
+        }
+    }
+    if let Some(gcs) = &destination.gcs {
+        out.push(from_ref(&gcs.service_account_key_secret_ref, destination_file::SERVICE_ACCOUNT_KEY));
+    }
+    if let Some(azure) = &destination.azure {
+        out.push(from_ref(&azure.access_key_secret_ref, destination_file::AZURE_ACCESS_KEY));
+    }
+    out
+}
+
+/// Everything a backup or restore Job is made of.
+pub struct JobInputs<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub cluster: &'a str,
+    /// [`BACKUP_COMPONENT`] or [`RESTORE_COMPONENT`].
+    pub component: &'a str,
+    /// `backup` or `restore`.
+    pub subcommand: &'a str,
+    /// The MongoBackup or MongoCluster the Job works for (its name goes in [`FOR_LABEL`]).
+    pub for_name: &'a str,
+    pub mongodb_image: &'a str,
+    pub operator_image: &'a str,
+    pub plan_json: &'a str,
+    pub secret_files: &'a [SecretFile],
+    pub owner: &'a OwnerReference,
+}
+
+/// A Job name for `name` (a MongoBackup's or MongoCluster's) and a suffix, within the 63
+/// characters of a label value (the Job's name is one on its Pods).
+pub fn job_name(name: &str, suffix: &str) -> String {
+    let full = format!("{name}-{suffix}");
+    if full.len() <= 63 {
+        return full;
+    }
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let keep = 63 - suffix.len() - 1 - 9;
+    format!("{}-{}-{suffix}", name[..keep].trim_end_matches('-'), &hash[..8])
+}
+
+/// The Job.
+pub fn build(i: &JobInputs<'_>) -> Job {
+    let mut labels = labels(i.cluster, i.component);
+    labels.insert(FOR_LABEL.to_string(), truncate_label(i.for_name));
+    let install = Container {
+        name: "install".into(),
+        image: Some(i.operator_image.to_string()),
+        command: Some(vec!["/mongo-operator".into(), "install".into(), "--bin-dir".into(), BIN_DIR.into()]),
+        volume_mounts: Some(vec![mount("bin", BIN_DIR, false)]),
+        resources: Some(resources("10m", "32Mi", "128Mi")),
+        security_context: Some(restricted()),
+        ..Container::default()
+    };
+    let main = Container {
+        name: i.subcommand.to_string(),
+        image: Some(i.mongodb_image.to_string()),
+        command: Some(vec![
+            format!("{BIN_DIR}/mongo-operator"),
+            i.subcommand.to_string(),
+            "--result-file".into(),
+            TERMINATION_LOG.into(),
+        ]),
+        env: Some(vec![
+            env("MONGO_OPERATOR_PLAN", i.plan_json),
+            env("MONGO_OPERATOR_SECRETS_DIR", DEFAULT_SECRETS_DIR),
+            // mongodump and mongorestore are on the image's PATH; temporary files (the tools'
+            // password file) go to the writable emptyDir.
+            env("TMPDIR", "/tmp"),
+        ]),
+        volume_mounts: Some(vec![
+            mount("bin", BIN_DIR, true),
+            mount("secrets", DEFAULT_SECRETS_DIR, true),
+            mount("tmp", "/tmp", false),
+        ]),
+        // The data path holds a few 8 MiB chunks; mongodump and mongorestore hold a batch of
+        // documents. Neither grows with the database's size.
+        resources: Some(resources("250m", "256Mi", "1Gi")),
+        security_context: Some(restricted()),
+        termination_message_path: Some(TERMINATION_LOG.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    };
+    let mut by_secret: BTreeMap<&str, Vec<KeyToPath>> = BTreeMap::new();
+    for f in i.secret_files {
+        by_secret.entry(f.secret.as_str()).or_default().push(KeyToPath {
+            key: f.key.clone(),
+            path: f.path.clone(),
+            mode: Some(0o400),
+        });
+    }
+    let sources: Vec<VolumeProjection> = by_secret
+        .into_iter()
+        .map(|(secret, items)| VolumeProjection {
+            secret: Some(SecretProjection { name: secret.to_string(), items: Some(items), optional: Some(false) }),
+            ..VolumeProjection::default()
+        })
+        .collect();
+    let empty =
+        || Some(EmptyDirVolumeSource { size_limit: Some(Quantity("64Mi".into())), ..EmptyDirVolumeSource::default() });
+    Job {
+        metadata: ObjectMeta {
+            name: Some(i.name.to_string()),
+            namespace: Some(i.namespace.to_string()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![i.owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(BACKOFF_LIMIT),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    init_containers: Some(vec![install]),
+                    containers: vec![main],
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(MONGODB_UID),
+                        run_as_group: Some(MONGODB_UID),
+                        fs_group: Some(MONGODB_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    volumes: Some(vec![
+                        Volume { name: "bin".into(), empty_dir: empty(), ..Volume::default() },
+                        Volume { name: "tmp".into(), empty_dir: empty(), ..Volume::default() },
+                        Volume {
+                            name: "secrets".into(),
+                            projected: Some(ProjectedVolumeSource {
+                                sources: Some(sources),
+                                default_mode: Some(0o400),
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..EnvVar::default() }
+}
+
+fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity(cpu.into())),
+            ("memory".into(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), Quantity(memory_limit.into()))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn truncate_label(value: &str) -> String {
+    value.chars().take(63).collect::<String>().trim_end_matches(['-', '.', '_']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{S3CredentialsReference, S3Destination};
+
+    fn s3(name: &str) -> Destination {
+        Destination {
+            name: name.into(),
+            s3: Some(S3Destination {
+                bucket: "b".into(),
+                prefix: None,
+                endpoint: None,
+                region: "eu-west-3".into(),
+                force_path_style: false,
+                credentials_secret_ref: S3CredentialsReference {
+                    name: format!("{name}-keys"),
+                    access_key_id_key: "id".into(),
+                    secret_access_key_key: "secret".into(),
+                },
+                ca_secret_ref: Some(SecretKeyReference { name: "private-ca".into(), key: "ca.crt".into() }),
+            }),
+            gcs: None,
+            azure: None,
+        }
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "mongo.operator.rs/v1alpha1".into(),
+            kind: "MongoBackup".into(),
+            name: "nightly".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn the_job_projects_exactly_the_keys_the_plan_reads_and_has_no_token() {
+        let mut secret_files = destination_files(&s3("ovh"));
+        secret_files.push(SecretFile {
+            secret: "orders-internal".into(),
+            key: "backup-password".into(),
+            path: files::MONGODB_PASSWORD.into(),
+        });
+        let job = build(&JobInputs {
+            name: "nightly-backup",
+            namespace: "shop",
+            cluster: "orders",
+            component: BACKUP_COMPONENT,
+            subcommand: "backup",
+            for_name: "nightly",
+            mongodb_image: "mongo:8.0.4",
+            operator_image: "mongo-operator:0.1.0",
+            plan_json: "{}",
+            secret_files: &secret_files,
+            owner: &owner(),
+        });
+        let pod = job.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let volumes = pod.volumes.expect("volumes");
+        let projected =
+            volumes.iter().find(|v| v.name == "secrets").and_then(|v| v.projected.clone()).expect("projected");
+        let mut paths: Vec<(String, String, String)> = projected
+            .sources
+            .expect("sources")
+            .into_iter()
+            .flat_map(|s| {
+                let s = s.secret.expect("secret");
+                s.items.expect("items").into_iter().map(move |i| (s.name.clone(), i.key, i.path))
+            })
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                ("orders-internal".into(), "backup-password".into(), "mongodb/password".into()),
+                ("ovh-keys".into(), "id".into(), "destinations/ovh/access-key-id".into()),
+                ("ovh-keys".into(), "secret".into(), "destinations/ovh/secret-access-key".into()),
+                ("private-ca".into(), "ca.crt".into(), "destinations/ovh/ca.pem".into()),
+            ]
+        );
+        let main = &pod.containers[0];
+        assert_eq!(main.image.as_deref(), Some("mongo:8.0.4"));
+        assert_eq!(main.termination_message_path.as_deref(), Some(TERMINATION_LOG));
+        assert_eq!(main.command.as_ref().map(|c| c[1].as_str()), Some("backup"));
+        let labels = job.metadata.labels.expect("labels");
+        assert_eq!(labels.get(FOR_LABEL).map(String::as_str), Some("nightly"));
+        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("backup"));
+    }
+
+    #[test]
+    fn long_names_still_make_valid_job_names() {
+        let long = "a".repeat(80);
+        let name = job_name(&long, "backup");
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-backup"));
+        assert_ne!(job_name(&format!("{long}x"), "backup"), name);
+        assert_eq!(job_name("nightly-202611231000", "backup"), "nightly-202611231000-backup");
+    }
+}

@@ -1,0 +1,132 @@
+//! What a finished backup or restore Job reports: pure, over the Job and its Pods. The
+//! process writes its outcome as JSON into the container's termination message, so the
+//! operator learns size, checksum and copies without access to the object stores.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::backup::plan::Outcome;
+
+/// A Job's state, as far as the backup is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    /// Still running (or waiting to run, or retrying).
+    Active,
+    /// Finished successfully, with the outcome it reported.
+    Succeeded(Option<Outcome>),
+    /// Failed for good; the best explanation available.
+    Failed(String),
+}
+
+fn condition(job: &Job, type_: &str) -> Option<String> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default())
+}
+
+/// The termination message of the newest Pod whose main container has terminated.
+fn newest_outcome(pods: &[Pod], container: &str) -> Option<Outcome> {
+    let mut terminated: Vec<(&Pod, String)> = pods
+        .iter()
+        .filter_map(|p| {
+            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+            let status = statuses.iter().find(|s| s.name == container)?;
+            let message = status.state.as_ref()?.terminated.as_ref()?.message.clone()?;
+            Some((p, message))
+        })
+        .collect();
+    terminated.sort_by(|a, b| a.0.metadata.creation_timestamp.cmp(&b.0.metadata.creation_timestamp));
+    let (_, message) = terminated.pop()?;
+    // With FallbackToLogsOnError the message may be log lines; the outcome is the last line.
+    message.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// The state of `job`, whose Pods are `pods` and whose main container is `container`.
+pub fn state(job: &Job, pods: &[Pod], container: &str) -> JobState {
+    if condition(job, "Complete").is_some() {
+        return JobState::Succeeded(newest_outcome(pods, container));
+    }
+    if let Some(message) = condition(job, "Failed") {
+        return match newest_outcome(pods, container) {
+            Some(Outcome::Failed { error }) => JobState::Failed(error),
+            _ if message.is_empty() => JobState::Failed("the Job failed without a message".into()),
+            _ => JobState::Failed(format!("the Job failed: {message}")),
+        };
+    }
+    JobState::Active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    fn job(condition: Option<(&str, &str)>) -> Job {
+        Job {
+            status: Some(JobStatus {
+                conditions: condition.map(|(t, m)| {
+                    vec![JobCondition {
+                        type_: t.into(),
+                        status: "True".into(),
+                        message: Some(m.into()),
+                        ..JobCondition::default()
+                    }]
+                }),
+                ..JobStatus::default()
+            }),
+            ..Job::default()
+        }
+    }
+
+    fn pod(seconds: i64, message: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                creation_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("time"))),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "backup".into(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            message: Some(message.into()),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_job_reports_the_newest_attempts_error() {
+        let pods = [
+            pod(10, r#"{"result":"failed","error":"first"}"#),
+            pod(20, "log line\n{\"result\":\"failed\",\"error\":\"last\"}"),
+        ];
+        assert_eq!(
+            state(&job(Some(("Failed", "BackoffLimitExceeded"))), &pods, "backup"),
+            JobState::Failed("last".into())
+        );
+        assert_eq!(
+            state(&job(Some(("Failed", "BackoffLimitExceeded"))), &[], "backup"),
+            JobState::Failed("the Job failed: BackoffLimitExceeded".into())
+        );
+    }
+
+    #[test]
+    fn a_running_job_is_active_and_a_silent_success_has_no_outcome() {
+        assert_eq!(state(&job(None), &[], "backup"), JobState::Active);
+        assert_eq!(state(&job(Some(("Complete", ""))), &[pod(1, "not json")], "backup"), JobState::Succeeded(None));
+    }
+}

@@ -1,0 +1,101 @@
+//! The MongoBackup controller. A MongoBackup without a schedule is one backup, run as a Job
+//! ([`one_off`]); with a schedule it is a policy that creates one-off MongoBackups at the
+//! scheduled times and prunes old ones ([`policy`]). Scheduling is the operator's own (not a
+//! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
+//! [`retention`].
+
+mod credentials;
+mod job_outcome;
+mod one_off;
+mod policy;
+pub mod retention;
+pub mod schedule;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::watch::{Scope, api, metadata};
+use super::{Context, Error};
+use crate::api::{BackupPhase, MongoBackup, MongoCluster};
+use crate::build::backup_job::BACKUP_COMPONENT;
+use crate::build::labels::MANAGED_BY;
+use crate::mongo::MongoAdmin;
+
+/// The label that marks a MongoBackup created by a schedule, with the schedule's name.
+pub const SCHEDULE_LABEL: &str = "mongo.operator.rs/schedule";
+
+async fn reconcile<A: MongoAdmin>(backup: Arc<MongoBackup>, ctx: Arc<Context<A>>) -> Result<Action, Error> {
+    if backup.spec.schedule.is_some() {
+        policy::reconcile(&backup, &ctx).await
+    } else {
+        one_off::reconcile(&backup, &ctx).await
+    }
+}
+
+fn error_policy<A: MongoAdmin>(backup: Arc<MongoBackup>, error: &Error, _: Arc<Context<A>>) -> Action {
+    tracing::warn!(backup = %backup.name_any(), reason = error.reason(), %error, "reconcile failed");
+    Action::requeue(if error.is_transient() { Duration::from_secs(5) } else { Duration::from_secs(30) })
+}
+
+/// One-off backups that have not started, for `cluster` in `namespace`: they wait for the
+/// cluster or for another backup of it, and are woken when either changes.
+fn waiting_for(store: &Store<MongoBackup>, namespace: &str, cluster: &str) -> Vec<ObjectRef<MongoBackup>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|b| b.namespace().as_deref() == Some(namespace) && b.spec.cluster_ref.name == cluster)
+        .filter(|b| b.spec.schedule.is_none())
+        .filter(|b| matches!(b.status.as_ref().and_then(|s| s.phase), None | Some(BackupPhase::Pending)))
+        .map(|b| ObjectRef::from_obj(&*b))
+        .collect()
+}
+
+/// Runs the MongoBackup controller until `shutdown` resolves.
+pub async fn run<A: MongoAdmin + 'static>(
+    ctx: Arc<Context<A>>,
+    scope: Scope,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (reader, writer) = reflector::store();
+    let backups = watcher(api::<MongoBackup>(&client, &scope), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    let jobs = watcher::Config::default()
+        .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component={BACKUP_COMPONENT}"));
+    let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
+    Controller::for_stream(backups, reader)
+        .owns_stream(metadata::<Job>(&client, &scope, jobs.clone()))
+        // A schedule hears of its backups' progress through their owner reference.
+        .owns_stream(metadata::<MongoBackup>(&client, &scope, watcher::Config::default()))
+        // A finished backup Job lets the next backup of the same cluster start.
+        .watches_stream(metadata::<Job>(&client, &scope, jobs), move |job| {
+            let cluster = job.labels().get("app.kubernetes.io/instance").cloned().unwrap_or_default();
+            waiting_for(&for_jobs, &job.namespace().unwrap_or_default(), &cluster)
+        })
+        // A cluster that appears or gets a primary lets its waiting backups start.
+        .watches_stream(
+            watcher(api::<MongoCluster>(&client, &scope), watcher::Config::default())
+                .default_backoff()
+                .touched_objects(),
+            move |cluster| waiting_for(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any()),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(backup = %obj.name, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,212 @@
+//! One backup: wait for the cluster and for any other backup of it, start the Job, and record
+//! what it reported.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::credentials::missing;
+use super::job_outcome::{JobState, state};
+use super::status::{human_size, now, set_phase, write};
+use crate::api::{BackupCopy, BackupPhase, MongoBackup, MongoCluster};
+use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
+use crate::backup::plan::{BackupPlan, Outcome};
+use crate::build::backup_job::{
+    self, BACKUP_COMPONENT, BACKUP_USER, JobInputs, SecretFile, cluster_source, destination_files, job_name,
+};
+use crate::build::labels::{labels, query};
+use crate::build::names::ClusterNames;
+use crate::build::secrets::BACKUP_PASSWORD_KEY;
+use crate::build::statefulset::mongod_image;
+use crate::controller::error::{Error, KubeContext};
+use crate::controller::ssa::apply;
+use crate::controller::{Context, Events};
+use crate::mongo::MongoAdmin;
+
+/// How often to look again while a Secret the backup needs is missing (Secrets are not
+/// watched by this controller).
+const SECRET_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The secret files a backup of `cluster` with `backup`'s spec reads.
+pub fn secret_files(names: &ClusterNames, backup: &MongoBackup) -> Vec<SecretFile> {
+    let mut files = vec![SecretFile {
+        secret: names.internal_secret(),
+        key: BACKUP_PASSWORD_KEY.into(),
+        path: MONGODB_PASSWORD.into(),
+    }];
+    if let Some(encryption) = &backup.spec.encryption {
+        let r = &encryption.key_secret_ref;
+        files.push(SecretFile { secret: r.name.clone(), key: r.key.clone(), path: ENCRYPTION_KEY.into() });
+    }
+    files.extend(backup.spec.destinations.iter().flat_map(destination_files));
+    files
+}
+
+fn is_active(job: &Job) -> bool {
+    !job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
+}
+
+pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
+    let namespace = backup.namespace().ok_or(Error::Incomplete("MongoBackup", "namespace"))?;
+    let name = backup.name_any();
+    let backups: Api<MongoBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut status = backup.status.clone().unwrap_or_default();
+    if matches!(status.phase, Some(BackupPhase::Succeeded | BackupPhase::Failed)) {
+        return Ok(Action::await_change());
+    }
+    let generation = backup.metadata.generation;
+    let events = Events::new(&ctx.recorder, backup.object_ref(&()));
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let job_name = job_name(&name, BACKUP_COMPONENT);
+
+    if let Some(job) = jobs.get_opt(&job_name).await.doing(|| format!("reading Job {job_name}"))? {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
+            .await
+            .doing(|| format!("listing the Pods of Job {job_name}"))?;
+        match state(&job, &list.items, BACKUP_COMPONENT) {
+            JobState::Active => {
+                if status.phase != Some(BackupPhase::Running) {
+                    status.start_time.get_or_insert_with(now);
+                    set_phase(&mut status, BackupPhase::Running, "Running", "the backup Job is running", generation);
+                    write(&backups, backup, &status).await?;
+                }
+            }
+            JobState::Succeeded(Some(Outcome::BackedUp { manifest, copies })) => {
+                status.completion_time = Some(now());
+                status.size_bytes = i64::try_from(manifest.size_bytes).ok();
+                status.size_human = Some(human_size(manifest.size_bytes));
+                status.checksum = Some(manifest.checksum.clone());
+                status.mongodb_version = manifest.mongodb_version.clone();
+                status.copies = copies
+                    .iter()
+                    .map(|c| BackupCopy { destination: c.destination.clone(), url: c.url.clone() })
+                    .collect();
+                status.error = None;
+                let message = format!(
+                    "{} stored in {} destination(s), {}",
+                    human_size(manifest.size_bytes),
+                    copies.len(),
+                    manifest.checksum
+                );
+                set_phase(&mut status, BackupPhase::Succeeded, "BackupSucceeded", &message, generation);
+                write(&backups, backup, &status).await?;
+                events.normal("BackupSucceeded", "Backup", message).await;
+            }
+            JobState::Succeeded(_) => {
+                fail(
+                    &backups,
+                    backup,
+                    &mut status,
+                    &events,
+                    "the backup Job completed without reporting its result; it is not trusted",
+                )
+                .await?;
+            }
+            JobState::Failed(error) => fail(&backups, backup, &mut status, &events, &error).await?,
+        }
+        return Ok(Action::await_change());
+    }
+
+    let clusters: Api<MongoCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let cluster_name = &backup.spec.cluster_ref.name;
+    let Some(cluster) =
+        clusters.get_opt(cluster_name).await.doing(|| format!("reading MongoCluster {cluster_name}"))?
+    else {
+        let message = format!("MongoCluster {cluster_name} does not exist in {namespace}");
+        return pending(&backups, backup, status, &events, "ClusterNotFound", message, None).await;
+    };
+    if cluster.status.as_ref().and_then(|s| s.primary.as_ref()).is_none() {
+        let message = format!("waiting for MongoCluster {cluster_name} to have a primary");
+        return pending(&backups, backup, status, &events, "ClusterNotReady", message, None).await;
+    }
+    let others = jobs
+        .list(&ListParams::default().labels(&query(&labels(cluster_name, BACKUP_COMPONENT))))
+        .await
+        .doing(|| "listing backup Jobs".into())?;
+    if let Some(other) = others.items.iter().find(|j| j.name_any() != job_name && is_active(j)) {
+        let message = format!("waiting for backup Job {} of the same cluster to finish", other.name_any());
+        return pending(&backups, backup, status, &events, "WaitingForAnotherBackup", message, None).await;
+    }
+    let names = ClusterNames::new(cluster_name, &namespace);
+    let files = secret_files(&names, backup);
+    let absent = missing(&ctx.client, &namespace, &files).await?;
+    if !absent.is_empty() {
+        let message = format!("missing Secret keys: {}", absent.join(", "));
+        return pending(&backups, backup, status, &events, "SecretMissing", message, Some(SECRET_RETRY)).await;
+    }
+
+    let plan = BackupPlan {
+        cluster: cluster_name.clone(),
+        backup: name.clone(),
+        source: cluster_source(&names, cluster.spec.members, &ctx.settings.cluster_domain, BACKUP_USER),
+        oplog: true,
+        destinations: backup.spec.destinations.clone(),
+        compression: backup.spec.compression,
+        encrypted: backup.spec.encryption.is_some(),
+    };
+    let plan_json =
+        serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: name.clone(), problem: e.to_string() })?;
+    let owner = backup.controller_owner_ref(&()).ok_or(Error::Incomplete("MongoBackup", "uid"))?;
+    let job = backup_job::build(&JobInputs {
+        name: &job_name,
+        namespace: &namespace,
+        cluster: cluster_name,
+        component: BACKUP_COMPONENT,
+        subcommand: "backup",
+        for_name: &name,
+        mongodb_image: &mongod_image(&cluster.spec),
+        operator_image: &ctx.settings.operator_image,
+        plan_json: &plan_json,
+        secret_files: &files,
+        owner: &owner,
+    });
+    apply(&jobs, &job).await?;
+    status.start_time = Some(now());
+    let message = format!("backup Job {job_name} started for MongoCluster {cluster_name}");
+    set_phase(&mut status, BackupPhase::Running, "Running", &message, generation);
+    write(&backups, backup, &status).await?;
+    events.normal("BackupStarted", "Backup", message).await;
+    Ok(Action::await_change())
+}
+
+/// Records a wait; an Event only when the reason changes, so a long wait is one Event.
+async fn pending(
+    api: &Api<MongoBackup>,
+    backup: &MongoBackup,
+    mut status: crate::api::MongoBackupStatus,
+    events: &Events<'_>,
+    reason: &str,
+    message: String,
+    retry: Option<std::time::Duration>,
+) -> Result<Action, Error> {
+    let same = status.phase == Some(BackupPhase::Pending)
+        && status.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == reason);
+    set_phase(&mut status, BackupPhase::Pending, reason, &message, backup.metadata.generation);
+    write(api, backup, &status).await?;
+    if !same {
+        events.normal(reason, "Backup", message).await;
+    }
+    Ok(retry.map(Action::requeue).unwrap_or_else(Action::await_change))
+}
+
+async fn fail(
+    api: &Api<MongoBackup>,
+    backup: &MongoBackup,
+    status: &mut crate::api::MongoBackupStatus,
+    events: &Events<'_>,
+    error: &str,
+) -> Result<(), Error> {
+    status.completion_time = Some(now());
+    status.error = Some(error.to_string());
+    set_phase(status, BackupPhase::Failed, "BackupFailed", error, backup.metadata.generation);
+    write(api, backup, status).await?;
+    events.warning("BackupFailed", "Backup", error.to_string()).await;
+    Ok(())
+}

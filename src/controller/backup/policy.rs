@@ -1,0 +1,242 @@
+//! A schedule: create the backup that is due (at most one, never overlapping the previous
+//! one), record runs that were missed, prune what retention no longer keeps (the stored
+//! copies first, then the MongoBackup), and come back at the next scheduled time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use object_store::ObjectStoreExt;
+
+use super::SCHEDULE_LABEL;
+use super::credentials::from_secrets;
+use super::retention::{Taken, to_prune};
+use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
+use super::status::{set_phase, write};
+use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec};
+use crate::backup::plan::{MANIFEST_NAME, Manifest};
+use crate::backup::store::{backup_dir, open};
+use crate::build::labels::labels;
+use crate::controller::error::{Error, KubeContext};
+use crate::controller::{Context, Events};
+use crate::mongo::MongoAdmin;
+
+fn to_chrono(t: &Time) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
+}
+
+fn to_time(t: DateTime<Utc>) -> Option<Time> {
+    k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).ok().map(Time)
+}
+
+/// The one-off spec of the backups a schedule takes.
+fn child_spec(spec: &MongoBackupSpec) -> MongoBackupSpec {
+    MongoBackupSpec { schedule: None, retention: None, suspend: false, ..spec.clone() }
+}
+
+pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
+    let namespace = policy.namespace().ok_or(Error::Incomplete("MongoBackup", "namespace"))?;
+    let name = policy.name_any();
+    let api: Api<MongoBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let events = Events::new(&ctx.recorder, policy.object_ref(&()));
+    let generation = policy.metadata.generation;
+    let mut status = policy.status.clone().unwrap_or_default();
+    let Some(schedule_spec) = &policy.spec.schedule else { return Ok(Action::await_change()) };
+    let schedule = match Schedule::parse(schedule_spec) {
+        Ok(s) => s,
+        Err(error) => {
+            let changed = status.error.as_deref() != Some(&error.to_string());
+            status.error = Some(error.to_string());
+            status.next_schedule_time = None;
+            set_phase(&mut status, BackupPhase::Failed, "InvalidSchedule", &error.to_string(), generation);
+            write(&api, policy, &status).await?;
+            if changed {
+                events.warning("InvalidSchedule", "Schedule", error.to_string()).await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    status.error = None;
+
+    let uid = policy.uid().unwrap_or_default();
+    let children: Vec<MongoBackup> = api
+        .list(&ListParams::default().labels(&format!("{SCHEDULE_LABEL}={name}")))
+        .await
+        .doing(|| format!("listing the backups of schedule {name}"))?
+        .items
+        .into_iter()
+        .filter(|c| c.owner_references().iter().any(|o| o.uid == uid))
+        .collect();
+    let phase_of = |c: &MongoBackup| c.status.as_ref().and_then(|s| s.phase);
+    let busy = children.iter().any(|c| matches!(phase_of(c), None | Some(BackupPhase::Pending | BackupPhase::Running)));
+    let created = policy.metadata.creation_timestamp.as_ref().map(to_chrono).unwrap_or_else(Utc::now);
+    let state = ScheduleState {
+        handled_until: status.last_schedule_time.as_ref().map(to_chrono).unwrap_or(created),
+        busy,
+        suspended: policy.spec.suspend,
+        deadline: chrono::Duration::seconds(schedule_spec.starting_deadline_seconds),
+    };
+    let now = Utc::now();
+    match decide(&schedule, &state, now) {
+        Decision::Start { at } => {
+            let child_name = backup_name(&name, at);
+            let child = MongoBackup {
+                metadata: ObjectMeta {
+                    name: Some(child_name.clone()),
+                    namespace: Some(namespace.clone()),
+                    labels: Some({
+                        let mut l: BTreeMap<String, String> = labels(&policy.spec.cluster_ref.name, "backup");
+                        l.insert(SCHEDULE_LABEL.into(), name.clone());
+                        l
+                    }),
+                    owner_references: policy.controller_owner_ref(&()).map(|o| vec![o]),
+                    ..ObjectMeta::default()
+                },
+                spec: child_spec(&policy.spec),
+                status: None,
+            };
+            match api.create(&PostParams::default(), &child).await {
+                Ok(_) => {}
+                // The name is the scheduled time's: an earlier reconcile created it already.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(source) => {
+                    return Err(Error::Kube { action: format!("creating MongoBackup {child_name}"), source });
+                }
+            }
+            status.last_schedule_time = to_time(at);
+            events.normal("BackupScheduled", "Schedule", format!("created MongoBackup {child_name} for {at}")).await;
+        }
+        Decision::Missed { at } => {
+            status.last_schedule_time = to_time(at);
+            let late = (now - at).num_seconds();
+            events
+                .warning(
+                    "MissedSchedule",
+                    "Schedule",
+                    format!("the backup due at {at} was not started: {late} s late, past startingDeadlineSeconds ({}); was the operator down?", schedule_spec.starting_deadline_seconds),
+                )
+                .await;
+        }
+        Decision::Overlap { at } => {
+            status.last_schedule_time = to_time(at);
+            events
+                .warning(
+                    "SkippedOverlap",
+                    "Schedule",
+                    format!("the backup due at {at} was skipped: the previous one is still running"),
+                )
+                .await;
+        }
+        Decision::Idle => {}
+    }
+
+    prune(ctx, policy, &api, &children, &events).await?;
+
+    let succeeded = children
+        .iter()
+        .filter(|c| phase_of(c) == Some(BackupPhase::Succeeded))
+        .max_by_key(|c| c.status.as_ref().and_then(|s| s.completion_time.clone()).map(|t| t.0));
+    status.last_successful_backup = succeeded.map(|c| c.name_any());
+    status.last_successful_time = succeeded.and_then(|c| c.status.as_ref()?.completion_time.clone());
+    let next = if policy.spec.suspend { None } else { schedule.next_after(now) };
+    status.next_schedule_time = next.and_then(to_time);
+    let (phase, reason, message) = match (policy.spec.suspend, next) {
+        (true, _) => (BackupPhase::Suspended, "Suspended", "suspended: no new backups start".to_string()),
+        (false, Some(next)) => (BackupPhase::Scheduled, "Scheduled", format!("next backup at {next}")),
+        (false, None) => (BackupPhase::Scheduled, "NoFutureRun", "the schedule has no future run".to_string()),
+    };
+    set_phase(&mut status, phase, reason, &message, generation);
+    write(&api, policy, &status).await?;
+
+    Ok(match next {
+        // Come back at the next scheduled time (a second late, so it is due), or earlier when
+        // a child or the spec changes.
+        Some(next) => Action::requeue(((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1)),
+        None => Action::await_change(),
+    })
+}
+
+/// Deletes what retention no longer keeps: each copy's manifest first (so that a copy that
+/// cannot be fully deleted is visibly incomplete), then its archive, then the MongoBackup.
+async fn prune<A: MongoAdmin>(
+    ctx: &Context<A>,
+    policy: &MongoBackup,
+    api: &Api<MongoBackup>,
+    children: &[MongoBackup],
+    events: &Events<'_>,
+) -> Result<(), Error> {
+    let taken: Vec<Taken> = children
+        .iter()
+        .map(|c| Taken {
+            name: c.name_any(),
+            phase: c.status.as_ref().and_then(|s| s.phase),
+            time: c
+                .status
+                .as_ref()
+                .and_then(|s| s.completion_time.as_ref())
+                .or(c.metadata.creation_timestamp.as_ref())
+                .map(to_chrono)
+                .unwrap_or_else(Utc::now),
+        })
+        .collect();
+    let namespace = policy.namespace().unwrap_or_default();
+    for name in to_prune(&taken, policy.spec.retention.as_ref(), Utc::now()) {
+        let Some(child) = children.iter().find(|c| c.name_any() == name) else { continue };
+        match delete_copies(ctx, &namespace, child).await {
+            Ok(deleted) => {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(source) => return Err(Error::Kube { action: format!("deleting MongoBackup {name}"), source }),
+                }
+                events
+                    .normal(
+                        "BackupPruned",
+                        "Retention",
+                        format!("deleted MongoBackup {name} and {deleted} stored object(s)"),
+                    )
+                    .await;
+            }
+            Err(error) => {
+                events
+                    .warning(
+                        "PruneFailed",
+                        "Retention",
+                        format!("cannot delete the stored copies of {name}: {error}; kept for now"),
+                    )
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a backup's manifest and archive in every destination that has a copy. Returns how
+/// many objects were deleted (already-absent ones count as deleted).
+async fn delete_copies<A: MongoAdmin>(ctx: &Context<A>, namespace: &str, child: &MongoBackup) -> Result<usize, String> {
+    let copies = child.status.as_ref().map(|s| s.copies.clone()).unwrap_or_default();
+    let dir = backup_dir(&child.spec.cluster_ref.name, &child.name_any());
+    let archive = Manifest::archive_name(child.spec.compression, child.spec.encryption.is_some());
+    let mut deleted = 0;
+    for copy in copies {
+        let destination = child
+            .spec
+            .destinations
+            .iter()
+            .find(|d| d.name == copy.destination)
+            .ok_or_else(|| format!("destination {} is not in the spec", copy.destination))?;
+        let credentials = from_secrets(&ctx.client, namespace, destination).await.map_err(|e| e.to_string())?;
+        let store = open(destination, &credentials).map_err(|e| e.to_string())?;
+        for object in [MANIFEST_NAME, archive.as_str()] {
+            let key = store.key(&format!("{dir}/{object}"));
+            match store.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(error) => return Err(format!("{}: {error}", store.url(&key))),
+            }
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,43 @@
+//! What the controllers share about watching: the namespaces in scope, and metadata-only
+//! watches of the objects they own.
+
+use kube::Client;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+
+/// Which namespaces to watch.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+pub fn api<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Scope::All => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Metadata-only watch of a kind: owned objects only matter for whom they belong to and when
+/// they change, so their bodies are never held in memory.
+pub fn metadata<K>(
+    client: &Client,
+    scope: &Scope,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
+}
