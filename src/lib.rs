@@ -14,3 +14,4 @@ pub mod probe;
 pub mod replset;
 pub mod runtime;
 pub mod telemetry;
+pub mod tls;

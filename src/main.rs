@@ -77,6 +77,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    mongo_operator::tls::install_crypto_provider();
     match cli.command {
         Command::Crd { dir } => print_crds(dir),
         Command::Backup { log_level, args } => {

@@ -56,6 +56,7 @@ pub enum StartError {
 
 /// Builds a client from the environment (in-cluster, `KUBECONFIG`, or `~/.kube/config`).
 pub async fn connect() -> Result<Client, StartError> {
+    crate::tls::install_crypto_provider();
     let client = Client::try_default().await.map_err(StartError::Config)?;
     let version = client.apiserver_version().await.map_err(StartError::Unreachable)?;
     info!(server = %version.git_version, "connected to the Kubernetes API server");

@@ -65,7 +65,8 @@ impl SimMembers {
         let sim = Sim::start(fast_options(cluster, &key_file), log);
         let listening = Arc::new(Mutex::new(BTreeMap::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let config = watcher::Config::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
+        let config = watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/instance={cluster},app.kubernetes.io/component=database"));
         let (s, l, c, n) = (sim.clone(), listening.clone(), cluster.to_string(), ns.to_string());
         let follower = tokio::spawn(async move {
             let mut events = watcher(pods, config).default_backoff().touched_objects().boxed();

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod command_log;
+pub mod job_runner;
 pub mod members;
 pub mod operator;
 pub mod servers;
@@ -24,6 +25,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub async fn client() -> Client {
+    mongo_operator::tls::install_crypto_provider();
     Client::try_default().await.unwrap_or_else(|e| {
         panic!(
             "cannot connect to Kubernetes ({e}); run the tests with `make test`, which starts the local control plane"
