@@ -333,13 +333,10 @@ async fn schedules_run_on_time_catch_up_once_respect_suspend_and_deadline_and_pr
     let three_hours_ago = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(3);
     env.set_status("hourly", serde_json::json!({ "lastScheduleTime": three_hours_ago.to_string() })).await;
     let caught_up = env.wait("one catch-up backup", || async { env.children("hourly").await.into_iter().next() }).await;
-    let hour = chrono::Utc::now().format("%Y%m%d%H00").to_string();
-    assert!(
-        caught_up.name_any() == format!("hourly-{hour}")
-            || chrono::Utc::now().format("%M%S").to_string() < "0005".to_string(),
-        "{}",
-        caught_up.name_any()
-    );
+    // Named for the latest hour mark before it was created.
+    let created = caught_up.metadata.creation_timestamp.clone().expect("created").0.as_second();
+    let hour = chrono::DateTime::<chrono::Utc>::from_timestamp(created - created % 3600, 0).expect("time");
+    assert_eq!(caught_up.name_any(), format!("hourly-{}", hour.format("%Y%m%d%H%M")));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(env.children("hourly").await.len(), 1, "missed runs start once");
 
