@@ -1,5 +1,5 @@
 # Common tasks. `make help` lists them.
-.PHONY: help run run-current test crds cluster-up cluster-down build demo bench-controller
+.PHONY: help run run-current test crds cluster-up cluster-down build demo bench-controller bench-backup
 
 help:
 	@echo "make run          run the operator on the local control plane (started if needed)"
@@ -7,6 +7,7 @@ help:
 	@echo "make test         formatting, lints and all tests (starts and stops the local control plane)"
 	@echo "make demo         a simulated 3-member MongoCluster on the local control plane, shown Ready"
 	@echo "make bench-controller  controller benchmarks (create→Ready, steady-state requests, 300 clusters)"
+	@echo "make bench-backup     backup data path: throughput and peak memory for 1 and 4 GiB, next to cat"
 	@echo "make crds         regenerate crds/ from the code"
 	@echo "make cluster-up   start the local control plane; eval \"\$$(e2e/cluster.sh env)\" to use it"
 	@echo "make cluster-down stop it and remove its state"
@@ -42,3 +43,6 @@ demo:
 bench-controller:
 	e2e/cluster.sh up > /dev/null
 	eval "$$(e2e/cluster.sh env)" && cargo bench --locked --bench controller
+
+bench-backup:
+	e2e/bench/backup.sh
