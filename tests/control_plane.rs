@@ -1,6 +1,6 @@
 //! The local control plane does what the operator's tests rely on: Nodes are Ready across
 //! zones, a StatefulSet's Pods run and become Ready with loopback IPs and bound volumes, a Job
-//! completes, and deleting a StatefulSet garbage-collects its Pods.
+//! completes once its Pod is finished (kwok keeps Job Pods Running; tests play the kubelet), and deleting a StatefulSet garbage-collects its Pods.
 
 mod support;
 
@@ -122,6 +122,26 @@ async fn jobs_complete() {
     .unwrap();
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     jobs.create(&PostParams::default(), &job).await.expect("create Job");
+    // kwok runs the Pod but no process: it stays Running until its "process" ends, which the
+    // test reports as a kubelet would.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = eventually("the Job's Pod to run", Duration::from_secs(60), || async {
+        let list =
+            pods.list(&kube::api::ListParams::default().labels("batch.kubernetes.io/job-name=once")).await.ok()?;
+        list.items.into_iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    })
+    .await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let finished = serde_json::json!({ "status": { "phase": "Succeeded", "containerStatuses": [{
+        "name": "c", "image": "example.invalid/none", "imageID": "", "ready": false, "restartCount": 0,
+        "state": { "terminated": { "exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now } } }] } });
+    pods.patch_status(
+        &kube::ResourceExt::name_any(&pod),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&finished),
+    )
+    .await
+    .expect("finish the Pod");
     eventually("the Job to complete", Duration::from_secs(60), || async {
         let j = jobs.get("once").await.ok()?;
         (j.status?.succeeded? == 1).then_some(())

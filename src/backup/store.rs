@@ -109,12 +109,7 @@ pub fn open(destination: &Destination, credentials: &StoreCredentials) -> Result
             builder = builder.with_endpoint(endpoint);
         }
         let store = builder.with_client_options(options).build().map_err(config)?;
-        return Ok(OpenStore {
-            name: name.clone(),
-            store: Arc::new(store),
-            prefix: trim(s3.prefix.as_deref()),
-            url_base: format!("s3://{}", s3.bucket),
-        });
+        return Ok(opened(&name, Arc::new(store), s3.prefix.as_deref(), format!("s3://{}", s3.bucket)));
     }
     if let Some(gcs) = &destination.gcs {
         let key = credentials.service_account_key.clone().ok_or_else(|| missing("the service-account key"))?;
@@ -124,12 +119,7 @@ pub fn open(destination: &Destination, credentials: &StoreCredentials) -> Result
             .with_client_options(options)
             .build()
             .map_err(config)?;
-        return Ok(OpenStore {
-            name: name.clone(),
-            store: Arc::new(store),
-            prefix: trim(gcs.prefix.as_deref()),
-            url_base: format!("gs://{}", gcs.bucket),
-        });
+        return Ok(opened(&name, Arc::new(store), gcs.prefix.as_deref(), format!("gs://{}", gcs.bucket)));
     }
     if let Some(azure) = &destination.azure {
         let key = credentials.azure_access_key.clone().ok_or_else(|| missing("the access key"))?;
@@ -140,14 +130,14 @@ pub fn open(destination: &Destination, credentials: &StoreCredentials) -> Result
             .with_client_options(options)
             .build()
             .map_err(config)?;
-        return Ok(OpenStore {
-            name: name.clone(),
-            store: Arc::new(store),
-            prefix: trim(azure.prefix.as_deref()),
-            url_base: format!("az://{}/{}", azure.account, azure.container),
-        });
+        let url_base = format!("az://{}/{}", azure.account, azure.container);
+        return Ok(opened(&name, Arc::new(store), azure.prefix.as_deref(), url_base));
     }
     Err(StoreError::NoKind(name))
+}
+
+fn opened(name: &str, store: Arc<dyn ObjectStore>, prefix: Option<&str>, url_base: String) -> OpenStore {
+    OpenStore { name: name.to_string(), store, prefix: trim(prefix), url_base }
 }
 
 /// Where one backup's objects live under a destination's prefix: `<cluster>/<backup>/`.
