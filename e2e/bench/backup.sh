@@ -62,7 +62,8 @@ rows=()
 for gib in "${SIZES[@]}"; do
   src="$WORK/archive-$gib"
   echo "preparing a ${gib} GiB source..." >&2
-  base64 -w 0 /dev/urandom | head -c "$((gib * 1024 * 1024 * 1024))" > "$src"
+  # base64 ends on SIGPIPE once head has enough, which is expected.
+  head -c "$((gib * 1024 * 1024 * 1024))" < <(base64 -w 0 /dev/urandom) > "$src"
   bytes=$(stat -c %s "$src")
   sync
   read -r t m < <(measure sh -c "cat '$src' > '$WORK/copy'"); rm -f "$WORK/copy"

@@ -9,6 +9,11 @@ use age::secrecy::SecretString;
 
 use crate::api::Compression;
 
+/// scrypt's work factor for the passphrase (2^18 iterations, 256 MiB). age would otherwise
+/// tune it to take a second on the machine at hand, which on a fast one means 1 GiB or more:
+/// more than a backup Job's memory limit, and more than a slower machine restoring it can give.
+const SCRYPT_LOG_N: u8 = 18;
+
 /// zstd's default level: about as fast as the network on two cores, a third of mongodump's
 /// size on typical documents.
 const ZSTD_LEVEL: i32 = 3;
@@ -61,7 +66,11 @@ pub fn encoder(
 ) -> io::Result<Box<dyn FinishWrite>> {
     let encrypted: Box<dyn FinishWrite> = match passphrase {
         Some(passphrase) => {
-            let writer = age::Encryptor::with_user_passphrase(passphrase).wrap_output(sink)?;
+            let mut recipient = age::scrypt::Recipient::new(passphrase);
+            recipient.set_work_factor(SCRYPT_LOG_N);
+            let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|error| io::Error::other(format!("cannot set up encryption: {error}")))?;
+            let writer = encryptor.wrap_output(sink)?;
             Box::new(Encrypt(writer))
         }
         None => sink,
