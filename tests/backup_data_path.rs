@@ -316,6 +316,23 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
     let secrets = Secrets::new(&["a", "b"], None);
     let fake = fake_mongodump(&secrets.0.join("bin"));
     let both = |a: &S3Server, b: &S3Server| vec![destination("a", a, "p"), destination("b", b, "p")];
+    // A backup with the slow stand-in for mongodump, left running for two seconds.
+    let start_slow = async |plan: String, mib: u32, pause: &str| {
+        let run = Run {
+            subcommand: "backup",
+            plan,
+            secrets: &secrets.0,
+            mongodump: Some(fake.clone()),
+            env: fake_env(mib, pause, 0),
+        };
+        let child = command(&run).spawn().expect("spawn");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        child
+    };
+    let error_of = async |child: std::process::Child| {
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+        failed(outcome_of(output))
+    };
 
     // mongodump exits non-zero after writing 20 MiB (parts already uploaded): nothing is left.
     let plan = backup_plan(&source, "dump-fails", both(&store_a, &store_b), Compression::None, false);
@@ -335,54 +352,24 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
 
     // The backup process is killed (SIGKILL) mid-upload: no manifest and no archive anywhere.
     let plan = backup_plan(&source, "killed", both(&store_a, &store_b), Compression::None, false);
-    let mut child = command(&Run {
-        subcommand: "backup",
-        plan: plan.clone(),
-        secrets: &secrets.0,
-        mongodump: Some(fake.clone()),
-        env: fake_env(40, "0.1", 0),
-    })
-    .spawn()
-    .expect("spawn");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut child = start_slow(plan.clone(), 40, "0.1").await;
     child.kill().expect("kill");
     let _ = child.wait();
     assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
     assert_eq!(store_b.keys(BUCKET), Vec::<String>::new());
 
     // SIGTERM (a deleted Job) mid-upload: the uploads are aborted and the outcome says so.
-    let child = command(&Run {
-        subcommand: "backup",
-        plan,
-        secrets: &secrets.0,
-        mongodump: Some(fake.clone()),
-        env: fake_env(40, "0.1", 0),
-    })
-    .spawn()
-    .expect("spawn");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    let error = failed(outcome_of(output));
+    let child = start_slow(plan, 40, "0.1").await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
+    let error = error_of(child).await;
     assert!(error.contains("cancelled"), "{error}");
     assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
 
     // A store dies mid-upload: the backup fails and the other store keeps nothing either.
     let plan = backup_plan(&source, "store-dies", both(&store_a, &store_b), Compression::None, false);
-    let child = command(&Run {
-        subcommand: "backup",
-        plan,
-        secrets: &secrets.0,
-        mongodump: Some(fake.clone()),
-        env: fake_env(60, "0.05", 0),
-    })
-    .spawn()
-    .expect("spawn");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let child = start_slow(plan, 60, "0.05").await;
     store_b.kill();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    let error = failed(outcome_of(output));
+    let error = error_of(child).await;
     assert!(error.contains("destination b"), "{error}");
     assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
 }

@@ -49,7 +49,7 @@ pub async fn take(
     let archive = Manifest::archive_name(plan.compression, plan.encrypted);
     let started_at = Utc::now();
     // A generous guess of the archive's size, only to choose the part size.
-    let uploads =
+    let mut uploads =
         FanOut::start(&stores, &format!("{dir}/{archive}"), part_size(facts.data_bytes.saturating_mul(4))).await?;
 
     let mut args = vec!["--archive".to_string()];
@@ -73,7 +73,6 @@ pub async fn take(
         Ok(counted.bytes)
     });
 
-    let mut uploads = uploads;
     let pumped = tokio::select! {
         result = async { tokio::join!(uploads.pump(receiver), encode) } => Some(result),
         () = cancelled => None,
@@ -84,30 +83,29 @@ pub async fn take(
         return Err(BackupError::Cancelled);
     };
     let encoded = encoded.unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
-    let (uploaded, dump_bytes) = match (pumped, encoded) {
+    let checked = match (pumped, encoded) {
         // mongodump's exit status decides, whatever the streams say: the archive of a dump
         // that failed half-way may be well-formed and still incomplete.
         (Ok(uploaded), Ok(dump_bytes)) => match dump.wait() {
-            Ok(status) if status.success() => (uploaded, dump_bytes),
-            Ok(status) => {
-                uploads.abort().await;
-                return Err(BackupError::Dump { status: status.to_string(), output: dump.stderr_tail() });
-            }
-            Err(error) => {
-                uploads.abort().await;
-                return Err(BackupError::Io(error));
-            }
+            Ok(status) if status.success() => Ok((uploaded, dump_bytes)),
+            Ok(status) => Err(BackupError::Dump { status: status.to_string(), output: dump.stderr_tail() }),
+            Err(error) => Err(BackupError::Io(error)),
         },
         // A destination failed; the encoder then stopped for want of a reader.
         (Err(error), _) => {
             dump.kill();
-            uploads.abort().await;
-            return Err(error.into());
+            Err(error.into())
         }
         (Ok(_), Err(error)) => {
             dump.kill();
+            Err(BackupError::Io(error))
+        }
+    };
+    let (uploaded, dump_bytes) = match checked {
+        Ok(done) => done,
+        Err(error) => {
             uploads.abort().await;
-            return Err(BackupError::Io(error));
+            return Err(error);
         }
     };
     let archives = uploads.finish().await?;

@@ -34,6 +34,7 @@ pub struct ToolProcess {
     /// The child; stdin or stdout is taken by the caller.
     pub child: Child,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     // Kept alive until the tool exits: it holds the password.
     _config: Option<tempfile::NamedTempFile>,
 }
@@ -71,7 +72,7 @@ impl ToolProcess {
             std::io::Error::new(error.kind(), format!("cannot start {}: {error}", program.display()))
         })?;
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(stderr) = child.stderr.take() {
+        let stderr_reader = child.stderr.take().map(|stderr| {
             let tail = stderr_tail.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -83,9 +84,9 @@ impl ToolProcess {
                         tail.push_back(line);
                     }
                 }
-            });
-        }
-        Ok(Self { child, stderr_tail, _config: config })
+            })
+        });
+        Ok(Self { child, stderr_tail, stderr_reader, _config: config })
     }
 
     /// Waits for the tool to exit.
@@ -100,10 +101,13 @@ impl ToolProcess {
         let _ = self.child.wait();
     }
 
-    /// The tool's last lines of error output, for a failure message.
-    pub fn stderr_tail(&self) -> String {
-        // Give the reader thread a moment to take in the last lines after the exit.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    /// The tool's last lines of error output, for a failure message. Call it after the tool
+    /// exited: it waits for the reader to take in the last lines.
+    pub fn stderr_tail(&mut self) -> String {
+        if let Some(reader) = self.stderr_reader.take() {
+            // The pipe closes when the tool exits, which ends the reader.
+            let _ = reader.join();
+        }
         self.stderr_tail.lock().map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default()
     }
 }

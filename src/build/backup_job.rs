@@ -50,11 +50,10 @@ pub const RESTORE_USER: &str = "mongo-operator-restore";
 /// How a backup or restore Job reaches a cluster: every member, the replica set's name, and a
 /// read preference that makes mongodump read from a healthy secondary when there is one.
 pub fn cluster_source(names: &ClusterNames, members: i32, cluster_domain: &str, username: &str) -> Source {
-    let hosts: Vec<String> = (0..members.max(1)).map(|i| names.member_host(i, cluster_domain)).collect();
     Source {
         uri: format!(
             "mongodb://{}/?replicaSet={}&readPreference=secondaryPreferred",
-            hosts.join(","),
+            names.member_hosts(members, cluster_domain).join(","),
             names.replica_set()
         ),
         username: Some(username.to_string()),

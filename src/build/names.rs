@@ -58,6 +58,12 @@ impl ClusterNames {
         member_host(&self.pod(ordinal), &self.headless_service(), &self.namespace, cluster_domain)
     }
 
+    /// Every member's host for `members` members (at least one), in ordinal order: the host
+    /// list of a connection string.
+    pub fn member_hosts(&self, members: i32, cluster_domain: &str) -> Vec<String> {
+        (0..members.max(1)).map(|i| self.member_host(i, cluster_domain)).collect()
+    }
+
     /// Default name of a user's connection Secret: `<cluster>-<db>-<user>`, lowercased, with
     /// characters a Secret name cannot hold replaced by '-'.
     pub fn user_secret(&self, db: &str, user: &str) -> String {

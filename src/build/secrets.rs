@@ -119,7 +119,7 @@ pub fn connection_strings(c: &Connection<'_>) -> (String, String) {
     let password = utf8_percent_encode(c.password, USERINFO);
     let db = utf8_percent_encode(c.db, USERINFO);
     let set = c.names.replica_set();
-    let hosts: Vec<String> = (0..c.members.max(1)).map(|i| c.names.member_host(i, c.cluster_domain)).collect();
+    let hosts = c.names.member_hosts(c.members, c.cluster_domain);
     let standard = format!("mongodb://{user}:{password}@{}/{db}?replicaSet={set}&authSource={db}", hosts.join(","));
     let srv_host = format!("{}.{}.svc.{}", c.names.headless_service(), c.names.namespace, c.cluster_domain);
     // SRV implies TLS unless told otherwise; the members speak plain TCP on the private network.
@@ -165,6 +165,11 @@ pub fn password_digest(db: &str, user: &str, password: &str) -> String {
         h.update(part.as_bytes());
     }
     h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Secret key's value as UTF-8 text, if the key exists and holds text.
+pub fn text(secret: &Secret, key: &str) -> Option<String> {
+    secret.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
 }
 
 /// Generated secrets, from the operating system's CSPRNG.

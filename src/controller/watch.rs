@@ -4,6 +4,8 @@
 use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
 /// Which namespaces to watch.
@@ -40,4 +42,17 @@ where
         + 'static,
 {
     watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
+}
+
+/// Logs what a controller's run stream yields: each reconcile's object, or its error (the
+/// error policy has already logged the error with its reason).
+pub async fn log_result<K, E>(result: Result<(ObjectRef<K>, Action), E>)
+where
+    K: kube::Resource,
+    E: std::fmt::Display,
+{
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        Err(error) => tracing::debug!(%error, "reconcile error"),
+    }
 }

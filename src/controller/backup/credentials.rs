@@ -1,5 +1,8 @@
-//! The operator's own access to a destination, for pruning: the same secret keys the backup
-//! Job mounts, read from the Secrets instead of files.
+//! The operator's own view of the Secret keys a backup reads: whether they exist (before a Job
+//! is started) and their values (for pruning stored copies). The same keys the backup Job
+//! mounts as files, read from the Secrets instead, each Secret once.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
@@ -8,8 +11,33 @@ use kube::api::Api;
 use crate::api::Destination;
 use crate::backup::files::destination_file;
 use crate::backup::store::StoreCredentials;
-use crate::build::backup_job::destination_files;
+use crate::build::backup_job::{SecretFile, destination_files};
+use crate::build::secrets::text;
 use crate::controller::error::{Error, KubeContext};
+
+/// Each distinct Secret `files` name, read once; None for those that do not exist.
+async fn read(
+    client: &Client,
+    namespace: &str,
+    files: &[SecretFile],
+) -> Result<BTreeMap<String, Option<Secret>>, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut secrets = BTreeMap::new();
+    for file in files {
+        if !secrets.contains_key(&file.secret) {
+            let secret = api.get_opt(&file.secret).await.doing(|| format!("reading Secret {}", file.secret))?;
+            secrets.insert(file.secret.clone(), secret);
+        }
+    }
+    Ok(secrets)
+}
+
+/// The value of one file's key, without the trailing newline editors add (as the backup
+/// process reads its files).
+fn value(secrets: &BTreeMap<String, Option<Secret>>, file: &SecretFile) -> Option<String> {
+    let secret = secrets.get(&file.secret)?.as_ref()?;
+    text(secret, &file.key).map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+}
 
 /// The credentials of `destination`, read from its Secrets in `namespace`.
 pub async fn from_secrets(
@@ -17,49 +45,35 @@ pub async fn from_secrets(
     namespace: &str,
     destination: &Destination,
 ) -> Result<StoreCredentials, Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let files = destination_files(destination);
+    let secrets = read(client, namespace, &files).await?;
     let mut credentials = StoreCredentials::default();
-    for file in destination_files(destination) {
-        let secret = api.get(&file.secret).await.doing(|| format!("reading Secret {}", file.secret))?;
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&file.key))
-            .map(|v| String::from_utf8_lossy(&v.0).trim_end_matches(['\n', '\r']).to_string())
-            .ok_or_else(|| Error::Secret {
-                secret: file.secret.clone(),
-                problem: format!("has no key {}", file.key),
-            })?;
-        let slot = match file.path.rsplit('/').next() {
-            Some(destination_file::ACCESS_KEY_ID) => &mut credentials.access_key_id,
-            Some(destination_file::SECRET_ACCESS_KEY) => &mut credentials.secret_access_key,
-            Some(destination_file::SERVICE_ACCOUNT_KEY) => &mut credentials.service_account_key,
-            Some(destination_file::AZURE_ACCESS_KEY) => &mut credentials.azure_access_key,
-            Some(destination_file::CA) => {
-                credentials.ca_pem = Some(value.into_bytes());
-                continue;
-            }
-            _ => continue,
-        };
-        *slot = Some(value);
+    for file in &files {
+        let value = value(&secrets, file).ok_or_else(|| Error::Secret {
+            secret: file.secret.clone(),
+            problem: format!("has no key {}", file.key),
+        })?;
+        match file.path.rsplit('/').next() {
+            Some(destination_file::ACCESS_KEY_ID) => credentials.access_key_id = Some(value),
+            Some(destination_file::SECRET_ACCESS_KEY) => credentials.secret_access_key = Some(value),
+            Some(destination_file::SERVICE_ACCOUNT_KEY) => credentials.service_account_key = Some(value),
+            Some(destination_file::AZURE_ACCESS_KEY) => credentials.azure_access_key = Some(value),
+            Some(destination_file::CA) => credentials.ca_pem = Some(value.into_bytes()),
+            _ => {}
+        }
     }
     Ok(credentials)
 }
 
 /// Which of `files` are missing (no Secret, or no such key in it), as "secret/key".
-pub async fn missing(
-    client: &Client,
-    namespace: &str,
-    files: &[crate::build::backup_job::SecretFile],
-) -> Result<Vec<String>, Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut out = Vec::new();
-    for file in files {
-        let secret = api.get_opt(&file.secret).await.doing(|| format!("reading Secret {}", file.secret))?;
-        let has = secret.as_ref().and_then(|s| s.data.as_ref()).is_some_and(|d| d.contains_key(&file.key));
-        if !has {
-            out.push(format!("{}/{}", file.secret, file.key));
-        }
-    }
-    Ok(out)
+pub async fn missing(client: &Client, namespace: &str, files: &[SecretFile]) -> Result<Vec<String>, Error> {
+    let secrets = read(client, namespace, files).await?;
+    let has = |f: &SecretFile| {
+        secrets
+            .get(&f.secret)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.data.as_ref())
+            .is_some_and(|d| d.contains_key(&f.key))
+    };
+    Ok(files.iter().filter(|f| !has(f)).map(|f| format!("{}/{}", f.secret, f.key)).collect())
 }

@@ -22,7 +22,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::watch::{Scope, api, metadata};
+use super::watch::{Scope, api, log_result, metadata};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
 use crate::build::backup_job::BACKUP_COMPONENT;
@@ -82,20 +82,13 @@ pub async fn run<A: MongoAdmin + 'static>(
             let cluster = job.labels().get("app.kubernetes.io/instance").cloned().unwrap_or_default();
             waiting_for(&for_jobs, &job.namespace().unwrap_or_default(), &cluster)
         })
-        // A cluster that appears or gets a primary lets its waiting backups start.
-        .watches_stream(
-            watcher(api::<MongoCluster>(&client, &scope), watcher::Config::default())
-                .default_backoff()
-                .touched_objects(),
-            move |cluster| waiting_for(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any()),
-        )
+        // A cluster that appears or gets a primary lets its waiting backups start; only its
+        // name matters here, so its body is not held (the cluster controller holds that).
+        .watches_stream(metadata::<MongoCluster>(&client, &scope, watcher::Config::default()), move |cluster| {
+            waiting_for(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(backup = %obj.name, "reconciled"),
-                Err(error) => tracing::debug!(%error, "reconcile error"),
-            }
-        })
+        .for_each(log_result)
         .await;
 }

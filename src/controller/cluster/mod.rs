@@ -27,7 +27,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 pub use validate::{Version, version_path};
 
 pub use super::watch::Scope;
-use super::watch::{api, metadata};
+use super::watch::{api, log_result, metadata};
 use super::{Context, Error};
 use crate::api::MongoCluster;
 use crate::build::labels::MANAGED_BY;
@@ -109,13 +109,5 @@ pub async fn run<A: MongoAdmin + 'static>(
             clusters_of_secret(&secrets_store, &s)
         })
         .graceful_shutdown_on(shutdown);
-    controller
-        .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
-                Err(error) => tracing::debug!(%error, "reconcile error"),
-            }
-        })
-        .await;
+    controller.run(reconcile::reconcile, error_policy, ctx).for_each(log_result).await;
 }

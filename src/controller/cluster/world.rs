@@ -60,9 +60,7 @@ pub fn update_revision(sts: &StatefulSet) -> Option<String> {
 }
 
 /// A Secret's value as UTF-8 text; None when the key is missing or not text.
-pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
-    secret.data.as_ref()?.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok())
-}
+pub use crate::build::secrets::text as secret_text;
 
 /// What the reconcile starts from.
 #[derive(Clone, Debug, Default)]
