@@ -414,3 +414,123 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     assert!(pruned >= 2, "{pruned} BackupPruned events");
     env.finish().await;
 }
+
+fn clone_of(name: &str, from_backup: &str) -> String {
+    format!(
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
+    )
+}
+
+async fn readings(ferret: &Ferret) -> Vec<mongodb::bson::Document> {
+    use futures::TryStreamExt;
+    let client = ferret.client().await;
+    let collection = client.database("iot").collection::<mongodb::bson::Document>("readings");
+    let cursor = collection.find(mongodb::bson::doc! {}).sort(mongodb::bson::doc! { "_id": 1 }).await.expect("find");
+    cursor.try_collect().await.expect("read")
+}
+
+impl Env {
+    async fn restore_status(&self, cluster: &str) -> Option<mongo_operator::api::RestoreStatus> {
+        self.api::<MongoCluster>().get(cluster).await.ok()?.status?.restore
+    }
+
+    async fn ready_condition(&self, cluster: &str) -> Option<(String, String)> {
+        let c = self.api::<MongoCluster>().get(cluster).await.ok()?;
+        c.status?.conditions.into_iter().find(|c| c.type_ == "Ready").map(|c| (c.status, c.reason))
+    }
+
+    async fn wait_restore(&self, cluster: &str, phase: mongo_operator::api::RestorePhase) {
+        self.wait(&format!("the restore of {cluster} {phase:?}"), || async {
+            self.restore_status(cluster).await.filter(|s| s.phase == phase).map(|_| ())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and the test tools: run `make test`"]
+async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
+    use mongo_operator::api::RestorePhase;
+    let env = Env::new("backup-clone").await;
+    let (source, target) = (Ferret::start(), Ferret::start());
+    seed(&source).await;
+    let store = S3Server::start(&[BUCKET]);
+    env.secrets().await;
+    let _orders = env.cluster("orders").await;
+    let runner = JobRunner::with_restore_target(env.client.clone(), &env.ns, source.uri(), Some(target.uri()));
+    let encrypted = "  encryption:\n    keySecretRef:\n      name: backup-key\n      key: key\n";
+    let ovh = destination("ovh", &store, "s3-keys");
+    env.apply_yaml::<MongoBackup>(&one_off("nightly", "orders", &ovh, encrypted)).await;
+    let backup = env.phase("nightly", BackupPhase::Succeeded).await;
+    let backup_status = backup.status.expect("status");
+    let path = backup_status.copies[0].path.clone().expect("the copy's key is recorded");
+    assert_eq!(path, "prod/orders/nightly/manifest.json");
+    let original = readings(&source).await;
+    assert_eq!(original.len(), 500);
+
+    // By name. The restore Pod is held: the cluster waits on it, not Ready, and without its
+    // application user, so nothing can write into a half-restored database.
+    runner.hold();
+    env.apply_yaml::<MongoCluster>(&clone_of("staging", "      backupName: nightly\n")).await;
+    let _staging = SimMembers::follow(&env.client, &env.ns, "staging", None).await;
+    env.wait_restore("staging", RestorePhase::Running).await;
+    assert_eq!(env.ready_condition("staging").await, Some(("False".into(), "Restoring".into())));
+    let secrets: Api<Secret> = env.api();
+    assert!(secrets.get_opt("staging-admin-app").await.expect("get").is_none(), "no user before the data");
+    let jobs: Api<Job> = env.api();
+    let job = jobs.get("staging-restore").await.expect("the restore Job");
+    let owner = job.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("MongoCluster"), "owned by the cluster");
+    runner.release();
+    env.wait("staging Ready", || async {
+        (env.ready_condition("staging").await == Some(("True".into(), "Ready".into()))).then_some(())
+    })
+    .await;
+    let restored = env.restore_status("staging").await.expect("restore status");
+    assert_eq!(restored.phase, RestorePhase::Succeeded);
+    assert_eq!(restored.checksum, backup_status.checksum, "the archive verified is the one backed up");
+    assert_eq!(restored.source.as_deref(), Some("MongoBackup nightly"));
+    assert_eq!(readings(&target).await, original, "every document restored");
+    let internal = secrets.get("staging-internal").await.expect("internal Secret");
+    assert_eq!(
+        internal.annotations().get("mongo.operator.rs/restored-from").map(String::as_str),
+        Some("MongoBackup nightly"),
+        "the success outlives the cluster's status"
+    );
+    env.wait("staging's application user", || async { secrets.get_opt("staging-admin-app").await.ok().flatten() })
+        .await;
+    assert_eq!(env.events("RestoreSucceeded").await.len(), 1);
+
+    // By location, with the MongoBackup gone and the key given next to the location.
+    target.client().await.database("iot").drop().await.expect("empty the target");
+    env.api::<MongoBackup>().delete("nightly", &Default::default()).await.expect("delete the MongoBackup");
+    let endpoint = store.endpoint();
+    let location = |key: &str| {
+        format!(
+            "      location:\n        path: {path}\n        destination:\n          name: ovh\n          s3:\n            bucket: {BUCKET}\n            prefix: prod\n            endpoint: {endpoint}\n            forcePathStyle: true\n            credentialsSecretRef:\n              name: s3-keys\n      encryptionKeySecretRef:\n        name: {key}\n        key: key\n"
+        )
+    };
+    env.apply_yaml::<MongoCluster>(&clone_of("archive", &location("backup-key"))).await;
+    let _archive = SimMembers::follow(&env.client, &env.ns, "archive", None).await;
+    env.wait_restore("archive", RestorePhase::Succeeded).await;
+    assert_eq!(readings(&target).await, original, "restored by location");
+    assert_eq!(env.restore_status("archive").await.and_then(|s| s.source), Some(format!("ovh:{path}")));
+
+    // A wrong key: refused before anything is applied, the cluster held and Degraded.
+    target.client().await.database("iot").drop().await.expect("empty the target");
+    env.apply_yaml::<Secret>(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: wrong-key\nstringData:\n  key: not the passphrase\n",
+    )
+    .await;
+    env.apply_yaml::<MongoCluster>(&clone_of("wrong", &location("wrong-key"))).await;
+    let _wrong = SimMembers::follow(&env.client, &env.ns, "wrong", None).await;
+    env.wait_restore("wrong", RestorePhase::Failed).await;
+    let failed = env.restore_status("wrong").await.expect("status");
+    assert!(failed.message.as_deref().is_some_and(|m| m.contains("delete Job wrong-restore")), "{failed:?}");
+    assert_eq!(env.ready_condition("wrong").await, Some(("False".into(), "RestoreFailed".into())));
+    let wrong = env.api::<MongoCluster>().get("wrong").await.expect("cluster");
+    assert_eq!(wrong.status.and_then(|s| s.phase), Some(mongo_operator::api::ClusterPhase::Degraded));
+    assert!(readings(&target).await.is_empty(), "nothing applied with a wrong key");
+    assert!(secrets.get_opt("wrong-admin-app").await.expect("get").is_none());
+    env.finish().await;
+}

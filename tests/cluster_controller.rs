@@ -551,8 +551,12 @@ async fn converges_after_being_killed_24_times_during_create_scale_and_rollout()
         assert_eq!(memory_limit(p), "1Gi", "{} runs the new template", p.name_any());
     }
     login(&env, &sim, "tough-admin-app").await.expect("the user survived");
-    assert_eq!(env.event_count("UserCreated").await, 1, "the user was created once");
     let entries = support::command_log::parse(&std::fs::read_to_string(&log_path).unwrap());
+    // Counted in the server's log, not by Events: a kill between createUser and the Event's
+    // publication legitimately loses the Event, never the user or a second creation.
+    let app_user_created =
+        entries.iter().filter(|e| e.command == "createUser" && e.ok && e.doc["createUser"] == "app").count();
+    assert_eq!(app_user_created, 1, "the user was created once (seed {seed})");
     let (reconfigs, _) = support::command_log::assert_legal(&entries);
     // 3→5: two adds, two promotions; 5→3: two removals (voters first demoted only if needed).
     assert!(reconfigs >= 4, "reconfigs: {reconfigs} (seed {seed})");

@@ -75,7 +75,9 @@ fn needs(name: &str, db: &str) -> Needs {
     match name {
         "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "buildinfo" | "saslStart" | "saslContinue"
         | "endSessions" | "logout" => Needs::Nothing,
-        "replSetGetStatus" | "replSetGetConfig" | "getParameter" | "serverStatus" => Needs::ClusterMonitor,
+        "replSetGetStatus" | "replSetGetConfig" | "getParameter" | "serverStatus" | "listDatabases" => {
+            Needs::ClusterMonitor
+        }
         "replSetInitiate" | "replSetReconfig" | "replSetStepDown" | "setFeatureCompatibilityVersion" => {
             Needs::ClusterManager
         }
@@ -178,6 +180,11 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
         "replSetStepDown" => step_down(world, me, &body).await,
         "createUser" | "updateUser" | "dropUser" => write_user(world, me, &name, &db, &body),
         "usersInfo" => users_info(world, &db, &body),
+        "listDatabases" => {
+            // The simulator keeps no documents: only the databases every replica set has.
+            let databases: Vec<Document> = ["admin", "config", "local"].iter().map(|n| doc! { "name": *n }).collect();
+            doc! { "databases": databases, "ok": 1.0 }
+        }
         other => error(code::COMMAND_NOT_FOUND, format!("no such command: '{other}'")),
     }
 }

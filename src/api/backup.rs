@@ -355,4 +355,7 @@ pub struct BackupCopy {
     pub destination: String,
     /// URL of the copy's manifest, for example "s3://bucket/prefix/cluster/20261123T120000Z/manifest.json".
     pub url: String,
+    /// Key of the manifest inside the store, for `bootstrap.fromBackup.location.path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }

@@ -8,6 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SecretKeyReference;
 use super::backup::BackupLocation;
 use super::mongod_config::MongodConfig;
 
@@ -366,6 +367,10 @@ pub struct FromBackupSpec {
     /// Where a backup is stored, when there is no MongoBackup object for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<BackupLocation>,
+    /// Secret key holding the passphrase of an encrypted backup. Needed with `location`; with
+    /// `backupName` the MongoBackup's own `encryption.keySecretRef` is used when this is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_secret_ref: Option<SecretKeyReference>,
 }
 
 /// Observed state of a MongoCluster.
@@ -399,6 +404,50 @@ pub struct MongoClusterStatus {
     /// How applications connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionStatus>,
+    /// The restore of `spec.bootstrap.fromBackup`, for a cluster created from a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+}
+
+/// Where the restore of a cluster created from a backup is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// Pending (waiting for the members or for an input), Running, Succeeded or Failed.
+    pub phase: RestorePhase,
+    /// The backup restored: the MongoBackup's name, or the manifest's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The Job that restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// When the Job was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the restore finished, successfully or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// SHA-256 of the archive, verified before anything was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// What is happening, or why it failed. To retry a failed restore, fix the cause and delete
+    /// the restore Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a restore.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RestorePhase {
+    /// Waiting for the replica set or for an input (the MongoBackup, a Secret).
+    #[default]
+    Pending,
+    /// The restore Job runs.
+    Running,
+    /// The backup was verified and applied.
+    Succeeded,
+    /// The restore failed; `message` says why.
+    Failed,
 }
 
 /// One-word summary of a cluster's state.

@@ -145,6 +145,18 @@ pub fn backup_dir(cluster: &str, backup: &str) -> String {
     format!("{cluster}/{backup}")
 }
 
+/// The key of one backup's manifest in `destination`, exactly where a backup writes it, for
+/// finding a backup whose MongoBackup recorded no path.
+pub fn manifest_key(destination: &Destination, cluster: &str, backup: &str) -> String {
+    let prefix = destination
+        .s3
+        .as_ref()
+        .and_then(|d| d.prefix.as_deref())
+        .or_else(|| destination.gcs.as_ref().and_then(|d| d.prefix.as_deref()))
+        .or_else(|| destination.azure.as_ref().and_then(|d| d.prefix.as_deref()));
+    join_key(&trim(prefix), &format!("{}/{}", backup_dir(cluster, backup), crate::backup::plan::MANIFEST_NAME))
+}
+
 fn trim(prefix: Option<&str>) -> String {
     prefix.unwrap_or_default().trim_matches('/').to_string()
 }
@@ -194,6 +206,7 @@ mod tests {
         let key = store.key(&format!("{}/manifest.json", backup_dir("orders", "orders-202611231200")));
         assert_eq!(key.as_ref(), "prod/orders/orders/orders-202611231200/manifest.json");
         assert_eq!(store.url(&key), "s3://backups/prod/orders/orders/orders-202611231200/manifest.json");
+        assert_eq!(manifest_key(&s3(Some("/prod/orders/")), "orders", "orders-202611231200"), key.as_ref());
         let bare = open(&s3(None), &keys()).expect("opens");
         assert_eq!(bare.key("a/b").as_ref(), "a/b");
     }

@@ -50,10 +50,20 @@ pub const RESTORE_USER: &str = "mongo-operator-restore";
 /// How a backup or restore Job reaches a cluster: every member, the replica set's name, and a
 /// read preference that makes mongodump read from a healthy secondary when there is one.
 pub fn cluster_source(names: &ClusterNames, members: i32, cluster_domain: &str, username: &str) -> Source {
+    replica_set_uri(names, members, cluster_domain, username, "&readPreference=secondaryPreferred")
+}
+
+/// How a restore Job reaches the cluster it fills: every member and the replica set's name,
+/// so its writes go to the primary wherever it is, as the restore user.
+pub fn restore_target(names: &ClusterNames, members: i32, cluster_domain: &str) -> Source {
+    replica_set_uri(names, members, cluster_domain, RESTORE_USER, "")
+}
+
+fn replica_set_uri(names: &ClusterNames, members: i32, domain: &str, username: &str, options: &str) -> Source {
     Source {
         uri: format!(
-            "mongodb://{}/?replicaSet={}&readPreference=secondaryPreferred",
-            names.member_hosts(members, cluster_domain).join(","),
+            "mongodb://{}/?replicaSet={}{options}",
+            names.member_hosts(members, domain).join(","),
             names.replica_set()
         ),
         username: Some(username.to_string()),

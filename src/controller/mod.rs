@@ -5,8 +5,10 @@
 
 pub mod backup;
 pub mod cluster;
+mod credentials;
 mod error;
 mod events;
+mod job_outcome;
 mod ssa;
 mod watch;
 

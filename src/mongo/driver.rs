@@ -197,6 +197,16 @@ impl MongoAdmin for DriverAdmin {
             .map(|_| ())
     }
 
+    async fn database_names(&self, target: &Target) -> Result<Vec<String>, AdminError> {
+        let reply = self.run(target, "admin", doc! { "listDatabases": 1, "nameOnly": true }).await?;
+        let databases =
+            reply.get_array("databases").map_err(|e| AdminError::UnexpectedReply(format!("listDatabases: {e}")))?;
+        Ok(databases
+            .iter()
+            .filter_map(|d| d.as_document().and_then(|d| d.get_str("name").ok()).map(str::to_string))
+            .collect())
+    }
+
     async fn server_version(&self, target: &Target) -> Result<String, AdminError> {
         let reply = self.run(target, "admin", doc! { "buildInfo": 1 }).await?;
         reply.get_str("version").map(str::to_string).map_err(|e| AdminError::UnexpectedReply(format!("buildInfo: {e}")))

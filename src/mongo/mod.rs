@@ -135,6 +135,8 @@ pub trait MongoAdmin: Send + Sync {
     fn update_user(&self, target: &Target, user: &UserRequest) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// `dropUser`.
     fn drop_user(&self, target: &Target, db: &str, name: &str) -> impl Future<Output = Result<(), AdminError>> + Send;
+    /// Names of the databases that hold data (`listDatabases` with `nameOnly`).
+    fn database_names(&self, target: &Target) -> impl Future<Output = Result<Vec<String>, AdminError>> + Send;
     /// `buildInfo.version`.
     fn server_version(&self, target: &Target) -> impl Future<Output = Result<String, AdminError>> + Send;
     /// The featureCompatibilityVersion.

@@ -1,9 +1,9 @@
-//! The kubelet's part for backup Pods on kwok's fake nodes: runs the real `mongo-operator
-//! backup` each backup Pod asks for, with the Pod's plan and its projected secret files read
-//! from their Secrets, then writes the Pod's status as a kubelet would (phase, exit code and
-//! the termination message the process wrote). One change to the plan: the source is a
-//! FerretDB, because the simulated members hold no data; without `--oplog`, which FerretDB
-//! lacks.
+//! The kubelet's part for backup and restore Pods on kwok's fake nodes: runs the real
+//! `mongo-operator backup` or `restore` each Pod asks for, with the Pod's plan and its
+//! projected secret files read from their Secrets, then writes the Pod's status as a kubelet
+//! would (phase, exit code and the termination message the process wrote). One change to the
+//! plan: the source (backup) or target (restore) is a FerretDB, because the simulated members
+//! hold no data; backups run without `--oplog`, which FerretDB lacks.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use mongo_operator::backup::plan::{BackupPlan, Source};
+use mongo_operator::backup::plan::{BackupPlan, RestorePlan, Source};
 
 use super::servers::tool_dir;
 
@@ -34,11 +34,17 @@ impl Drop for JobRunner {
 }
 
 impl JobRunner {
+    /// Runs backup Pods against `source_uri`.
     pub fn start(client: Client, ns: &str, source_uri: String) -> JobRunner {
+        JobRunner::with_restore_target(client, ns, source_uri, None)
+    }
+
+    /// Also runs restore Pods, into `restore_uri`.
+    pub fn with_restore_target(client: Client, ns: &str, source_uri: String, restore_uri: Option<String>) -> JobRunner {
         let held = Arc::new(AtomicBool::new(false));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let config = watcher::Config::default().labels("app.kubernetes.io/component=backup");
+        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore)");
         let (h, r) = (held.clone(), runs.clone());
         let task = tokio::spawn(async move {
             let started: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -52,13 +58,13 @@ impl JobRunner {
                 if !started.lock().unwrap().insert(pod.name_any()) {
                     continue;
                 }
-                let (pods, client, uri, h, r) =
-                    (pods.clone(), client.clone(), source_uri.clone(), h.clone(), r.clone());
+                let (pods, client, h, r) = (pods.clone(), client.clone(), h.clone(), r.clone());
+                let (source, restore) = (source_uri.clone(), restore_uri.clone());
                 tokio::spawn(async move {
                     while h.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    let code = run_pod(&client, &pods, &pod, &uri).await;
+                    let code = run_pod(&client, &pods, &pod, &source, restore.as_deref()).await;
                     r.lock().unwrap().push((pod.name_any(), code));
                 });
             }
@@ -66,7 +72,7 @@ impl JobRunner {
         JobRunner { task, held, runs }
     }
 
-    /// Backup Pods wait (as if their process were slow) until [`JobRunner::release`].
+    /// Pods wait (as if their process were slow) until [`JobRunner::release`].
     pub fn hold(&self) {
         self.held.store(true, Ordering::SeqCst);
     }
@@ -76,7 +82,7 @@ impl JobRunner {
     }
 }
 
-async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str) -> i32 {
+async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, restore_uri: Option<&str>) -> i32 {
     let name = pod.name_any();
     let spec = pod.spec.clone().expect("pod spec");
     let container = spec.containers[0].clone();
@@ -87,9 +93,18 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str) 
         .find(|e| e.name == "MONGO_OPERATOR_PLAN")
         .and_then(|e| e.value)
         .expect("the Pod carries a plan");
-    let mut plan: BackupPlan = serde_json::from_str(&plan_json).expect("the plan parses");
-    plan.source = Source { uri: source_uri.to_string(), username: None };
-    plan.oplog = false;
+    let subcommand = container.name.clone();
+    let plan_json = if subcommand == "restore" {
+        let mut plan: RestorePlan = serde_json::from_str(&plan_json).expect("the restore plan parses");
+        let uri = restore_uri.expect("a restore target for restore Pods");
+        plan.target = Source { uri: uri.to_string(), username: None };
+        serde_json::to_string(&plan).expect("json")
+    } else {
+        let mut plan: BackupPlan = serde_json::from_str(&plan_json).expect("the plan parses");
+        plan.source = Source { uri: source_uri.to_string(), username: None };
+        plan.oplog = false;
+        serde_json::to_string(&plan).expect("json")
+    };
 
     // Materialise the projected Secret keys exactly where the Pod would see them.
     let dir = std::env::temp_dir().join(format!("mongo-operator-pod-{}-{name}", std::process::id()));
@@ -111,15 +126,16 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str) 
     let tools = tool_dir("mongotools");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mongo-operator"));
     command
-        .args(["backup", "--result-file"])
+        .args([subcommand.as_str(), "--result-file"])
         .arg(&result)
-        .env("MONGO_OPERATOR_PLAN", serde_json::to_string(&plan).expect("json"))
+        .env("MONGO_OPERATOR_PLAN", plan_json)
         .env("MONGO_OPERATOR_SECRETS_DIR", &dir)
         .env("MONGODUMP", tools.join("mongodump"))
+        .env("MONGORESTORE", tools.join("mongorestore"))
         .env("MONGO_OPERATOR_LOG_LEVEL", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let status = tokio::task::spawn_blocking(move || command.status()).await.expect("join").expect("run backup");
+    let status = tokio::task::spawn_blocking(move || command.status()).await.expect("join").expect("run the process");
     let code = status.code().unwrap_or(137);
     let message = std::fs::read_to_string(&result).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);

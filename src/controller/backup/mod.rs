@@ -4,8 +4,6 @@
 //! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
 //! [`retention`].
 
-mod credentials;
-mod job_outcome;
 mod one_off;
 mod policy;
 pub mod retention;

@@ -7,8 +7,6 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::credentials::missing;
-use super::job_outcome::{JobState, state};
 use super::status::{human_size, now, set_phase, write};
 use crate::api::{BackupCopy, BackupPhase, MongoBackup, MongoCluster};
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
@@ -20,7 +18,9 @@ use crate::build::labels::{labels, query};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::BACKUP_PASSWORD_KEY;
 use crate::build::statefulset::mongod_image;
+use crate::controller::credentials::missing;
 use crate::controller::error::{Error, KubeContext};
+use crate::controller::job_outcome::{JobState, state};
 use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
 use crate::mongo::MongoAdmin;
@@ -86,7 +86,11 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
                 status.mongodb_version = manifest.mongodb_version.clone();
                 status.copies = copies
                     .iter()
-                    .map(|c| BackupCopy { destination: c.destination.clone(), url: c.url.clone() })
+                    .map(|c| BackupCopy {
+                        destination: c.destination.clone(),
+                        url: c.url.clone(),
+                        path: Some(c.path.clone()),
+                    })
                     .collect();
                 status.error = None;
                 let message = format!(

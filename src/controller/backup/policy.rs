@@ -12,7 +12,6 @@ use kube::{Resource, ResourceExt};
 use object_store::ObjectStoreExt;
 
 use super::SCHEDULE_LABEL;
-use super::credentials::from_secrets;
 use super::retention::{Taken, to_prune};
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
 use super::status::{set_phase, write};
@@ -20,6 +19,7 @@ use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec};
 use crate::backup::plan::{MANIFEST_NAME, Manifest};
 use crate::backup::store::{backup_dir, open};
 use crate::build::labels::labels;
+use crate::controller::credentials::from_secrets;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events};
 use crate::mongo::MongoAdmin;

@@ -4,6 +4,7 @@
 mod objects;
 mod reconcile;
 mod replica_set;
+mod restore;
 mod rollout;
 mod status;
 mod users;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -104,6 +106,8 @@ pub async fn run<A: MongoAdmin + 'static>(
         .owns_stream(metadata::<ConfigMap>(&client, &scope, owned.clone()))
         .owns_stream(metadata::<PodDisruptionBudget>(&client, &scope, owned.clone()))
         .owns_stream(metadata::<PersistentVolumeClaim>(&client, &scope, owned.clone()))
+        // The restore Job of a cluster created from a backup.
+        .owns_stream(metadata::<Job>(&client, &scope, owned.clone()))
         .watches_stream(metadata::<Pod>(&client, &scope, owned), cluster_of_pod)
         .watches_stream(metadata::<Secret>(&client, &scope, watcher::Config::default()), move |s| {
             clusters_of_secret(&secrets_store, &s)

@@ -39,10 +39,17 @@ pub struct InternalCredentials {
     pub agents_digest: String,
     /// The digest MongoDB is known to have (an annotation of the internal Secret).
     pub agents_applied: Option<String>,
+    /// The backup this cluster's data was restored from, once that restore succeeded (an
+    /// annotation of the internal Secret, which outlives the MongoCluster under `Retain`).
+    pub restored_from: Option<String>,
 }
 
 /// Annotation of the internal Secret: digest of the agent users' passwords last applied.
 pub const AGENTS_APPLIED_ANNOTATION: &str = "mongo.operator.rs/agent-users-applied";
+/// Annotation of the internal Secret: the backup the data was restored from. A MongoCluster
+/// re-created over kept volumes and Secrets (same manifest, `bootstrap` included) finds it and
+/// never restores over the data again.
+pub const RESTORED_FROM_ANNOTATION: &str = "mongo.operator.rs/restored-from";
 
 fn secret_text(secret: &Secret, key: &str) -> Result<String, Error> {
     super::world::secret_text(secret, key).ok_or_else(|| Error::Secret {
@@ -75,6 +82,7 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
             &format!("{backup}\0{restore}"),
         ),
         agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
+        restored_from: secret.annotations().get(RESTORED_FROM_ANNOTATION).cloned(),
         backup: Credentials::scram(BACKUP_USER, "admin", &backup),
         restore: Credentials::scram(RESTORE_USER, "admin", &restore),
     })
@@ -153,8 +161,17 @@ async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret
 
 /// Records that MongoDB has the agent users with the passwords of `digest`.
 pub async fn mark_agents_applied(client: &Client, names: &ClusterNames, digest: &str) -> Result<(), Error> {
+    annotate_internal_secret(client, names, AGENTS_APPLIED_ANNOTATION, digest).await
+}
+
+/// Records that the data was restored from `source`, for good.
+pub async fn mark_restored(client: &Client, names: &ClusterNames, source: &str) -> Result<(), Error> {
+    annotate_internal_secret(client, names, RESTORED_FROM_ANNOTATION, source).await
+}
+
+async fn annotate_internal_secret(client: &Client, names: &ClusterNames, key: &str, value: &str) -> Result<(), Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
-    let patch = serde_json::json!({ "metadata": { "annotations": { AGENTS_APPLIED_ANNOTATION: digest } } });
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
     api.patch(&names.internal_secret(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .doing(|| format!("annotating Secret {}", names.internal_secret()))?;

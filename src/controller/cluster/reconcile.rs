@@ -12,12 +12,13 @@ use kube::{Resource, ResourceExt};
 
 use super::objects::{self, InternalCredentials};
 use super::replica_set::{self, Seen};
+use super::restore::{self, RestoreStep};
 use super::rollout::{self, Rollout};
 use super::status::{self, Progress};
 use super::users::Users;
 use super::validate::{self, Problem, Version};
 use super::world::{self, World};
-use crate::api::{MongoCluster, MongoClusterStatus, condition_type};
+use crate::api::{MongoCluster, MongoClusterStatus, RestoreStatus, condition_type};
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events};
@@ -36,11 +37,15 @@ struct Outcome {
     version: Option<String>,
     fcv: Option<String>,
     next: Option<Duration>,
+    /// The restore's status, when the restore stage changed it.
+    restore: Option<RestoreStatus>,
+    /// A problem found on the way (a failed restore).
+    problem: Option<Problem>,
 }
 
 impl Outcome {
     fn new(progress: Progress, observed: Option<Observed>, next: Option<Duration>) -> Outcome {
-        Outcome { progress, observed, version: None, fcv: None, next }
+        Outcome { progress, observed, version: None, fcv: None, next, restore: None, problem: None }
     }
 }
 
@@ -78,7 +83,7 @@ async fn reconcile_inner<A: MongoAdmin>(
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
 
-    let outcome = if spec.paused || blocked {
+    let mut outcome = if spec.paused || blocked {
         // Nothing is changed; the status still reports what the members say.
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
         let observed = match &world.internal_secret {
@@ -132,6 +137,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         }
     };
 
+    problems.extend(outcome.problem.take());
     let status = status::build(&status::Inputs {
         names,
         domain,
@@ -144,6 +150,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         problems: &problems,
         version: outcome.version.clone(),
         feature_compatibility_version: outcome.fcv.clone(),
+        restore: outcome.restore.clone(),
         now: Timestamp::now(),
     });
     write_status(ctx, cluster, names, &status).await?;
@@ -337,14 +344,27 @@ impl<A: MongoAdmin> Stage<'_, A> {
                         Some(AFTER_STEP),
                     ));
                 }
+                let inputs = restore::Inputs { cluster, ctx, names, creds, owner, primary: &p, events };
+                let restored = match restore::step(&inputs).await? {
+                    RestoreStep::Done(status) => status,
+                    RestoreStep::Holding { progress, problem, status, next } => {
+                        let mut outcome = Outcome::new(progress, Some(obs), next);
+                        outcome.restore = Some(status);
+                        outcome.problem = problem;
+                        return Ok(outcome);
+                    }
+                };
                 let users =
                     Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
                 let changed = users.reconcile(world).await?;
-                if changed > 0 {
+                let mut outcome = if changed > 0 {
                     let message = format!("{changed} user change(s) made");
-                    return Ok(Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP)));
-                }
-                in_sync(ctx, names, rollout, obs, &p, events).await
+                    Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP))
+                } else {
+                    in_sync(ctx, names, rollout, obs, &p, events).await?
+                };
+                outcome.restore = restored;
+                Ok(outcome)
             }
         }
     }

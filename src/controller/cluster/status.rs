@@ -5,7 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, condition, condition_type,
+    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, RestoreStatus, condition,
+    condition_type,
 };
 use crate::build::names::ClusterNames;
 use crate::replset::{MemberState, Observed, member_pod, same_host};
@@ -41,6 +42,8 @@ pub struct Inputs<'a> {
     pub problems: &'a [Problem],
     pub version: Option<String>,
     pub feature_compatibility_version: Option<String>,
+    /// The restore's status when this reconcile changed it; otherwise the previous one stays.
+    pub restore: Option<RestoreStatus>,
     pub now: Timestamp,
 }
 
@@ -181,5 +184,6 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
             .clone()
             .or_else(|| i.previous.and_then(|p| p.feature_compatibility_version.clone())),
         connection: Some(connection),
+        restore: i.restore.clone().or_else(|| i.previous.and_then(|p| p.restore.clone())),
     }
 }

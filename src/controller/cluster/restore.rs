@@ -1,0 +1,457 @@
+//! The restore stage of a cluster created from a backup (`spec.bootstrap.fromBackup`). Once the
+//! new replica set is whole and its restore user exists, one Job verifies the backup and
+//! restores it; until that Job has succeeded the cluster is not Ready and its application users
+//! do not exist, so nothing writes into a half-restored database.
+//!
+//! Safety: a restore only ever goes into an empty replica set, or one this cluster's own
+//! earlier restore Job was filling. A success is recorded on the internal Secret, which
+//! outlives the MongoCluster under `deletionPolicy: Retain`, so re-applying the same manifest
+//! over kept volumes never restores the old backup over newer data.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+
+use super::objects::{self, InternalCredentials};
+use super::status::Progress;
+use super::validate::Problem;
+use crate::api::{
+    BackupLocation, BackupPhase, FromBackupSpec, MongoBackup, MongoCluster, RestorePhase, RestoreStatus,
+    SecretKeyReference,
+};
+use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
+use crate::backup::plan::{Outcome, RestorePlan};
+use crate::backup::store::manifest_key;
+use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
+use crate::build::names::ClusterNames;
+use crate::build::secrets::RESTORE_PASSWORD_KEY;
+use crate::build::statefulset::mongod_image;
+use crate::controller::credentials::missing;
+use crate::controller::error::{Error, KubeContext};
+use crate::controller::job_outcome::{JobState, state};
+use crate::controller::ssa::apply;
+use crate::controller::{Context, Events};
+use crate::mongo::{MongoAdmin, Target};
+
+/// How often to look again while an input (the MongoBackup, a Secret) is missing: neither is
+/// watched by the cluster controller.
+const INPUT_RETRY: Duration = Duration::from_secs(30);
+
+/// Databases every replica set has; anything else is data.
+const SYSTEM_DATABASES: &[&str] = &["admin", "config", "local"];
+
+/// The restore Job's name for a cluster.
+pub fn restore_job_name(names: &ClusterNames) -> String {
+    job_name(&names.cluster, RESTORE_COMPONENT)
+}
+
+/// The backup to restore, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub location: BackupLocation,
+    pub encryption_key: Option<SecretKeyReference>,
+    /// How status and Events name it: the MongoBackup, or the manifest's store and key.
+    pub description: String,
+}
+
+/// Why there is no source to restore yet, or never will be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unresolved {
+    /// It may appear (a MongoBackup still running, or applied after the cluster).
+    Waiting(&'static str, String),
+    /// It cannot be restored as specified.
+    Invalid(&'static str, String),
+}
+
+/// Resolves `fromBackup`; `backup` is the MongoBackup it names, when it names one that exists.
+pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<Source, Unresolved> {
+    if let Some(location) = &from.location {
+        return Ok(Source {
+            location: location.clone(),
+            encryption_key: from.encryption_key_secret_ref.clone(),
+            description: format!("{}:{}", location.destination.name, location.path),
+        });
+    }
+    let name = from.backup_name.as_deref().unwrap_or_default();
+    let Some(backup) = backup else {
+        return Err(Unresolved::Waiting("BackupNotFound", format!("waiting for MongoBackup {name} to exist")));
+    };
+    if backup.spec.schedule.is_some() {
+        return Err(Unresolved::Invalid(
+            "BackupIsASchedule",
+            format!("MongoBackup {name} is a schedule; name one of the backups it took (kubectl get mongobackups)"),
+        ));
+    }
+    let status = backup.status.clone().unwrap_or_default();
+    match status.phase {
+        Some(BackupPhase::Succeeded) => {}
+        Some(BackupPhase::Failed) => {
+            return Err(Unresolved::Invalid(
+                "BackupFailed",
+                format!("MongoBackup {name} failed; it cannot be restored"),
+            ));
+        }
+        _ => {
+            return Err(Unresolved::Waiting(
+                "BackupNotSucceeded",
+                format!("waiting for MongoBackup {name} to succeed"),
+            ));
+        }
+    }
+    // The first copy whose destination the MongoBackup still describes (its credentials are
+    // needed to read it), in the order the backup lists its destinations.
+    let copy = backup
+        .spec
+        .destinations
+        .iter()
+        .find_map(|d| status.copies.iter().find(|c| c.destination == d.name).map(|c| (d, c)));
+    let Some((destination, copy)) = copy else {
+        return Err(Unresolved::Invalid("BackupHasNoCopy", format!("MongoBackup {name} records no stored copy")));
+    };
+    let path = copy.path.clone().unwrap_or_else(|| manifest_key(destination, &backup.spec.cluster_ref.name, name));
+    Ok(Source {
+        location: BackupLocation { destination: destination.clone(), path },
+        encryption_key: from
+            .encryption_key_secret_ref
+            .clone()
+            .or_else(|| backup.spec.encryption.as_ref().map(|e| e.key_secret_ref.clone())),
+        description: format!("MongoBackup {name}"),
+    })
+}
+
+/// The databases in `names` that hold user data.
+pub fn user_databases(names: &[String]) -> Vec<String> {
+    names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())).cloned().collect()
+}
+
+/// The secret keys the restore Job reads.
+pub fn secret_files(names: &ClusterNames, source: &Source) -> Vec<SecretFile> {
+    let mut files = vec![SecretFile {
+        secret: names.internal_secret(),
+        key: RESTORE_PASSWORD_KEY.into(),
+        path: MONGODB_PASSWORD.into(),
+    }];
+    if let Some(r) = &source.encryption_key {
+        files.push(SecretFile { secret: r.name.clone(), key: r.key.clone(), path: ENCRYPTION_KEY.into() });
+    }
+    files.extend(destination_files(&source.location.destination));
+    files
+}
+
+/// What the stage decided.
+pub enum RestoreStep {
+    /// Nothing to restore, or restored: go on. The status to record, when it changed.
+    Done(Option<RestoreStatus>),
+    /// Restoring, waiting or failed: the cluster is held here.
+    Holding { progress: Progress, problem: Option<Problem>, status: RestoreStatus, next: Option<Duration> },
+}
+
+/// Everything the stage reads.
+pub struct Inputs<'a, A: MongoAdmin> {
+    pub cluster: &'a MongoCluster,
+    pub ctx: &'a Context<A>,
+    pub names: &'a ClusterNames,
+    pub creds: &'a InternalCredentials,
+    pub owner: &'a OwnerReference,
+    pub primary: &'a Target,
+    pub events: &'a Events<'a>,
+}
+
+impl<A: MongoAdmin> Inputs<'_, A> {
+    fn previous(&self) -> Option<&RestoreStatus> {
+        self.cluster.status.as_ref().and_then(|s| s.restore.as_ref())
+    }
+
+    /// The status so far, with `phase` and `message`.
+    fn status(&self, phase: RestorePhase, message: String) -> RestoreStatus {
+        RestoreStatus { phase, message: Some(message), ..self.previous().cloned().unwrap_or_default() }
+    }
+
+    /// Holds the cluster with a failure: Degraded, not Ready, an Event when it is new.
+    async fn failed(&self, reason: &'static str, message: String) -> RestoreStep {
+        let previous = self.previous();
+        if !(previous.is_some_and(|p| p.phase == RestorePhase::Failed && p.message.as_deref() == Some(&message))) {
+            self.events.warning(reason, "Restore", message.clone()).await;
+        }
+        let mut status = self.status(RestorePhase::Failed, message.clone());
+        status.completion_time.get_or_insert_with(|| Time(Timestamp::now()));
+        RestoreStep::Holding {
+            progress: Progress::Blocked,
+            problem: Some(Problem { reason, message, blocks_all: true }),
+            status,
+            next: None,
+        }
+    }
+
+    async fn waiting(&self, reason: &'static str, message: String) -> RestoreStep {
+        let previous = self.previous();
+        if !(previous.is_some_and(|p| p.phase == RestorePhase::Pending && p.message.as_deref() == Some(&message))) {
+            self.events.normal(reason, "Restore", message.clone()).await;
+        }
+        RestoreStep::Holding {
+            progress: Progress::Waiting(reason, message.clone()),
+            problem: None,
+            status: self.status(RestorePhase::Pending, message),
+            next: Some(INPUT_RETRY),
+        }
+    }
+
+    fn running(&self, message: String) -> RestoreStep {
+        RestoreStep::Holding {
+            progress: Progress::Waiting("Restoring", message.clone()),
+            problem: None,
+            status: self.status(RestorePhase::Running, message),
+            // The Job and its Pods are watched.
+            next: None,
+        }
+    }
+}
+
+/// The restore stage, run once the replica set is whole and the restore user exists.
+pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error> {
+    let Some(bootstrap) = &i.cluster.spec.bootstrap else { return Ok(RestoreStep::Done(None)) };
+    if let Some(source) = &i.creds.restored_from {
+        let done = i.previous().is_some_and(|p| p.phase == RestorePhase::Succeeded);
+        return Ok(RestoreStep::Done((!done).then(|| RestoreStatus {
+            phase: RestorePhase::Succeeded,
+            source: Some(source.clone()),
+            message: Some(format!("the data was restored from {source} earlier; it is never restored again")),
+            ..RestoreStatus::default()
+        })));
+    }
+    let ns = &i.names.namespace;
+    let jobs: Api<Job> = Api::namespaced(i.ctx.client.clone(), ns);
+    let job_name = restore_job_name(i.names);
+    if let Some(job) = jobs.get_opt(&job_name).await.doing(|| format!("reading Job {job_name}"))? {
+        let pods: Api<Pod> = Api::namespaced(i.ctx.client.clone(), ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
+            .await
+            .doing(|| format!("listing the Pods of Job {job_name}"))?;
+        let source = i.previous().and_then(|p| p.source.clone()).unwrap_or_else(|| job_name.clone());
+        return Ok(match state(&job, &list.items, RESTORE_COMPONENT) {
+            JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
+            JobState::Succeeded(Some(Outcome::Restored { manifest })) => {
+                objects::mark_restored(&i.ctx.client, i.names, &source).await?;
+                let message = format!(
+                    "restored {source}: {} bytes verified ({}), taken {}",
+                    manifest.size_bytes, manifest.checksum, manifest.completed_at
+                );
+                i.events.normal("RestoreSucceeded", "Restore", message.clone()).await;
+                let mut status = i.status(RestorePhase::Succeeded, message);
+                status.checksum = Some(manifest.checksum);
+                status.completion_time = Some(Time(Timestamp::now()));
+                RestoreStep::Done(Some(status))
+            }
+            JobState::Succeeded(_) => {
+                let message = format!(
+                    "restore Job {job_name} completed without reporting its result; it is not trusted. Delete the Job to retry"
+                );
+                i.failed("RestoreFailed", message).await
+            }
+            JobState::Failed(error) => {
+                i.failed("RestoreFailed", format!("{error}. Fix the cause, then delete Job {job_name} to retry")).await
+            }
+        });
+    }
+
+    let backup = match &bootstrap.from_backup.backup_name {
+        Some(name) => {
+            let backups: Api<MongoBackup> = Api::namespaced(i.ctx.client.clone(), ns);
+            backups.get_opt(name).await.doing(|| format!("reading MongoBackup {name}"))?
+        }
+        None => None,
+    };
+    let source = match resolve(&bootstrap.from_backup, backup.as_ref()) {
+        Ok(source) => source,
+        Err(Unresolved::Waiting(reason, message)) => return Ok(i.waiting(reason, message).await),
+        Err(Unresolved::Invalid(reason, message)) => return Ok(i.failed(reason, message).await),
+    };
+    // A Job of ours was started before (it was deleted to retry, or mid-run): what the set
+    // holds is that Job's partial work, which the restore's --drop replaces.
+    let ours = i.previous().is_some_and(|p| p.job_name.is_some());
+    if !ours {
+        let databases = i
+            .ctx
+            .admin
+            .database_names(i.primary)
+            .await
+            .map_err(|source| Error::Mongo { action: "listing databases before the restore".into(), source })?;
+        let data = user_databases(&databases);
+        if !data.is_empty() {
+            let message = format!(
+                "the replica set already holds databases {}; a backup is only restored into a new, empty cluster",
+                data.join(", ")
+            );
+            return Ok(i.failed("RestoreRefused", message).await);
+        }
+    }
+    let files = secret_files(i.names, &source);
+    let absent = missing(&i.ctx.client, ns, &files).await?;
+    if !absent.is_empty() {
+        return Ok(i.waiting("SecretMissing", format!("missing Secret keys: {}", absent.join(", "))).await);
+    }
+
+    let spec = &i.cluster.spec;
+    let plan = RestorePlan {
+        location: source.location.clone(),
+        target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain),
+    };
+    let plan_json =
+        serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: job_name.clone(), problem: e.to_string() })?;
+    let job = backup_job::build(&JobInputs {
+        name: &job_name,
+        namespace: ns,
+        cluster: &i.names.cluster,
+        component: RESTORE_COMPONENT,
+        subcommand: "restore",
+        for_name: &i.names.cluster,
+        mongodb_image: &mongod_image(spec),
+        operator_image: &i.ctx.settings.operator_image,
+        plan_json: &plan_json,
+        secret_files: &files,
+        owner: i.owner,
+    });
+    apply(&jobs, &job).await?;
+    let message = format!("Job {job_name} started to restore {}", source.description);
+    i.events.normal("RestoreStarted", "Restore", message.clone()).await;
+    let mut status = i.status(RestorePhase::Running, message.clone());
+    status.source = Some(source.description);
+    status.job_name = Some(job_name);
+    status.start_time = Some(Time(Timestamp::now()));
+    status.completion_time = None;
+    Ok(RestoreStep::Holding { progress: Progress::Waiting("Restoring", message), problem: None, status, next: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        BackupCopy, ClusterReference, Compression, Destination, EncryptionSpec, MongoBackupSpec, MongoBackupStatus,
+        S3CredentialsReference, S3Destination, ScheduleSpec,
+    };
+
+    fn destination(name: &str) -> Destination {
+        Destination {
+            name: name.into(),
+            s3: Some(S3Destination {
+                bucket: "b".into(),
+                prefix: Some("prod".into()),
+                endpoint: None,
+                region: "eu-west-3".into(),
+                force_path_style: false,
+                credentials_secret_ref: S3CredentialsReference {
+                    name: format!("{name}-keys"),
+                    access_key_id_key: "id".into(),
+                    secret_access_key_key: "secret".into(),
+                },
+                ca_secret_ref: None,
+            }),
+            gcs: None,
+            azure: None,
+        }
+    }
+
+    fn backup(phase: BackupPhase, copies: &[(&str, Option<&str>)]) -> MongoBackup {
+        let mut b = MongoBackup::new(
+            "orders-202611231200",
+            MongoBackupSpec {
+                cluster_ref: ClusterReference { name: "orders".into() },
+                schedule: None,
+                destinations: vec![destination("ovh"), destination("scw")],
+                compression: Compression::Zstd,
+                encryption: Some(EncryptionSpec {
+                    key_secret_ref: SecretKeyReference { name: "backup-key".into(), key: "key".into() },
+                }),
+                retention: None,
+                suspend: false,
+            },
+        );
+        b.status = Some(MongoBackupStatus {
+            phase: Some(phase),
+            copies: copies
+                .iter()
+                .map(|(d, p)| BackupCopy {
+                    destination: (*d).into(),
+                    url: format!("s3://b/{d}"),
+                    path: p.map(str::to_string),
+                })
+                .collect(),
+            ..MongoBackupStatus::default()
+        });
+        b
+    }
+
+    fn by_name() -> FromBackupSpec {
+        FromBackupSpec {
+            backup_name: Some("orders-202611231200".into()),
+            location: None,
+            encryption_key_secret_ref: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_by_name_resolves_to_its_first_listed_copy_and_its_own_key() {
+        let b = backup(BackupPhase::Succeeded, &[("scw", Some("prod/x/manifest.json")), ("ovh", None)]);
+        let source = resolve(&by_name(), Some(&b)).expect("resolves");
+        // ovh is listed first in the spec; its copy recorded no path, so the key is computed.
+        assert_eq!(source.location.destination.name, "ovh");
+        assert_eq!(source.location.path, "prod/orders/orders-202611231200/manifest.json");
+        assert_eq!(source.encryption_key, Some(SecretKeyReference { name: "backup-key".into(), key: "key".into() }));
+        let only_scw = backup(BackupPhase::Succeeded, &[("scw", Some("prod/x/manifest.json"))]);
+        assert_eq!(resolve(&by_name(), Some(&only_scw)).expect("resolves").location.path, "prod/x/manifest.json");
+    }
+
+    #[test]
+    fn backups_that_cannot_be_restored_wait_or_fail_with_a_reason() {
+        let reason = |r: Result<Source, Unresolved>| match r {
+            Err(Unresolved::Waiting(r, _)) => format!("wait:{r}"),
+            Err(Unresolved::Invalid(r, _)) => format!("fail:{r}"),
+            Ok(_) => "ok".into(),
+        };
+        assert_eq!(reason(resolve(&by_name(), None)), "wait:BackupNotFound");
+        assert_eq!(reason(resolve(&by_name(), Some(&backup(BackupPhase::Running, &[])))), "wait:BackupNotSucceeded");
+        assert_eq!(reason(resolve(&by_name(), Some(&backup(BackupPhase::Failed, &[])))), "fail:BackupFailed");
+        assert_eq!(reason(resolve(&by_name(), Some(&backup(BackupPhase::Succeeded, &[])))), "fail:BackupHasNoCopy");
+        let mut schedule = backup(BackupPhase::Scheduled, &[]);
+        schedule.spec.schedule =
+            Some(ScheduleSpec { cron: "0 */2 * * *".into(), time_zone: None, starting_deadline_seconds: 3600 });
+        assert_eq!(reason(resolve(&by_name(), Some(&schedule))), "fail:BackupIsASchedule");
+    }
+
+    #[test]
+    fn a_location_uses_the_key_given_next_to_it() {
+        let key = SecretKeyReference { name: "old-key".into(), key: "k".into() };
+        let from = FromBackupSpec {
+            backup_name: None,
+            location: Some(BackupLocation { destination: destination("ovh"), path: "prod/a/b/manifest.json".into() }),
+            encryption_key_secret_ref: Some(key.clone()),
+        };
+        let source = resolve(&from, None).expect("resolves");
+        assert_eq!(source.encryption_key, Some(key));
+        assert_eq!(source.description, "ovh:prod/a/b/manifest.json");
+        let names = ClusterNames::new("clone", "shop");
+        let files: Vec<(String, String)> =
+            secret_files(&names, &source).into_iter().map(|f| (f.secret, f.path)).collect();
+        assert_eq!(
+            files,
+            vec![
+                ("clone-internal".into(), "mongodb/password".into()),
+                ("old-key".into(), "encryption/key".into()),
+                ("ovh-keys".into(), "destinations/ovh/access-key-id".into()),
+                ("ovh-keys".into(), "destinations/ovh/secret-access-key".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_databases_beyond_admin_config_and_local_count_as_data() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(user_databases(&names(&["admin", "config", "local"])).is_empty());
+        assert_eq!(user_databases(&names(&["admin", "orders", "local"])), vec!["orders".to_string()]);
+    }
+}
