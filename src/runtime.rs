@@ -13,6 +13,7 @@ use tracing::info;
 use std::sync::Arc;
 
 use crate::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
+use crate::build::network_policy::OperatorPeer;
 use crate::controller::cluster::{self, Scope};
 use crate::controller::{Context, Settings};
 use crate::mongo::{DriverAdmin, Timeouts};
@@ -137,6 +138,24 @@ pub struct RunOptions {
     /// This replica of the operator, for Events (the Pod name in a Deployment).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// The namespace the operator's Pods run in: isolated members let its connections in.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mongo-operator")]
+    pub operator_namespace: String,
+    /// A label of the operator's Pods (`key=value`, repeatable): isolated members let Pods
+    /// with all of them, in the operator's namespace, connect.
+    #[arg(long = "operator-pod-label", value_parser = parse_label, default_value = "app.kubernetes.io/name=mongo-operator")]
+    pub operator_pod_labels: Vec<(String, String)>,
+    /// An address range the operator connects from when it runs outside the Kubernetes
+    /// cluster (repeatable), admitted by isolated members.
+    #[arg(long = "operator-cidr")]
+    pub operator_cidrs: Vec<String>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not key=value")),
+    }
 }
 
 /// Runs the controllers until `shutdown` resolves, then lets in-flight reconciles finish.
@@ -146,7 +165,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
     check_crds(&client).await?;
-    let settings = Settings { operator_image: options.image, cluster_domain: options.cluster_domain };
+    let settings = Settings {
+        operator_image: options.image,
+        cluster_domain: options.cluster_domain,
+        operator_peer: OperatorPeer {
+            namespace: options.operator_namespace,
+            pod_labels: options.operator_pod_labels.into_iter().collect(),
+            cidrs: options.operator_cidrs,
+        },
+    };
     let admin = DriverAdmin::new(Timeouts::default());
     let ctx = Arc::new(Context::new(client, admin, settings, options.instance));
     let scope = match options.namespace {
@@ -157,7 +184,10 @@ pub async fn run(
     let shutdown = shutdown.shared();
     let controllers = futures::future::join(
         cluster::run(ctx.clone(), scope.clone(), shutdown.clone()),
-        crate::controller::backup::run(ctx, scope, shutdown.clone()),
+        futures::future::join(
+            crate::controller::backup::run(ctx.clone(), scope.clone(), shutdown.clone()),
+            crate::controller::attachment::run(ctx, scope, shutdown.clone()),
+        ),
     )
     .map(|_| ());
     // In-flight reconciles may finish after the signal, but only within a grace period: one

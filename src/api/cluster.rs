@@ -109,6 +109,11 @@ pub struct MongoClusterSpec {
     #[serde(default)]
     pub expose: ExposeSpec,
 
+    /// Default-deny NetworkPolicies around the cluster's Pods. Clients are let in by
+    /// NetworkPolicyAttachments.
+    #[serde(default)]
+    pub network_isolation: NetworkIsolationSpec,
+
     /// What happens to volumes and Secrets when the MongoCluster is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -285,6 +290,68 @@ fn default_true() -> bool {
 
 fn default_max_unavailable() -> i32 {
     1
+}
+
+/// Network isolation of the cluster's Pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkIsolationSpec {
+    /// Keep NetworkPolicies that refuse every connection to the members except from the other
+    /// members, the operator, the cluster's backup and restore Jobs, NetworkPolicyAttachments
+    /// and the load balancer's source ranges. Turn off only where the network plugin does not
+    /// enforce NetworkPolicies; status then says the cluster is not isolated.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where the cluster's backup and restore Jobs may connect to reach their object stores.
+    /// Nothing by default: an isolated cluster's backups wait until this names the stores.
+    #[serde(default)]
+    pub object_stores: ObjectStoreEgress,
+}
+
+impl Default for NetworkIsolationSpec {
+    fn default() -> Self {
+        NetworkIsolationSpec { enabled: true, object_stores: ObjectStoreEgress::default() }
+    }
+}
+
+impl NetworkIsolationSpec {
+    /// Whether backup and restore Jobs have somewhere to connect to.
+    pub fn stores_reachable(&self) -> bool {
+        !self.enabled || self.object_stores.any_address || !self.object_stores.cidrs.is_empty()
+    }
+}
+
+/// The object stores' addresses, as the NetworkPolicy of backup and restore Jobs admits them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!(self.anyAddress && size(self.cidrs) > 0)")
+    .message("objectStores takes cidrs or anyAddress: true, not both")
+    .reason(Reason::FieldValueInvalid))]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStoreEgress {
+    /// Address ranges of the stores' endpoints: a provider's published ranges, or the network
+    /// of a self-hosted store.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub cidrs: Vec<super::Cidr>,
+    /// Any address (on `ports` only), for stores whose addresses cannot be known in advance.
+    /// Off by default.
+    #[serde(default)]
+    pub any_address: bool,
+    /// TCP ports of the stores' endpoints.
+    #[serde(default = "default_store_ports")]
+    #[schemars(length(min = 1, max = 8))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub ports: Vec<u16>,
+}
+
+impl Default for ObjectStoreEgress {
+    fn default() -> Self {
+        ObjectStoreEgress { cidrs: Vec::new(), any_address: false, ports: default_store_ports() }
+    }
+}
+
+fn default_store_ports() -> Vec<u16> {
+    vec![443]
 }
 
 /// How clients reach the cluster.

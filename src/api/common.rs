@@ -41,6 +41,8 @@ pub mod condition_type {
     pub const PROGRESSING: &str = "Progressing";
     /// Something is wrong that the operator cannot fix by itself; the reason says what.
     pub const DEGRADED: &str = "Degraded";
+    /// A MongoCluster's Pods are fenced by default-deny NetworkPolicies.
+    pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
 }
 
 /// Builds a condition, keeping `lastTransitionTime` from the previous condition of the same

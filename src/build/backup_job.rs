@@ -118,14 +118,7 @@ pub struct JobInputs<'a> {
 /// A Job name for `name` (a MongoBackup's or MongoCluster's) and a suffix, within the 63
 /// characters of a label value (the Job's name is one on its Pods).
 pub fn job_name(name: &str, suffix: &str) -> String {
-    let full = format!("{name}-{suffix}");
-    if full.len() <= 63 {
-        return full;
-    }
-    use sha2::Digest;
-    let hash = hex::encode(sha2::Sha256::digest(name.as_bytes()));
-    let keep = 63 - suffix.len() - 1 - 9;
-    format!("{}-{}-{suffix}", name[..keep].trim_end_matches('-'), &hash[..8])
+    super::names::bounded(name, suffix)
 }
 
 /// The Job.
@@ -252,7 +245,8 @@ fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirement
     }
 }
 
-fn truncate_label(value: &str) -> String {
+/// A label value from a name: at most 63 characters, not ending in a separator.
+pub fn truncate_label(value: &str) -> String {
     value.chars().take(63).collect::<String>().trim_end_matches(['-', '.', '_']).to_string()
 }
 

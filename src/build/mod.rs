@@ -5,6 +5,7 @@ pub mod backup_job;
 pub mod labels;
 pub mod mongod_conf;
 pub mod names;
+pub mod network_policy;
 pub mod pdb;
 pub mod secrets;
 pub mod services;

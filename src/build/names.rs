@@ -74,6 +74,20 @@ impl ClusterNames {
     }
 }
 
+/// `<name>-<suffix>` within 63 characters (a label value, a DNS label). A longer `name` is cut
+/// and followed by a hash of it, so two long names stay apart.
+pub fn bounded(name: &str, suffix: &str) -> String {
+    let full = format!("{name}-{suffix}");
+    if full.len() <= 63 {
+        return full;
+    }
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let keep = 63 - suffix.len() - 1 - 9;
+    let cut: String = name.chars().take(keep).collect();
+    format!("{}-{}-{suffix}", cut.trim_end_matches('-'), &hash[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! next needs to look. It never sleeps and never polls on a fixed interval: watches wake it,
 //! and so does the time a step asked for.
 
+pub mod attachment;
 pub mod backup;
 pub mod cluster;
 mod credentials;
@@ -27,6 +28,8 @@ pub struct Settings {
     pub operator_image: String,
     /// The cluster's DNS domain, for member host names and connection strings.
     pub cluster_domain: String,
+    /// Where the operator's own Pods are, for the members' NetworkPolicy.
+    pub operator_peer: crate::build::network_policy::OperatorPeer,
 }
 
 /// Shared by every reconcile.

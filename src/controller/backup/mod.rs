@@ -10,6 +10,8 @@ pub mod retention;
 pub mod schedule;
 mod status;
 
+pub use one_off::no_route_to_stores;
+
 use std::sync::Arc;
 use std::time::Duration;
 

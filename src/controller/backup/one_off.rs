@@ -130,6 +130,10 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
         let message = format!("waiting for MongoCluster {cluster_name} to have a primary");
         return pending(&backups, backup, status, &events, "ClusterNotReady", message, None).await;
     }
+    if !cluster.spec.network_isolation.stores_reachable() {
+        let message = no_route_to_stores(cluster_name);
+        return pending(&backups, backup, status, &events, "NoRouteToStores", message, Some(SECRET_RETRY)).await;
+    }
     let others = jobs
         .list(&ListParams::default().labels(&query(&labels(cluster_name, BACKUP_COMPONENT))))
         .await
@@ -178,6 +182,13 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
     write(&backups, backup, &status).await?;
     events.normal("BackupStarted", "Backup", message).await;
     Ok(Action::await_change())
+}
+
+/// Why a Job of an isolated cluster whose policy admits no object store is not started.
+pub fn no_route_to_stores(cluster: &str) -> String {
+    format!(
+        "MongoCluster {cluster} is network-isolated and spec.networkIsolation.objectStores names no address, so a Job could not reach any object store; add the stores' cidrs, or set anyAddress: true"
+    )
 }
 
 /// Records a wait; an Event only when the reason changes, so a long wait is one Event.

@@ -20,6 +20,7 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
@@ -108,6 +109,8 @@ pub async fn run<A: MongoAdmin + 'static>(
         .owns_stream(metadata::<PersistentVolumeClaim>(&client, &scope, owned.clone()))
         // The restore Job of a cluster created from a backup.
         .owns_stream(metadata::<Job>(&client, &scope, owned.clone()))
+        // The baseline NetworkPolicies, re-applied when someone edits or deletes them.
+        .owns_stream(metadata::<NetworkPolicy>(&client, &scope, owned.clone()))
         .watches_stream(metadata::<Pod>(&client, &scope, owned), cluster_of_pod)
         .watches_stream(metadata::<Secret>(&client, &scope, watcher::Config::default()), move |s| {
             clusters_of_secret(&secrets_store, &s)

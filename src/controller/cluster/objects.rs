@@ -8,20 +8,22 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, Service, VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_quantity::ParsedQuantity;
 
 use crate::api::{DeletionPolicy, MongoClusterSpec};
 use crate::build::backup_job::{BACKUP_USER, RESTORE_USER};
 use crate::build::names::ClusterNames;
+use crate::build::network_policy::{self, OperatorPeer};
 use crate::build::secrets::{self, BACKUP_PASSWORD_KEY, KEY_FILE_KEY, OPERATOR_PASSWORD_KEY, RESTORE_PASSWORD_KEY};
 use crate::build::{mongod_conf, pdb, services, statefulset};
 use crate::controller::error::{Error, KubeContext};
-use crate::controller::ssa::apply;
+use crate::controller::ssa::{apply, delete_if_exists};
 use crate::mongo::Credentials;
 
 /// The two credentials the internal Secret holds.
@@ -192,6 +194,7 @@ pub async fn apply_all(
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
     operator_image: &str,
+    operator: &OperatorPeer,
     replicas: i32,
 ) -> Result<StatefulSet, Error> {
     let ns = &names.namespace;
@@ -205,17 +208,9 @@ pub async fn apply_all(
         Some(p) => {
             apply(&pdbs, &p).await?;
         }
-        None => match pdbs.delete(&names.pod_disruption_budget(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: format!("deleting PodDisruptionBudget {}", names.pod_disruption_budget()),
-                    source,
-                });
-            }
-        },
+        None => delete_if_exists(&pdbs, &names.pod_disruption_budget()).await?,
     }
+    isolation(client, names, spec, owner, operator).await?;
     let hash = mongod_conf::hash(&rendered);
     let mut sts =
         statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
@@ -228,6 +223,27 @@ pub async fn apply_all(
         built.volume_claim_templates = current.volume_claim_templates;
     }
     apply(&sts_api, &sts).await
+}
+
+/// The baseline NetworkPolicies of the members and of the cluster's Jobs, or none when
+/// isolation is off.
+async fn isolation(
+    client: &Client,
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+    owner: &OwnerReference,
+    operator: &OperatorPeer,
+) -> Result<(), Error> {
+    let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), &names.namespace);
+    if spec.network_isolation.enabled {
+        apply(&api, &network_policy::members(names, &spec.expose, operator, owner)).await?;
+        apply(&api, &network_policy::jobs(names, &spec.network_isolation.object_stores, owner)).await?;
+    } else {
+        for name in [network_policy::members_policy_name(names), network_policy::jobs_policy_name(names)] {
+            delete_if_exists(&api, &name).await?;
+        }
+    }
+    Ok(())
 }
 
 /// With `deletionPolicy: Delete` every volume of the cluster (including those kept after a

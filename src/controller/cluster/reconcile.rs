@@ -110,7 +110,16 @@ async fn reconcile_inner<A: MongoAdmin>(
             }
             None => spec.members,
         };
-        let sts = objects::apply_all(&ctx.client, names, spec, &owner, &ctx.settings.operator_image, replicas).await?;
+        let sts = objects::apply_all(
+            &ctx.client,
+            names,
+            spec,
+            &owner,
+            &ctx.settings.operator_image,
+            &ctx.settings.operator_peer,
+            replicas,
+        )
+        .await?;
         let revision = world::update_revision(&sts);
         let refused = objects::volumes(&ctx.client, names, spec, &owner).await?;
         if !refused.is_empty() {

@@ -30,6 +30,7 @@ use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, d
 use crate::build::names::ClusterNames;
 use crate::build::secrets::RESTORE_PASSWORD_KEY;
 use crate::build::statefulset::mongod_image;
+use crate::controller::backup::no_route_to_stores;
 use crate::controller::credentials::missing;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{JobState, state};
@@ -289,6 +290,9 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
             );
             return Ok(i.failed("RestoreRefused", message).await);
         }
+    }
+    if !i.cluster.spec.network_isolation.stores_reachable() {
+        return Ok(i.waiting("NoRouteToStores", no_route_to_stores(&i.names.cluster)).await);
     }
     let files = secret_files(i.names, &source);
     let absent = missing(&i.ctx.client, ns, &files).await?;

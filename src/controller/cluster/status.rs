@@ -1,7 +1,7 @@
 //! The status stage: conditions, phase, per-member state, from what the reconcile saw and did.
 //! Pure; the reconcile writes the result only when it differs from what is stored.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
@@ -9,6 +9,7 @@ use crate::api::{
     condition_type,
 };
 use crate::build::names::ClusterNames;
+use crate::build::network_policy;
 use crate::replset::{MemberState, Observed, member_pod, same_host};
 
 use super::validate::Problem;
@@ -94,6 +95,28 @@ fn ready_members(i: &Inputs<'_>, members: &[MemberStatus]) -> i32 {
     i32::try_from(count).unwrap_or(i32::MAX)
 }
 
+/// Whether NetworkPolicies fence the Pods, so that `kubectl get` shows an unfenced cluster.
+fn isolation(i: &Inputs<'_>, previous: &[Condition]) -> Condition {
+    let (on, reason, message) = if i.spec.network_isolation.enabled {
+        (
+            true,
+            "PoliciesApplied",
+            format!(
+                "NetworkPolicies {} and {} refuse every connection that no rule or NetworkPolicyAttachment admits",
+                network_policy::members_policy_name(i.names),
+                network_policy::jobs_policy_name(i.names)
+            ),
+        )
+    } else {
+        (
+            false,
+            "Disabled",
+            "spec.networkIsolation.enabled is false: any Pod that can reach the members can connect".to_string(),
+        )
+    };
+    condition(previous, condition_type::NETWORK_ISOLATED, on, reason, message, i.generation, i.now)
+}
+
 /// The status to write.
 pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     let previous = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
@@ -147,6 +170,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
                 condition(previous, condition_type::DEGRADED, false, "Healthy", "nothing needs attention", g, i.now)
             }
         },
+        isolation(i, previous),
     ];
     let phase = if matches!(i.progress, Progress::Paused) {
         ClusterPhase::Paused

@@ -1,0 +1,348 @@
+//! NetworkPolicies: a cluster's baseline isolation (its members, and its backup and restore
+//! Jobs), and one policy per NetworkPolicyAttachment. Policies only add up,
+//! so the baseline denies everything its rules do not name, and each attachment adds exactly
+//! its peers.
+//!
+//! - `<cluster>-isolate-members`: members accept the other members, the operator, the
+//!   cluster's Jobs and the load balancer's source ranges on the MongoDB port; they may reach
+//!   DNS and the other members, nothing else.
+//! - `<cluster>-isolate-jobs`: backup and restore Pods accept nothing; they may reach DNS, the
+//!   members, and the object stores at the addresses and ports
+//!   `spec.networkIsolation.objectStores` names.
+//! - `<cluster>-<attachment>-access`: the attachment's peers reach the members.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::backup_job::{BACKUP_COMPONENT, RESTORE_COMPONENT};
+use super::labels::{labels, selector};
+use super::names::{ClusterNames, bounded};
+use crate::api::{AttachmentPeer, AttachmentPort, ExposeSpec, ExposeType, ObjectStoreEgress};
+use crate::replset::config::MONGODB_PORT;
+
+/// The component label of the policies themselves.
+pub const COMPONENT: &str = "network-policy";
+/// Label every namespace carries with its own name (set by the API server).
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The member Pods' metrics port, by name.
+pub const METRICS_PORT_NAME: &str = "metrics";
+
+/// Where the operator's own Pods are, so members let its admin connections in.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct OperatorPeer {
+    /// The operator's namespace.
+    pub namespace: String,
+    /// Labels of the operator's Pods.
+    pub pod_labels: BTreeMap<String, String>,
+    /// Address ranges of an operator running outside the Kubernetes cluster.
+    pub cidrs: Vec<String>,
+}
+
+/// Names of a cluster's baseline policies.
+pub fn members_policy_name(names: &ClusterNames) -> String {
+    format!("{}-isolate-members", names.cluster)
+}
+
+pub fn jobs_policy_name(names: &ClusterNames) -> String {
+    format!("{}-isolate-jobs", names.cluster)
+}
+
+pub fn attachment_policy_name(names: &ClusterNames, attachment: &str) -> String {
+    bounded(&format!("{}-{attachment}", names.cluster), "access")
+}
+
+fn meta(names: &ClusterNames, name: String, owner: &OwnerReference) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels(&names.cluster, COMPONENT)),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector { match_labels: Some(labels), match_expressions: None }
+}
+
+/// The cluster's backup and restore Pods.
+fn jobs_selector(cluster: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([("app.kubernetes.io/instance".to_string(), cluster.to_string())])),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: "app.kubernetes.io/component".into(),
+            operator: "In".into(),
+            values: Some(vec![BACKUP_COMPONENT.into(), RESTORE_COMPONENT.into()]),
+        }]),
+    }
+}
+
+fn pods(selector: LabelSelector) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { pod_selector: Some(selector), ..NetworkPolicyPeer::default() }
+}
+
+fn block(cidr: &str, except: Option<Vec<String>>) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { ip_block: Some(IPBlock { cidr: cidr.to_string(), except }), ..NetworkPolicyPeer::default() }
+}
+
+fn tcp(port: IntOrString) -> NetworkPolicyPort {
+    NetworkPolicyPort { protocol: Some("TCP".into()), port: Some(port), end_port: None }
+}
+
+fn mongodb_port() -> NetworkPolicyPort {
+    tcp(IntOrString::Int(i32::from(MONGODB_PORT)))
+}
+
+/// DNS, wherever the resolver is: without it no member resolves another.
+fn dns() -> NetworkPolicyEgressRule {
+    let port = |protocol: &str| NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(53)),
+        end_port: None,
+    };
+    NetworkPolicyEgressRule { to: None, ports: Some(vec![port("UDP"), port("TCP")]) }
+}
+
+fn to_members(cluster: &str) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule { to: Some(vec![pods(match_labels(selector(cluster)))]), ports: Some(vec![mongodb_port()]) }
+}
+
+fn ingress(from: Vec<NetworkPolicyPeer>, ports: Vec<NetworkPolicyPort>) -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule { from: Some(from), ports: Some(ports) }
+}
+
+/// The members' baseline.
+pub fn members(
+    names: &ClusterNames,
+    expose: &ExposeSpec,
+    operator: &OperatorPeer,
+    owner: &OwnerReference,
+) -> NetworkPolicy {
+    let cluster = names.cluster.as_str();
+    let operator_pods = NetworkPolicyPeer {
+        namespace_selector: Some(match_labels(BTreeMap::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            operator.namespace.clone(),
+        )]))),
+        pod_selector: Some(match_labels(operator.pod_labels.clone())),
+        ip_block: None,
+    };
+    let mut operator_peers = vec![operator_pods];
+    operator_peers.extend(operator.cidrs.iter().map(|c| block(c, None)));
+    let mut rules = vec![
+        ingress(vec![pods(match_labels(selector(cluster)))], vec![mongodb_port()]),
+        ingress(operator_peers, vec![mongodb_port()]),
+        ingress(vec![pods(jobs_selector(cluster))], vec![mongodb_port()]),
+    ];
+    if expose.type_ == ExposeType::LoadBalancer
+        && let Some(lb) = &expose.load_balancer
+        && !lb.source_ranges.is_empty()
+    {
+        rules.push(ingress(lb.source_ranges.iter().map(|c| block(&c.0, None)).collect(), vec![mongodb_port()]));
+    }
+    NetworkPolicy {
+        metadata: meta(names, members_policy_name(names), owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(match_labels(selector(cluster))),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(rules),
+            egress: Some(vec![dns(), to_members(cluster)]),
+        }),
+    }
+}
+
+/// The cluster's backup and restore Pods: nothing comes in; DNS, the members and the object
+/// stores are reachable.
+pub fn jobs(names: &ClusterNames, stores: &ObjectStoreEgress, owner: &OwnerReference) -> NetworkPolicy {
+    let mut egress = vec![dns(), to_members(&names.cluster)];
+    let ports: Vec<NetworkPolicyPort> = stores.ports.iter().map(|p| tcp(IntOrString::Int(i32::from(*p)))).collect();
+    if stores.any_address {
+        egress.push(NetworkPolicyEgressRule { to: None, ports: Some(ports) });
+    } else if !stores.cidrs.is_empty() {
+        let to = stores.cidrs.iter().map(|c| block(&c.0, None)).collect();
+        egress.push(NetworkPolicyEgressRule { to: Some(to), ports: Some(ports) });
+    }
+    NetworkPolicy {
+        metadata: meta(names, jobs_policy_name(names), owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(jobs_selector(&names.cluster)),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![]),
+            egress: Some(egress),
+        }),
+    }
+}
+
+/// One NetworkPolicyAttachment: its peers reach the members on its ports.
+pub fn attachment(
+    names: &ClusterNames,
+    attachment: &str,
+    peers: &[AttachmentPeer],
+    ports: &[AttachmentPort],
+    owner: &OwnerReference,
+) -> NetworkPolicy {
+    let from = peers
+        .iter()
+        .map(|p| match &p.ip_block {
+            Some(b) => block(&b.cidr.0, b.except.as_ref().map(|e| e.iter().map(|c| c.0.clone()).collect())),
+            None => NetworkPolicyPeer {
+                pod_selector: p.pod_selector.clone(),
+                namespace_selector: p.namespace_selector.clone(),
+                ip_block: None,
+            },
+        })
+        .collect();
+    let ports = if ports.is_empty() { &[AttachmentPort::MongoDb][..] } else { ports };
+    let ports = ports
+        .iter()
+        .map(|p| match p {
+            AttachmentPort::MongoDb => mongodb_port(),
+            AttachmentPort::Metrics => tcp(IntOrString::String(METRICS_PORT_NAME.into())),
+        })
+        .collect();
+    NetworkPolicy {
+        metadata: meta(names, attachment_policy_name(names, attachment), owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(match_labels(selector(&names.cluster))),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![ingress(from, ports)]),
+            egress: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Cidr, LoadBalancerSpec, PrivateIpBlock};
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "mongo.operator.rs/v1alpha1".into(),
+            kind: "MongoCluster".into(),
+            name: "orders".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn operator() -> OperatorPeer {
+        OperatorPeer {
+            namespace: "mongo-operator".into(),
+            pod_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "mongo-operator".into())]),
+            cidrs: vec![],
+        }
+    }
+
+    fn spec(p: &NetworkPolicy) -> NetworkPolicySpec {
+        p.spec.clone().expect("spec")
+    }
+
+    #[test]
+    fn members_admit_members_operator_jobs_and_the_load_balancer_ranges_only() {
+        let names = ClusterNames::new("orders", "shop");
+        let private = members(&names, &ExposeSpec::default(), &operator(), &owner());
+        assert_eq!(private.metadata.name.as_deref(), Some("orders-isolate-members"));
+        let s = spec(&private);
+        assert_eq!(s.policy_types, Some(vec!["Ingress".to_string(), "Egress".to_string()]));
+        let rules = s.ingress.expect("ingress");
+        assert_eq!(rules.len(), 3, "members, operator, jobs");
+        for rule in &rules {
+            assert_eq!(rule.ports, Some(vec![mongodb_port()]), "only the MongoDB port");
+        }
+        let operator_peer = &rules[1].from.as_ref().expect("from")[0];
+        assert_eq!(
+            operator_peer.namespace_selector.as_ref().and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), "mongo-operator".to_string())]))
+        );
+        let egress = s.egress.expect("egress");
+        assert_eq!(egress.len(), 2, "DNS and the members, nothing else");
+        assert!(egress[0].to.is_none() && egress[0].ports.as_ref().is_some_and(|p| p.len() == 2));
+
+        let lb = ExposeSpec {
+            type_: ExposeType::LoadBalancer,
+            load_balancer: Some(LoadBalancerSpec {
+                internal: true,
+                source_ranges: vec![Cidr("10.30.0.0/16".into())],
+                annotations: BTreeMap::new(),
+            }),
+        };
+        let exposed = spec(&members(&names, &lb, &operator(), &owner()));
+        let rules = exposed.ingress.expect("ingress");
+        assert_eq!(rules.len(), 4);
+        let ranges: Vec<String> =
+            rules[3].from.iter().flatten().filter_map(|p| p.ip_block.as_ref().map(|b| b.cidr.clone())).collect();
+        assert_eq!(ranges, vec!["10.30.0.0/16".to_string()]);
+    }
+
+    #[test]
+    fn jobs_accept_nothing_and_reach_only_the_stores_named() {
+        let names = ClusterNames::new("orders", "shop");
+        let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &owner()));
+        assert_eq!(none.ingress, Some(vec![]), "an empty ingress list denies every connection in");
+        assert_eq!(none.egress.as_ref().map(Vec::len), Some(2), "no store rule without addresses");
+        let stores = ObjectStoreEgress {
+            cidrs: vec![Cidr("198.51.100.0/24".into())],
+            any_address: false,
+            ports: vec![443, 9000],
+        };
+        let egress = spec(&jobs(&names, &stores, &owner())).egress.expect("egress");
+        let store = &egress[2];
+        assert_eq!(
+            store.to.as_ref().and_then(|t| t[0].ip_block.as_ref()).map(|b| b.cidr.as_str()),
+            Some("198.51.100.0/24")
+        );
+        assert_eq!(store.ports.as_ref().map(Vec::len), Some(2));
+        let any = ObjectStoreEgress { cidrs: vec![], any_address: true, ports: vec![443] };
+        let egress = spec(&jobs(&names, &any, &owner())).egress.expect("egress");
+        assert!(egress[2].to.is_none(), "any address, on the ports only");
+    }
+
+    #[test]
+    fn an_attachment_admits_exactly_its_peers_on_its_ports() {
+        let names = ClusterNames::new("orders", "shop");
+        let peers = vec![
+            AttachmentPeer {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".into(), "shop".into())])),
+                    match_expressions: None,
+                }),
+                namespace_selector: None,
+                ip_block: None,
+            },
+            AttachmentPeer {
+                pod_selector: None,
+                namespace_selector: None,
+                ip_block: Some(PrivateIpBlock {
+                    cidr: Cidr("10.20.0.0/16".into()),
+                    except: Some(vec![Cidr("10.20.5.0/24".into())]),
+                }),
+            },
+        ];
+        let p = attachment(&names, "shop-app", &peers, &[], &owner());
+        assert_eq!(p.metadata.name.as_deref(), Some("orders-shop-app-access"));
+        let s = spec(&p);
+        assert_eq!(s.policy_types, Some(vec!["Ingress".to_string()]), "adds ingress, never restricts egress");
+        let rule = &s.ingress.expect("ingress")[0];
+        assert_eq!(rule.ports, Some(vec![mongodb_port()]), "the MongoDB port by default");
+        let from = rule.from.clone().expect("from");
+        assert_eq!(from.len(), 2);
+        assert_eq!(from[1].ip_block.as_ref().and_then(|b| b.except.clone()), Some(vec!["10.20.5.0/24".to_string()]));
+        let metrics = spec(&attachment(&names, "prom", &peers[..1], &[AttachmentPort::Metrics], &owner()));
+        assert_eq!(
+            metrics.ingress.expect("ingress")[0].ports,
+            Some(vec![tcp(IntOrString::String(METRICS_PORT_NAME.into()))])
+        );
+        let long = attachment_policy_name(&names, &"a".repeat(80));
+        assert!(long.len() <= 63 && long.ends_with("-access"), "{long}");
+    }
+}
