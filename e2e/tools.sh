@@ -6,7 +6,7 @@
 # cache makes this script return in milliseconds.
 #
 #   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus]...
-#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs)
+#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
 
@@ -148,7 +148,7 @@ build_cyclonus() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
 }
 
-ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs)
+ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;

@@ -20,6 +20,9 @@ use support::*;
 
 const BUCKET: &str = "backups";
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// The clusters are isolated; their Jobs may reach the s3s-fs stores on loopback, any port.
+const STORES_ON_LOOPBACK: &str =
+    "  networkIsolation:\n    objectStores:\n      cidrs: [127.0.0.0/8]\n      ports: []\n";
 
 struct Env {
     client: Client,
@@ -58,7 +61,7 @@ impl Env {
     /// A 3-member simulated cluster with a primary.
     async fn cluster(&self, name: &str) -> SimMembers {
         self.apply_yaml::<MongoCluster>(&format!(
-            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n"
+            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n{STORES_ON_LOOPBACK}"
         ))
         .await;
         let sim = SimMembers::follow(&self.client, &self.ns, name, None).await;
@@ -417,7 +420,7 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
 
 fn clone_of(name: &str, from_backup: &str) -> String {
     format!(
-        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n{STORES_ON_LOOPBACK}  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
     )
 }
 

@@ -337,9 +337,9 @@ pub struct ObjectStoreEgress {
     /// Off by default.
     #[serde(default)]
     pub any_address: bool,
-    /// TCP ports of the stores' endpoints.
+    /// TCP ports of the stores' endpoints; an empty list allows every port.
     #[serde(default = "default_store_ports")]
-    #[schemars(length(min = 1, max = 8))]
+    #[schemars(length(max = 8))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub ports: Vec<u16>,
 }

@@ -164,11 +164,13 @@ pub fn members(
 pub fn jobs(names: &ClusterNames, stores: &ObjectStoreEgress, owner: &OwnerReference) -> NetworkPolicy {
     let mut egress = vec![dns(), to_members(&names.cluster)];
     let ports: Vec<NetworkPolicyPort> = stores.ports.iter().map(|p| tcp(IntOrString::Int(i32::from(*p)))).collect();
+    // A rule without ports allows every port.
+    let ports = (!ports.is_empty()).then_some(ports);
     if stores.any_address {
-        egress.push(NetworkPolicyEgressRule { to: None, ports: Some(ports) });
+        egress.push(NetworkPolicyEgressRule { to: None, ports });
     } else if !stores.cidrs.is_empty() {
         let to = stores.cidrs.iter().map(|c| block(&c.0, None)).collect();
-        egress.push(NetworkPolicyEgressRule { to: Some(to), ports: Some(ports) });
+        egress.push(NetworkPolicyEgressRule { to: Some(to), ports });
     }
     NetworkPolicy {
         metadata: meta(names, jobs_policy_name(names), owner),

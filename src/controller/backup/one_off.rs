@@ -126,13 +126,13 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
         let message = format!("MongoCluster {cluster_name} does not exist in {namespace}");
         return pending(&backups, backup, status, &events, "ClusterNotFound", message, None).await;
     };
-    if cluster.status.as_ref().and_then(|s| s.primary.as_ref()).is_none() {
-        let message = format!("waiting for MongoCluster {cluster_name} to have a primary");
-        return pending(&backups, backup, status, &events, "ClusterNotReady", message, None).await;
-    }
     if !cluster.spec.network_isolation.stores_reachable() {
         let message = no_route_to_stores(cluster_name);
         return pending(&backups, backup, status, &events, "NoRouteToStores", message, Some(SECRET_RETRY)).await;
+    }
+    if cluster.status.as_ref().and_then(|s| s.primary.as_ref()).is_none() {
+        let message = format!("waiting for MongoCluster {cluster_name} to have a primary");
+        return pending(&backups, backup, status, &events, "ClusterNotReady", message, None).await;
     }
     let others = jobs
         .list(&ListParams::default().labels(&query(&labels(cluster_name, BACKUP_COMPONENT))))
