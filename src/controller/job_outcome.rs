@@ -4,7 +4,10 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
 
+use super::error::{Error, KubeContext};
 use crate::backup::plan::Outcome;
 
 /// A Job's state, as far as the backup is concerned.
@@ -43,6 +46,18 @@ fn newest_outcome(pods: &[Pod], container: &str) -> Option<Outcome> {
     let (_, message) = terminated.pop()?;
     // With FallbackToLogsOnError the message may be log lines; the outcome is the last line.
     message.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// Reads Job `name` in `namespace` and its Pods: its state, or None when there is no such Job.
+pub async fn read(client: &Client, namespace: &str, name: &str, container: &str) -> Result<Option<JobState>, Error> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let Some(job) = jobs.get_opt(name).await.doing(|| format!("reading Job {name}"))? else { return Ok(None) };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await
+        .doing(|| format!("listing the Pods of Job {name}"))?;
+    Ok(Some(state(&job, &list.items, container)))
 }
 
 /// The state of `job`, whose Pods are `pods` and whose main container is `container`.

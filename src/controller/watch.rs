@@ -1,12 +1,18 @@
 //! What the controllers share about watching: the namespaces in scope, and metadata-only
 //! watches of the objects they own.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
+
+use super::{Context, Error};
+use crate::mongo::MongoAdmin;
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
@@ -42,6 +48,18 @@ where
         + 'static,
 {
     watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
+}
+
+/// What every controller does with a failed reconcile: log it with its reason, and look again
+/// soon when retrying may help (the API server or a member was briefly away), later otherwise.
+pub fn error_policy<K, A>(object: Arc<K>, error: &Error, _: Arc<Context<A>>) -> Action
+where
+    K: kube::Resource<DynamicType = ()>,
+    A: MongoAdmin,
+{
+    let object = ObjectRef::from_obj(&*object);
+    tracing::warn!(%object, reason = error.reason(), %error, "reconcile failed");
+    Action::requeue(if error.is_transient() { Duration::from_secs(5) } else { Duration::from_secs(30) })
 }
 
 /// Logs what a controller's run stream yields: each reconcile's object, or its error (the

@@ -16,20 +16,15 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 
-use super::watch::{Scope, api, log_result, metadata};
-use super::{Context, Error};
+use super::Context;
+use super::watch::{Scope, api, error_policy, log_result, metadata};
 use crate::api::{MongoCluster, NetworkPolicyAttachment};
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
-
-fn error_policy<A: MongoAdmin>(attachment: Arc<NetworkPolicyAttachment>, error: &Error, _: Arc<Context<A>>) -> Action {
-    tracing::warn!(attachment = %attachment.name_any(), reason = error.reason(), %error, "reconcile failed");
-    Action::requeue(if error.is_transient() { Duration::from_secs(5) } else { Duration::from_secs(30) })
-}
 
 /// The attachments of `cluster` in `namespace`.
 fn of_cluster(

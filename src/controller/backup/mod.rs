@@ -13,7 +13,6 @@ mod status;
 pub use one_off::no_route_to_stores;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -22,7 +21,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::watch::{Scope, api, log_result, metadata};
+use super::watch::{Scope, api, error_policy, log_result, metadata};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
 use crate::build::backup_job::BACKUP_COMPONENT;
@@ -38,11 +37,6 @@ async fn reconcile<A: MongoAdmin>(backup: Arc<MongoBackup>, ctx: Arc<Context<A>>
     } else {
         one_off::reconcile(&backup, &ctx).await
     }
-}
-
-fn error_policy<A: MongoAdmin>(backup: Arc<MongoBackup>, error: &Error, _: Arc<Context<A>>) -> Action {
-    tracing::warn!(backup = %backup.name_any(), reason = error.reason(), %error, "reconcile failed");
-    Action::requeue(if error.is_transient() { Duration::from_secs(5) } else { Duration::from_secs(30) })
 }
 
 /// One-off backups that have not started, for `cluster` in `namespace`: they wait for the

@@ -2,7 +2,6 @@
 //! what it reported.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -20,7 +19,7 @@ use crate::build::secrets::BACKUP_PASSWORD_KEY;
 use crate::build::statefulset::mongod_image;
 use crate::controller::credentials::missing;
 use crate::controller::error::{Error, KubeContext};
-use crate::controller::job_outcome::{JobState, state};
+use crate::controller::job_outcome::{self, JobState};
 use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
 use crate::mongo::MongoAdmin;
@@ -64,13 +63,8 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let job_name = job_name(&name, BACKUP_COMPONENT);
 
-    if let Some(job) = jobs.get_opt(&job_name).await.doing(|| format!("reading Job {job_name}"))? {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-        let list = pods
-            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
-            .await
-            .doing(|| format!("listing the Pods of Job {job_name}"))?;
-        match state(&job, &list.items, BACKUP_COMPONENT) {
+    if let Some(job_state) = job_outcome::read(&ctx.client, &namespace, &job_name, BACKUP_COMPONENT).await? {
+        match job_state {
             JobState::Active => {
                 if status.phase != Some(BackupPhase::Running) {
                     status.start_time.get_or_insert_with(now);

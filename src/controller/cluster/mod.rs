@@ -14,7 +14,6 @@ mod world;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -23,15 +22,15 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 pub use validate::{Version, version_path};
 
+use super::Context;
 pub use super::watch::Scope;
-use super::watch::{api, log_result, metadata};
-use super::{Context, Error};
+use super::watch::{api, error_policy, log_result, metadata};
 use crate::api::MongoCluster;
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
@@ -75,15 +74,6 @@ fn clusters_of_secret(
 fn cluster_of_pod(pod: kube::core::PartialObjectMeta<Pod>) -> Option<ObjectRef<MongoCluster>> {
     let instance = pod.labels().get("app.kubernetes.io/instance")?;
     Some(ObjectRef::new(instance).within(&pod.namespace()?))
-}
-
-fn error_policy<A: MongoAdmin>(cluster: Arc<MongoCluster>, error: &Error, _: Arc<Context<A>>) -> Action {
-    tracing::warn!(cluster = %cluster.name_any(), reason = error.reason(), %error, "reconcile failed");
-    if error.is_transient() {
-        Action::requeue(Duration::from_secs(5))
-    } else {
-        Action::requeue(Duration::from_secs(30))
-    }
 }
 
 /// Runs the MongoCluster controller until `shutdown` resolves; in-flight reconciles finish.

@@ -11,10 +11,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::objects::{self, InternalCredentials};
 use super::status::Progress;
@@ -33,7 +32,7 @@ use crate::build::statefulset::mongod_image;
 use crate::controller::backup::no_route_to_stores;
 use crate::controller::credentials::missing;
 use crate::controller::error::{Error, KubeContext};
-use crate::controller::job_outcome::{JobState, state};
+use crate::controller::job_outcome::{self, JobState};
 use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
 use crate::mongo::{MongoAdmin, Target};
@@ -227,14 +226,9 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     let ns = &i.names.namespace;
     let jobs: Api<Job> = Api::namespaced(i.ctx.client.clone(), ns);
     let job_name = restore_job_name(i.names);
-    if let Some(job) = jobs.get_opt(&job_name).await.doing(|| format!("reading Job {job_name}"))? {
-        let pods: Api<Pod> = Api::namespaced(i.ctx.client.clone(), ns);
-        let list = pods
-            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
-            .await
-            .doing(|| format!("listing the Pods of Job {job_name}"))?;
+    if let Some(job_state) = job_outcome::read(&i.ctx.client, ns, &job_name, RESTORE_COMPONENT).await? {
         let source = i.previous().and_then(|p| p.source.clone()).unwrap_or_else(|| job_name.clone());
-        return Ok(match state(&job, &list.items, RESTORE_COMPONENT) {
+        return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
             JobState::Succeeded(Some(Outcome::Restored { manifest })) => {
                 objects::mark_restored(&i.ctx.client, i.names, &source).await?;
