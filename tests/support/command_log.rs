@@ -71,8 +71,27 @@ pub fn assert_legal(entries: &[Entry]) -> (usize, usize) {
     let mut config = initiated[0].doc["replSetInitiate"].clone();
     assert_eq!(number(&config["version"]), Some(1), "initiated with version 1");
     let (mut reconfigs, mut step_downs) = (0, 0);
+    // Users created so far, as (db, name): an operator killed after `createUser` succeeded
+    // but before it recorded that, asks again and meets 51003 UserExists, which it answers
+    // with `updateUser`. That is a lost reply, not an illegal step; UserExists for a user
+    // never created is.
+    let mut created: BTreeSet<(String, String)> = BTreeSet::new();
     for e in entries {
-        let refused = !e.ok && !e.code.is_some_and(|c| TIMING_CODES.contains(&c));
+        let user = || {
+            (
+                e.doc["$db"].as_str().unwrap_or_default().to_string(),
+                e.doc["createUser"].as_str().unwrap_or_default().to_string(),
+            )
+        };
+        let lost_reply = e.command == "createUser" && e.code == Some(51003) && created.contains(&user());
+        let refused = !e.ok && !lost_reply && !e.code.is_some_and(|c| TIMING_CODES.contains(&c));
+        if e.command == "createUser" && e.ok {
+            created.insert(user());
+        }
+        if e.command == "dropUser" && e.ok {
+            let db = e.doc["$db"].as_str().unwrap_or_default().to_string();
+            created.remove(&(db, e.doc["dropUser"].as_str().unwrap_or_default().to_string()));
+        }
         match e.command.as_str() {
             "replSetInitiate" => {
                 assert!(
