@@ -81,11 +81,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crd { dir } => print_crds(dir),
         Command::Backup { log_level, args } => {
-            telemetry::init(telemetry::LogFormat::Text, &log_level);
+            let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
             backup::command::run(backup::command::Job::Backup, args)
         }
         Command::Restore { log_level, args } => {
-            telemetry::init(telemetry::LogFormat::Text, &log_level);
+            let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
             backup::command::run(backup::command::Job::Restore, args)
         }
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
@@ -95,7 +95,12 @@ fn main() -> ExitCode {
             run_probe(probe, &address, std::time::Duration::from_millis(timeout_ms))
         }
         Command::Run { log_format, log_level, options } => {
-            telemetry::init(log_format, &log_level);
+            let log_level = std::sync::Arc::new(telemetry::init(log_format, &log_level));
+            let telemetry = runtime::Telemetry {
+                metrics: Default::default(),
+                readiness: Default::default(),
+                log_level: Some(log_level),
+            };
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(error) => {
@@ -104,8 +109,8 @@ fn main() -> ExitCode {
                 }
             };
             let result = rt.block_on(async {
-                let client = runtime::connect().await?;
-                runtime::run(client, options, runtime::shutdown_signal()).await
+                let connection = runtime::connect().await?;
+                runtime::run(connection, options, telemetry, runtime::shutdown_signal()).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

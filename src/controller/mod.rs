@@ -13,6 +13,8 @@ mod job_outcome;
 mod ssa;
 mod watch;
 
+use std::sync::Arc;
+
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
@@ -20,6 +22,7 @@ pub use error::Error;
 pub use events::Events;
 
 use crate::mongo::MongoAdmin;
+use crate::telemetry::{Metrics, Readiness};
 
 /// What the controllers need to know about their surroundings.
 #[derive(Clone, Debug)]
@@ -38,12 +41,24 @@ pub struct Context<A: MongoAdmin> {
     pub admin: A,
     pub settings: Settings,
     pub recorder: Recorder,
+    /// Counted by every reconcile, served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Told when each controller's cache is synced, served on `/readyz`.
+    pub readiness: Arc<Readiness>,
 }
 
 impl<A: MongoAdmin> Context<A> {
     pub fn new(client: Client, admin: A, settings: Settings, instance: Option<String>) -> Context<A> {
         let reporter = Reporter { controller: "mongo-operator".into(), instance };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, admin, settings, recorder }
+        let (metrics, readiness) = (Arc::default(), Arc::default());
+        Context { client, admin, settings, recorder, metrics, readiness }
+    }
+
+    /// The same, reporting to the process's metrics and readiness.
+    pub fn with_telemetry(mut self, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Context<A> {
+        self.metrics = metrics;
+        self.readiness = readiness;
+        self
     }
 }

@@ -50,6 +50,42 @@ where
     watcher(api::<PartialObjectMeta<K>>(client, scope), config).default_backoff().touched_objects()
 }
 
+/// Runs one reconcile inside a span naming the controller and the object, and counts it in
+/// the metrics (result, error reason, duration, in flight).
+pub async fn measured<K, A, R, F>(
+    controller: &'static str,
+    object: Arc<K>,
+    ctx: Arc<Context<A>>,
+    reconcile: R,
+) -> Result<Action, Error>
+where
+    K: kube::Resource<DynamicType = ()>,
+    A: MongoAdmin,
+    R: FnOnce(Arc<K>, Arc<Context<A>>) -> F,
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let span = tracing::info_span!("reconcile", controller, object = %ObjectRef::from_obj(&*object));
+    let timer = ctx.metrics.reconcile(controller);
+    let result = tracing::Instrument::instrument(reconcile(object, ctx.clone()), span).await;
+    timer.finish(result.as_ref().err().map(Error::reason));
+    result
+}
+
+/// Tells readiness when a controller's cache holds the full list of its objects.
+pub async fn report_synced<K, A>(store: kube::runtime::reflector::Store<K>, ctx: Arc<Context<A>>, scope: Scope)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    A: MongoAdmin,
+{
+    if store.wait_until_ready().await.is_ok() {
+        let namespace = match &scope {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns.as_str()),
+        };
+        ctx.readiness.synced(crate::telemetry::readiness::cache_name(&K::kind(&()), namespace));
+    }
+}
+
 /// What every controller does with a failed reconcile: log it with its reason, and look again
 /// soon when retrying may help (the API server or a member was briefly away), later otherwise.
 pub fn error_policy<K, A>(object: Arc<K>, error: &Error, _: Arc<Context<A>>) -> Action

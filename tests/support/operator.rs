@@ -14,13 +14,23 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(ns: &str) -> Operator {
+        // Tests run several operators side by side, each alone in its namespace: none takes
+        // part in leader election.
+        Operator::start_with(ns, "", &["--leader-election", "false"])
+    }
+
+    /// Starts one with more arguments; `tag` tells apart the logs of several in one namespace.
+    pub fn start_with(ns: &str, tag: &str, args: &[&str]) -> Operator {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator-logs");
         std::fs::create_dir_all(&dir).expect("log dir");
-        let log = dir.join(format!("{ns}.log"));
+        let log = dir.join(format!("{ns}{tag}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open operator log");
         let child = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
             .args(["run", "--log-format", "text", "--log-level", "info,mongo_operator=debug", "--namespace", ns])
             .args(["--image", "mongo-operator:test"])
+            // Each serves its endpoints on a free port (see `address`).
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
@@ -32,6 +42,14 @@ impl Operator {
     /// Kills the operator at once (SIGKILL), as a crash or an evicted Pod would.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Where it serves /metrics, /healthz and /readyz, once it has said so in its log.
+    pub fn address(&self) -> Option<String> {
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+        let at = line.find("address=")? + "address=".len();
+        Some(line[at..].split_whitespace().next()?.to_string())
     }
 
     /// The operator's log so far, for assertion messages.

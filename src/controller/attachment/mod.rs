@@ -21,7 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 
 use super::Context;
-use super::watch::{Scope, api, error_policy, log_result, metadata};
+use super::watch::{Scope, api, error_policy, log_result, measured, metadata, report_synced};
 use crate::api::{MongoCluster, NetworkPolicyAttachment};
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
@@ -79,9 +79,10 @@ pub async fn run<A: MongoAdmin + 'static>(
         .predicate_filter(predicates::generation, Default::default());
     let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let (for_clusters, for_pods) = (reader.clone(), reader.clone());
+    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
     let pods =
         metadata::<Pod>(&client, &scope, watcher::Config::default()).predicate_filter(labels_hash, Default::default());
-    Controller::for_stream(attachments, reader)
+    let controller = Controller::for_stream(attachments, reader)
         // Pod churn comes in bursts (a rollout); one count per burst is enough.
         .with_config(Config::default().debounce(Duration::from_secs(1)))
         .owns_stream(metadata::<NetworkPolicy>(&client, &scope, owned))
@@ -91,7 +92,7 @@ pub async fn run<A: MongoAdmin + 'static>(
         })
         .watches_stream(pods, move |pod| concerning_pod(&for_pods, &pod))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(log_result)
-        .await;
+        .run(|o, c| measured("attachment", o, c, reconcile::reconcile), error_policy, ctx)
+        .for_each(log_result);
+    futures::future::join(controller, synced).await;
 }

@@ -21,7 +21,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::watch::{Scope, api, error_policy, log_result, metadata};
+use super::watch::{Scope, api, error_policy, log_result, measured, metadata, report_synced};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
 use crate::build::backup_job::BACKUP_COMPONENT;
@@ -67,7 +67,8 @@ pub async fn run<A: MongoAdmin + 'static>(
     let jobs = watcher::Config::default()
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component={BACKUP_COMPONENT}"));
     let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
-    Controller::for_stream(backups, reader)
+    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
+    let controller = Controller::for_stream(backups, reader)
         .owns_stream(metadata::<Job>(&client, &scope, jobs.clone()))
         // A schedule hears of its backups' progress through their owner reference.
         .owns_stream(metadata::<MongoBackup>(&client, &scope, watcher::Config::default()))
@@ -82,7 +83,7 @@ pub async fn run<A: MongoAdmin + 'static>(
             waiting_for(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(log_result)
-        .await;
+        .run(|o, c| measured("backup", o, c, reconcile), error_policy, ctx)
+        .for_each(log_result);
+    futures::future::join(controller, synced).await;
 }

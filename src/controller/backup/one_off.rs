@@ -1,6 +1,7 @@
 //! One backup: wait for the cluster and for any other backup of it, start the Job, and record
 //! what it reported.
 
+use crate::telemetry::{BackupOutcome, Metrics};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
@@ -95,6 +96,7 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
                 );
                 set_phase(&mut status, BackupPhase::Succeeded, "BackupSucceeded", &message, generation);
                 write(&backups, backup, &status).await?;
+                ctx.metrics.backup_finished(BackupOutcome::Succeeded);
                 events.normal("BackupSucceeded", "Backup", message).await;
             }
             JobState::Succeeded(_) => {
@@ -102,12 +104,12 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
                     &backups,
                     backup,
                     &mut status,
-                    &events,
+                    (&events, &ctx.metrics),
                     "the backup Job completed without reporting its result; it is not trusted",
                 )
                 .await?;
             }
-            JobState::Failed(error) => fail(&backups, backup, &mut status, &events, &error).await?,
+            JobState::Failed(error) => fail(&backups, backup, &mut status, (&events, &ctx.metrics), &error).await?,
         }
         return Ok(Action::await_change());
     }
@@ -209,13 +211,14 @@ async fn fail(
     api: &Api<MongoBackup>,
     backup: &MongoBackup,
     status: &mut crate::api::MongoBackupStatus,
-    events: &Events<'_>,
+    (events, metrics): (&Events<'_>, &Metrics),
     error: &str,
 ) -> Result<(), Error> {
     status.completion_time = Some(now());
     status.error = Some(error.to_string());
     set_phase(status, BackupPhase::Failed, "BackupFailed", error, backup.metadata.generation);
     write(api, backup, status).await?;
+    metrics.backup_finished(BackupOutcome::Failed);
     events.warning("BackupFailed", "Backup", error.to_string()).await;
     Ok(())
 }

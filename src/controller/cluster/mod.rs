@@ -30,7 +30,7 @@ pub use validate::{Version, version_path};
 
 use super::Context;
 pub use super::watch::Scope;
-use super::watch::{api, error_policy, log_result, metadata};
+use super::watch::{api, error_policy, log_result, measured, metadata, report_synced};
 use crate::api::MongoCluster;
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
@@ -91,6 +91,8 @@ pub async fn run<A: MongoAdmin + 'static>(
         .predicate_filter(spec_or_request, Default::default());
     let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let secrets_store = reader.clone();
+    ctx.metrics.count_clusters_of(reader.clone());
+    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
     let controller = Controller::for_stream(clusters, reader)
         .owns_stream(metadata::<StatefulSet>(&client, &scope, owned.clone()))
         .owns_stream(metadata::<Service>(&client, &scope, owned.clone()))
@@ -106,5 +108,7 @@ pub async fn run<A: MongoAdmin + 'static>(
             clusters_of_secret(&secrets_store, &s)
         })
         .graceful_shutdown_on(shutdown);
-    controller.run(reconcile::reconcile, error_policy, ctx).for_each(log_result).await;
+    let controller =
+        controller.run(|o, c| measured("cluster", o, c, reconcile::reconcile), error_policy, ctx).for_each(log_result);
+    futures::future::join(controller, synced).await;
 }

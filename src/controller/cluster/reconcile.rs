@@ -315,6 +315,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
                         Some(AFTER_STEP),
                     ));
                 };
+                ctx.metrics.replica_set_step(done.reason);
                 match &done.member {
                     Some(pod) => {
                         events

@@ -1,5 +1,9 @@
 //! The process behind `mongo-operator run`: connects to the API server, checks that the CRDs
-//! are installed, runs until SIGTERM or SIGINT, and shuts down cleanly.
+//! are installed, serves its HTTP endpoints, waits for the leader Lease, runs the controllers
+//! until SIGTERM or SIGINT (or until it loses the Lease), and shuts down cleanly.
+
+pub mod http;
+pub mod leader;
 
 use std::future::Future;
 
@@ -17,6 +21,8 @@ use crate::build::network_policy::OperatorPeer;
 use crate::controller::cluster::{self, Scope};
 use crate::controller::{Context, Settings};
 use crate::mongo::{DriverAdmin, Timeouts};
+use crate::telemetry::readiness::cache_name;
+use crate::telemetry::{LogLevel, Metrics, Readiness};
 
 /// Why the operator could not start.
 #[derive(Debug, Error)]
@@ -44,6 +50,29 @@ pub enum StartError {
         /// The API server's message.
         message: String,
     },
+    /// The leader Lease could not be set up.
+    #[error(
+        "cannot use the leader Lease {lease}: {message}; check that its namespace exists and RBAC lets the operator get, create and patch Leases there"
+    )]
+    Lease {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// This replica stopped leading while its controllers ran; it stops at once so that
+    /// two replicas never act together, and its Pod restarts as a standby.
+    #[error("lost leadership: {0}")]
+    LostLease(String),
+    /// The HTTP endpoints could not listen.
+    #[error("cannot listen on {address} for /metrics, /healthz and /readyz: {source}")]
+    Listen {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other API error while checking a CRD.
     #[error("checking {crd} failed: {source}")]
     Check {
@@ -55,13 +84,15 @@ pub enum StartError {
     },
 }
 
-/// Builds a client from the environment (in-cluster, `KUBECONFIG`, or `~/.kube/config`).
-pub async fn connect() -> Result<Client, StartError> {
+/// Builds a client from the environment (in-cluster, `KUBECONFIG`, or `~/.kube/config`), and
+/// returns its configuration too (the leader Lease uses its own client, with short timeouts).
+pub async fn connect() -> Result<(Client, kube::Config), StartError> {
     crate::tls::install_crypto_provider();
-    let client = Client::try_default().await.map_err(StartError::Config)?;
+    let config = kube::Config::infer().await.map_err(|e| StartError::Config(kube::Error::InferConfig(e)))?;
+    let client = Client::try_from(config.clone()).map_err(StartError::Config)?;
     let version = client.apiserver_version().await.map_err(StartError::Unreachable)?;
     info!(server = %version.git_version, "connected to the Kubernetes API server");
-    Ok(client)
+    Ok((client, config))
 }
 
 /// Checks that every kind this operator serves can be listed, which proves its CRD is
@@ -126,16 +157,28 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// Options of `mongo-operator run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunOptions {
-    /// Watch only this namespace (all namespaces when unset).
-    #[arg(long, env = "MONGO_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated or repeated); all namespaces when unset.
+    #[arg(long = "namespaces", alias = "namespace", env = "MONGO_OPERATOR_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Where to serve /metrics, /healthz, /readyz and /log-level (port 0: any free port).
+    #[arg(long, env = "MONGO_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Take part in leader election, so that of several replicas exactly one acts.
+    #[arg(long, env = "MONGO_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// The namespace of the leader Lease (default: the operator's namespace).
+    #[arg(long, env = "MONGO_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// The name of the leader Lease.
+    #[arg(long, env = "MONGO_OPERATOR_LEADER_ELECTION_LEASE", default_value = "mongo-operator")]
+    pub leader_election_lease: String,
     /// The operator's own image, which mongod Pods' init container copies the binary from.
     #[arg(long, env = "MONGO_OPERATOR_IMAGE", default_value = concat!("mongo-operator:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// The cluster's DNS domain.
     #[arg(long, env = "MONGO_OPERATOR_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
-    /// This replica of the operator, for Events (the Pod name in a Deployment).
+    /// This replica of the operator, for Events and the Lease (the Pod name in a Deployment).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
     /// The namespace the operator's Pods run in: isolated members let its connections in.
@@ -158,13 +201,91 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Runs the controllers until `shutdown` resolves, then lets in-flight reconciles finish.
+impl RunOptions {
+    /// The namespaces to watch, one controller set each; all namespaces when none is named.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut named: Vec<&String> = self.namespaces.iter().filter(|n| !n.trim().is_empty()).collect();
+        named.sort();
+        named.dedup();
+        if named.is_empty() {
+            vec![Scope::All]
+        } else {
+            named.into_iter().map(|n| Scope::Namespace(n.trim().to_string())).collect()
+        }
+    }
+
+    fn identity(&self) -> String {
+        // Two operators run by hand share no Pod name; the random part keeps them apart.
+        self.instance.clone().unwrap_or_else(|| format!("mongo-operator-{:08x}", rand::random::<u32>()))
+    }
+}
+
+/// What the process exposes about itself, made once in `main`.
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub log_level: Option<Arc<LogLevel>>,
+}
+
+/// Runs the operator until `shutdown` resolves, then lets in-flight reconciles finish.
 pub async fn run(
-    client: Client,
+    (client, config): (Client, kube::Config),
     options: RunOptions,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
+    let shutdown = shutdown.shared();
+    let Telemetry { metrics, readiness, log_level } = telemetry;
+    let endpoints = http::Endpoints { metrics: metrics.clone(), readiness: readiness.clone(), log_level };
+    let (bound, server) = http::bind(options.listen, endpoints, shutdown.clone())
+        .await
+        .map_err(|source| StartError::Listen { address: options.listen, source })?;
+    info!(address = %bound, "serving /metrics, /healthz, /readyz and /log-level");
+    let server = tokio::spawn(server);
+
+    let result = lead(client, config, options, metrics, readiness, shutdown).await;
+    server.abort();
+    result
+}
+
+async fn lead(
+    client: Client,
+    config: kube::Config,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    shutdown: futures::future::Shared<impl Future<Output = ()> + Send + Sync + 'static>,
+) -> Result<(), StartError> {
     check_crds(&client).await?;
+    let identity = options.identity();
+    let leadership = match options.leader_election {
+        true => {
+            let namespace = options.leader_election_namespace.as_deref().unwrap_or(&options.operator_namespace);
+            Some(leader::Leadership::new(&config, namespace, &options.leader_election_lease, &identity).await?)
+        }
+        false => None,
+    };
+    readiness.standby();
+    if let Some(leadership) = &leadership {
+        tokio::select! {
+            () = leadership.acquired() => {}
+            () = shutdown.clone() => {
+                info!("stopped while waiting for the leader Lease");
+                return Ok(());
+            }
+        }
+    }
+    metrics.set_leader(true);
+
+    let scopes = options.scopes();
+    let caches = scopes.iter().flat_map(|scope| {
+        let ns = match scope {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns.as_str()),
+        };
+        ["MongoCluster", "MongoBackup", "NetworkPolicyAttachment"].map(|kind| cache_name(kind, ns))
+    });
+    readiness.leading(caches);
     let settings = Settings {
         operator_image: options.image,
         cluster_domain: options.cluster_domain,
@@ -175,30 +296,43 @@ pub async fn run(
         },
     };
     let admin = DriverAdmin::new(Timeouts::default());
-    let ctx = Arc::new(Context::new(client, admin, settings, options.instance));
-    let scope = match options.namespace {
-        Some(ns) => Scope::Namespace(ns),
-        None => Scope::All,
-    };
-    info!(?scope, "mongo-operator is running");
-    let shutdown = shutdown.shared();
-    let controllers = futures::future::join(
-        cluster::run(ctx.clone(), scope.clone(), shutdown.clone()),
-        futures::future::join(
+    let ctx = Arc::new(
+        Context::new(client, admin, settings, Some(identity)).with_telemetry(metrics.clone(), readiness.clone()),
+    );
+    info!(?scopes, "mongo-operator is running");
+    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
+        futures::future::join3(
+            cluster::run(ctx.clone(), scope.clone(), shutdown.clone()),
             crate::controller::backup::run(ctx.clone(), scope.clone(), shutdown.clone()),
-            crate::controller::attachment::run(ctx, scope, shutdown.clone()),
-        ),
-    )
+            crate::controller::attachment::run(ctx.clone(), scope, shutdown.clone()),
+        )
+    }))
     .map(|_| ());
     // In-flight reconciles may finish after the signal, but only within a grace period: one
     // stuck on an unreachable member must not outlast the Pod's termination grace period.
     let deadline = async {
-        shutdown.await;
+        shutdown.clone().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let lost = async {
+        match &leadership {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
     };
     tokio::select! {
         () = controllers => info!("stopped cleanly"),
         () = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running after the grace period; stopping anyway"),
+        why = lost => {
+            // Dropping the controllers here cancels every reconcile at its next await: from
+            // now on another replica may act, and two must never act at once.
+            metrics.set_leader(false);
+            return Err(StartError::LostLease(why));
+        }
+    }
+    metrics.set_leader(false);
+    if let Some(leadership) = &leadership {
+        leadership.release().await;
     }
     Ok(())
 }
