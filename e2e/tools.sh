@@ -2,11 +2,14 @@
 # Builds the test-infrastructure binaries from package registries only (Go module proxy,
 # crates.io), once, into a cache outside the repository keyed by version:
 #   $MONGO_OPERATOR_CACHE/bin/<tool>-<version>/
+# Tools whose source is in this repository (argocd-health) have no release version: their key
+# is a hash of their sources, so an edit rebuilds them and an unchanged tree reuses the build.
 # A finished build leaves a `.done` marker, so an interrupted build is redone, and a warm
 # cache makes this script return in milliseconds.
 #
-#   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus]...
-#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus)
+#   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health]...
+#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus
+#   argocd-health)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
 
@@ -26,9 +29,18 @@ S3SFS_VERSION=0.14.1
 CYCLONUS_VERSION=v0.5.6
 
 CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Runs Argo CD health scripts in gopher-lua as Argo CD does (tests/argocd_health.rs).
+ARGOCD_HEALTH_SRC="$ROOT/e2e/argocd-health"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-trimpath
 
 log() { printf '[tools] %s\n' "$*" >&2; }
+
+# A short hash of a Go module's sources (go.mod, go.sum, *.go), names included.
+source_hash() {
+  (cd "$1" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
 
 dir_of() {
   case "$1" in
@@ -40,6 +52,7 @@ dir_of() {
     mongotools) echo "$CACHE/bin/mongotools-$MONGOTOOLS_VERSION" ;;
     s3sfs) echo "$CACHE/bin/s3sfs-$S3SFS_VERSION" ;;
     cyclonus) echo "$CACHE/bin/cyclonus-$CYCLONUS_VERSION" ;;
+    argocd-health) echo "$CACHE/bin/argocd-health-$(source_hash "$ARGOCD_HEALTH_SRC")" ;;
     *) log "unknown tool: $1"; return 1 ;;
   esac
 }
@@ -56,7 +69,7 @@ build() {
   log "building $tool into $out (cold; cached afterwards)"
   local start=$SECONDS work; work=$(mktemp -d)
   rm -rf "$out"; mkdir -p "$out"
-  ( cd "$work" && "build_$tool" "$out" )
+  ( cd "$work" && "build_${tool//-/_}" "$out" )
   rm -rf "$work"
   touch "$out/.done"
   flock -u "$lock"
@@ -148,7 +161,14 @@ build_cyclonus() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
 }
 
-ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus)
+build_argocd_health() {
+  local out=$1
+  # The module's own go.mod and go.sum pin gopher-lua (the version Argo CD builds with), so
+  # this needs nothing but the module proxy, and nothing is written into the repository.
+  go build -C "$ARGOCD_HEALTH_SRC" -buildvcs=false -ldflags "-s -w" -o "$out/argocd-health" .
+}
+
+ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;
