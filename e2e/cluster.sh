@@ -27,6 +27,8 @@ PKI="$STATE/pki"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 KUBECONFIG_FILE="$STATE/admin.kubeconfig"
+# Where the tests' operators' ServiceAccounts live (see tests/support/operator.rs).
+OPERATOR_SA_NAMESPACE=mongo-operator-tests
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -174,6 +176,11 @@ provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: Immediate
 allowVolumeExpansion: true
 reclaimPolicy: Delete
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $OPERATOR_SA_NAMESPACE
 $pvs
 OBJ
 }
@@ -203,6 +210,19 @@ up() {
     --initial-cluster "e2e=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --listen-metrics-urls ""
   wait_for etcd 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ETCD_PORT"
 
+  # Requests of the operators the tests run (their ServiceAccounts live in one namespace) are
+  # audited, so tests/rbac.rs can show every rule of the chart's RBAC is used.
+  cat > "$STATE/audit-policy.yaml" <<YAML
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:$OPERATOR_SA_NAMESPACE"]
+  - level: None
+YAML
+  # OwnerReferencesPermissionEnforcement (on in OpenShift and hardened clusters) makes setting
+  # blockOwnerDeletion need update on the owner's finalizers: the chart's RBAC must grant it.
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
@@ -211,7 +231,10 @@ up() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true \
-    --enable-priority-and-fairness=false --profiling=false
+    --enable-priority-and-fairness=false --profiling=false \
+    --enable-admission-plugins OwnerReferencesPermissionEnforcement \
+    --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
+    --audit-log-format json --audit-log-maxsize 0 --audit-log-mode blocking
   wait_for kube-apiserver 90 kc get --raw /readyz
 
   start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
@@ -246,6 +269,7 @@ up() {
 
 print_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
+  echo "export MONGO_OPERATOR_AUDIT_LOG=$LOGS/audit.log"
   echo "export PATH=$K8S_BIN:$HELM_BIN:\$PATH"
 }
 

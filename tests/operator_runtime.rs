@@ -11,6 +11,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use mongo_operator::api::MongoCluster;
 use support::operator::Operator;
+use support::rbac;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,8 +44,8 @@ fn has_reconciled(metrics: &str, controller: &str) -> bool {
     metrics.lines().any(|l| l.starts_with(&format!("mongo_operator_reconciles_total{{controller=\"{controller}\"")))
 }
 
-async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases.get("lease").await.ok()?.spec?.holder_identity
+async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases.get(name).await.ok()?.spec?.holder_identity
 }
 
 fn cluster(name: &str) -> String {
@@ -59,25 +60,21 @@ async fn one_replica_leads_a_standby_takes_over_and_a_lost_lease_stops_the_leade
     let client = client().await;
     install_crds(&client).await;
     let ns = namespace(&client, "leader").await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    // The Lease lives where the chart's RBAC lets the operators' ServiceAccount use it.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), rbac::SA_NAMESPACE);
+    let lease: &'static str = Box::leak(rbac::lease_of(&ns).into_boxed_str());
     let args = |who: &'static str| {
         let ns: &'static str = Box::leak(ns.clone().into_boxed_str());
-        vec![
-            "--namespaces",
-            ns,
-            "--leader-election-namespace",
-            ns,
-            "--leader-election-lease",
-            "lease",
-            "--instance",
-            who,
-        ]
+        vec!["--namespaces", ns, "--leader-election-namespace", rbac::SA_NAMESPACE]
+            .into_iter()
+            .chain(["--leader-election-lease", lease, "--instance", who])
+            .collect::<Vec<_>>()
     };
 
     let started = Instant::now();
     let a = Operator::start_with(&ns, "-a", &args("replica-a"));
     eventually("replica-a to hold the Lease", Duration::from_secs(30), || async {
-        (holder(&leases).await.as_deref() == Some("replica-a")).then_some(())
+        (holder(&leases, lease).await.as_deref() == Some("replica-a")).then_some(())
     })
     .await;
     let a_addr = address_of(&a).await;
@@ -108,7 +105,7 @@ async fn one_replica_leads_a_standby_takes_over_and_a_lost_lease_stops_the_leade
     .await;
     let standby = metrics(&b_addr).await;
     assert!(!has_reconciled(&standby, "cluster"), "the standby reconciled:\n{standby}");
-    assert_eq!(holder(&leases).await.as_deref(), Some("replica-a"));
+    assert_eq!(holder(&leases, lease).await.as_deref(), Some("replica-a"));
 
     // The leader stops (SIGTERM): it releases the Lease, and the standby takes over.
     let pid = a.child.id().expect("replica-a pid").to_string();
@@ -125,13 +122,13 @@ async fn one_replica_leads_a_standby_takes_over_and_a_lost_lease_stops_the_leade
     })
     .await;
     eprintln!("takeover after SIGTERM of the leader: {:?}", stopped.elapsed());
-    assert_eq!(holder(&leases).await.as_deref(), Some("replica-b"));
+    assert_eq!(holder(&leases, lease).await.as_deref(), Some("replica-b"));
 
     // Someone else takes the Lease (as a replica whose clock ran ahead, or a manual edit
     // would): replica-b must stop at its next renewal, without waiting for anything else.
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let steal = serde_json::json!({"spec": {"holderIdentity": "intruder", "renewTime": now, "acquireTime": now, "leaseDurationSeconds": 60}});
-    leases.patch("lease", &PatchParams::default(), &Patch::Merge(&steal)).await.expect("take the Lease");
+    leases.patch(lease, &PatchParams::default(), &Patch::Merge(&steal)).await.expect("take the Lease");
     let taken = Instant::now();
     let mut b = b;
     let exit =
@@ -139,7 +136,11 @@ async fn one_replica_leads_a_standby_takes_over_and_a_lost_lease_stops_the_leade
     assert!(!exit.success(), "a replica that lost its Lease must exit with an error:\n{}", b.log_text());
     assert!(b.log_text().contains("lost leadership"), "{}", b.log_text());
     eprintln!("replica-b stopped {:?} after losing the Lease", taken.elapsed());
-    assert_eq!(holder(&leases).await.as_deref(), Some("intruder"), "a stopped leader must not take the Lease back");
+    assert_eq!(
+        holder(&leases, lease).await.as_deref(),
+        Some("intruder"),
+        "a stopped leader must not take the Lease back"
+    );
 
     let clusters: Api<MongoCluster> = Api::namespaced(client.clone(), &ns);
     assert!(clusters.get("first").await.is_ok());

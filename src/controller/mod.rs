@@ -20,6 +20,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 pub use error::Error;
 pub use events::Events;
+pub use watch::api as watch_api;
 
 use crate::mongo::MongoAdmin;
 use crate::telemetry::{Metrics, Readiness};

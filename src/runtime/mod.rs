@@ -95,17 +95,19 @@ pub async fn connect() -> Result<(Client, kube::Config), StartError> {
     Ok((client, config))
 }
 
-/// Checks that every kind this operator serves can be listed, which proves its CRD is
-/// installed and served and that RBAC lets the operator read it.
-pub async fn check_crds(client: &Client) -> Result<(), StartError> {
-    check_kind::<MongoCluster>(client).await?;
-    check_kind::<MongoBackup>(client).await?;
-    check_kind::<NetworkPolicyAttachment>(client).await?;
+/// Checks that every kind this operator serves can be listed where it watches, which proves
+/// its CRD is installed and served and that RBAC lets the operator read it there.
+pub async fn check_crds(client: &Client, scopes: &[Scope]) -> Result<(), StartError> {
+    for scope in scopes {
+        check_kind::<MongoCluster>(client, scope).await?;
+        check_kind::<MongoBackup>(client, scope).await?;
+        check_kind::<NetworkPolicyAttachment>(client, scope).await?;
+    }
     info!("all CustomResourceDefinitions are installed");
     Ok(())
 }
 
-async fn check_kind<K>(client: &Client) -> Result<(), StartError>
+async fn check_kind<K>(client: &Client, scope: &Scope) -> Result<(), StartError>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -113,7 +115,7 @@ where
         + serde::de::DeserializeOwned,
 {
     let crd = format!("{}.{}", K::plural(&()), K::group(&()));
-    let api: Api<K> = Api::all(client.clone());
+    let api: Api<K> = crate::controller::watch_api(client, scope);
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         // An unserved resource answers a bare "404 page not found" with no Status body, so
@@ -256,7 +258,8 @@ async fn lead(
     readiness: Arc<Readiness>,
     shutdown: futures::future::Shared<impl Future<Output = ()> + Send + Sync + 'static>,
 ) -> Result<(), StartError> {
-    check_crds(&client).await?;
+    let scopes = options.scopes();
+    check_crds(&client, &scopes).await?;
     let identity = options.identity();
     let leadership = match options.leader_election {
         true => {
@@ -277,7 +280,6 @@ async fn lead(
     }
     metrics.set_leader(true);
 
-    let scopes = options.scopes();
     let caches = scopes.iter().flat_map(|scope| {
         let ns = match scope {
             Scope::All => None,

@@ -108,7 +108,7 @@ impl Metrics {
         // Both series exist from the start, so an alert on the rate of failures has a series
         // to compare against before the first backup ends.
         for result in ["succeeded", "failed"] {
-            backups.get_or_create(&BackupResult { result });
+            let _ = backups.get_or_create(&BackupResult { result });
         }
         let leader = Gauge::default();
         registry.register(

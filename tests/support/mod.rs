@@ -7,6 +7,7 @@ pub mod command_log;
 pub mod job_runner;
 pub mod members;
 pub mod operator;
+pub mod rbac;
 pub mod servers;
 
 use std::path::{Path, PathBuf};

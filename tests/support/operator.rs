@@ -25,7 +25,10 @@ impl Operator {
         std::fs::create_dir_all(&dir).expect("log dir");
         let log = dir.join(format!("{ns}{tag}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open operator log");
+        // The operator acts with the Helm chart's RBAC, not as the test's admin.
+        let kubeconfig = super::rbac::operator_identity(ns);
         let child = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
+            .env("KUBECONFIG", &kubeconfig)
             .args(["run", "--log-format", "text", "--log-level", "info,mongo_operator=debug", "--namespace", ns])
             .args(["--image", "mongo-operator:test"])
             // Each serves its endpoints on a free port (see `address`).
