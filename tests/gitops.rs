@@ -88,6 +88,18 @@ async fn examples_applied_twice_converge_with_no_drift_and_no_fight_over_fields(
     let _members = SimMembers::follow(&client, &ns, "demo", None).await;
     let (code, out) = kubectl(&["wait", "-n", &ns, "--for=condition=Ready", "mongocluster/demo", "--timeout=180s"]);
     assert_eq!(code, 0, "kubectl wait for Ready: {out}\noperator log:\n{}", operator.log_text());
+    // kstatus (Flux) reads Reconciling and Stalled: a Ready cluster is neither.
+    for condition in ["Reconciling", "Stalled"] {
+        let (code, out) = kubectl(&[
+            "wait",
+            "-n",
+            &ns,
+            &format!("--for=condition={condition}=False"),
+            "mongocluster/demo",
+            "--timeout=30s",
+        ]);
+        assert_eq!(code, 0, "{condition} should be False on a Ready cluster: {out}");
+    }
 
     // The operator has observed every example (its status says which generation it saw).
     let objects = declared(&files);

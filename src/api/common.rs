@@ -43,6 +43,40 @@ pub mod condition_type {
     pub const DEGRADED: &str = "Degraded";
     /// A MongoCluster's Pods are fenced by default-deny NetworkPolicies.
     pub const NETWORK_ISOLATED: &str = "NetworkIsolated";
+    /// kstatus: the operator is still working towards the spec (Flux waits while True).
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: the spec cannot be reached without a change from the user (Flux fails).
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Where an object stands for kstatus (Flux's health checks, `kstatus`-based tools), which
+/// read `Reconciling` and `Stalled`, not `Ready`.
+pub enum Standing<'a> {
+    /// Done: neither reconciling nor stalled (also a paused or suspended object, which the
+    /// user asked to stand still).
+    Current,
+    /// Still moving towards the spec, with the reason and message of why not Ready yet.
+    Reconciling(&'a str, &'a str),
+    /// Cannot get there on its own; the reason and message say what the user must change.
+    Stalled(&'a str, &'a str),
+}
+
+/// The `Reconciling` and `Stalled` conditions for `standing`.
+pub fn kstatus_conditions(
+    previous: &[Condition],
+    standing: Standing<'_>,
+    observed_generation: Option<i64>,
+    now: Timestamp,
+) -> [Condition; 2] {
+    let (reconciling, stalled) = match standing {
+        Standing::Current => ((false, "Current", ""), (false, "Current", "")),
+        Standing::Reconciling(r, m) => ((true, r, m), (false, "Progressing", "")),
+        Standing::Stalled(r, m) => ((false, "Stalled", m), (true, r, m)),
+    };
+    let (on, r, m) = reconciling;
+    let reconciling = condition(previous, condition_type::RECONCILING, on, r, m, observed_generation, now);
+    let (on, r, m) = stalled;
+    [reconciling, condition(previous, condition_type::STALLED, on, r, m, observed_generation, now)]
 }
 
 /// Builds a condition, keeping `lastTransitionTime` from the previous condition of the same
@@ -86,6 +120,27 @@ mod tests {
         assert_eq!(same.reason, "Scaling");
         let flipped = condition(&[same], "Ready", true, "Ready", "", Some(2), t1);
         assert_eq!(flipped.last_transition_time, Time(t1));
+    }
+
+    #[test]
+    fn kstatus_reads_reconciling_and_stalled() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let state = |s: Standing<'_>| {
+            let [r, st] = kstatus_conditions(&[], s, Some(3), now);
+            assert_eq!((r.type_.as_str(), st.type_.as_str()), ("Reconciling", "Stalled"));
+            assert_eq!((r.observed_generation, st.observed_generation), (Some(3), Some(3)));
+            (r.status, r.reason, st.status, st.reason)
+        };
+        let t = |s: &str| s.to_string();
+        assert_eq!(state(Standing::Current), (t("False"), t("Current"), t("False"), t("Current")));
+        assert_eq!(
+            state(Standing::Reconciling("Scaling", "adding member 4")),
+            (t("True"), t("Scaling"), t("False"), t("Progressing"))
+        );
+        assert_eq!(
+            state(Standing::Stalled("InvalidSpec", "version 9 is unknown")),
+            (t("False"), t("Stalled"), t("True"), t("InvalidSpec"))
+        );
     }
 }
 

@@ -14,8 +14,8 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::peers::describe;
 use crate::api::{
-    AttachmentPeer, MongoCluster, NetworkPolicyAttachment, NetworkPolicyAttachmentStatus, PeerStatus, condition,
-    condition_type,
+    AttachmentPeer, MongoCluster, NetworkPolicyAttachment, NetworkPolicyAttachmentStatus, PeerStatus, Standing,
+    condition, condition_type, kstatus_conditions,
 };
 use crate::build::names::ClusterNames;
 use crate::build::network_policy;
@@ -109,6 +109,16 @@ pub async fn reconcile<A: MongoAdmin>(
         Some(p) => format!("NetworkPolicy {p} lets {} peer(s) reach MongoCluster {cluster_name}", peers.len()),
         None => degraded_message.clone(),
     };
+    // A missing cluster may still be applied (GitOps tools apply in any order): keep waiting.
+    // A selector that cannot parse needs the user. Isolation turned off leaves nothing to do.
+    let not_ready_reason = problems.first().map_or("NotApplied", |p| p.reason);
+    let standing = match (ready, not_ready_reason) {
+        (true, _) => Standing::Current,
+        (false, "InvalidSelector") => Standing::Stalled(not_ready_reason, &ready_message),
+        (false, "IsolationDisabled") => Standing::Current,
+        (false, _) => Standing::Reconciling(not_ready_reason, &ready_message),
+    };
+    let kstatus = kstatus_conditions(&previous.conditions, standing, generation, now);
     let status = NetworkPolicyAttachmentStatus {
         conditions: vec![
             condition(
@@ -140,7 +150,10 @@ pub async fn reconcile<A: MongoAdmin>(
                     now,
                 ),
             },
-        ],
+        ]
+        .into_iter()
+        .chain(kstatus)
+        .collect(),
         observed_generation: generation,
         network_policy_name: policy_name,
         peers,

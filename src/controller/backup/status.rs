@@ -5,7 +5,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::api::{BackupPhase, MongoBackup, MongoBackupStatus, condition, condition_type};
+use crate::api::{
+    BackupPhase, MongoBackup, MongoBackupStatus, Standing, condition, condition_type, kstatus_conditions,
+};
 use crate::controller::error::{Error, KubeContext};
 
 /// Sets phase and conditions on `status`: Ready when a backup succeeded (or a schedule is
@@ -44,6 +46,12 @@ pub fn set_phase(
             now,
         ),
     ];
+    let standing = match phase {
+        BackupPhase::Pending | BackupPhase::Running => Standing::Reconciling(reason, message),
+        BackupPhase::Failed => Standing::Stalled(reason, message),
+        BackupPhase::Succeeded | BackupPhase::Scheduled | BackupPhase::Suspended => Standing::Current,
+    };
+    status.conditions.extend(kstatus_conditions(&previous, standing, generation, now));
     status.phase = Some(phase);
     status.observed_generation = generation;
 }

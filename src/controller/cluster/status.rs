@@ -5,8 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, RestoreStatus, condition,
-    condition_type,
+    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, RestoreStatus, Standing,
+    condition, condition_type, kstatus_conditions,
 };
 use crate::build::names::ClusterNames;
 use crate::build::network_policy;
@@ -162,7 +162,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     };
     let g = i.generation;
     let conditions = vec![
-        condition(previous, condition_type::READY, ready, ready_reason, ready_message, g, i.now),
+        condition(previous, condition_type::READY, ready, ready_reason, ready_message.clone(), g, i.now),
         condition(previous, condition_type::PROGRESSING, progressing, progress_reason, progress_message, g, i.now),
         match &degraded_by {
             Some((r, m)) => condition(previous, condition_type::DEGRADED, true, r, m.clone(), g, i.now),
@@ -172,6 +172,16 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         },
         isolation(i, previous),
     ];
+    // A spec the operator refuses, or a failed restore, waits for the user; a paused cluster
+    // stands still on purpose; anything else not Ready is still on its way.
+    let standing = if blocking.is_some() || ready_reason == "RestoreFailed" {
+        Standing::Stalled(ready_reason, &ready_message)
+    } else if ready || matches!(i.progress, Progress::Paused) {
+        Standing::Current
+    } else {
+        Standing::Reconciling(ready_reason, &ready_message)
+    };
+    let conditions: Vec<_> = conditions.into_iter().chain(kstatus_conditions(previous, standing, g, i.now)).collect();
     let phase = if matches!(i.progress, Progress::Paused) {
         ClusterPhase::Paused
     } else if blocking.is_some() && i.observed.is_none() {
