@@ -1,5 +1,5 @@
 # Common tasks. `make help` lists them.
-.PHONY: help run run-current test crds cluster-up cluster-down build demo bench-controller bench-backup
+.PHONY: help run run-current test crds release-manifest cluster-up cluster-down build demo bench-controller bench-backup
 
 help:
 	@echo "make run          run the operator on the local control plane (started if needed)"
@@ -8,7 +8,8 @@ help:
 	@echo "make demo         a simulated 3-member MongoCluster on the local control plane, shown Ready"
 	@echo "make bench-controller  controller benchmarks (create→Ready, steady-state requests, 300 clusters)"
 	@echo "make bench-backup     backup data path: throughput and peak memory for 1 and 4 GiB, next to cat"
-	@echo "make crds         regenerate crds/ from the code"
+	@echo "make crds         regenerate crds/ (and the Helm chart's copy) from the code"
+	@echo "make release-manifest  render deploy/install.yaml (one-file install) from the Helm chart"
 	@echo "make cluster-up   start the local control plane; eval \"\$$(e2e/cluster.sh env)\" to use it"
 	@echo "make cluster-down stop it and remove its state"
 
@@ -30,6 +31,12 @@ test:
 
 crds:
 	cargo run --locked -q -- crd --dir crds
+	cargo run --locked -q -- crd --dir charts/mongo-operator/crds
+
+release-manifest:
+	mkdir -p deploy
+	e2e/release-manifest.sh > deploy/install.yaml.tmp
+	mv deploy/install.yaml.tmp deploy/install.yaml
 
 cluster-up:
 	e2e/cluster.sh up

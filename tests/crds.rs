@@ -23,6 +23,32 @@ fn committed_crds_match_the_code() {
     assert_eq!(files, api::crds().len(), "crds/ holds files that no CRD generates");
 }
 
+/// The Helm chart installs the CRDs from its own `crds/` (Helm reads nothing outside the chart),
+/// so that directory holds byte-for-byte copies of the repository's `crds/`.
+#[test]
+fn helm_chart_crds_are_copies_of_the_committed_crds() {
+    let root = support::repo_root();
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .map(|e| e.expect("directory entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let (ours, chart) = (root.join("crds"), root.join("charts/mongo-operator/crds"));
+    assert_eq!(
+        names(&chart),
+        names(&ours),
+        "charts/mongo-operator/crds/ and crds/ list different files; run `make crds`"
+    );
+    let differ: Vec<String> = names(&ours)
+        .into_iter()
+        .filter(|n| std::fs::read(ours.join(n)).ok() != std::fs::read(chart.join(n)).ok())
+        .collect();
+    assert!(differ.is_empty(), "the chart's copies differ from crds/: {differ:?}; run `make crds` and commit");
+}
+
 /// Walks a schema and collects the path of every property without a description.
 fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
