@@ -1,5 +1,5 @@
 # Common tasks. `make help` lists them.
-.PHONY: help run run-current test crds release-manifest cluster-up cluster-down build demo bench-controller bench-backup
+.PHONY: help run run-current test crds release-manifest cluster-up cluster-down build demo bench-controller bench-backup bench-runtime
 
 help:
 	@echo "make run          run the operator on the local control plane (started if needed)"
@@ -8,6 +8,7 @@ help:
 	@echo "make demo         a simulated 3-member MongoCluster on the local control plane, shown Ready"
 	@echo "make bench-controller  controller benchmarks (create→Ready, steady-state requests, 300 clusters)"
 	@echo "make bench-backup     backup data path: throughput and peak memory for 1 and 4 GiB, next to cat"
+	@echo "make bench-runtime    the shipped binary: size, start-to-ready time, idle memory"
 	@echo "make crds         regenerate crds/ (and the Helm chart's copy) from the code"
 	@echo "make release-manifest  render deploy/install.yaml (one-file install) from the Helm chart"
 	@echo "make cluster-up   start the local control plane; eval \"\$$(e2e/cluster.sh env)\" to use it"
@@ -16,14 +17,19 @@ help:
 build:
 	cargo build --locked
 
+# The operator's namespace holds its leader Lease (and, in a real install, its Pods).
+OPERATOR_NAMESPACE = kubectl create namespace mongo-operator --dry-run=client -o yaml | kubectl apply --server-side --field-manager=mongo-operator -f - > /dev/null
+
 run: build
 	e2e/cluster.sh up > /dev/null
 	eval "$$(e2e/cluster.sh env)" && \
 	  cargo run --locked -q -- crd | kubectl apply --server-side --field-manager=mongo-operator -f - && \
+	  $(OPERATOR_NAMESPACE) && \
 	  cargo run --locked -- run
 
 run-current: build
 	cargo run --locked -q -- crd | kubectl apply --server-side --field-manager=mongo-operator -f -
+	$(OPERATOR_NAMESPACE)
 	cargo run --locked -- run
 
 test:
@@ -53,3 +59,6 @@ bench-controller:
 
 bench-backup:
 	e2e/bench/backup.sh
+
+bench-runtime:
+	e2e/bench/runtime.sh
