@@ -139,5 +139,16 @@ async fn examples_applied_twice_converge_with_no_drift_and_no_fight_over_fields(
             }
         }
     }
+
+    // One field turns the PodDisruptionBudget off, and the operator removes it.
+    let (code, out) = kubectl(&["get", "-n", &ns, "poddisruptionbudget", "demo"]);
+    assert_eq!(code, 0, "the minimal cluster has a PodDisruptionBudget: {out}");
+    let off = r#"{"spec":{"podDisruptionBudget":{"enabled":false}}}"#;
+    let (code, out) = kubectl(&["patch", "-n", &ns, "mongocluster", "demo", "--type=merge", "-p", off]);
+    assert_eq!(code, 0, "{out}");
+    eventually("the PodDisruptionBudget to be removed", Duration::from_secs(30), || async {
+        (kubectl(&["get", "-n", &ns, "poddisruptionbudget", "demo"]).0 != 0).then_some(())
+    })
+    .await;
     delete_namespace(&client, &ns).await;
 }
