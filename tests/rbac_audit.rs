@@ -146,7 +146,7 @@ async fn every_rule_of_the_chart_rbac_is_used_and_none_is_missing() {
     let ns = namespace(&client, "rbac-finalizers").await;
     let owners = [
         ("MongoCluster", "mongoclusters", "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata: {name: owner}\nspec: {version: \"8.0.4\"}\n".to_string()),
-        ("MongoBackup", "mongobackups", "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoBackup\nmetadata: {name: owner}\nspec:\n  clusterRef: {name: owner}\n  destinations:\n    - name: one\n      s3: {bucket: b, endpoint: \"https://127.0.0.1:9\", credentialsSecretRef: {name: s}}\n".to_string()),
+        ("MongoBackup", "mongobackups", "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoBackup\nmetadata: {name: owner}\nspec:\n  clusterRef: {name: owner}\n  destinations:\n    - name: one\n      s3: {bucket: backups, endpoint: \"https://127.0.0.1:9\", credentialsSecretRef: {name: s}}\n".to_string()),
         ("NetworkPolicyAttachment", "networkpolicyattachments", "apiVersion: mongo.operator.rs/v1alpha1\nkind: NetworkPolicyAttachment\nmetadata: {name: owner}\nspec:\n  clusterRef: {name: owner}\n  from:\n    - podSelector: {matchLabels: {app: x}}\n".to_string()),
     ];
     let sa = "op-finalizers-probe";
