@@ -54,8 +54,7 @@ impl Env {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let object: K = serde_yaml::from_str(yaml).expect("test YAML");
-        self.api::<K>().create(&PostParams::default(), &object).await.expect("create")
+        create_typed(&self.client, &self.ns, yaml).await
     }
 
     /// A 3-member simulated cluster with a primary.

@@ -449,18 +449,9 @@ async fn install_manifest_applies_server_side() {
 
 /// A kubeconfig for the API server of the current context, authenticated by `token`.
 fn token_kubeconfig(token: &str, file: &str) -> PathBuf {
-    let view: Value = serde_json::from_str(&ok(&kubectl(), &["config", "view", "--minify", "--flatten", "-o", "json"]))
-        .expect("JSON");
-    let cluster = view["clusters"][0]["cluster"].clone();
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "target", "cluster": cluster}],
-        "users": [{"name": "chart-sa", "user": {"token": token}}],
-        "contexts": [{"name": "chart", "context": {"cluster": "target", "user": "chart-sa"}}],
-        "current-context": "chart",
-    });
-    scratch_file(file, &serde_json::to_string_pretty(&config).expect("JSON"))
+    let path = scratch_file(file, "");
+    support::rbac::token_kubeconfig(token, &path);
+    path
 }
 
 /// The environment the Deployment's container gets, with downward-API fields resolved for

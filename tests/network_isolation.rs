@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use mongo_operator::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
 use support::operator::Operator;
@@ -18,18 +18,6 @@ use support::servers::tool_dir;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn create<K>(client: &Client, ns: &str, yaml: &str) -> K
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let object: K = serde_yaml::from_str(yaml).expect("test YAML");
-    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &object).await.expect("create")
-}
 
 async fn policy(client: &Client, ns: &str, name: &str) -> Option<NetworkPolicy> {
     Api::<NetworkPolicy>::namespaced(client.clone(), ns).get_opt(name).await.expect("get")
@@ -63,12 +51,12 @@ async fn isolation_policies_follow_clusters_and_attachments_and_mean_what_they_s
     let ns = namespace(&client, "netiso").await;
     let shop = namespace(&client, "shop").await;
     let operator = Operator::start(&ns);
-    create::<Pod>(&client, &shop, &pod_yaml("client", "{app: shop}")).await;
-    create::<Pod>(&client, &ns, &pod_yaml("local-client", "{app: reports}")).await;
+    create_typed::<Pod>(&client, &shop, &pod_yaml("client", "{app: shop}")).await;
+    create_typed::<Pod>(&client, &ns, &pod_yaml("local-client", "{app: reports}")).await;
 
     // A backup of an isolated cluster that names no store waits, saying why.
-    create::<MongoCluster>(&client, &ns, CLUSTER).await;
-    create::<MongoBackup>(
+    create_typed::<MongoCluster>(&client, &ns, CLUSTER).await;
+    create_typed::<MongoBackup>(
         &client,
         &ns,
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoBackup\nmetadata:\n  name: once\nspec:\n  clusterRef: {name: orders}\n  destinations:\n    - name: s3\n      s3: {bucket: backups, credentialsSecretRef: {name: s3}}\n",
@@ -116,7 +104,7 @@ async fn isolation_policies_follow_clusters_and_attachments_and_mean_what_they_s
     let readme = format!(
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: NetworkPolicyAttachment\nmetadata:\n  name: shop-app\nspec:\n  clusterRef: {{name: orders}}\n  from:\n    - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {shop}}}}}\n      podSelector: {{matchLabels: {{app: shop}}}}\n    - ipBlock: {{cidr: 10.20.0.0/16, except: [10.20.5.0/24]}}\n"
     );
-    create::<NetworkPolicyAttachment>(&client, &ns, &readme).await;
+    create_typed::<NetworkPolicyAttachment>(&client, &ns, &readme).await;
     let status = eventually("the attachment applied", WAIT, || attachment_status(&client, &ns, "shop-app")).await;
     assert_eq!(status, ("True".into(), "PolicyApplied".into(), vec![Some(1), None]));
     let access = policy(&client, &ns, "orders-shop-app-access").await.expect("the attachment's policy");
@@ -129,7 +117,7 @@ async fn isolation_policies_follow_clusters_and_attachments_and_mean_what_they_s
     assert_eq!(matrix, intended(&ns, &shop), "cyclonus disagrees with the intended connection matrix");
 
     // Attachments: one naming no cluster, one selecting nothing, one changed, one deleted.
-    create::<NetworkPolicyAttachment>(
+    create_typed::<NetworkPolicyAttachment>(
         &client,
         &ns,
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: NetworkPolicyAttachment\nmetadata:\n  name: lost\nspec:\n  clusterRef: {name: nowhere}\n  from:\n    - podSelector: {matchLabels: {app: reports}}\n",
@@ -137,7 +125,7 @@ async fn isolation_policies_follow_clusters_and_attachments_and_mean_what_they_s
     .await;
     let lost = eventually("a missing cluster reported", WAIT, || attachment_status(&client, &ns, "lost")).await;
     assert_eq!((lost.0.as_str(), lost.1.as_str()), ("False", "ClusterNotFound"));
-    create::<NetworkPolicyAttachment>(
+    create_typed::<NetworkPolicyAttachment>(
         &client,
         &ns,
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: NetworkPolicyAttachment\nmetadata:\n  name: reports\nspec:\n  clusterRef: {name: orders}\n  from:\n    - podSelector: {matchLabels: {app: reprots}}\n",

@@ -1,14 +1,16 @@
-//! What the controllers share about watching: the namespaces in scope, and metadata-only
-//! watches of the objects they own.
+//! What the controllers share about watching and running: the namespaces in scope, the watch
+//! of each controller's own kind, metadata-only watches of the objects they own, and how a
+//! controller is run (measured reconciles, one error policy, readiness once its cache syncs).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::{Context, Error};
@@ -21,6 +23,16 @@ pub enum Scope {
     Namespace(String),
 }
 
+impl Scope {
+    /// The one namespace watched, if not all.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
+        }
+    }
+}
+
 pub fn api<K>(client: &Client, scope: &Scope) -> Api<K>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
@@ -29,6 +41,47 @@ where
         Scope::All => Api::all(client.clone()),
         Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
     }
+}
+
+/// The watch of a controller's own kind: every object applied, kept in the returned cache.
+pub fn primary<K>(
+    client: &Client,
+    scope: &Scope,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api::<K>(client, scope), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    (reader, stream)
+}
+
+/// Runs `controller` until its shutdown: each reconcile measured under `name`, failures
+/// through [`error_policy`], and readiness told once its cache holds every object.
+pub async fn drive<K, A, R, F>(
+    name: &'static str,
+    controller: Controller<K>,
+    scope: Scope,
+    ctx: Arc<Context<A>>,
+    reconcile: R,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    A: MongoAdmin + 'static,
+    R: Fn(Arc<K>, Arc<Context<A>>) -> F + Copy + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let synced = report_synced(controller.store(), ctx.clone(), scope);
+    let run = controller.run(move |o, c| measured(name, o, c, reconcile), error_policy, ctx).for_each(log_result);
+    futures::future::join(run, synced).await;
 }
 
 /// Metadata-only watch of a kind: owned objects only matter for whom they belong to and when
@@ -52,7 +105,7 @@ where
 
 /// Runs one reconcile inside a span naming the controller and the object, and counts it in
 /// the metrics (result, error reason, duration, in flight).
-pub async fn measured<K, A, R, F>(
+async fn measured<K, A, R, F>(
     controller: &'static str,
     object: Arc<K>,
     ctx: Arc<Context<A>>,
@@ -72,23 +125,19 @@ where
 }
 
 /// Tells readiness when a controller's cache holds the full list of its objects.
-pub async fn report_synced<K, A>(store: kube::runtime::reflector::Store<K>, ctx: Arc<Context<A>>, scope: Scope)
+async fn report_synced<K, A>(store: Store<K>, ctx: Arc<Context<A>>, scope: Scope)
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
     A: MongoAdmin,
 {
     if store.wait_until_ready().await.is_ok() {
-        let namespace = match &scope {
-            Scope::All => None,
-            Scope::Namespace(ns) => Some(ns.as_str()),
-        };
-        ctx.readiness.synced(crate::telemetry::readiness::cache_name(&K::kind(&()), namespace));
+        ctx.readiness.synced(crate::telemetry::readiness::cache_name(&K::kind(&()), scope.namespace()));
     }
 }
 
 /// What every controller does with a failed reconcile: log it with its reason, and look again
 /// soon when retrying may help (the API server or a member was briefly away), later otherwise.
-pub fn error_policy<K, A>(object: Arc<K>, error: &Error, _: Arc<Context<A>>) -> Action
+fn error_policy<K, A>(object: Arc<K>, error: &Error, _: Arc<Context<A>>) -> Action
 where
     K: kube::Resource<DynamicType = ()>,
     A: MongoAdmin,
@@ -100,7 +149,7 @@ where
 
 /// Logs what a controller's run stream yields: each reconcile's object, or its error (the
 /// error policy has already logged the error with its reason).
-pub async fn log_result<K, E>(result: Result<(ObjectRef<K>, Action), E>)
+async fn log_result<K, E>(result: Result<(ObjectRef<K>, Action), E>)
 where
     K: kube::Resource,
     E: std::fmt::Display,

@@ -261,12 +261,11 @@ async fn lead(
     let scopes = options.scopes();
     check_crds(&client, &scopes).await?;
     let identity = options.identity();
-    let leadership = match options.leader_election {
-        true => {
-            let namespace = options.leader_election_namespace.as_deref().unwrap_or(&options.operator_namespace);
-            Some(leader::Leadership::new(&config, namespace, &options.leader_election_lease, &identity).await?)
-        }
-        false => None,
+    let leadership = if options.leader_election {
+        let namespace = options.leader_election_namespace.as_deref().unwrap_or(&options.operator_namespace);
+        Some(leader::Leadership::new(&config, namespace, &options.leader_election_lease, &identity).await?)
+    } else {
+        None
     };
     readiness.standby();
     if let Some(leadership) = &leadership {
@@ -281,11 +280,7 @@ async fn lead(
     metrics.set_leader(true);
 
     let caches = scopes.iter().flat_map(|scope| {
-        let ns = match scope {
-            Scope::All => None,
-            Scope::Namespace(ns) => Some(ns.as_str()),
-        };
-        ["MongoCluster", "MongoBackup", "NetworkPolicyAttachment"].map(|kind| cache_name(kind, ns))
+        ["MongoCluster", "MongoBackup", "NetworkPolicyAttachment"].map(|kind| cache_name(kind, scope.namespace()))
     });
     readiness.leading(caches);
     let settings = Settings {

@@ -89,6 +89,19 @@ pub async fn create(client: &Client, ns: &str, yaml: &str, dry_run: bool) -> Res
     api.create(&pp, &obj).await
 }
 
+/// Creates the manifest in `ns` as a typed object and returns what the API server stored.
+pub async fn create_typed<K>(client: &Client, ns: &str, yaml: &str) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let object: K = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("bad test YAML: {e}\n{yaml}"));
+    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &object).await.expect("create")
+}
+
 /// Merge-patches the named object of the manifest's kind in `ns`.
 pub async fn merge_patch(
     client: &Client,

@@ -14,12 +14,7 @@ pub const SA_NAMESPACE: &str = "mongo-operator-tests";
 
 /// A binary built by `e2e/tools.sh` (helm, kubectl).
 pub fn tool(tool_dir: &str, binary: &str) -> PathBuf {
-    let out = Command::new(repo_root().join("e2e/tools.sh"))
-        .args(["path", tool_dir])
-        .output()
-        .unwrap_or_else(|e| panic!("e2e/tools.sh path {tool_dir}: {e}"));
-    assert!(out.status.success(), "e2e/tools.sh path {tool_dir}: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(binary)
+    super::servers::tool_dir(tool_dir).join(binary)
 }
 
 fn run(mut cmd: Command, input: Option<&str>) -> String {
@@ -58,17 +53,27 @@ pub fn kubectl_apply(yaml: &str) {
     run(cmd, Some(yaml));
 }
 
+/// A kubeconfig for the API server of the current context that authenticates with `token`.
+pub fn token_kubeconfig(token: &str, file: &Path) {
+    let mut view = Command::new(tool("k8s", "kubectl"));
+    view.args(["config", "view", "--raw", "--minify", "--flatten", "-o", "json"]);
+    let view: serde_json::Value = serde_json::from_str(&run(view, None)).expect("kubeconfig JSON");
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "target", "cluster": view["clusters"][0]["cluster"]}],
+        "users": [{"name": "token", "user": {"token": token}}],
+        "contexts": [{"name": "token", "context": {"cluster": "target", "user": "token"}}],
+        "current-context": "token",
+    });
+    std::fs::write(file, serde_json::to_vec_pretty(&config).expect("kubeconfig")).expect("write kubeconfig");
+}
+
 /// A kubeconfig for the same API server that authenticates as `sa` in [`SA_NAMESPACE`].
 pub fn kubeconfig_for(sa: &str, file: &Path) {
-    let kubectl = tool("k8s", "kubectl");
-    let mut token = Command::new(&kubectl);
+    let mut token = Command::new(tool("k8s", "kubectl"));
     token.args(["create", "token", sa, "-n", SA_NAMESPACE, "--duration", "6h"]);
-    let token = run(token, None).trim().to_string();
-    let mut view = Command::new(&kubectl);
-    view.args(["config", "view", "--raw", "--minify", "--flatten", "-o", "json"]);
-    let mut config: serde_json::Value = serde_json::from_str(&run(view, None)).expect("kubeconfig JSON");
-    config["users"][0]["user"] = serde_json::json!({ "token": token });
-    std::fs::write(file, serde_json::to_vec_pretty(&config).expect("kubeconfig")).expect("write kubeconfig");
+    token_kubeconfig(run(token, None).trim(), file);
 }
 
 /// The leader Lease of the operators watching `ns`, in [`SA_NAMESPACE`].

@@ -11,17 +11,17 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Future, StreamExt};
+use futures::Future;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 
 use super::Context;
-use super::watch::{Scope, api, error_policy, log_result, measured, metadata, report_synced};
+use super::watch::{Scope, drive, metadata, primary};
 use crate::api::{MongoCluster, NetworkPolicyAttachment};
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
@@ -71,15 +71,10 @@ pub async fn run<A: MongoAdmin + 'static>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (reader, writer) = reflector::store();
-    let attachments = watcher(api::<NetworkPolicyAttachment>(&client, &scope), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+    let (reader, attachments) = primary::<NetworkPolicyAttachment>(&client, &scope);
+    let attachments = attachments.predicate_filter(predicates::generation, Default::default());
     let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let (for_clusters, for_pods) = (reader.clone(), reader.clone());
-    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
     let pods =
         metadata::<Pod>(&client, &scope, watcher::Config::default()).predicate_filter(labels_hash, Default::default());
     let controller = Controller::for_stream(attachments, reader)
@@ -91,8 +86,6 @@ pub async fn run<A: MongoAdmin + 'static>(
             of_cluster(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
         })
         .watches_stream(pods, move |pod| concerning_pod(&for_pods, &pod))
-        .graceful_shutdown_on(shutdown)
-        .run(|o, c| measured("attachment", o, c, reconcile::reconcile), error_policy, ctx)
-        .for_each(log_result);
-    futures::future::join(controller, synced).await;
+        .graceful_shutdown_on(shutdown);
+    drive("attachment", controller, scope, ctx, reconcile::reconcile).await;
 }

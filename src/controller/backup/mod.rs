@@ -14,14 +14,14 @@ pub use one_off::no_route_to_stores;
 
 use std::sync::Arc;
 
-use futures::{Future, StreamExt};
+use futures::Future;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 
-use super::watch::{Scope, api, error_policy, log_result, measured, metadata, report_synced};
+use super::watch::{Scope, drive, metadata, primary};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
 use crate::build::backup_job::BACKUP_COMPONENT;
@@ -59,15 +59,10 @@ pub async fn run<A: MongoAdmin + 'static>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (reader, writer) = reflector::store();
-    let backups = watcher(api::<MongoBackup>(&client, &scope), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+    let (reader, backups) = primary::<MongoBackup>(&client, &scope);
     let jobs = watcher::Config::default()
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component={BACKUP_COMPONENT}"));
     let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
-    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
     let controller = Controller::for_stream(backups, reader)
         .owns_stream(metadata::<Job>(&client, &scope, jobs.clone()))
         // A schedule hears of its backups' progress through their owner reference.
@@ -82,8 +77,6 @@ pub async fn run<A: MongoAdmin + 'static>(
         .watches_stream(metadata::<MongoCluster>(&client, &scope, watcher::Config::default()), move |cluster| {
             waiting_for(&for_clusters, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
         })
-        .graceful_shutdown_on(shutdown)
-        .run(|o, c| measured("backup", o, c, reconcile), error_policy, ctx)
-        .for_each(log_result);
-    futures::future::join(controller, synced).await;
+        .graceful_shutdown_on(shutdown);
+    drive("backup", controller, scope, ctx, reconcile).await;
 }

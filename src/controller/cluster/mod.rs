@@ -15,7 +15,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use futures::{Future, StreamExt};
+use futures::Future;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -23,14 +23,14 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 pub use validate::{Version, version_path};
 
 use super::Context;
 pub use super::watch::Scope;
-use super::watch::{api, error_policy, log_result, measured, metadata, report_synced};
+use super::watch::{drive, metadata, primary};
 use crate::api::MongoCluster;
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
@@ -83,16 +83,11 @@ pub async fn run<A: MongoAdmin + 'static>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (reader, writer) = reflector::store();
-    let clusters = watcher(api::<MongoCluster>(&client, &scope), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_request, Default::default());
+    let (reader, clusters) = primary::<MongoCluster>(&client, &scope);
+    let clusters = clusters.predicate_filter(spec_or_request, Default::default());
     let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let secrets_store = reader.clone();
     ctx.metrics.count_clusters_of(reader.clone());
-    let synced = report_synced(reader.clone(), ctx.clone(), scope.clone());
     let controller = Controller::for_stream(clusters, reader)
         .owns_stream(metadata::<StatefulSet>(&client, &scope, owned.clone()))
         .owns_stream(metadata::<Service>(&client, &scope, owned.clone()))
@@ -108,7 +103,5 @@ pub async fn run<A: MongoAdmin + 'static>(
             clusters_of_secret(&secrets_store, &s)
         })
         .graceful_shutdown_on(shutdown);
-    let controller =
-        controller.run(|o, c| measured("cluster", o, c, reconcile::reconcile), error_policy, ctx).for_each(log_result);
-    futures::future::join(controller, synced).await;
+    drive("cluster", controller, scope, ctx, reconcile::reconcile).await;
 }

@@ -37,6 +37,9 @@ use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
 use crate::mongo::{MongoAdmin, Target};
 
+/// The reason a failed restore gives Ready and Degraded; the cluster waits for the user then.
+pub const RESTORE_FAILED: &str = "RestoreFailed";
+
 /// How often to look again while an input (the MongoBackup, a Secret) is missing: neither is
 /// watched by the cluster controller.
 const INPUT_RETRY: Duration = Duration::from_secs(30);
@@ -246,10 +249,10 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
                 let message = format!(
                     "restore Job {job_name} completed without reporting its result; it is not trusted. Delete the Job to retry"
                 );
-                i.failed("RestoreFailed", message).await
+                i.failed(RESTORE_FAILED, message).await
             }
             JobState::Failed(error) => {
-                i.failed("RestoreFailed", format!("{error}. Fix the cause, then delete Job {job_name} to retry")).await
+                i.failed(RESTORE_FAILED, format!("{error}. Fix the cause, then delete Job {job_name} to retry")).await
             }
         });
     }

@@ -174,7 +174,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     ];
     // A spec the operator refuses, or a failed restore, waits for the user; a paused cluster
     // stands still on purpose; anything else not Ready is still on its way.
-    let standing = if blocking.is_some() || ready_reason == "RestoreFailed" {
+    let standing = if blocking.is_some() || ready_reason == super::restore::RESTORE_FAILED {
         Standing::Stalled(ready_reason, &ready_message)
     } else if ready || matches!(i.progress, Progress::Paused) {
         Standing::Current
