@@ -32,7 +32,20 @@ CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Runs Argo CD health scripts in gopher-lua as Argo CD does (tests/argocd_health.rs).
 ARGOCD_HEALTH_SRC="$ROOT/e2e/argocd-health"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-trimpath
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -modcacherw"
+
+# Go's build and module caches for a cold build live in a scratch directory of this run and
+# are removed when it ends: only the binaries are kept. Left in place they are 7 GiB (mostly
+# Kubernetes), which a CI machine's disk may not have beside the Rust build; a version bump
+# rebuilds from the module proxy anyway. -modcacherw lets the module cache be deleted.
+go_scratch=""
+use_go_scratch() {
+  if [[ -n "$go_scratch" ]]; then return 0; fi
+  mkdir -p "$CACHE"
+  go_scratch=$(mktemp -d "$CACHE/go-scratch.XXXXXX")
+  export GOCACHE="$go_scratch/build" GOMODCACHE="$go_scratch/mod"
+  trap 'rm -rf "$go_scratch"' EXIT
+}
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -67,6 +80,7 @@ build() {
   flock "$lock"
   if [[ -f "$out/.done" ]]; then flock -u "$lock"; return 0; fi
   log "building $tool into $out (cold; cached afterwards)"
+  use_go_scratch
   local start=$SECONDS work; work=$(mktemp -d)
   rm -rf "$out"; mkdir -p "$out"
   ( cd "$work" && "build_${tool//-/_}" "$out" )
