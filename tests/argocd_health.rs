@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use mongo_operator::api::{self, MongoBackup, MongoCluster, NetworkPolicyAttachment};
+use mongo_operator::api::{self, BackupPhase, MongoBackup, MongoBackupStatus, MongoCluster, NetworkPolicyAttachment};
+// The status writers the operator itself uses, so the cases hold what it really writes.
+use mongo_operator::controller::backup::status as operator_status;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -187,20 +189,19 @@ fn backup_spec(schedule: bool, suspend: bool) -> Value {
 }
 
 /// Phase and conditions as backup::status::set_phase writes them.
+/// A MongoBackup's status as the operator writes it.
 fn backup_status(generation: i64, phase: &str, reason: &str, message: &str) -> Value {
-    let ready = matches!(phase, "Succeeded" | "Scheduled" | "Suspended");
-    let progressing = matches!(phase, "Pending" | "Running");
-    let degraded = phase == "Failed";
-    let word = |on: bool, otherwise: &str| if on { reason.to_string() } else { otherwise.to_string() };
-    json!({
-        "phase": phase,
-        "conditions": [
-            condition("Ready", ready, reason, message, generation),
-            condition("Progressing", progressing, &word(progressing, "Idle"), message, generation),
-            condition("Degraded", degraded, &word(degraded, "AsExpected"), message, generation),
-        ],
-        "observedGeneration": generation,
-    })
+    let mut status = MongoBackupStatus::default();
+    let phase: BackupPhase = serde_json::from_value(json!(phase)).expect("a phase");
+    operator_status::set_phase(&mut status, phase, reason, message, Some(generation));
+    serde_json::to_value(status).expect("status")
+}
+
+/// A schedule's status, as the operator writes it, when its newest finished backup failed.
+fn failing_schedule_status(generation: i64, message: &str) -> Value {
+    let mut status = MongoBackupStatus::default();
+    operator_status::set_schedule_failing(&mut status, operator_status::LAST_BACKUP_FAILED, message, Some(generation));
+    serde_json::to_value(status).expect("status")
 }
 
 /// `base` with the fields of `extra` set, or removed where `extra` has null.
@@ -624,6 +625,23 @@ fn cases() -> Vec<Case> {
             ),
             status: "Healthy",
             message: "last successful backup orders-nightly-202611230100",
+        },
+        Case {
+            name: "a schedule whose newest backup failed",
+            kind: BACKUP,
+            object: schedule(
+                1,
+                false,
+                Some(with(
+                    failing_schedule_status(
+                        1,
+                        "the newest backup, orders-nightly-202611230100, failed: destination ovh: access denied",
+                    ),
+                    json!({ "lastSuccessfulBackup": "orders-nightly-202611220100" }),
+                )),
+            ),
+            status: "Degraded",
+            message: "LastBackupFailed: the newest backup, orders-nightly-202611230100, failed",
         },
         Case {
             name: "a suspended schedule",

@@ -152,6 +152,20 @@ impl Env {
             .expect("patch status");
     }
 
+    /// A backup taken in the name of `policy`, as its scheduler creates them (labelled and
+    /// owned by it), for tests whose schedule does not fire while they run.
+    async fn child_of(&self, policy: &MongoBackup, name: &str, destinations: &str) {
+        let mut child: MongoBackup =
+            serde_yaml::from_str(&one_off(name, &policy.spec.cluster_ref.name, destinations, "")).expect("yaml");
+        child.metadata.labels = Some([("mongo.operator.rs/schedule".to_string(), policy.name_any())].into());
+        let owner = serde_json::json!([{
+            "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup", "name": policy.name_any(),
+            "uid": policy.uid(), "controller": true, "blockOwnerDeletion": true,
+        }]);
+        child.metadata.owner_references = Some(serde_json::from_value(owner).expect("owner"));
+        self.api::<MongoBackup>().create(&PostParams::default(), &child).await.expect("create child");
+    }
+
     async fn finish(self) {
         delete_namespace(&self.client, &self.ns).await;
     }
@@ -385,17 +399,9 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     let policy = env
         .apply_yaml::<MongoBackup>(&schedule("keep2", "ledger", "0 0 1 1 *", "  retention:\n    keepLast: 2\n", &store))
         .await;
-    let owner = serde_json::json!([{
-        "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup", "name": "keep2",
-        "uid": policy.uid(), "controller": true, "blockOwnerDeletion": true,
-    }]);
     let names = ["keep2-202601010000", "keep2-202601020000", "keep2-202601030000", "keep2-202601040000"];
     for name in names {
-        let mut child: MongoBackup =
-            serde_yaml::from_str(&one_off(name, "ledger", &destination("s3", &store, "s3-keys"), "")).expect("yaml");
-        child.metadata.labels = Some([("mongo.operator.rs/schedule".to_string(), "keep2".to_string())].into());
-        child.metadata.owner_references = Some(serde_json::from_value(owner.clone()).expect("owner"));
-        env.api::<MongoBackup>().create(&PostParams::default(), &child).await.expect("create child");
+        env.child_of(&policy, name, &destination("s3", &store, "s3-keys")).await;
         // One at a time, so that each one's completion time orders them.
         env.phase(name, BackupPhase::Succeeded).await;
     }
@@ -414,6 +420,57 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     // Repeats of one reason on one object are folded into a series by the Events recorder.
     let pruned: i32 = env.events("BackupPruned").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum();
     assert!(pruned >= 2, "{pruned} BackupPruned events");
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and the test tools: run `make test`"]
+async fn a_schedule_whose_newest_backup_failed_is_degraded_until_one_succeeds() {
+    let env = Env::new("backup-failing").await;
+    let ferret = Ferret::start();
+    let store = S3Server::start(&[BUCKET]);
+    env.secrets().await;
+    let _sim = env.cluster("billing").await;
+    let _runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let policy = env.apply_yaml::<MongoBackup>(&schedule("nightly", "billing", "0 0 1 1 *", "", &store)).await;
+    env.phase("nightly", BackupPhase::Scheduled).await;
+    let condition = |b: &MongoBackup, t: &str| {
+        b.status.as_ref()?.conditions.iter().find(|c| c.type_ == t).map(|c| (c.status.clone(), c.reason.clone()))
+    };
+
+    env.child_of(&policy, "nightly-202601010000", &destination("s3", &store, "s3-keys")).await;
+    env.phase("nightly-202601010000", BackupPhase::Succeeded).await;
+    // The newer one is denied by the store, for real.
+    env.child_of(&policy, "nightly-202601020000", &destination("s3", &store, "s3-wrong-keys")).await;
+    env.phase("nightly-202601020000", BackupPhase::Failed).await;
+    let failing = env
+        .wait("the schedule to report its failing backup", || async {
+            env.backup("nightly").await.filter(|p| condition(p, "Ready").is_some_and(|(s, _)| s == "False"))
+        })
+        .await;
+    assert_eq!(condition(&failing, "Ready"), Some(("False".into(), "LastBackupFailed".into())));
+    assert_eq!(condition(&failing, "Degraded"), Some(("True".into(), "LastBackupFailed".into())));
+    assert_eq!(condition(&failing, "Stalled"), Some(("True".into(), "LastBackupFailed".into())));
+    let status = failing.status.clone().expect("status");
+    assert_eq!(status.phase, Some(BackupPhase::Scheduled), "it still takes the next backups");
+    assert_eq!(status.last_successful_backup.as_deref(), Some("nightly-202601010000"));
+    let message =
+        failing.status.iter().flat_map(|s| &s.conditions).find(|c| c.type_ == "Ready").map(|c| c.message.clone());
+    let message = message.unwrap_or_default();
+    assert!(message.contains("nightly-202601020000") && message.contains("destination s3"), "{message}");
+    assert!(message.contains("the newest restorable backup is nightly-202601010000"), "{message}");
+    assert_eq!(env.events("LastBackupFailed").await.len(), 1);
+
+    // A later success clears it.
+    env.child_of(&policy, "nightly-202601030000", &destination("s3", &store, "s3-keys")).await;
+    env.phase("nightly-202601030000", BackupPhase::Succeeded).await;
+    let healthy = env
+        .wait("the schedule to be Ready again", || async {
+            env.backup("nightly").await.filter(|p| condition(p, "Ready").is_some_and(|(s, _)| s == "True"))
+        })
+        .await;
+    assert_eq!(condition(&healthy, "Degraded"), Some(("False".into(), "AsExpected".into())));
+    assert_eq!(condition(&healthy, "Stalled").map(|(s, _)| s), Some("False".into()));
     env.finish().await;
 }
 

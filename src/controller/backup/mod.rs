@@ -8,7 +8,7 @@ mod one_off;
 mod policy;
 pub mod retention;
 pub mod schedule;
-mod status;
+pub mod status;
 
 pub use one_off::no_route_to_stores;
 

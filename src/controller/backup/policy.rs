@@ -14,8 +14,8 @@ use object_store::ObjectStoreExt;
 use super::SCHEDULE_LABEL;
 use super::retention::{Taken, to_prune};
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
-use super::status::{set_phase, write};
-use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec};
+use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
+use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, condition_type};
 use crate::backup::plan::{MANIFEST_NAME, Manifest};
 use crate::backup::store::{backup_dir, open};
 use crate::build::labels::labels;
@@ -148,7 +148,19 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         (false, Some(next)) => (BackupPhase::Scheduled, "Scheduled", format!("next backup at {next}")),
         (false, None) => (BackupPhase::Scheduled, "NoFutureRun", "the schedule has no future run".to_string()),
     };
-    set_phase(&mut status, phase, reason, &message, generation);
+    match newest_failure(&children) {
+        Some(failed) if phase == BackupPhase::Scheduled => {
+            let message = failing_message(failed, status.last_successful_backup.as_deref(), &message);
+            let already = policy.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| c.type_ == condition_type::READY && c.reason == LAST_BACKUP_FAILED)
+            });
+            if !already {
+                events.warning(LAST_BACKUP_FAILED, "Schedule", message.clone()).await;
+            }
+            set_schedule_failing(&mut status, LAST_BACKUP_FAILED, &message, generation);
+        }
+        _ => set_phase(&mut status, phase, reason, &message, generation),
+    }
     write(&api, policy, &status).await?;
 
     Ok(match next {
@@ -157,6 +169,33 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         Some(next) => Action::requeue(((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1)),
         None => Action::await_change(),
     })
+}
+
+/// The schedule's newest finished backup, when it failed. Retention always keeps the newest
+/// failure and the newest success, so this stays true until a later backup succeeds.
+fn newest_failure(children: &[MongoBackup]) -> Option<&MongoBackup> {
+    let finished = |c: &&MongoBackup| {
+        matches!(c.status.as_ref().and_then(|s| s.phase), Some(BackupPhase::Succeeded | BackupPhase::Failed))
+    };
+    let finished_at = |c: &&MongoBackup| {
+        let completion = c.status.as_ref().and_then(|s| s.completion_time.as_ref()).map(|t| t.0);
+        (completion.or_else(|| c.metadata.creation_timestamp.as_ref().map(|t| t.0)), c.name_any())
+    };
+    children
+        .iter()
+        .filter(finished)
+        .max_by_key(finished_at)
+        .filter(|c| c.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed))
+}
+
+/// Why a schedule is failing, what is still restorable, and when it will try again.
+fn failing_message(failed: &MongoBackup, last_success: Option<&str>, next: &str) -> String {
+    let error = failed.status.as_ref().and_then(|s| s.error.as_deref()).unwrap_or("no reason recorded");
+    let restorable = match last_success {
+        Some(name) => format!("the newest restorable backup is {name}"),
+        None => "no backup of this schedule has succeeded yet".to_string(),
+    };
+    format!("the newest backup, {}, failed: {error}; {restorable}; {next}", failed.name_any())
 }
 
 /// Deletes what retention no longer keeps: each copy's manifest first (so that a copy that

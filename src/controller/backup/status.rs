@@ -10,6 +10,17 @@ use crate::api::{
 };
 use crate::controller::error::{Error, KubeContext};
 
+/// The reason a schedule gives while its newest finished backup is a failure.
+pub const LAST_BACKUP_FAILED: &str = "LastBackupFailed";
+
+/// What the conditions say about a MongoBackup, apart from its phase.
+struct Health<'a> {
+    ready: bool,
+    progressing: bool,
+    degraded: bool,
+    standing: Standing<'a>,
+}
+
 /// Sets phase and conditions on `status`: Ready when a backup succeeded (or a schedule is
 /// running), Progressing while it is being taken, Degraded when it failed.
 pub fn set_phase(
@@ -19,19 +30,47 @@ pub fn set_phase(
     message: &str,
     generation: Option<i64>,
 ) {
+    let health = Health {
+        ready: matches!(phase, BackupPhase::Succeeded | BackupPhase::Scheduled | BackupPhase::Suspended),
+        progressing: matches!(phase, BackupPhase::Pending | BackupPhase::Running),
+        degraded: phase == BackupPhase::Failed,
+        standing: match phase {
+            BackupPhase::Pending | BackupPhase::Running => Standing::Reconciling(reason, message),
+            BackupPhase::Failed => Standing::Stalled(reason, message),
+            BackupPhase::Succeeded | BackupPhase::Scheduled | BackupPhase::Suspended => Standing::Current,
+        },
+    };
+    apply(status, phase, health, reason, message, generation);
+}
+
+/// A schedule whose newest finished backup failed. It is still `Scheduled` (the next run will
+/// start), but it is not Ready and is Degraded and Stalled until a later backup succeeds: the
+/// backups it is there to take are not being taken, and `kubectl wait`, Flux and Argo CD
+/// should say so rather than show a healthy policy.
+pub fn set_schedule_failing(status: &mut MongoBackupStatus, reason: &str, message: &str, generation: Option<i64>) {
+    let health =
+        Health { ready: false, progressing: false, degraded: true, standing: Standing::Stalled(reason, message) };
+    apply(status, BackupPhase::Scheduled, health, reason, message, generation);
+}
+
+fn apply(
+    status: &mut MongoBackupStatus,
+    phase: BackupPhase,
+    health: Health<'_>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
     let now = Timestamp::now();
     let previous = status.conditions.clone();
-    let ready = matches!(phase, BackupPhase::Succeeded | BackupPhase::Scheduled | BackupPhase::Suspended);
-    let progressing = matches!(phase, BackupPhase::Pending | BackupPhase::Running);
-    let degraded = phase == BackupPhase::Failed;
     let word = |on: bool, yes: &str| if on { reason.to_string() } else { yes.to_string() };
     status.conditions = vec![
-        condition(&previous, condition_type::READY, ready, reason, message, generation, now),
+        condition(&previous, condition_type::READY, health.ready, reason, message, generation, now),
         condition(
             &previous,
             condition_type::PROGRESSING,
-            progressing,
-            &word(progressing, "Idle"),
+            health.progressing,
+            &word(health.progressing, "Idle"),
             message,
             generation,
             now,
@@ -39,19 +78,14 @@ pub fn set_phase(
         condition(
             &previous,
             condition_type::DEGRADED,
-            degraded,
-            &word(degraded, "AsExpected"),
+            health.degraded,
+            &word(health.degraded, "AsExpected"),
             message,
             generation,
             now,
         ),
     ];
-    let standing = match phase {
-        BackupPhase::Pending | BackupPhase::Running => Standing::Reconciling(reason, message),
-        BackupPhase::Failed => Standing::Stalled(reason, message),
-        BackupPhase::Succeeded | BackupPhase::Scheduled | BackupPhase::Suspended => Standing::Current,
-    };
-    status.conditions.extend(kstatus_conditions(&previous, standing, generation, now));
+    status.conditions.extend(kstatus_conditions(&previous, health.standing, generation, now));
     status.phase = Some(phase);
     status.observed_generation = generation;
 }
@@ -105,5 +139,21 @@ mod tests {
         assert_eq!(get("Ready"), Some(("False".into(), "BackupFailed".into())));
         assert_eq!(get("Degraded"), Some(("True".into(), "BackupFailed".into())));
         assert_eq!(get("Progressing"), Some(("False".into(), "Idle".into())));
+    }
+
+    #[test]
+    fn a_failing_schedule_stays_scheduled_but_is_degraded_and_stalled() {
+        let mut status = MongoBackupStatus::default();
+        set_schedule_failing(&mut status, "LastBackupFailed", "b-1 failed", Some(2));
+        let get = |t: &str| status.conditions.iter().find(|c| c.type_ == t).map(|c| c.status.clone());
+        assert_eq!(status.phase, Some(BackupPhase::Scheduled));
+        assert_eq!(get("Ready").as_deref(), Some("False"));
+        assert_eq!(get("Degraded").as_deref(), Some("True"));
+        assert_eq!(get("Stalled").as_deref(), Some("True"));
+        assert_eq!(get("Reconciling").as_deref(), Some("False"));
+        // Written again unchanged, nothing moves: no status write, no reconcile loop.
+        let before = status.clone();
+        set_schedule_failing(&mut status, "LastBackupFailed", "b-1 failed", Some(2));
+        assert_eq!(status, before);
     }
 }
