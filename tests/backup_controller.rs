@@ -57,10 +57,10 @@ impl Env {
         create_typed(&self.client, &self.ns, yaml).await
     }
 
-    /// A 3-member simulated cluster with a primary.
+    /// A 3-member simulated cluster with a primary, whose images come from a private registry.
     async fn cluster(&self, name: &str) -> SimMembers {
         self.apply_yaml::<MongoCluster>(&format!(
-            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n{STORES_ON_LOOPBACK}"
+            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n{STORES_ON_LOOPBACK}"
         ))
         .await;
         let sim = SimMembers::follow(&self.client, &self.ns, name, None).await;
@@ -241,10 +241,18 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
         Some(format!("s3://{BUCKET}/prod/orders/first/manifest.json"))
     );
 
-    // The Job: the cluster's image, no API token, and only the Secret keys the plan reads.
+    // The Job: the cluster's image and pull secret, no API token, and only the Secret keys the
+    // plan reads.
     let job = jobs.get("first-backup").await.expect("job");
     let pod = job.spec.expect("spec").template.spec.expect("pod");
     assert_eq!(pod.containers[0].image.as_deref(), Some("mongo:8.0.4"));
+    let pull: Vec<String> = pod.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect();
+    assert_eq!(pull, ["regcred"]);
+    let members: Api<k8s_openapi::api::apps::v1::StatefulSet> = env.api();
+    let sts = members.get("orders").await.expect("statefulset");
+    let pull: Vec<String> =
+        sts.spec.and_then(|s| s.template.spec?.image_pull_secrets).into_iter().flatten().map(|s| s.name).collect();
+    assert_eq!(pull, ["regcred"], "the members' Pods get it too");
     assert_eq!(pod.automount_service_account_token, Some(false));
     let secrets: Vec<String> = pod
         .volumes
@@ -476,7 +484,7 @@ async fn a_schedule_whose_newest_backup_failed_is_degraded_until_one_succeeds() 
 
 fn clone_of(name: &str, from_backup: &str) -> String {
     format!(
-        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n{STORES_ON_LOOPBACK}  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
+        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n{STORES_ON_LOOPBACK}  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
     )
 }
 
@@ -540,6 +548,8 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     let job = jobs.get("staging-restore").await.expect("the restore Job");
     let owner = job.metadata.owner_references.unwrap_or_default();
     assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("MongoCluster"), "owned by the cluster");
+    let pull = job.spec.and_then(|s| s.template.spec?.image_pull_secrets).unwrap_or_default();
+    assert_eq!(pull.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["regcred"], "the cluster's pull secret");
     runner.release();
     env.wait("staging Ready", || async {
         (env.ready_condition("staging").await == Some(("True".into(), "Ready".into()))).then_some(())

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Volume, VolumeProjection,
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, LocalObjectReference, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Volume,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -110,6 +111,8 @@ pub struct JobInputs<'a> {
     pub for_name: &'a str,
     pub mongodb_image: &'a str,
     pub operator_image: &'a str,
+    /// The cluster's `imagePullSecrets`: both images may come from a private registry.
+    pub image_pull_secrets: &'a [LocalObjectReference],
     pub plan_json: &'a str,
     pub secret_files: &'a [SecretFile],
     pub owner: &'a OwnerReference,
@@ -196,6 +199,7 @@ pub fn build(i: &JobInputs<'_>) -> Job {
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
+                    image_pull_secrets: (!i.image_pull_secrets.is_empty()).then(|| i.image_pull_secrets.to_vec()),
                     init_containers: Some(vec![install]),
                     containers: vec![main],
                     security_context: Some(PodSecurityContext {
@@ -303,6 +307,7 @@ mod tests {
             subcommand: "backup",
             for_name: "nightly",
             mongodb_image: "mongo:8.0.4",
+            image_pull_secrets: &[LocalObjectReference { name: "regcred".into() }],
             operator_image: "mongo-operator:0.1.0",
             plan_json: "{}",
             secret_files: &secret_files,
@@ -333,6 +338,7 @@ mod tests {
                 ("private-ca".into(), "ca.crt".into(), "destinations/ovh/ca.pem".into()),
             ]
         );
+        assert_eq!(pod.image_pull_secrets, Some(vec![LocalObjectReference { name: "regcred".into() }]));
         let main = &pod.containers[0];
         assert_eq!(main.image.as_deref(), Some("mongo:8.0.4"));
         assert_eq!(main.termination_message_path.as_deref(), Some(TERMINATION_LOG));

@@ -298,6 +298,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         node_selector: (!spec.scheduling.node_selector.is_empty()).then(|| spec.scheduling.node_selector.clone()),
         tolerations: (!spec.scheduling.tolerations.is_empty()).then(|| spec.scheduling.tolerations.clone()),
         priority_class_name: spec.scheduling.priority_class_name.clone(),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         ..PodSpec::default()

@@ -166,6 +166,16 @@ fn the_pod_facts_checklist_holds() {
 }
 
 #[test]
+fn image_pull_secrets_reach_the_pods_only_when_set() {
+    let pod = |spec: &MongoClusterSpec| build(spec).spec.and_then(|s| s.template.spec).expect("pod");
+    assert_eq!(pod(&typical()).image_pull_secrets, None, "no field, no change to existing Pods");
+    let mut spec = typical();
+    spec.image_pull_secrets = vec![k8s_openapi::api::core::v1::LocalObjectReference { name: "regcred".into() }];
+    let secrets = pod(&spec).image_pull_secrets.expect("pull secrets");
+    assert_eq!(secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["regcred"]);
+}
+
+#[test]
 fn cache_size_follows_the_memory_limit() {
     let with_limit = |limit: &str| {
         let mut spec = typical();

@@ -166,6 +166,7 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
         subcommand: "backup",
         for_name: &name,
         mongodb_image: &mongod_image(&cluster.spec),
+        image_pull_secrets: &cluster.spec.image_pull_secrets,
         operator_image: &ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,

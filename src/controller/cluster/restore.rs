@@ -312,6 +312,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         subcommand: "restore",
         for_name: &i.names.cluster,
         mongodb_image: &mongod_image(spec),
+        image_pull_secrets: &spec.image_pull_secrets,
         operator_image: &i.ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,
