@@ -57,10 +57,11 @@ impl Env {
         create_typed(&self.client, &self.ns, yaml).await
     }
 
-    /// A 3-member simulated cluster with a primary, whose images come from a private registry.
+    /// A 3-member simulated cluster with a primary, whose images come from a private registry
+    /// and whose members tolerate a taint.
     async fn cluster(&self, name: &str) -> SimMembers {
         self.apply_yaml::<MongoCluster>(&format!(
-            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n{STORES_ON_LOOPBACK}"
+            "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n  scheduling:\n    tolerations: [{{key: dedicated, value: mongodb, effect: NoSchedule}}]\n{STORES_ON_LOOPBACK}"
         ))
         .await;
         let sim = SimMembers::follow(&self.client, &self.ns, name, None).await;
@@ -248,6 +249,8 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     assert_eq!(pod.containers[0].image.as_deref(), Some("mongo:8.0.4"));
     let pull: Vec<String> = pod.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect();
     assert_eq!(pull, ["regcred"]);
+    let tolerated: Vec<Option<String>> = pod.tolerations.iter().flatten().map(|t| t.key.clone()).collect();
+    assert_eq!(tolerated, [Some("dedicated".to_string())], "it runs where the members may");
     let members: Api<k8s_openapi::api::apps::v1::StatefulSet> = env.api();
     let sts = members.get("orders").await.expect("statefulset");
     let pull: Vec<String> =

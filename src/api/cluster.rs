@@ -248,10 +248,12 @@ pub struct SchedulingSpec {
     /// `affinity` is set.
     #[serde(default)]
     pub pod_anti_affinity: AntiAffinity,
-    /// Node labels a member's node must have.
+    /// Node labels a member's node must have. The cluster's backup and restore Jobs use them
+    /// too, so they run where the members may.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
-    /// Taints the members tolerate.
+    /// Taints the members tolerate; the cluster's backup and restore Jobs tolerate them too,
+    /// or on nodes reserved for databases they would never be scheduled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
     /// Full affinity rules; replaces the anti-affinity the operator would set.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, KeyToPath, LocalObjectReference, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Volume,
+    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Toleration, Volume,
     VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -113,6 +113,10 @@ pub struct JobInputs<'a> {
     pub operator_image: &'a str,
     /// The cluster's `imagePullSecrets`: both images may come from a private registry.
     pub image_pull_secrets: &'a [LocalObjectReference],
+    /// The cluster's `scheduling.nodeSelector` and `tolerations`: the Job runs where the
+    /// members may (affinity and spread are the members' own and are not copied).
+    pub node_selector: &'a BTreeMap<String, String>,
+    pub tolerations: &'a [Toleration],
     pub plan_json: &'a str,
     pub secret_files: &'a [SecretFile],
     pub owner: &'a OwnerReference,
@@ -200,6 +204,8 @@ pub fn build(i: &JobInputs<'_>) -> Job {
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     image_pull_secrets: (!i.image_pull_secrets.is_empty()).then(|| i.image_pull_secrets.to_vec()),
+                    node_selector: (!i.node_selector.is_empty()).then(|| i.node_selector.clone()),
+                    tolerations: (!i.tolerations.is_empty()).then(|| i.tolerations.to_vec()),
                     init_containers: Some(vec![install]),
                     containers: vec![main],
                     security_context: Some(PodSecurityContext {
@@ -308,6 +314,13 @@ mod tests {
             for_name: "nightly",
             mongodb_image: "mongo:8.0.4",
             image_pull_secrets: &[LocalObjectReference { name: "regcred".into() }],
+            node_selector: &BTreeMap::from([("pool".to_string(), "databases".to_string())]),
+            tolerations: &[Toleration {
+                key: Some("dedicated".into()),
+                value: Some("mongodb".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }],
             operator_image: "mongo-operator:0.1.0",
             plan_json: "{}",
             secret_files: &secret_files,
@@ -339,6 +352,9 @@ mod tests {
             ]
         );
         assert_eq!(pod.image_pull_secrets, Some(vec![LocalObjectReference { name: "regcred".into() }]));
+        // It runs where the members may: their node selector and tolerations.
+        assert_eq!(pod.node_selector.as_ref().and_then(|s| s.get("pool")).map(String::as_str), Some("databases"));
+        assert_eq!(pod.tolerations.as_ref().map(|t| t[0].key.as_deref()), Some(Some("dedicated")));
         let main = &pod.containers[0];
         assert_eq!(main.image.as_deref(), Some("mongo:8.0.4"));
         assert_eq!(main.termination_message_path.as_deref(), Some(TERMINATION_LOG));

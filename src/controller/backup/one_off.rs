@@ -167,6 +167,8 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
         for_name: &name,
         mongodb_image: &mongod_image(&cluster.spec),
         image_pull_secrets: &cluster.spec.image_pull_secrets,
+        node_selector: &cluster.spec.scheduling.node_selector,
+        tolerations: &cluster.spec.scheduling.tolerations,
         operator_image: &ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,

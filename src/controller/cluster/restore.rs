@@ -313,6 +313,8 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         for_name: &i.names.cluster,
         mongodb_image: &mongod_image(spec),
         image_pull_secrets: &spec.image_pull_secrets,
+        node_selector: &spec.scheduling.node_selector,
+        tolerations: &spec.scheduling.tolerations,
         operator_image: &i.ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,
