@@ -168,6 +168,7 @@ impl Env {
     }
 
     async fn finish(self) {
+        self.operator.kill().await;
         delete_namespace(&self.client, &self.ns).await;
     }
 }

@@ -114,6 +114,9 @@ impl Env {
     /// Deletes the namespace of a test that passed; a failed test leaves its namespace (and
     /// the operator's log in `target/tmp/operator-logs/`) for a look.
     async fn finish(self) {
+        if let Some(operator) = self.operator {
+            operator.kill().await;
+        }
         delete_namespace(&self.client, &self.ns).await;
     }
 

@@ -150,5 +150,6 @@ async fn examples_applied_twice_converge_with_no_drift_and_no_fight_over_fields(
         (kubectl(&["get", "-n", &ns, "poddisruptionbudget", "demo"]).0 != 0).then_some(())
     })
     .await;
+    operator.kill().await;
     delete_namespace(&client, &ns).await;
 }

@@ -193,7 +193,7 @@ async fn isolation_policies_follow_clusters_and_attachments_and_mean_what_they_s
         (!owned).then_some(())
     })
     .await;
-    drop(operator);
+    operator.kill().await;
     delete_namespace(&client, &shop).await;
     delete_namespace(&client, &ns).await;
     let _ = Api::<Namespace>::all(client.clone());

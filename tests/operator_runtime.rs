@@ -210,6 +210,7 @@ async fn serves_health_readiness_metrics_and_a_log_level_that_changes_at_run_tim
         operator.log_text()[loud_from..].contains("DEBUG").then_some(())
     })
     .await;
+    operator.kill().await;
     delete_namespace(&client, &ns).await;
 }
 

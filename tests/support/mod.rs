@@ -65,6 +65,12 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     name
 }
 
+/// Deletes a test's namespace, without waiting for it to go.
+///
+/// Stop the namespace's operator first (`Operator::kill`, which waits for the process to end):
+/// it acts with a Role in this namespace, which the namespace's deletion may remove before the
+/// objects it still reconciles, and every request it made after that would be refused, which
+/// the RBAC audit counts as a missing rule.
 pub async fn delete_namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::background()).await;
