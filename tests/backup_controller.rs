@@ -525,17 +525,24 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     let env = Env::new("backup-clone").await;
     let (source, target) = (Ferret::start(), Ferret::start());
     seed(&source).await;
-    let store = S3Server::start(&[BUCKET]);
+    let (store, first_store) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
     env.secrets().await;
     let _orders = env.cluster("orders").await;
     let runner = JobRunner::with_restore_target(env.client.clone(), &env.ns, source.uri(), Some(target.uri()));
     let encrypted = "  encryption:\n    keySecretRef:\n      name: backup-key\n      key: key\n";
-    let ovh = destination("ovh", &store, "s3-keys");
-    env.apply_yaml::<MongoBackup>(&one_off("nightly", "orders", &ovh, encrypted)).await;
+    // Two copies; the one listed first will be found damaged.
+    let both = format!("{}{}", destination("scaleway", &first_store, "s3-keys"), destination("ovh", &store, "s3-keys"));
+    env.apply_yaml::<MongoBackup>(&one_off("nightly", "orders", &both, encrypted)).await;
     let backup = env.phase("nightly", BackupPhase::Succeeded).await;
     let backup_status = backup.status.expect("status");
-    let path = backup_status.copies[0].path.clone().expect("the copy's key is recorded");
+    let copy = backup_status.copies.iter().find(|c| c.destination == "ovh").expect("the ovh copy");
+    let path = copy.path.clone().expect("the copy's key is recorded");
     assert_eq!(path, "prod/orders/nightly/manifest.json");
+    let damaged = first_store.object_file(BUCKET, "prod/orders/nightly/archive.mongodump.zst.age");
+    let mut bytes = std::fs::read(&damaged).expect("the first copy's archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&damaged, bytes).expect("damage the first copy");
     let original = readings(&source).await;
     assert_eq!(original.len(), 500);
 
@@ -563,6 +570,8 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     assert_eq!(restored.phase, RestorePhase::Succeeded);
     assert_eq!(restored.checksum, backup_status.checksum, "the archive verified is the one backed up");
     assert_eq!(restored.source.as_deref(), Some("MongoBackup nightly"));
+    let message = restored.message.clone().unwrap_or_default();
+    assert!(message.contains("from the copy in ovh"), "the damaged first copy was passed over: {message}");
     assert_eq!(readings(&target).await, original, "every document restored");
     let internal = secrets.get("staging-internal").await.expect("internal Secret");
     assert_eq!(

@@ -137,11 +137,12 @@ fn backup_plan(
 }
 
 fn restore_plan(target: &Ferret, destination: Destination, path: &str) -> String {
-    serde_json::to_string(&RestorePlan {
-        location: BackupLocation { destination, path: path.into() },
-        target: Source { uri: target.uri(), username: None },
-    })
-    .expect("json")
+    restore_plan_with_fallbacks(target, BackupLocation { destination, path: path.into() }, vec![])
+}
+
+fn restore_plan_with_fallbacks(target: &Ferret, location: BackupLocation, fallbacks: Vec<BackupLocation>) -> String {
+    serde_json::to_string(&RestorePlan { location, fallbacks, target: Source { uri: target.uri(), username: None } })
+        .expect("json")
 }
 
 /// Documents of several BSON types in two databases.
@@ -280,7 +281,10 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
         let plan = restore_plan(&target, destination("scaleway", &store_b, "eu/prod"), &path);
         let restored =
             run(Run { subcommand: "restore", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await;
-        assert!(matches!(restored, (true, Outcome::Restored { .. })), "{case}: {restored:?}");
+        assert!(
+            matches!(&restored, (true, Outcome::Restored { copy, .. }) if copy.as_deref() == Some("scaleway")),
+            "{case}: {restored:?}"
+        );
         assert!(contents(&target).await == expected, "{case}: the restored documents differ from the source's");
     }
 }
@@ -409,4 +413,62 @@ async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_an
     let error = failed(restore(&secrets.0, &path).await);
     assert!(error.contains("does not match its manifest"), "{error}");
     assert!(contents(&target).await.is_empty(), "nothing was restored");
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is_down() {
+    let source = Ferret::start();
+    let (first_target, second_target) = (Ferret::start(), Ferret::start());
+    let (mut store_a, store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
+    seed(&source).await;
+    let expected = contents(&source).await;
+    let secrets = Secrets::new(&["ovh", "scaleway"], None);
+    let destinations = vec![destination("ovh", &store_a, "prod"), destination("scaleway", &store_b, "eu/prod")];
+    let plan = backup_plan(&source, "twice", destinations, Compression::Zstd, false);
+    let (manifest, copies) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    let location = |name: &str, store: &S3Server, prefix: &str| BackupLocation {
+        destination: destination(name, store, prefix),
+        path: copies.iter().find(|c| c.destination == name).expect("copy").path.clone(),
+    };
+    let (ovh, scaleway) = (location("ovh", &store_a, "prod"), location("scaleway", &store_b, "eu/prod"));
+    let flip = |store: &S3Server, prefix: &str| {
+        let file = store.object_file(BUCKET, &format!("{prefix}/orders/twice/{}", manifest.archive));
+        let mut bytes = std::fs::read(&file).expect("archive");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&file, bytes).expect("damage");
+    };
+    let restore = |target: &Ferret| {
+        let plan = restore_plan_with_fallbacks(target, ovh.clone(), vec![scaleway.clone()]);
+        let secrets = secrets.0.clone();
+        async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
+    };
+
+    // The first copy is damaged: the checksum refuses it, and the second copy is restored.
+    flip(&store_a, "prod");
+    let restored = restore(&first_target).await;
+    assert!(
+        matches!(&restored, (true, Outcome::Restored { copy, .. }) if copy.as_deref() == Some("scaleway")),
+        "{restored:?}"
+    );
+    assert!(contents(&first_target).await == expected, "every document, from the second copy");
+
+    // The first store is down: the same.
+    store_a.kill();
+    let restored = restore(&second_target).await;
+    assert!(
+        matches!(&restored, (true, Outcome::Restored { copy, .. }) if copy.as_deref() == Some("scaleway")),
+        "{restored:?}"
+    );
+    assert!(contents(&second_target).await == expected, "every document, from the second copy");
+
+    // No copy is usable: the error names each one and why, and nothing is touched.
+    flip(&store_b, "eu/prod");
+    drop_all(&second_target).await;
+    let error = failed(restore(&second_target).await);
+    assert!(error.contains("copy ovh:") && error.contains("copy scaleway:"), "{error}");
+    assert!(error.contains("does not match its manifest"), "the second copy's own reason: {error}");
+    assert!(contents(&second_target).await.is_empty(), "nothing was restored");
 }

@@ -87,6 +87,12 @@ pub enum RestoreError {
         /// What was read.
         actual: String,
     },
+    /// No copy of the backup could be used; each one's reason, in the order tried.
+    #[error("no copy of the backup can be restored ({copies}); nothing was restored")]
+    NoUsableCopy {
+        /// "copy <destination>: <reason>", joined by "; ".
+        copies: String,
+    },
     /// mongorestore failed.
     #[error("mongorestore exited with {status}: {output}")]
     Restore {

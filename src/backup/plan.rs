@@ -45,6 +45,10 @@ pub struct BackupPlan {
 pub struct RestorePlan {
     /// Where the backup's manifest is.
     pub location: BackupLocation,
+    /// Other copies of the same backup, tried in order when `location` cannot be read or its
+    /// archive does not match its manifest (a provider down, a damaged object).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<BackupLocation>,
     /// The deployment to restore into.
     pub target: Source,
 }
@@ -135,6 +139,9 @@ pub enum Outcome {
     Restored {
         /// The manifest of the backup restored.
         manifest: Manifest,
+        /// The destination whose copy was restored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy: Option<String>,
     },
     /// Nothing usable was produced; the message says why.
     Failed {

@@ -14,39 +14,18 @@ use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{MANIFEST_FORMAT, Manifest, Outcome, RestorePlan};
 use super::store::{OpenStore, open};
 use super::tools::{ToolProcess, Tools};
+use crate::api::BackupLocation;
 
 /// Collections a clone never takes from the backup: the users and roles of the source. The
 /// new cluster's users are those of its own spec, with its own passwords; restoring the
 /// source's would also replace the operator's own user and lock it out.
 const EXCLUDED_NAMESPACES: [&str; 3] = ["admin.system.users", "admin.system.roles", "admin.system.version"];
 
-/// Restores the backup `plan` names into its target.
+/// Restores the backup `plan` names into its target, from the first of its copies that is
+/// whole.
 pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -> Result<Outcome, RestoreError> {
-    let destination = &plan.location.destination;
-    let store = open(destination, &secrets.store_credentials(destination)?)?;
-    let manifest_key = Path::from(plan.location.path.as_str());
-    let manifest = read_manifest(&store, &manifest_key).await?;
-    let archive_key = archive_key(&plan.location.path, &manifest.archive);
-    let passphrase = match manifest.encryption {
-        Some(_) => Some(secrets.required(ENCRYPTION_KEY)?),
-        None => None,
-    };
-
-    // First pass: the whole archive must match the manifest's checksum and size, and must
-    // decrypt and decompress to the end, before mongorestore sees a byte of it.
-    // A damaged archive usually also fails to decrypt or decompress; the checksum is
-    // compared first because it names the cause.
-    let checked = read_archive(&store, &archive_key, &manifest, passphrase.clone(), std::io::sink()).await?;
-    if checked.checksum != manifest.checksum || checked.size != manifest.size_bytes {
-        return Err(RestoreError::Checksum {
-            expected: format!("{} ({} bytes)", manifest.checksum, manifest.size_bytes),
-            actual: format!("{} ({} bytes)", checked.checksum, checked.size),
-        });
-    }
-    if let Some(reason) = checked.decode_error {
-        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
-    }
-    tracing::info!(checksum = %checked.checksum, bytes = checked.size, "archive verified");
+    let Verified { store, manifest, archive_key, passphrase, destination } = first_whole_copy(plan, secrets).await?;
+    tracing::info!(copy = %destination, checksum = %manifest.checksum, bytes = manifest.size_bytes, "archive verified");
 
     let password = match plan.target.username {
         Some(_) => Some(secrets.required(MONGODB_PASSWORD)?),
@@ -77,7 +56,67 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
     if !status.success() {
         return Err(RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() });
     }
-    Ok(Outcome::Restored { manifest })
+    Ok(Outcome::Restored { manifest, copy: Some(destination) })
+}
+
+/// A copy whose whole archive matched its manifest and decoded to its end.
+struct Verified {
+    store: OpenStore,
+    manifest: Manifest,
+    archive_key: Path,
+    passphrase: Option<String>,
+    /// The destination's name.
+    destination: String,
+}
+
+/// The first copy, in the plan's order, that is whole. A copy that cannot be read (its store
+/// down, its manifest missing) or does not match its manifest is skipped for the next one:
+/// that is what a second provider is for. Nothing has touched the target yet.
+async fn first_whole_copy(plan: &RestorePlan, secrets: &SecretFiles) -> Result<Verified, RestoreError> {
+    let mut failures: Vec<(String, RestoreError)> = Vec::new();
+    for location in std::iter::once(&plan.location).chain(&plan.fallbacks) {
+        match verify(location, secrets).await {
+            Ok(verified) => return Ok(verified),
+            Err(error) => {
+                tracing::warn!(copy = %location.destination.name, %error, "this copy cannot be restored");
+                failures.push((location.destination.name.clone(), error));
+            }
+        }
+    }
+    if failures.len() == 1
+        && let Some((_, error)) = failures.pop()
+    {
+        // One copy: its own error, unwrapped.
+        return Err(error);
+    }
+    let copies: Vec<String> = failures.iter().map(|(name, error)| format!("copy {name}: {error}")).collect();
+    Err(RestoreError::NoUsableCopy { copies: copies.join("; ") })
+}
+
+/// Reads one copy's manifest, then its whole archive: it must match the manifest's checksum
+/// and size, and decrypt and decompress to the end, before mongorestore sees a byte of it.
+async fn verify(location: &BackupLocation, secrets: &SecretFiles) -> Result<Verified, RestoreError> {
+    let destination = &location.destination;
+    let store = open(destination, &secrets.store_credentials(destination)?)?;
+    let manifest = read_manifest(&store, &Path::from(location.path.as_str())).await?;
+    let archive_key = archive_key(&location.path, &manifest.archive);
+    let passphrase = match manifest.encryption {
+        Some(_) => Some(secrets.required(ENCRYPTION_KEY)?),
+        None => None,
+    };
+    // A damaged archive usually also fails to decrypt or decompress; the checksum is compared
+    // first because it names the cause.
+    let checked = read_archive(&store, &archive_key, &manifest, passphrase.clone(), std::io::sink()).await?;
+    if checked.checksum != manifest.checksum || checked.size != manifest.size_bytes {
+        return Err(RestoreError::Checksum {
+            expected: format!("{} ({} bytes)", manifest.checksum, manifest.size_bytes),
+            actual: format!("{} ({} bytes)", checked.checksum, checked.size),
+        });
+    }
+    if let Some(reason) = checked.decode_error {
+        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
+    }
+    Ok(Verified { store, manifest, archive_key, passphrase, destination: destination.name.clone() })
 }
 
 /// Reads and checks a manifest.

@@ -56,6 +56,9 @@ pub fn restore_job_name(names: &ClusterNames) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     pub location: BackupLocation,
+    /// The backup's other copies, in the order its destinations are listed: the restore
+    /// tries them when `location` cannot be read or is damaged.
+    pub fallbacks: Vec<BackupLocation>,
     pub encryption_key: Option<SecretKeyReference>,
     /// How status and Events name it: the MongoBackup, or the manifest's store and key.
     pub description: String,
@@ -75,6 +78,7 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
     if let Some(location) = &from.location {
         return Ok(Source {
             location: location.clone(),
+            fallbacks: Vec::new(),
             encryption_key: from.encryption_key_secret_ref.clone(),
             description: format!("{}:{}", location.destination.name, location.path),
         });
@@ -105,19 +109,20 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
             ));
         }
     }
-    // The first copy whose destination the MongoBackup still describes (its credentials are
-    // needed to read it), in the order the backup lists its destinations.
-    let copy = backup
-        .spec
-        .destinations
-        .iter()
-        .find_map(|d| status.copies.iter().find(|c| c.destination == d.name).map(|c| (d, c)));
-    let Some((destination, copy)) = copy else {
+    // The copies whose destinations the MongoBackup still describes (their credentials are
+    // needed to read them), in the order the backup lists its destinations: the first is
+    // restored, the others are fallbacks.
+    let mut copies = backup.spec.destinations.iter().filter_map(|d| {
+        let copy = status.copies.iter().find(|c| c.destination == d.name)?;
+        let path = copy.path.clone().unwrap_or_else(|| manifest_key(d, &backup.spec.cluster_ref.name, name));
+        Some(BackupLocation { destination: d.clone(), path })
+    });
+    let Some(location) = copies.next() else {
         return Err(Unresolved::Invalid("BackupHasNoCopy", format!("MongoBackup {name} records no stored copy")));
     };
-    let path = copy.path.clone().unwrap_or_else(|| manifest_key(destination, &backup.spec.cluster_ref.name, name));
     Ok(Source {
-        location: BackupLocation { destination: destination.clone(), path },
+        location,
+        fallbacks: copies.collect(),
         encryption_key: from
             .encryption_key_secret_ref
             .clone()
@@ -233,10 +238,11 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         let source = i.previous().and_then(|p| p.source.clone()).unwrap_or_else(|| job_name.clone());
         return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
-            JobState::Succeeded(Some(Outcome::Restored { manifest })) => {
+            JobState::Succeeded(Some(Outcome::Restored { manifest, copy })) => {
                 objects::mark_restored(&i.ctx.client, i.names, &source).await?;
+                let from = copy.map(|c| format!(" from the copy in {c}")).unwrap_or_default();
                 let message = format!(
-                    "restored {source}: {} bytes verified ({}), taken {}",
+                    "restored {source}{from}: {} bytes verified ({}), taken {}",
                     manifest.size_bytes, manifest.checksum, manifest.completed_at
                 );
                 i.events.normal("RestoreSucceeded", "Restore", message.clone()).await;
@@ -291,15 +297,26 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     if !i.cluster.spec.network_isolation.stores_reachable() {
         return Ok(i.waiting("NoRouteToStores", no_route_to_stores(&i.names.cluster)).await);
     }
-    let files = secret_files(i.names, &source);
+    let mut files = secret_files(i.names, &source);
     let absent = missing(&i.ctx.client, ns, &files).await?;
     if !absent.is_empty() {
         return Ok(i.waiting("SecretMissing", format!("missing Secret keys: {}", absent.join(", "))).await);
+    }
+    // A fallback copy goes in only when its store's credentials are here: a clone in another
+    // namespace may have been given one provider's keys only, and that must not hold it up.
+    let mut fallbacks = Vec::new();
+    for fallback in &source.fallbacks {
+        let keys = destination_files(&fallback.destination);
+        if missing(&i.ctx.client, ns, &keys).await?.is_empty() {
+            files.extend(keys);
+            fallbacks.push(fallback.clone());
+        }
     }
 
     let spec = &i.cluster.spec;
     let plan = RestorePlan {
         location: source.location.clone(),
+        fallbacks,
         target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain),
     };
     let plan_json =
@@ -399,15 +416,21 @@ mod tests {
     }
 
     #[test]
-    fn a_backup_by_name_resolves_to_its_first_listed_copy_and_its_own_key() {
+    fn a_backup_by_name_resolves_to_its_first_listed_copy_then_the_others_and_its_own_key() {
         let b = backup(BackupPhase::Succeeded, &[("scw", Some("prod/x/manifest.json")), ("ovh", None)]);
         let source = resolve(&by_name(), Some(&b)).expect("resolves");
         // ovh is listed first in the spec; its copy recorded no path, so the key is computed.
         assert_eq!(source.location.destination.name, "ovh");
         assert_eq!(source.location.path, "prod/orders/orders-202611231200/manifest.json");
+        // scw's copy is the fallback.
+        let fallbacks: Vec<(&str, &str)> =
+            source.fallbacks.iter().map(|l| (l.destination.name.as_str(), l.path.as_str())).collect();
+        assert_eq!(fallbacks, [("scw", "prod/x/manifest.json")]);
         assert_eq!(source.encryption_key, Some(SecretKeyReference { name: "backup-key".into(), key: "key".into() }));
         let only_scw = backup(BackupPhase::Succeeded, &[("scw", Some("prod/x/manifest.json"))]);
-        assert_eq!(resolve(&by_name(), Some(&only_scw)).expect("resolves").location.path, "prod/x/manifest.json");
+        let source = resolve(&by_name(), Some(&only_scw)).expect("resolves");
+        assert_eq!(source.location.path, "prod/x/manifest.json");
+        assert!(source.fallbacks.is_empty());
     }
 
     #[test]
