@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, LocalObjectReference, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection, Toleration, Volume,
-    VolumeProjection,
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
+    ResourceRequirements, SecretProjection, Volume, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::labels::labels;
 use super::names::ClusterNames;
-use super::statefulset::{BIN_DIR, MONGODB_UID, mount, restricted};
-use crate::api::{Destination, SecretKeyReference};
+use super::statefulset::{BIN_DIR, cluster_pod_base, mongod_image, mount, restricted};
+use crate::api::{Destination, MongoClusterSpec, SecretKeyReference};
 use crate::backup::files::{self, DEFAULT_SECRETS_DIR, destination_file};
 use crate::backup::plan::Source;
 
@@ -109,14 +108,10 @@ pub struct JobInputs<'a> {
     pub subcommand: &'a str,
     /// The MongoBackup or MongoCluster the Job works for (its name goes in [`FOR_LABEL`]).
     pub for_name: &'a str,
-    pub mongodb_image: &'a str,
+    /// The cluster's spec: its MongoDB image (which carries mongodump and mongorestore), and
+    /// where and how its Pods run ([`cluster_pod_base`]).
+    pub spec: &'a MongoClusterSpec,
     pub operator_image: &'a str,
-    /// The cluster's `imagePullSecrets`: both images may come from a private registry.
-    pub image_pull_secrets: &'a [LocalObjectReference],
-    /// The cluster's `scheduling.nodeSelector` and `tolerations`: the Job runs where the
-    /// members may (affinity and spread are the members' own and are not copied).
-    pub node_selector: &'a BTreeMap<String, String>,
-    pub tolerations: &'a [Toleration],
     pub plan_json: &'a str,
     pub secret_files: &'a [SecretFile],
     pub owner: &'a OwnerReference,
@@ -143,7 +138,7 @@ pub fn build(i: &JobInputs<'_>) -> Job {
     };
     let main = Container {
         name: i.subcommand.to_string(),
-        image: Some(i.mongodb_image.to_string()),
+        image: Some(mongod_image(i.spec)),
         command: Some(vec![
             format!("{BIN_DIR}/mongo-operator"),
             i.subcommand.to_string(),
@@ -201,24 +196,8 @@ pub fn build(i: &JobInputs<'_>) -> Job {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    image_pull_secrets: (!i.image_pull_secrets.is_empty()).then(|| i.image_pull_secrets.to_vec()),
-                    node_selector: (!i.node_selector.is_empty()).then(|| i.node_selector.clone()),
-                    tolerations: (!i.tolerations.is_empty()).then(|| i.tolerations.to_vec()),
                     init_containers: Some(vec![install]),
                     containers: vec![main],
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(MONGODB_UID),
-                        run_as_group: Some(MONGODB_UID),
-                        fs_group: Some(MONGODB_UID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
                     volumes: Some(vec![
                         Volume { name: "bin".into(), empty_dir: empty(), ..Volume::default() },
                         Volume { name: "tmp".into(), empty_dir: empty(), ..Volume::default() },
@@ -231,7 +210,7 @@ pub fn build(i: &JobInputs<'_>) -> Job {
                             ..Volume::default()
                         },
                     ]),
-                    ..PodSpec::default()
+                    ..cluster_pod_base(i.spec)
                 }),
             },
             ..JobSpec::default()
@@ -264,6 +243,7 @@ pub fn truncate_label(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::api::{S3CredentialsReference, S3Destination};
+    use k8s_openapi::api::core::v1::LocalObjectReference;
 
     fn s3(name: &str) -> Destination {
         Destination {
@@ -312,15 +292,15 @@ mod tests {
             component: BACKUP_COMPONENT,
             subcommand: "backup",
             for_name: "nightly",
-            mongodb_image: "mongo:8.0.4",
-            image_pull_secrets: &[LocalObjectReference { name: "regcred".into() }],
-            node_selector: &BTreeMap::from([("pool".to_string(), "databases".to_string())]),
-            tolerations: &[Toleration {
-                key: Some("dedicated".into()),
-                value: Some("mongodb".into()),
-                effect: Some("NoSchedule".into()),
-                ..Toleration::default()
-            }],
+            spec: &serde_json::from_value(serde_json::json!({
+                "version": "8.0.4",
+                "imagePullSecrets": [{"name": "regcred"}],
+                "scheduling": {
+                    "nodeSelector": {"pool": "databases"},
+                    "tolerations": [{"key": "dedicated", "value": "mongodb", "effect": "NoSchedule"}],
+                },
+            }))
+            .expect("spec"),
             operator_image: "mongo-operator:0.1.0",
             plan_json: "{}",
             secret_files: &secret_files,

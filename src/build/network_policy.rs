@@ -225,17 +225,7 @@ pub fn attachment(
 mod tests {
     use super::*;
     use crate::api::{Cidr, LoadBalancerSpec, PrivateIpBlock};
-
-    fn owner() -> OwnerReference {
-        OwnerReference {
-            api_version: "mongo.operator.rs/v1alpha1".into(),
-            kind: "MongoCluster".into(),
-            name: "orders".into(),
-            uid: "u".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
+    use crate::build::tests::owner;
 
     fn operator() -> OperatorPeer {
         OperatorPeer {

@@ -58,6 +58,29 @@ pub fn mongod_image(spec: &MongoClusterSpec) -> String {
     spec.image.clone().unwrap_or_else(|| format!("mongo:{}", spec.version))
 }
 
+/// What every Pod of a cluster shares, the members' and its backup and restore Jobs': the
+/// nodes it may run on (`scheduling.nodeSelector` and `tolerations`; affinity and spread are
+/// the members' own), how its images are pulled, running as the mongodb user under the
+/// RuntimeDefault seccomp profile, and no API token or service links.
+pub fn cluster_pod_base(spec: &MongoClusterSpec) -> PodSpec {
+    PodSpec {
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(MONGODB_UID),
+            run_as_group: Some(MONGODB_UID),
+            fs_group: Some(MONGODB_UID),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
+            ..PodSecurityContext::default()
+        }),
+        node_selector: (!spec.scheduling.node_selector.is_empty()).then(|| spec.scheduling.node_selector.clone()),
+        tolerations: (!spec.scheduling.tolerations.is_empty()).then(|| spec.scheduling.tolerations.clone()),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        ..PodSpec::default()
+    }
+}
+
 /// Resources of the mongod container, with the memory request set to the limit (8).
 pub fn resources(spec: &MongoClusterSpec) -> ResourceRequirements {
     let mut r = spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
@@ -253,6 +276,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         ..Container::default()
     };
     let (affinity, topology_spread_constraints) = scheduling(names, spec);
+    let base = cluster_pod_base(spec);
     let pod = PodSpec {
         init_containers: Some(vec![install]),
         containers: vec![mongod],
@@ -283,25 +307,16 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
                 ..Volume::default()
             },
         ]),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(MONGODB_UID),
-            run_as_group: Some(MONGODB_UID),
-            fs_group: Some(MONGODB_UID),
-            fs_group_change_policy: Some("OnRootMismatch".into()),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
-            ..PodSecurityContext::default()
-        }),
+        // Only the members have a volume to chown; skip it when its root is already theirs.
+        security_context: base
+            .security_context
+            .clone()
+            .map(|s| PodSecurityContext { fs_group_change_policy: Some("OnRootMismatch".into()), ..s }),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         affinity,
         topology_spread_constraints,
-        node_selector: (!spec.scheduling.node_selector.is_empty()).then(|| spec.scheduling.node_selector.clone()),
-        tolerations: (!spec.scheduling.tolerations.is_empty()).then(|| spec.scheduling.tolerations.clone()),
         priority_class_name: spec.scheduling.priority_class_name.clone(),
-        image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
-        ..PodSpec::default()
+        ..base
     };
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {

@@ -12,7 +12,8 @@ use crate::api::MongoClusterSpec;
 
 const GOLDEN: &str = "src/build/testdata/statefulset-typical.yaml";
 
-fn owner() -> OwnerReference {
+/// A MongoCluster `orders` as controlling owner, for the builders' tests.
+pub(super) fn owner() -> OwnerReference {
     OwnerReference {
         api_version: "mongo.operator.rs/v1alpha1".into(),
         kind: "MongoCluster".into(),

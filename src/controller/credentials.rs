@@ -67,13 +67,27 @@ pub async fn from_secrets(
 
 /// Which of `files` are missing (no Secret, or no such key in it), as "secret/key".
 pub async fn missing(client: &Client, namespace: &str, files: &[SecretFile]) -> Result<Vec<String>, Error> {
-    let secrets = read(client, namespace, files).await?;
-    let has = |f: &SecretFile| {
-        secrets
-            .get(&f.secret)
-            .and_then(Option::as_ref)
-            .and_then(|s| s.data.as_ref())
-            .is_some_and(|d| d.contains_key(&f.key))
-    };
-    Ok(files.iter().filter(|f| !has(f)).map(|f| format!("{}/{}", f.secret, f.key)).collect())
+    Ok(SecretsRead::of(client, namespace, files).await?.missing(files))
+}
+
+/// The Secrets some files name, each read once, to ask which keys of several sets of those
+/// files are missing.
+pub struct SecretsRead(BTreeMap<String, Option<Secret>>);
+
+impl SecretsRead {
+    pub async fn of(client: &Client, namespace: &str, files: &[SecretFile]) -> Result<SecretsRead, Error> {
+        Ok(SecretsRead(read(client, namespace, files).await?))
+    }
+
+    /// Which of `files` are missing (no Secret, or no such key in it), as "secret/key".
+    pub fn missing(&self, files: &[SecretFile]) -> Vec<String> {
+        let has = |f: &SecretFile| {
+            self.0
+                .get(&f.secret)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.data.as_ref())
+                .is_some_and(|d| d.contains_key(&f.key))
+        };
+        files.iter().filter(|f| !has(f)).map(|f| format!("{}/{}", f.secret, f.key)).collect()
+    }
 }

@@ -17,7 +17,6 @@ use crate::build::backup_job::{
 use crate::build::labels::{labels, query};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::BACKUP_PASSWORD_KEY;
-use crate::build::statefulset::mongod_image;
 use crate::controller::credentials::missing;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{self, JobState};
@@ -165,10 +164,7 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
         component: BACKUP_COMPONENT,
         subcommand: "backup",
         for_name: &name,
-        mongodb_image: &mongod_image(&cluster.spec),
-        image_pull_secrets: &cluster.spec.image_pull_secrets,
-        node_selector: &cluster.spec.scheduling.node_selector,
-        tolerations: &cluster.spec.scheduling.tolerations,
+        spec: &cluster.spec,
         operator_image: &ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,

@@ -28,9 +28,8 @@ use crate::backup::store::manifest_key;
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::RESTORE_PASSWORD_KEY;
-use crate::build::statefulset::mongod_image;
 use crate::controller::backup::no_route_to_stores;
-use crate::controller::credentials::missing;
+use crate::controller::credentials::SecretsRead;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{self, JobState};
 use crate::controller::ssa::apply;
@@ -298,16 +297,20 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         return Ok(i.waiting("NoRouteToStores", no_route_to_stores(&i.names.cluster)).await);
     }
     let mut files = secret_files(i.names, &source);
-    let absent = missing(&i.ctx.client, ns, &files).await?;
+    let candidates: Vec<(&BackupLocation, Vec<SecretFile>)> =
+        source.fallbacks.iter().map(|f| (f, destination_files(&f.destination))).collect();
+    let every_file: Vec<SecretFile> =
+        files.iter().chain(candidates.iter().flat_map(|(_, keys)| keys)).cloned().collect();
+    let secrets = SecretsRead::of(&i.ctx.client, ns, &every_file).await?;
+    let absent = secrets.missing(&files);
     if !absent.is_empty() {
         return Ok(i.waiting("SecretMissing", format!("missing Secret keys: {}", absent.join(", "))).await);
     }
     // A fallback copy goes in only when its store's credentials are here: a clone in another
     // namespace may have been given one provider's keys only, and that must not hold it up.
     let mut fallbacks = Vec::new();
-    for fallback in &source.fallbacks {
-        let keys = destination_files(&fallback.destination);
-        if missing(&i.ctx.client, ns, &keys).await?.is_empty() {
+    for (fallback, keys) in candidates {
+        if secrets.missing(&keys).is_empty() {
             files.extend(keys);
             fallbacks.push(fallback.clone());
         }
@@ -328,10 +331,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         component: RESTORE_COMPONENT,
         subcommand: "restore",
         for_name: &i.names.cluster,
-        mongodb_image: &mongod_image(spec),
-        image_pull_secrets: &spec.image_pull_secrets,
-        node_selector: &spec.scheduling.node_selector,
-        tolerations: &spec.scheduling.tolerations,
+        spec,
         operator_image: &i.ctx.settings.operator_image,
         plan_json: &plan_json,
         secret_files: &files,
