@@ -579,6 +579,13 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
         Some("MongoBackup nightly"),
         "the success outlives the cluster's status"
     );
+    // The status is the recorded one, so a reconcile from a stale cache reports the same.
+    let record = internal.annotations().get("mongo.operator.rs/restore-result").expect("the recorded result");
+    let record: mongo_operator::api::RestoreStatus = serde_json::from_str(record).expect("a RestoreStatus");
+    assert_eq!(
+        (record.message.as_deref(), record.checksum.as_deref()),
+        (Some(message.as_str()), restored.checksum.as_deref())
+    );
     env.wait("staging's application user", || async { secrets.get_opt("staging-admin-app").await.ok().flatten() })
         .await;
     assert_eq!(env.events("RestoreSucceeded").await.len(), 1);

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_quantity::ParsedQuantity;
 
-use crate::api::{DeletionPolicy, MongoClusterSpec};
+use crate::api::{DeletionPolicy, MongoClusterSpec, RestoreStatus};
 use crate::build::backup_job::{BACKUP_USER, RESTORE_USER};
 use crate::build::names::ClusterNames;
 use crate::build::network_policy::{self, OperatorPeer};
@@ -44,6 +44,9 @@ pub struct InternalCredentials {
     /// The backup this cluster's data was restored from, once that restore succeeded (an
     /// annotation of the internal Secret, which outlives the MongoCluster under `Retain`).
     pub restored_from: Option<String>,
+    /// The status that restore's success was reported with, when the Secret records it
+    /// (operators before it recorded only `restored_from`) and it can be read.
+    pub restore_result: Option<RestoreStatus>,
 }
 
 /// Annotation of the internal Secret: digest of the agent users' passwords last applied.
@@ -52,6 +55,11 @@ pub const AGENTS_APPLIED_ANNOTATION: &str = "mongo.operator.rs/agent-users-appli
 /// re-created over kept volumes and Secrets (same manifest, `bootstrap` included) finds it and
 /// never restores over the data again.
 pub const RESTORED_FROM_ANNOTATION: &str = "mongo.operator.rs/restored-from";
+/// Annotation of the internal Secret: the succeeded restore's status, as JSON. A reconcile
+/// that starts from a cached MongoCluster older than the status write of the success (the
+/// annotation's own change queues one at once) reports the success as it was written, rather
+/// than a different message of its own.
+pub const RESTORE_RESULT_ANNOTATION: &str = "mongo.operator.rs/restore-result";
 
 fn secret_text(secret: &Secret, key: &str) -> Result<String, Error> {
     super::world::secret_text(secret, key).ok_or_else(|| Error::Secret {
@@ -85,6 +93,12 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
         ),
         agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
         restored_from: secret.annotations().get(RESTORED_FROM_ANNOTATION).cloned(),
+        // Only ever written by the operator; one that does not parse (edited by hand) is
+        // treated as absent, and the restore is still never repeated.
+        restore_result: secret
+            .annotations()
+            .get(RESTORE_RESULT_ANNOTATION)
+            .and_then(|json| serde_json::from_str(json).ok()),
         backup: Credentials::scram(BACKUP_USER, "admin", &backup),
         restore: Credentials::scram(RESTORE_USER, "admin", &restore),
     })
@@ -163,17 +177,34 @@ async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret
 
 /// Records that MongoDB has the agent users with the passwords of `digest`.
 pub async fn mark_agents_applied(client: &Client, names: &ClusterNames, digest: &str) -> Result<(), Error> {
-    annotate_internal_secret(client, names, AGENTS_APPLIED_ANNOTATION, digest).await
+    annotate_internal_secret(client, names, BTreeMap::from([(AGENTS_APPLIED_ANNOTATION, digest)])).await
 }
 
-/// Records that the data was restored from `source`, for good.
-pub async fn mark_restored(client: &Client, names: &ClusterNames, source: &str) -> Result<(), Error> {
-    annotate_internal_secret(client, names, RESTORED_FROM_ANNOTATION, source).await
+/// Records, for good and in one write, that the data was restored from `source` and the
+/// status the success is reported with.
+pub async fn mark_restored(
+    client: &Client,
+    names: &ClusterNames,
+    source: &str,
+    result: &RestoreStatus,
+) -> Result<(), Error> {
+    let result = serde_json::to_string(result)
+        .map_err(|e| Error::Secret { secret: names.internal_secret(), problem: e.to_string() })?;
+    annotate_internal_secret(
+        client,
+        names,
+        BTreeMap::from([(RESTORED_FROM_ANNOTATION, source), (RESTORE_RESULT_ANNOTATION, result.as_str())]),
+    )
+    .await
 }
 
-async fn annotate_internal_secret(client: &Client, names: &ClusterNames, key: &str, value: &str) -> Result<(), Error> {
+async fn annotate_internal_secret(
+    client: &Client,
+    names: &ClusterNames,
+    annotations: BTreeMap<&str, &str>,
+) -> Result<(), Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
-    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+    let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
     api.patch(&names.internal_secret(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .doing(|| format!("annotating Secret {}", names.internal_secret()))?;
@@ -303,4 +334,58 @@ pub async fn volumes(
         }
     }
     Ok(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+
+    use super::*;
+    use crate::api::RestorePhase;
+
+    fn internal_secret(annotations: &[(&str, &str)]) -> Secret {
+        let data = [
+            (KEY_FILE_KEY, "c2VjcmV0a2V5ZmlsZQ=="),
+            (OPERATOR_PASSWORD_KEY, "op"),
+            (BACKUP_PASSWORD_KEY, "bk"),
+            (RESTORE_PASSWORD_KEY, "rs"),
+        ];
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("orders-internal".into()),
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..ObjectMeta::default()
+            },
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn a_recorded_restore_reads_back_as_the_status_it_was_reported_with() {
+        let result = RestoreStatus {
+            phase: RestorePhase::Succeeded,
+            source: Some("MongoBackup nightly".into()),
+            checksum: Some("sha256:ab".into()),
+            message: Some("restored MongoBackup nightly from the copy in ovh".into()),
+            ..RestoreStatus::default()
+        };
+        let json = serde_json::to_string(&result).expect("serialize");
+        let creds = credentials(&internal_secret(&[
+            (RESTORED_FROM_ANNOTATION, "MongoBackup nightly"),
+            (RESTORE_RESULT_ANNOTATION, &json),
+        ]))
+        .expect("credentials");
+        assert_eq!(creds.restored_from.as_deref(), Some("MongoBackup nightly"));
+        assert_eq!(creds.restore_result, Some(result));
+
+        // Edited by hand into something else: the record is dropped, the restore stays done.
+        let creds = credentials(&internal_secret(&[
+            (RESTORED_FROM_ANNOTATION, "MongoBackup nightly"),
+            (RESTORE_RESULT_ANNOTATION, "{not json"),
+        ]))
+        .expect("credentials");
+        assert_eq!(creds.restored_from.as_deref(), Some("MongoBackup nightly"));
+        assert_eq!(creds.restore_result, None);
+    }
 }

@@ -130,6 +130,20 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
     })
 }
 
+/// How a restore that succeeded before is reported: as its success was recorded on the
+/// internal Secret, or, for a Secret an older operator marked without the record, by source.
+pub fn recorded_success(source: &str, record: Option<&RestoreStatus>) -> RestoreStatus {
+    match record {
+        Some(record) if record.phase == RestorePhase::Succeeded => record.clone(),
+        _ => RestoreStatus {
+            phase: RestorePhase::Succeeded,
+            source: Some(source.to_owned()),
+            message: Some(format!("the data was restored from {source} earlier; it is never restored again")),
+            ..RestoreStatus::default()
+        },
+    }
+}
+
 /// The databases in `names` that hold user data.
 pub fn user_databases(names: &[String]) -> Vec<String> {
     names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())).cloned().collect()
@@ -222,13 +236,8 @@ impl<A: MongoAdmin> Inputs<'_, A> {
 pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error> {
     let Some(bootstrap) = &i.cluster.spec.bootstrap else { return Ok(RestoreStep::Done(None)) };
     if let Some(source) = &i.creds.restored_from {
-        let done = i.previous().is_some_and(|p| p.phase == RestorePhase::Succeeded);
-        return Ok(RestoreStep::Done((!done).then(|| RestoreStatus {
-            phase: RestorePhase::Succeeded,
-            source: Some(source.clone()),
-            message: Some(format!("the data was restored from {source} earlier; it is never restored again")),
-            ..RestoreStatus::default()
-        })));
+        let recorded = recorded_success(source, i.creds.restore_result.as_ref());
+        return Ok(RestoreStep::Done((i.previous() != Some(&recorded)).then_some(recorded)));
     }
     let ns = &i.names.namespace;
     let jobs: Api<Job> = Api::namespaced(i.ctx.client.clone(), ns);
@@ -238,16 +247,19 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
             JobState::Succeeded(Some(Outcome::Restored { manifest, copy })) => {
-                objects::mark_restored(&i.ctx.client, i.names, &source).await?;
                 let from = copy.map(|c| format!(" from the copy in {c}")).unwrap_or_default();
                 let message = format!(
                     "restored {source}{from}: {} bytes verified ({}), taken {}",
                     manifest.size_bytes, manifest.checksum, manifest.completed_at
                 );
-                i.events.normal("RestoreSucceeded", "Restore", message.clone()).await;
-                let mut status = i.status(RestorePhase::Succeeded, message);
+                let mut status = i.status(RestorePhase::Succeeded, message.clone());
+                status.source = Some(source.clone());
                 status.checksum = Some(manifest.checksum);
                 status.completion_time = Some(Time(Timestamp::now()));
+                // Recorded before it is reported: the next reconcile sees the record and
+                // reports this very status, never a second success or a second restore.
+                objects::mark_restored(&i.ctx.client, i.names, &source, &status).await?;
+                i.events.normal("RestoreSucceeded", "Restore", message).await;
                 RestoreStep::Done(Some(status))
             }
             JobState::Succeeded(_) => {
@@ -473,6 +485,27 @@ mod tests {
                 ("ovh-keys".into(), "destinations/ovh/secret-access-key".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_past_success_is_reported_as_recorded_or_by_its_source() {
+        let recorded = RestoreStatus {
+            phase: RestorePhase::Succeeded,
+            source: Some("MongoBackup nightly".into()),
+            checksum: Some("sha256:ab".into()),
+            message: Some("restored MongoBackup nightly from the copy in ovh".into()),
+            ..RestoreStatus::default()
+        };
+        assert_eq!(recorded_success("MongoBackup nightly", Some(&recorded)), recorded);
+        // Marked by an operator that kept no record, or a record that is not a success.
+        let failed = RestoreStatus { phase: RestorePhase::Failed, ..recorded.clone() };
+        for record in [None, Some(&failed)] {
+            let status = recorded_success("MongoBackup nightly", record);
+            assert_eq!(status.phase, RestorePhase::Succeeded);
+            assert_eq!(status.source.as_deref(), Some("MongoBackup nightly"));
+            assert_eq!(status.checksum, None);
+            assert!(status.message.is_some_and(|m| m.contains("never restored again")));
+        }
     }
 
     #[test]
