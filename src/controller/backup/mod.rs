@@ -31,7 +31,9 @@ use crate::mongo::MongoAdmin;
 /// The label that marks a MongoBackup created by a schedule, with the schedule's name.
 pub const SCHEDULE_LABEL: &str = "mongo.operator.rs/schedule";
 
-async fn reconcile<A: MongoAdmin>(backup: Arc<MongoBackup>, ctx: Arc<Context<A>>) -> Result<Action, Error> {
+/// One reconcile of a MongoBackup. Public so that tests can hand it the object as an older
+/// cache would, which the running controller only does by chance.
+pub async fn reconcile<A: MongoAdmin>(backup: Arc<MongoBackup>, ctx: Arc<Context<A>>) -> Result<Action, Error> {
     if backup.spec.schedule.is_some() {
         policy::reconcile(&backup, &ctx).await
     } else {

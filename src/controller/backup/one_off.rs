@@ -50,14 +50,28 @@ fn is_active(job: &Job) -> bool {
         .is_some_and(|c| c.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
 }
 
-pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
-    let namespace = backup.namespace().ok_or(Error::Incomplete("MongoBackup", "namespace"))?;
-    let name = backup.name_any();
-    let backups: Api<MongoBackup> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut status = backup.status.clone().unwrap_or_default();
-    if matches!(status.phase, Some(BackupPhase::Succeeded | BackupPhase::Failed)) {
+fn is_finished(backup: &MongoBackup) -> bool {
+    backup.status.as_ref().is_some_and(|s| matches!(s.phase, Some(BackupPhase::Succeeded | BackupPhase::Failed)))
+}
+
+pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
+    if is_finished(cached) {
         return Ok(Action::await_change());
     }
+    let namespace = cached.namespace().ok_or(Error::Incomplete("MongoBackup", "namespace"))?;
+    let name = cached.name_any();
+    let backups: Api<MongoBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The cache can be older than this controller's own last status write: the Job's final
+    // changes queue a reconcile before that write is seen. An unfinished backup is read again,
+    // so a finished one is never finished twice (a second completion time, Event and count).
+    let Some(fresh) = backups.get_opt(&name).await.doing(|| format!("reading MongoBackup {name}"))? else {
+        return Ok(Action::await_change());
+    };
+    if is_finished(&fresh) {
+        return Ok(Action::await_change());
+    }
+    let backup = &fresh;
+    let mut status = backup.status.clone().unwrap_or_default();
     let generation = backup.metadata.generation;
     let events = Events::new(&ctx.recorder, backup.object_ref(&()));
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
