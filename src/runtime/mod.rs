@@ -216,6 +216,19 @@ impl RunOptions {
         }
     }
 
+    /// What the controllers are told about their surroundings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            operator_image: self.image.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            operator_peer: OperatorPeer {
+                namespace: self.operator_namespace.clone(),
+                pod_labels: self.operator_pod_labels.iter().cloned().collect(),
+                cidrs: self.operator_cidrs.clone(),
+            },
+        }
+    }
+
     fn identity(&self) -> String {
         // Two operators run by hand share no Pod name; the random part keeps them apart.
         self.instance.clone().unwrap_or_else(|| format!("mongo-operator-{:08x}", rand::random::<u32>()))
@@ -283,15 +296,7 @@ async fn lead(
         ["MongoCluster", "MongoBackup", "NetworkPolicyAttachment"].map(|kind| cache_name(kind, scope.namespace()))
     });
     readiness.leading(caches);
-    let settings = Settings {
-        operator_image: options.image,
-        cluster_domain: options.cluster_domain,
-        operator_peer: OperatorPeer {
-            namespace: options.operator_namespace,
-            pod_labels: options.operator_pod_labels.into_iter().collect(),
-            cidrs: options.operator_cidrs,
-        },
-    };
+    let settings = options.settings();
     let admin = DriverAdmin::new(Timeouts::default());
     let ctx = Arc::new(
         Context::new(client, admin, settings, Some(identity)).with_telemetry(metrics.clone(), readiness.clone()),

@@ -4,7 +4,17 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use clap::Parser;
+use kube::Client;
+use mongo_operator::controller::Context;
+use mongo_operator::mongo::{DriverAdmin, Timeouts};
+use mongo_operator::runtime::RunOptions;
 use tokio::process::{Child, Command};
+
+/// The controllers' options every test operator runs with, before a test's own.
+fn controller_args(ns: &str) -> [&str; 4] {
+    ["--namespace", ns, "--image", "mongo-operator:test"]
+}
 
 /// A running operator; killed when dropped. Its log is kept in `target/test-logs/`.
 pub struct Operator {
@@ -29,8 +39,8 @@ impl Operator {
         let kubeconfig = super::rbac::operator_identity(ns);
         let child = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
             .env("KUBECONFIG", &kubeconfig)
-            .args(["run", "--log-format", "text", "--log-level", "info,mongo_operator=debug", "--namespace", ns])
-            .args(["--image", "mongo-operator:test"])
+            .args(["run", "--log-format", "text", "--log-level", "info,mongo_operator=debug"])
+            .args(controller_args(ns))
             // Each serves its endpoints on a free port (see `address`).
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -59,4 +69,19 @@ impl Operator {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A controller context in the test's own process, with the settings a test operator in `ns`
+/// runs with, so what a reconcile in the test applies is what that operator applies. For
+/// handing a reconcile an object as an older cache would, which the running operator does only
+/// by chance.
+pub fn in_process_context(client: &Client, ns: &str) -> Context<DriverAdmin> {
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        options: RunOptions,
+    }
+    let run = Run::parse_from(std::iter::once("run").chain(controller_args(ns)));
+    let admin = DriverAdmin::new(Timeouts::default());
+    Context::new(client.clone(), admin, run.options.settings(), Some("in-process-test".into()))
 }

@@ -26,6 +26,8 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
+/// Public so that tests can hand a reconcile the object as an older cache would.
+pub use reconcile::reconcile;
 pub use validate::{Version, version_path};
 
 use super::Context;
