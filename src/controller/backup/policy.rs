@@ -99,15 +99,18 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
                 status: None,
             };
             match api.create(&PostParams::default(), &child).await {
-                Ok(_) => {}
-                // The name is the scheduled time's: an earlier reconcile created it already.
+                Ok(_) => {
+                    let note = format!("created MongoBackup {child_name} for {at}");
+                    events.normal("BackupScheduled", "Schedule", note).await;
+                }
+                // The name is the scheduled time's: an earlier reconcile (from a cache older
+                // than its status write) created it already, and said so.
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(source) => {
                     return Err(Error::Kube { action: format!("creating MongoBackup {child_name}"), source });
                 }
             }
             status.last_schedule_time = to_time(at);
-            events.normal("BackupScheduled", "Schedule", format!("created MongoBackup {child_name} for {at}")).await;
         }
         Decision::Missed { at } => {
             status.last_schedule_time = to_time(at);
