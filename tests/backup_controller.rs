@@ -211,7 +211,9 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     runner.hold();
     env.apply_yaml::<MongoBackup>(&one_off("first", "orders", &both, encrypted)).await;
     env.phase("first", BackupPhase::Running).await;
-    env.apply_yaml::<MongoBackup>(&one_off("second", "orders", &both, "")).await;
+    // The second asks for more CPU and memory than the bounded default.
+    let bigger = "  resources:\n    requests: {cpu: '2', memory: 1Gi}\n    limits: {memory: 2Gi}\n";
+    env.apply_yaml::<MongoBackup>(&one_off("second", "orders", &both, bigger)).await;
     env.wait("second waiting for first", || async {
         (env.reason("second").await.as_deref() == Some("WaitingForAnotherBackup")).then_some(())
     })
@@ -246,7 +248,7 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     // The Job: the cluster's image and pull secret, no API token, and only the Secret keys the
     // plan reads.
     let job = jobs.get("first-backup").await.expect("job");
-    let pod = job.spec.expect("spec").template.spec.expect("pod");
+    let pod = job.spec.clone().expect("spec").template.spec.expect("pod");
     assert_eq!(pod.containers[0].image.as_deref(), Some("mongo:8.0.4"));
     let pull: Vec<String> = pod.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect();
     assert_eq!(pull, ["regcred"]);
@@ -258,6 +260,14 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
         sts.spec.and_then(|s| s.template.spec?.image_pull_secrets).into_iter().flatten().map(|s| s.name).collect();
     assert_eq!(pull, ["regcred"], "the members' Pods get it too");
     assert_eq!(pod.automount_service_account_token, Some(false));
+    let memory_limit = |job: &Job| {
+        let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+        let resources = pod.and_then(|p| p.containers[0].resources.as_ref());
+        resources.and_then(|r| r.limits.as_ref()?.get("memory")).map(|q| q.0.clone())
+    };
+    assert_eq!(memory_limit(&job).as_deref(), Some("1Gi"), "the bounded default");
+    let second_job = jobs.get("second-backup").await.expect("second job");
+    assert_eq!(memory_limit(&second_job).as_deref(), Some("2Gi"), "spec.resources");
     let secrets: Vec<String> = pod
         .volumes
         .unwrap_or_default()
@@ -565,7 +575,8 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     // By name. The restore Pod is held: the cluster waits on it, not Ready, and without its
     // application user, so nothing can write into a half-restored database.
     runner.hold();
-    env.apply_yaml::<MongoCluster>(&clone_of("staging", "      backupName: nightly\n")).await;
+    let resources = "      resources:\n        requests: {cpu: '1', memory: 512Mi}\n        limits: {memory: 3Gi}\n";
+    env.apply_yaml::<MongoCluster>(&clone_of("staging", &format!("      backupName: nightly\n{resources}"))).await;
     let _staging = SimMembers::follow(&env.client, &env.ns, "staging", None).await;
     env.wait_restore("staging", RestorePhase::Running).await;
     assert_eq!(env.ready_condition("staging").await, Some(("False".into(), "Restoring".into())));
@@ -575,8 +586,14 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     let job = jobs.get("staging-restore").await.expect("the restore Job");
     let owner = job.metadata.owner_references.unwrap_or_default();
     assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("MongoCluster"), "owned by the cluster");
-    let pull = job.spec.and_then(|s| s.template.spec?.image_pull_secrets).unwrap_or_default();
+    let pull = job.spec.clone().and_then(|s| s.template.spec?.image_pull_secrets).unwrap_or_default();
     assert_eq!(pull.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["regcred"], "the cluster's pull secret");
+    let limits = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()?.containers[0].resources.clone()?.limits);
+    assert_eq!(
+        limits.and_then(|l| l.get("memory").cloned()).map(|q| q.0).as_deref(),
+        Some("3Gi"),
+        "fromBackup.resources"
+    );
     runner.release();
     env.wait("staging Ready", || async {
         (env.ready_condition("staging").await == Some(("True".into(), "Ready".into()))).then_some(())

@@ -450,6 +450,10 @@ pub struct FromBackupSpec {
     /// `backupName` the MongoBackup's own `encryption.keySecretRef` is used when this is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key_secret_ref: Option<SecretKeyReference>,
+    /// CPU and memory of the restore Job's container. Unset: requests 250m CPU and 256Mi,
+    /// memory limit 1Gi. More CPU makes decryption, decompression and mongorestore faster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Observed state of a MongoCluster.

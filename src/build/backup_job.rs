@@ -115,6 +115,8 @@ pub struct JobInputs<'a> {
     pub plan_json: &'a str,
     pub secret_files: &'a [SecretFile],
     pub owner: &'a OwnerReference,
+    /// The main container's CPU and memory, when the user set them.
+    pub resources: Option<&'a ResourceRequirements>,
 }
 
 /// A Job name for `name` (a MongoBackup's or MongoCluster's) and a suffix, within the 63
@@ -159,7 +161,7 @@ pub fn build(i: &JobInputs<'_>) -> Job {
         ]),
         // The data path holds a few 8 MiB chunks; mongodump and mongorestore hold a batch of
         // documents. Neither grows with the database's size.
-        resources: Some(resources("250m", "256Mi", "1Gi")),
+        resources: Some(i.resources.cloned().unwrap_or_else(|| resources("250m", "256Mi", "1Gi"))),
         security_context: Some(restricted()),
         termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -305,6 +307,7 @@ mod tests {
             plan_json: "{}",
             secret_files: &secret_files,
             owner: &owner(),
+            resources: None,
         });
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
         assert_eq!(pod.automount_service_account_token, Some(false));
@@ -342,6 +345,34 @@ mod tests {
         let labels = job.metadata.labels.expect("labels");
         assert_eq!(labels.get(FOR_LABEL).map(String::as_str), Some("nightly"));
         assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("backup"));
+    }
+
+    #[test]
+    fn the_main_container_takes_the_resources_given_or_bounded_defaults() {
+        let spec = serde_json::from_value(serde_json::json!({ "version": "8.0.4" })).expect("spec");
+        let given = resources("4", "2Gi", "2Gi");
+        let main_resources = |given: Option<&ResourceRequirements>| {
+            let job = build(&JobInputs {
+                name: "orders-restore",
+                namespace: "shop",
+                cluster: "orders",
+                component: RESTORE_COMPONENT,
+                subcommand: "restore",
+                for_name: "orders",
+                spec: &spec,
+                operator_image: "mongo-operator:0.1.0",
+                plan_json: "{}",
+                secret_files: &[],
+                owner: &owner(),
+                resources: given,
+            });
+            let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
+            pod.containers[0].resources.clone().expect("resources")
+        };
+        assert_eq!(main_resources(Some(&given)), given);
+        let default = main_resources(None);
+        let memory_limit = default.limits.as_ref().and_then(|l| l.get("memory")).map(|q| q.0.as_str());
+        assert_eq!(memory_limit, Some("1Gi"), "bounded even when unset");
     }
 
     #[test]

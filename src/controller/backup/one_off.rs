@@ -183,6 +183,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         plan_json: &plan_json,
         secret_files: &files,
         owner: &owner,
+        resources: backup.spec.resources.as_ref(),
     });
     apply(&jobs, &job).await?;
     status.start_time = Some(now());

@@ -348,6 +348,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         plan_json: &plan_json,
         secret_files: &files,
         owner: i.owner,
+        resources: bootstrap.from_backup.resources.as_ref(),
     });
     apply(&jobs, &job).await?;
     let message = format!("Job {job_name} started to restore {}", source.description);
@@ -402,6 +403,7 @@ mod tests {
                 }),
                 retention: None,
                 suspend: false,
+                resources: None,
             },
         );
         b.status = Some(MongoBackupStatus {
@@ -424,6 +426,7 @@ mod tests {
             backup_name: Some("orders-202611231200".into()),
             location: None,
             encryption_key_secret_ref: None,
+            resources: None,
         }
     }
 
@@ -469,6 +472,7 @@ mod tests {
             backup_name: None,
             location: Some(BackupLocation { destination: destination("ovh"), path: "prod/a/b/manifest.json".into() }),
             encryption_key_secret_ref: Some(key.clone()),
+            resources: None,
         };
         let source = resolve(&from, None).expect("resolves");
         assert_eq!(source.encryption_key, Some(key));
