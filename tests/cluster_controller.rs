@@ -44,8 +44,7 @@ impl Env {
     }
 
     async fn create_cluster(&self, yaml: &str) -> MongoCluster {
-        let cluster: MongoCluster = serde_yaml::from_str(yaml).expect("test YAML");
-        self.api::<MongoCluster>().create(&PostParams::default(), &cluster).await.expect("create MongoCluster")
+        create_typed(&self.client, &self.ns, yaml).await
     }
 
     async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
