@@ -91,6 +91,36 @@ fn invalid_creates() -> Vec<Invalid> {
             "mongod.config must not set storage.dbPath",
         ),
         c(
+            "mongod config lets clients in without credentials",
+            "version: 8.0.4\nmongod: {config: {security: {transitionToAuth: true}}}",
+            "mongod.config must not set security.transitionToAuth",
+        ),
+        c(
+            "mongod config turns the localhost exception on",
+            "version: 8.0.4\nmongod: {config: {setParameter: {enableLocalhostAuthBypass: true}}}",
+            "mongod.config must not set setParameter.enableLocalhostAuthBypass",
+        ),
+        c(
+            "mongod config sets TLS the operator does not manage",
+            "version: 8.0.4\nmongod: {config: {net: {tls: {mode: requireTLS}}}}",
+            "mongod.config must not set net.tls",
+        ),
+        c(
+            "cpu limit that is not a quantity",
+            "version: 8.0.4\nresources: {limits: {cpu: lots}}",
+            "resources.limits must be quantities",
+        ),
+        c(
+            "memory request above its limit",
+            "version: 8.0.4\nresources: {requests: {memory: 4Gi}, limits: {memory: 2Gi}}",
+            "resources.requests.memory must not be more than resources.limits.memory",
+        ),
+        c(
+            "restore Job memory that is not a quantity",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    backupName: b1\n    resources: {requests: {memory: plenty}}",
+            "resources.requests must be quantities",
+        ),
+        c(
             "two users with the same name and db",
             "version: 8.0.4\nusers:\n- {name: app, roles: [{name: read, db: x}]}\n- {name: app, roles: [{name: readWrite, db: x}]}",
             "Duplicate value",
@@ -154,6 +184,11 @@ fn invalid_creates() -> Vec<Invalid> {
         },
         // MongoBackup
         b("backup without cluster", &format!("destinations:\n{S3}"), "spec.clusterRef: Required value"),
+        b(
+            "backup Job cpu that is not a quantity",
+            &format!("clusterRef: {{name: db}}\ndestinations:\n{S3}resources: {{requests: {{cpu: fast}}}}"),
+            "resources.requests must be quantities",
+        ),
         b("backup without destinations", "clusterRef: {name: db}", "spec.destinations: Required value"),
         b(
             "backup with an empty destination list",
@@ -273,6 +308,18 @@ fn invalid_changes() -> Vec<InvalidChange> {
             message: "storage.storageClassName cannot be changed after creation",
         },
         InvalidChange {
+            what: "skipping a major release",
+            yaml: cluster("jump", "version: 6.0.15"),
+            patch: json!({"spec": {"version": "8.0.4"}}),
+            message: "version 8.0.4 cannot be reached from 6.0.15: MongoDB upgrades one major release at a time",
+        },
+        InvalidChange {
+            what: "going down two major releases",
+            yaml: cluster("fall", "version: 8.0.4"),
+            patch: json!({"spec": {"version": "6.0.15"}}),
+            message: "MongoDB downgrades one major release at a time",
+        },
+        InvalidChange {
             what: "adding bootstrap to a running cluster",
             yaml: cluster("boot", "version: 8.0.4"),
             patch: json!({"spec": {"bootstrap": {"fromBackup": {"backupName": "b1"}}}}),
@@ -378,6 +425,12 @@ async fn allowed_changes_are_accepted_and_defaults_are_applied() {
     assert_eq!(spec["expose"]["type"], "ClusterIP");
     assert_eq!(spec["podDisruptionBudget"], json!({"enabled": true, "maxUnavailable": 1}));
     assert_eq!(spec["scheduling"]["podAntiAffinity"], "Required");
+    // One major release up is allowed at admission (the operator checks the running version
+    // and featureCompatibilityVersion itself), as is a patch downgrade.
+    let seven = cluster("seven", "version: 7.0.12");
+    create(&client, &ns, &seven, false).await.expect("a 7.0 cluster");
+    merge_patch(&client, &ns, &seven, "seven", json!({"spec": {"version": "8.0.4"}})).await.expect("7.0 → 8.0");
+    merge_patch(&client, &ns, &seven, "seven", json!({"spec": {"version": "7.0.14"}})).await.expect("8.0 → 7.0");
     // Growing storage, scaling and upgrading are one-field changes that must be allowed.
     let grown = merge_patch(
         &client,

@@ -88,6 +88,7 @@ pub struct MongoBackupSpec {
     /// memory limit 1Gi. The data path's memory does not grow with the database; more CPU
     /// makes compression and encryption of a large database faster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 

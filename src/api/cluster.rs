@@ -62,9 +62,17 @@ pub struct MongoClusterSpec {
     /// MongoDB server version, for example "8.0.4". Upgrades go one major version at a time
     /// (6.0 to 7.0 to 8.0); the operator refuses a jump it cannot make safely and says why in
     /// status.
-    #[x_kube(validation = Rule::new("int(self.split('.')[0]) >= 6")
-        .message("version must be 6.0.0 or later: older MongoDB releases are past end of life")
-        .reason(Reason::FieldValueInvalid))]
+    #[x_kube(
+        validation = Rule::new("int(self.split('.')[0]) >= 6")
+            .message("version must be 6.0.0 or later: older MongoDB releases are past end of life")
+            .reason(Reason::FieldValueInvalid),
+        validation = Rule::new("int(self.split('.')[0]) <= int(oldSelf.split('.')[0]) + 1")
+            .message(Message::Expression("'version ' + self + ' cannot be reached from ' + oldSelf + ': MongoDB upgrades one major release at a time (6.0, 7.0, 8.0)'".into()))
+            .reason(Reason::FieldValueForbidden),
+        validation = Rule::new("int(self.split('.')[0]) >= int(oldSelf.split('.')[0]) - 1")
+            .message(Message::Expression("'version ' + self + ' cannot be reached from ' + oldSelf + ': MongoDB downgrades one major release at a time, each after lowering featureCompatibilityVersion'".into()))
+            .reason(Reason::FieldValueForbidden),
+    )]
     #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+$"), length(max = 32))]
     pub version: String,
 
@@ -95,6 +103,7 @@ pub struct MongoClusterSpec {
     /// CPU and memory for each mongod container. Setting the memory limit equal to the request
     /// is recommended; the WiredTiger cache is sized from the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 
     /// Settings passed to mongod.
@@ -453,6 +462,7 @@ pub struct FromBackupSpec {
     /// CPU and memory of the restore Job's container. Unset: requests 250m CPU and 256Mi,
     /// memory limit 1Gi. More CPU makes decryption, decompression and mongorestore faster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 

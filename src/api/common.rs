@@ -172,3 +172,53 @@ impl JsonSchema for Cidr {
         })
     }
 }
+
+/// The schema of a container's `resources` (CPU and memory): the Kubernetes type's fields the
+/// operator uses, with every quantity checked at admission, as the API server would check it
+/// on the Pod much later (`cpu: lots` is refused by `kubectl apply`, not by a Job that never
+/// starts), and requests at most their limits.
+pub fn resources_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let quantities = |what: &str| {
+        serde_json::json!({
+            "type": "object",
+            "maxProperties": 8,
+            "description": format!("{what}, by resource name (cpu, memory, ...), as quantities such as 500m or 2Gi."),
+            "additionalProperties": {
+                "anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 32}],
+                "x-kubernetes-int-or-string": true,
+            },
+        })
+    };
+    let each_a_quantity = |field: &str| {
+        serde_json::json!({
+            "rule": format!("!has(self.{field}) || self.{field}.all(k, isQuantity(string(self.{field}[k])))"),
+            "message": format!("resources.{field} must be quantities such as 500m, 2 or 4Gi"),
+            "reason": "FieldValueInvalid",
+        })
+    };
+    let at_most_the_limit = |resource: &str| {
+        let (request, limit) = (format!("self.requests['{resource}']"), format!("self.limits['{resource}']"));
+        serde_json::json!({
+            "rule": format!(
+                "!has(self.limits) || !has(self.requests) || !('{resource}' in self.limits) || !('{resource}' in \
+                 self.requests) || !isQuantity(string({request})) || !isQuantity(string({limit})) || \
+                 quantity(string({request})).compareTo(quantity(string({limit}))) <= 0"
+            ),
+            "message": format!("resources.requests.{resource} must not be more than resources.limits.{resource}"),
+            "reason": "FieldValueInvalid",
+        })
+    };
+    schemars::json_schema!({
+        "type": "object",
+        "properties": {
+            "limits": quantities("The most the container may use"),
+            "requests": quantities("What the container is guaranteed; at most its limit"),
+        },
+        "x-kubernetes-validations": [
+            each_a_quantity("limits"),
+            each_a_quantity("requests"),
+            at_most_the_limit("cpu"),
+            at_most_the_limit("memory"),
+        ],
+    })
+}

@@ -17,7 +17,7 @@ pub use attachment::*;
 pub use backup::*;
 pub use cluster::*;
 pub use common::*;
-pub use mongod_config::{MongodConfig, OWNED_KEYS};
+pub use mongod_config::{MongodConfig, REFUSED_KEYS};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -102,6 +102,14 @@ fn user_problem(user: &UserSpec, world: &World) -> Option<Problem> {
 /// Every problem, the blocking ones first.
 pub fn validate(spec: &MongoClusterSpec, status: Option<&MongoClusterStatus>, world: &World) -> Vec<Problem> {
     let mut problems = Vec::new();
+    // What admission cannot see (dotted keys, paths): refused before any member restarts on it.
+    if let Some(config) = spec.mongod.as_ref().and_then(|m| m.config.as_ref()) {
+        problems.extend(config.refusals().into_iter().map(|message| Problem {
+            reason: "InvalidMongodConfig",
+            message,
+            blocks_all: true,
+        }));
+    }
     if let Some(current) = status.and_then(|s| s.version.as_deref())
         && let Err(message) =
             version_path(current, status.and_then(|s| s.feature_compatibility_version.as_deref()), &spec.version)
@@ -115,6 +123,20 @@ pub fn validate(spec: &MongoClusterSpec, status: Option<&MongoClusterStatus>, wo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dotted_owned_key_blocks_every_change() {
+        let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({
+            "version": "8.0.4",
+            "mongod": {"config": {"net.port": 27018, "operationProfiling": {"mode": "slowOp"}}},
+        }))
+        .expect("spec");
+        let problems = validate(&spec, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "InvalidMongodConfig");
+        assert!(problems[0].blocks_all);
+        assert!(problems[0].message.contains("net.port"), "{}", problems[0].message);
+    }
 
     #[test]
     fn version_paths() {
