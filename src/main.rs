@@ -37,6 +37,10 @@ enum Command {
         /// Give up after this many milliseconds (keep it below the probe's timeoutSeconds).
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
+        /// The keyFile, read only when `hello` cannot tell a never-initiated member from a
+        /// REMOVED one (the probe then logs in as `__system` for `replSetGetStatus`).
+        #[arg(long, default_value = mongo_operator::build::statefulset::KEY_FILE)]
+        key_file: PathBuf,
     },
     /// Prepare a mongod or backup Pod (the init container): copy this binary and the keyFile.
     Install {
@@ -91,8 +95,8 @@ fn main() -> ExitCode {
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))
         }
-        Command::Probe { probe, address, timeout_ms } => {
-            run_probe(probe, &address, std::time::Duration::from_millis(timeout_ms))
+        Command::Probe { probe, address, timeout_ms, key_file } => {
+            run_probe(probe, &address, &key_file, std::time::Duration::from_millis(timeout_ms))
         }
         Command::Run { log_format, log_level, options } => {
             let log_level = std::sync::Arc::new(telemetry::init(log_format, &log_level));
@@ -137,7 +141,7 @@ fn print_crds(dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn run_probe(which: probe::Probe, address: &str, timeout: std::time::Duration) -> ExitCode {
+fn run_probe(which: probe::Probe, address: &str, key_file: &std::path::Path, timeout: std::time::Duration) -> ExitCode {
     // A current-thread runtime: the probe runs every few seconds in every mongod container, so
     // it starts no worker threads.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -147,7 +151,7 @@ fn run_probe(which: probe::Probe, address: &str, timeout: std::time::Duration) -
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(probe::run(which, address, timeout)) {
+    match rt.block_on(probe::run(which, address, key_file, timeout)) {
         Ok(why) => {
             println!("{why}");
             ExitCode::SUCCESS

@@ -76,7 +76,7 @@ async fn direct_connection_and_typed_errors_against_ferretdb() {
 
     let hello = admin.hello(&t).await.expect("hello");
     assert!(hello.is_writable_primary, "a standalone FerretDB is writable");
-    assert!(hello.is_uninitialized(), "no replica set name");
+    assert!(hello.has_no_config(), "no replica set name");
     assert!(hello.max_wire_version >= 17, "FerretDB reports a modern wire version, got {}", hello.max_wire_version);
     let version = admin.server_version(&t).await.expect("buildInfo");
     assert!(version.split('.').count() >= 2, "version {version}");

@@ -9,7 +9,7 @@ use mongo_operator::mongo::{
     AdminError, Credentials, DriverAdmin, MongoAdmin, Observation, Reachable, Role, Target, Timeouts, UserRequest,
     observe,
 };
-use mongo_operator::replset::{DesiredMember, MemberConfig, ReplSetConfig, Step, plan};
+use mongo_operator::replset::{DesiredMember, MemberConfig, ReplSetConfig, Step, WaitReason, plan};
 use mongo_replset_sim::{Options, Sim};
 
 const SET: &str = "rs0";
@@ -105,12 +105,14 @@ impl Set {
 
     /// Observes and executes planned steps until the planner is satisfied.
     async fn converge(&self, wanted: &[usize]) -> Vec<String> {
-        let desired: Vec<DesiredMember> =
-            wanted.iter().map(|&i| DesiredMember { host: host(i), ordinal: i as i64, ready: true }).collect();
+        let desired: Vec<DesiredMember> = wanted
+            .iter()
+            .map(|&i| DesiredMember { host: host(i), ordinal: i as i64, ready: true, removed: false })
+            .collect();
         let all: Vec<usize> = (0..self.addrs.len()).collect();
         let mut log = Vec::new();
         for _ in 0..400 {
-            let obs = match observe(&self.admin, &self.reachable(&all)).await {
+            let obs = match observe(&self.admin, &self.reachable(&all), &Credentials::from_key_file(KEY)).await {
                 Ok(Observation { set: Some(o), .. }) => Some(*o),
                 Ok(Observation { set: None, .. }) => None,
                 Err(e) => panic!("observe: {e}"),
@@ -150,7 +152,7 @@ impl Set {
 async fn initiate_a_three_member_set_and_see_a_primary() {
     let set = Set::start(3).await;
     let hello = set.admin.hello(&set.system(0)).await.expect("hello before initiate");
-    assert!(hello.is_uninitialized());
+    assert!(hello.has_no_config());
     assert_eq!(set.admin.status(&set.system(0)).await, Err(AdminError::NotYetInitialized));
 
     let cfg = set.config(&[(0, true), (1, true), (2, true)]);
@@ -197,6 +199,57 @@ async fn the_planner_grows_and_shrinks_the_set_through_the_admin_layer() {
     let (cfg, _) = set.admin.config(&set.system(set.primary().await), false).await.expect("config");
     assert_eq!(cfg.members.len(), 3);
     assert_eq!(cfg.voters(), 3);
+}
+
+#[tokio::test]
+async fn a_removed_member_is_told_from_a_new_one_and_never_initiated() {
+    let mut set = Set::start(3).await;
+    set.converge(&[0, 1, 2]).await;
+    set.committed().await;
+    // Remove db-2 (the planner steps it down first if it is the primary).
+    set.converge(&[0, 1]).await;
+    let fresh = set.add().await;
+    let removed_hello = loop {
+        let h = set.admin.hello(&set.system(2)).await.expect("hello");
+        if h.has_no_config() {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_hello = set.admin.hello(&set.system(fresh)).await.expect("hello");
+    // What hello shows cannot tell them apart (`_makeHelloResponse` answers both as no config).
+    assert_eq!(removed_hello.info, new_hello.info);
+    assert_eq!((removed_hello.set_name.clone(), new_hello.set_name.clone()), (None, None));
+    // replSetGetStatus can: 93 once removed, 94 before initiation.
+    assert!(matches!(set.admin.status(&set.system(2)).await, Err(AdminError::InvalidConfig(_))));
+    assert_eq!(set.admin.status(&set.system(fresh)).await, Err(AdminError::NotYetInitialized));
+
+    let system = Credentials::from_key_file(KEY);
+    let obs = observe(&set.admin, &set.reachable(&[0, 1, 2, fresh]), &system).await.expect("observe");
+    assert_eq!(obs.removed, vec![host(2)], "only db-2 is REMOVED");
+    assert!(obs.answered.contains(&host(fresh)));
+
+    // The members of the set are gone; the removed one and the new one answer. The set exists,
+    // so it is never initiated again (it would meet 23 on db-2).
+    set.sim.stop_member("db-0");
+    set.sim.stop_member("db-1");
+    let obs = observe(&set.admin, &set.reachable(&[2, fresh]), &system).await.expect("observe");
+    assert!(obs.set.is_none());
+    let desired: Vec<DesiredMember> = [2, fresh]
+        .iter()
+        .map(|&i| DesiredMember {
+            host: host(i),
+            ordinal: i as i64,
+            ready: obs.answered.contains(&host(i)),
+            removed: obs.removed.contains(&host(i)),
+        })
+        .collect();
+    match plan(SET, &desired, None, None) {
+        Step::Wait(WaitReason::MembersRemoved { hosts }) => assert_eq!(hosts, vec![host(2)]),
+        other => panic!("expected a wait for the removed member, got {other:?}"),
+    }
+    let config = set.config(&[(2, true), (fresh, true)]);
+    assert_eq!(set.admin.initiate(&set.system(2), &config).await, Err(AdminError::AlreadyInitialized));
 }
 
 #[tokio::test]

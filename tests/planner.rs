@@ -22,7 +22,7 @@ fn host(i: i64) -> String {
 }
 
 fn desired(ordinals: &[i64]) -> Vec<DesiredMember> {
-    ordinals.iter().map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true }).collect()
+    ordinals.iter().map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true, removed: false }).collect()
 }
 
 fn config(members: &[(i64, bool)], version: i64) -> ReplSetConfig {
@@ -84,6 +84,15 @@ fn initiation_waits_for_every_member_then_lists_all_with_odd_voters() {
     assert_eq!(cfg.members.iter().map(|m| (m.id, m.votes)).collect::<Vec<_>>(), [(0, 1), (1, 1), (2, 1), (3, 0)]);
     let doc = cfg.to_document().unwrap();
     rules::validate_initiate(&doc, SET, &host(0)).expect("the server accepts the initial config");
+}
+
+#[test]
+fn a_set_whose_answering_members_are_removed_is_never_initiated_again() {
+    // Every member answers, none is in a set, but one holds a config that does not list it:
+    // the set exists (a REMOVED member's hello looks like a new one's).
+    let mut want = desired(&[0, 1, 2]);
+    want[1].removed = true;
+    assert_eq!(plan(SET, &want, None, None), Step::Wait(WaitReason::MembersRemoved { hosts: vec![host(1)] }));
 }
 
 #[test]
@@ -359,6 +368,7 @@ fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
                 host: host(i),
                 ordinal: i,
                 ready: !model.not_ready.contains_key(&i) || model.id_of(&host(i)).is_some(),
+                removed: false,
             })
             .collect();
         let obs = model.observed();

@@ -10,11 +10,19 @@ use mongo_replset_sim::{Options, Sim};
 
 const KEY: &str = "cHJvYmUta2V5ZmlsZQ==";
 
+/// The keyFile as the probe finds it in the mongod container.
+fn key_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("mongo-operator-probe-key-{}", std::process::id()));
+    std::fs::write(&path, KEY).expect("write the keyFile");
+    path
+}
+
 /// Runs the probe binary; returns whether it passed and how long it took.
 fn probe(kind: &str, address: &str) -> (bool, Duration) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
-        .args(["probe", kind, "--address", address, "--timeout-ms", "1500"])
+        .args(["probe", kind, "--address", address, "--timeout-ms", "1500", "--key-file"])
+        .arg(key_file())
         .output()
         .expect("run the probe");
     (out.status.success(), started.elapsed())
@@ -75,10 +83,49 @@ async fn probes_follow_the_member_through_bootstrap_sync_and_failure() {
     wait_probe("readiness", &addrs[1], true).await;
     wait_probe("readiness", &addrs[0], true).await;
 
+    // Removed from the set, the secondary answers `hello` exactly as before initiation, but it
+    // serves nothing: not ready (and still alive: it is a running mongod).
+    let mut primary = None;
+    while primary.is_none() {
+        for (i, a) in addrs.iter().enumerate() {
+            let plain = Target { address: a.clone(), credentials: None };
+            if admin.hello(&plain).await.expect("hello").is_writable_primary {
+                primary = Some(i);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (p, s) = if primary == Some(0) { (0, 1) } else { (1, 0) };
+    let at_primary = Target { address: addrs[p].clone(), credentials: Some(Credentials::from_key_file(KEY)) };
+    let (current, _) = admin.config(&at_primary, false).await.expect("config");
+    let mut without = current.next();
+    without.members.retain(|m| m.host != format!("db-{s}.svc:27017"));
+    admin.reconfig(&at_primary, &without).await.expect("remove the secondary");
+    let plain = Target { address: addrs[s].clone(), credentials: None };
+    let hello = eventually_removed(&admin, &plain).await;
+    assert!(hello.has_no_config(), "a REMOVED member's hello has no setName: {hello:?}");
+    assert_eq!(hello.info.as_deref(), Some("Does not have a valid replica set config"));
+    wait_probe("readiness", &addrs[s], false).await;
+    assert!(probe("liveness", &addrs[s]).0, "a removed member is still alive");
+    let addrs = [addrs[p].clone(), addrs[s].clone()];
+
     // A stopped mongod fails every probe, quickly.
-    sim.stop_member("db-1");
+    sim.stop_member(&format!("db-{s}"));
     let (alive, took) = probe("liveness", &addrs[1]);
     assert!(!alive);
     assert!(took < Duration::from_secs(3), "a failing probe took {took:?}");
     assert!(!probe("readiness", &addrs[1]).0);
+}
+
+/// Waits until the member's `hello` shows no config (it heard of its removal).
+async fn eventually_removed(admin: &DriverAdmin, target: &Target) -> mongo_operator::mongo::Hello {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let hello = admin.hello(target).await.expect("hello");
+        if hello.has_no_config() {
+            return hello;
+        }
+        assert!(Instant::now() < deadline, "the member never learned it was removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

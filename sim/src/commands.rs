@@ -164,13 +164,12 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
                 Some(Bson::Document(d)) => Some(d.clone()),
                 _ => None,
             };
+            // Any member holding a config (initiated, or REMOVED) gets 23 "already
+            // initialized" (`ReplicationCoordinatorImpl::processReplSetInitiate`). The `info`
+            // it appends first is dropped: error replies are rebuilt by
+            // `generateErrorResponse` from `ok`, `errmsg`, `code` and `codeName` only.
             match lock(world).initiate(me, cfg.as_ref()) {
                 Ok(()) => doc! { "ok": 1.0 },
-                Err(r) if r.code == code::ALREADY_INITIALIZED => {
-                    let mut d = refusal(r);
-                    d.insert("info", "try querying local.system.replset to see current configuration");
-                    d
-                }
                 Err(r) => refusal(r),
             }
         }
@@ -189,6 +188,16 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
     }
 }
 
+/// `hello` / `isMaster`, as `ReplicationCoordinatorImpl::_makeHelloResponse` builds it
+/// (`src/mongo/db/repl/replication_coordinator_impl.cpp`): a member without a valid config
+/// (never initiated, or REMOVED: `_getHorizonString` computes `hasValidConfig =
+/// _rsConfig.isInitialized() && !myState.removed()`) gets a fresh response marked
+/// `markAsNoConfig()`, which `HelloResponse::addToBSON` (`repl/hello_response.cpp`) writes as
+/// `isWritablePrimary: false, secondary: false, info: "Does not have a valid replica set
+/// config", isreplicaset: true` and nothing else of the set: no `setName`, `hosts`, `me`. So
+/// a REMOVED member and an uninitiated one cannot be told apart by `hello` (since 4.4); only
+/// `replSetGetStatus` can (94 before initiation, 93 once removed). Members with a valid
+/// config get `TopologyCoordinator::fillHelloForReplSet`'s fields.
 fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Document) -> Document {
     let w = lock(world);
     let now = Instant::now();
@@ -222,13 +231,10 @@ fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Documen
             let (op, date) = optime(&w, m.applied);
             d.insert("lastWrite", doc! { "opTime": op, "lastWriteDate": date });
         }
-        (Some(_), _) => {
-            d.insert("info", "removed from the replica set configuration");
-            d.insert("isreplicaset", true);
-        }
-        (None, _) => {
-            d.insert("isreplicaset", true);
+        // Never initiated, or REMOVED: the same no-config response.
+        _ => {
             d.insert("info", "Does not have a valid replica set config");
+            d.insert("isreplicaset", true);
         }
     }
     if let Ok(user) = body.get_str("saslSupportedMechs")
@@ -361,6 +367,11 @@ fn version_key(v: &str) -> Vec<u32> {
     v.split('.').filter_map(|p| p.parse().ok()).collect()
 }
 
+/// `replSetGetStatus`: `ReplicationCoordinatorImpl::checkReplEnabledForCommand` answers a
+/// member in STARTUP (no config) with 94 "no replset config has been received";
+/// `TopologyCoordinator::prepareStatusResponse` answers one that is not in its own config
+/// (`_selfIndex == -1`: REMOVED) with 93 "Our replica set config is invalid or we are not a
+/// member of it". Error replies carry only `ok`, `errmsg`, `code`, `codeName`.
 fn status(world: &Shared, me: &str) -> Document {
     let w = lock(world);
     let now = Instant::now();
@@ -424,6 +435,9 @@ fn status(world: &Shared, me: &str) -> Document {
     }
 }
 
+/// `replSetGetConfig` (`CmdReplSetGetConfig::run`, `processReplSetGetConfig`): 94 before
+/// initiation; a REMOVED member answers with the config it holds, the one that no longer
+/// lists it; `commitmentStatus` only on the primary.
 fn get_config(world: &Shared, me: &str, body: &Document) -> Document {
     let w = lock(world);
     let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };

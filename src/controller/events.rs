@@ -32,6 +32,11 @@ impl<'a> Events<'a> {
         self.publish(EventType::Warning, reason, action, note.into(), None).await;
     }
 
+    /// Like [`Events::warning`], about a related object.
+    pub async fn warning_about(&self, related: ObjectReference, reason: &str, action: &str, note: impl Into<String>) {
+        self.publish(EventType::Warning, reason, action, note.into(), Some(related)).await;
+    }
+
     /// A reference to a core/v1 object in the same namespace, for [`Events::normal_about`].
     pub fn related(&self, kind: &str, name: &str) -> ObjectReference {
         ObjectReference {

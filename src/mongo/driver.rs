@@ -47,14 +47,18 @@ impl DriverAdmin {
         DriverAdmin { timeouts, clients: Mutex::new(HashMap::new()) }
     }
 
-    /// A client for one member and user; creating it does no I/O.
-    fn client(&self, target: &Target) -> Result<mongodb::Client, AdminError> {
-        // Keyed by member and the full credentials (kept in memory only), so a rotated password
-        // gets a new client.
-        let key = (
+    /// The cache key of a member and user: the full credentials (kept in memory only), so a
+    /// rotated password gets a new client.
+    fn key(target: &Target) -> (String, Option<String>) {
+        (
             target.address.clone(),
             target.credentials.as_ref().map(|c| format!("{}@{}\u{0}{}", c.username, c.source, c.password)),
-        );
+        )
+    }
+
+    /// A client for one member and user; creating it does no I/O.
+    fn client(&self, target: &Target) -> Result<mongodb::Client, AdminError> {
+        let key = Self::key(target);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
@@ -87,6 +91,17 @@ impl DriverAdmin {
         let name = command.keys().next().cloned().unwrap_or_default();
         let database = client.database(db);
         match tokio::time::timeout(self.timeouts.command, database.run_command(command)).await {
+            Ok(Err(error)) => {
+                let error = AdminError::from(error);
+                if matches!(error, AdminError::AuthenticationFailed(_)) {
+                    // The driver keeps a server whose handshake failed authentication marked
+                    // unusable until its next heartbeat (10 s): a client whose credentials
+                    // failed is dropped, so the next attempt (the user was just created, or
+                    // its password reset) starts afresh.
+                    self.clients.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(target));
+                }
+                Err(error)
+            }
             Ok(result) => result.map_err(AdminError::from),
             Err(_) => Err(AdminError::Unreachable(format!(
                 "{name} on {} took longer than {:?}",

@@ -33,8 +33,9 @@ pub struct Hello {
 }
 
 impl Hello {
-    /// Started with `--replSet` but never initiated (and not removed).
-    pub fn is_uninitialized(&self) -> bool {
+    /// No valid replica-set config: never initiated, or REMOVED (the server answers both the
+    /// same way, without `setName`); `replSetGetStatus` tells which (94 or 93).
+    pub fn has_no_config(&self) -> bool {
         self.set_name.is_none()
     }
 }

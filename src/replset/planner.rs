@@ -29,6 +29,8 @@ pub struct DesiredMember {
     pub ordinal: i64,
     /// The Pod runs and its mongod answers `hello`.
     pub ready: bool,
+    /// Its mongod is REMOVED: it holds a config that does not list it, so the set exists.
+    pub removed: bool,
 }
 
 /// Member states as `replSetGetStatus` reports them.
@@ -118,6 +120,9 @@ pub enum Change {
 pub enum WaitReason {
     /// Initiation needs every member to answer.
     MembersNotReady { hosts: Vec<String> },
+    /// No member that answered is in the set, but some hold its config (REMOVED): the set
+    /// exists, so it is never initiated again; a person must look (see the message).
+    MembersRemoved { hosts: Vec<String> },
     /// No primary: elections are MongoDB's business; reconfigs need a primary.
     NoPrimary,
     /// The previous reconfig is not yet committed by a majority.
@@ -189,6 +194,12 @@ fn free_id(config: &ReplSetConfig, preferred: i64) -> Option<i64> {
 /// planner steps it down first (once the membership itself is in sync).
 pub fn plan(set_name: &str, desired: &[DesiredMember], observed: Option<&Observed>, restart: Option<&str>) -> Step {
     let Some(obs) = observed else {
+        // A REMOVED member answers `hello` like a new one; initiating would only meet 23
+        // AlreadyInitialized (`processReplSetInitiate`), and the set it left must be found.
+        let removed: Vec<String> = desired.iter().filter(|d| d.removed).map(|d| d.host.clone()).collect();
+        if !removed.is_empty() {
+            return Step::Wait(WaitReason::MembersRemoved { hosts: removed });
+        }
         let missing: Vec<String> = desired.iter().filter(|d| !d.ready).map(|d| d.host.clone()).collect();
         if desired.is_empty() || !missing.is_empty() {
             return Step::Wait(WaitReason::MembersNotReady { hosts: missing });

@@ -41,6 +41,11 @@ pub struct InternalCredentials {
     pub agents_digest: String,
     /// The digest MongoDB is known to have (an annotation of the internal Secret).
     pub agents_applied: Option<String>,
+    /// Digest of the operator's own password.
+    pub operator_digest: String,
+    /// The digest of the operator's password MongoDB is known to have: until it matches, the
+    /// operator's user may not exist, so the operator logs in as `__system` rather than try it.
+    pub operator_applied: Option<String>,
     /// The backup this cluster's data was restored from, once that restore succeeded (an
     /// annotation of the internal Secret, which outlives the MongoCluster under `Retain`).
     pub restored_from: Option<String>,
@@ -51,6 +56,9 @@ pub struct InternalCredentials {
 
 /// Annotation of the internal Secret: digest of the agent users' passwords last applied.
 pub const AGENTS_APPLIED_ANNOTATION: &str = "mongo.operator.rs/agent-users-applied";
+/// Annotation of the internal Secret: digest of the operator's own password, once MongoDB has
+/// the operator's user with it.
+pub const OPERATOR_APPLIED_ANNOTATION: &str = "mongo.operator.rs/operator-user-applied";
 /// Annotation of the internal Secret: the backup the data was restored from. A MongoCluster
 /// re-created over kept volumes and Secrets (same manifest, `bootstrap` included) finds it and
 /// never restores over the data again.
@@ -92,6 +100,8 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
             &format!("{backup}\0{restore}"),
         ),
         agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
+        operator_digest: secrets::password_digest("admin", crate::mongo::OPERATOR_USER, &password),
+        operator_applied: secret.annotations().get(OPERATOR_APPLIED_ANNOTATION).cloned(),
         restored_from: secret.annotations().get(RESTORED_FROM_ANNOTATION).cloned(),
         // Only ever written by the operator; one that does not parse (edited by hand) is
         // treated as absent, and the restore is still never repeated.
@@ -178,6 +188,11 @@ async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret
 /// Records that MongoDB has the agent users with the passwords of `digest`.
 pub async fn mark_agents_applied(client: &Client, names: &ClusterNames, digest: &str) -> Result<(), Error> {
     annotate_internal_secret(client, names, BTreeMap::from([(AGENTS_APPLIED_ANNOTATION, digest)])).await
+}
+
+/// Records that MongoDB has the operator's own user with the password of `digest`.
+pub async fn mark_operator_applied(client: &Client, names: &ClusterNames, digest: &str) -> Result<(), Error> {
+    annotate_internal_secret(client, names, BTreeMap::from([(OPERATOR_APPLIED_ANNOTATION, digest)])).await
 }
 
 /// Records, for good and in one write, that the data was restored from `source` and the

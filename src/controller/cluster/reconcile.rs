@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use super::objects::{self, InternalCredentials};
 use super::replica_set::{self, Seen};
 use super::restore::{self, RestoreStep};
-use super::rollout::{self, Rollout};
+use super::rollout::{self, RestartReason, Rollout};
 use super::status::{self, Progress};
 use super::users::Users;
 use super::validate::{self, Problem, Version};
@@ -140,13 +140,19 @@ async fn reconcile_inner<A: MongoAdmin>(
                 stage.run(seen).await?
             }
             Err(error) if error.is_transient() => {
-                Outcome::new(Progress::Waiting("MembersUnreachable", error.to_string()), None, Some(WHILE_WAITING))
+                unreachable(ctx, names, &world, revision.as_deref(), events, &error).await?
             }
             Err(error) => return Err(error),
         }
     };
 
     problems.extend(outcome.problem.take());
+    // A wait only the user can end: one Warning Event, not one per look.
+    if let Progress::Stuck(reason, message) = &outcome.progress
+        && !announced(cluster, message)
+    {
+        events.warning(reason, "Reconcile", message.clone()).await;
+    }
     let status = status::build(&status::Inputs {
         names,
         domain,
@@ -172,6 +178,31 @@ async fn reconcile_inner<A: MongoAdmin>(
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// No member answers. A Pod on an old template that is not ready serves nothing and is
+/// replaced (a lone member whose broken template was reverted comes back this way); a Pod on
+/// the current template that never became ready makes the rollout stuck.
+async fn unreachable<A: MongoAdmin>(
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    world: &World,
+    revision: Option<&str>,
+    events: &Events<'_>,
+    error: &Error,
+) -> Result<Outcome, Error> {
+    let nobody: &dyn Fn(&world::MemberPod) -> bool = &|_| false;
+    if let Some(update) = revision {
+        if let Some(p) = rollout::not_serving(&world.pods, update, nobody) {
+            let (progress, next) =
+                restart_member(ctx, names, events, &p.name, p.uid.clone(), RestartReason::NotServing).await?;
+            return Ok(Outcome::new(progress, None, next));
+        }
+        if let Some(Rollout::Stuck { message, .. }) = rollout::stuck(&world.pods, update, nobody, Timestamp::now()) {
+            return Ok(Outcome::new(Progress::Stuck("RolloutStuck", message), None, Some(WHILE_WAITING)));
+        }
+    }
+    Ok(Outcome::new(Progress::Waiting("MembersUnreachable", error.to_string()), None, Some(WHILE_WAITING)))
 }
 
 /// Whether the Degraded condition already says this.
@@ -210,11 +241,33 @@ async fn observe_only<A: MongoAdmin>(
     observe(ctx, names, world, &creds).await.ok()?.observation.set.map(|b| *b)
 }
 
-fn wait_reason(reason: &WaitReason) -> (&'static str, String, Duration) {
+/// How a wait shows in status, and when to look again.
+fn wait_reason(reason: &WaitReason) -> (Progress, Duration) {
+    let (r, m, after) = wait_text(reason);
+    let progress = match reason {
+        // No end without the user: Stalled.
+        WaitReason::MembersRemoved { .. } => Progress::Stuck(r, m),
+        _ => Progress::Waiting(r, m),
+    };
+    (progress, after)
+}
+
+fn wait_text(reason: &WaitReason) -> (&'static str, String, Duration) {
     match reason {
         WaitReason::MembersNotReady { hosts } => {
             ("MembersNotReady", format!("waiting for mongod to answer on {}", hosts.join(", ")), WHILE_WAITING)
         }
+        WaitReason::MembersRemoved { hosts } => (
+            "MembersRemoved",
+            format!(
+                "{} hold a replica-set config that does not list them (REMOVED), and no member of the set \
+                 answers; the set is never initiated again. Find the members of the set (kubectl get pods), \
+                 or if the config's host names no longer match the Pods (a changed namespace or cluster domain), \
+                 see docs/cluster.md#removed-members",
+                hosts.join(", ")
+            ),
+            WHILE_WAITING,
+        ),
         WaitReason::NoPrimary => ("NoPrimary", "waiting for MongoDB to elect a primary".into(), AFTER_STEP),
         WaitReason::ConfigNotCommitted => {
             ("ConfigNotCommitted", "waiting for a majority to commit the last config".into(), AFTER_STEP)
@@ -253,7 +306,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
         let set_name = names.replica_set();
-        let desired = replica_set::desired(names, domain, spec.members, &seen.observation.answered);
+        let desired = replica_set::desired(names, domain, spec.members, &seen.observation);
         let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
         let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
 
@@ -269,8 +322,8 @@ impl<A: MongoAdmin> Stage<'_, A> {
                     Ok(Outcome::new(Progress::Acting(done.reason, done.message), None, Some(AFTER_STEP)))
                 }
                 Step::Wait(reason) => {
-                    let (r, m, after) = wait_reason(reason);
-                    Ok(Outcome::new(Progress::Waiting(r, m), None, Some(after)))
+                    let (progress, after) = wait_reason(reason);
+                    Ok(Outcome::new(progress, None, Some(after)))
                 }
                 _ => Ok(Outcome::new(Progress::Waiting("Observing", format!("{step:?}")), None, Some(WHILE_WAITING))),
             };
@@ -287,6 +340,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
                 ));
             };
             replica_set::ensure_operator_user(&ctx.admin, p, creds).await?;
+            objects::mark_operator_applied(&ctx.client, names, &creds.operator_digest).await?;
             events.normal("OperatorUserReady", "CreateUser", "the operator's own user is in place").await;
             return Ok(Outcome::new(
                 Progress::Acting("OperatorUserReady", "created the operator's own user".into()),
@@ -298,7 +352,13 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let host_of = |i: i32| names.member_host(i, domain);
         let update_revision = self.revision.as_deref();
         let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
-        let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of);
+        let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of, Timestamp::now());
+        // A Pod on an old template that serves nothing is replaced whatever else waits: that
+        // loses no availability, and it is how a reverted, broken template is rolled back.
+        if let Rollout::Restart { pod, uid, why: why @ RestartReason::NotServing } = &rollout {
+            let done = restart_member(ctx, names, events, pod, uid.clone(), *why).await?;
+            return Ok(Outcome::new(done.0, Some(obs), done.1));
+        }
         let restart = match &rollout {
             Rollout::StepDownPrimary { host } => Some(host.as_str()),
             _ => None,
@@ -332,8 +392,8 @@ impl<A: MongoAdmin> Stage<'_, A> {
                 Ok(Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP)))
             }
             Step::Wait(reason) => {
-                let (r, m, after) = wait_reason(reason);
-                Ok(Outcome::new(Progress::Waiting(r, m), Some(obs), Some(after)))
+                let (progress, after) = wait_reason(reason);
+                Ok(Outcome::new(progress, Some(obs), Some(after)))
             }
             Step::InSync => {
                 let Some(p) = primary else {
@@ -390,24 +450,15 @@ async fn in_sync<A: MongoAdmin>(
     events: &Events<'_>,
 ) -> Result<Outcome, Error> {
     match rollout {
-        Rollout::Restart { pod, uid } => {
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
-            let dp = DeleteParams {
-                preconditions: Some(Preconditions { uid, resource_version: None }),
-                ..DeleteParams::default()
-            };
-            match api.delete(&pod, &dp).await {
-                Ok(_) => {}
-                // Gone already, or replaced since it was read: the next reconcile sees it.
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                Err(source) => return Err(Error::Kube { action: format!("restarting member {pod}"), source }),
-            }
-            let message = format!("restarting {pod} on the new Pod template");
-            events.normal_about(events.related("Pod", &pod), "MemberRestarting", "Rollout", message.clone()).await;
-            Ok(Outcome::new(Progress::Acting("RollingOut", message), Some(obs), Some(AFTER_STEP)))
+        Rollout::Restart { pod, uid, why } => {
+            let (progress, next) = restart_member(ctx, names, events, &pod, uid, why).await?;
+            Ok(Outcome::new(progress, Some(obs), next))
         }
         Rollout::Wait(message) => {
             Ok(Outcome::new(Progress::Waiting("RollingOut", message), Some(obs), Some(WHILE_WAITING)))
+        }
+        Rollout::Stuck { message, .. } => {
+            Ok(Outcome::new(Progress::Stuck("RolloutStuck", message), Some(obs), Some(WHILE_WAITING)))
         }
         Rollout::StepDownPrimary { host } => Ok(Outcome::new(
             Progress::Waiting("RollingOut", format!("waiting to step down {host}")),
@@ -446,6 +497,48 @@ async fn in_sync<A: MongoAdmin>(
             Ok(outcome)
         }
     }
+}
+
+/// Deletes a member's Pod (with its UID as precondition) so that it comes back on the latest
+/// template, with an Event that says why.
+async fn restart_member<A: MongoAdmin>(
+    ctx: &Context<A>,
+    names: &ClusterNames,
+    events: &Events<'_>,
+    pod: &str,
+    uid: Option<String>,
+    why: RestartReason,
+) -> Result<(Progress, Option<Duration>), Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let dp =
+        DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..DeleteParams::default() };
+    match api.delete(pod, &dp).await {
+        Ok(_) => {}
+        // Gone already, or replaced since it was read: the next reconcile sees it.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(source) => return Err(Error::Kube { action: format!("restarting member {pod}"), source }),
+    }
+    let (reason, message) = match why {
+        RestartReason::Secondary => ("MemberRestarting", format!("restarting {pod} on the new Pod template")),
+        RestartReason::NotServing => (
+            "MemberReplaced",
+            format!("replacing {pod}: it runs an old Pod template and serves nothing (not ready, not in the set)"),
+        ),
+        RestartReason::WithoutFailover => (
+            "RestartingWithoutFailover",
+            format!(
+                "restarting {pod} on the new Pod template without a failover: no other member can be primary, so \
+                 the database is unavailable until {pod} is back"
+            ),
+        ),
+    };
+    let related = events.related("Pod", pod);
+    if why == RestartReason::WithoutFailover {
+        events.warning_about(related, reason, "Rollout", message.clone()).await;
+    } else {
+        events.normal_about(related, reason, "Rollout", message.clone()).await;
+    }
+    Ok((Progress::Acting(reason, message), Some(AFTER_STEP)))
 }
 
 async fn write_status<A: MongoAdmin>(

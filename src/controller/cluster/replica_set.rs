@@ -39,12 +39,13 @@ fn address(ip: &str) -> String {
 }
 
 /// The members the spec wants: ordinals `0..members`, ready once their mongod answered.
-pub fn desired(names: &ClusterNames, domain: &str, members: i32, answered: &[String]) -> Vec<DesiredMember> {
+pub fn desired(names: &ClusterNames, domain: &str, members: i32, seen: &Observation) -> Vec<DesiredMember> {
     (0..members)
         .map(|i| {
             let host = names.member_host(i, domain);
-            let ready = answered.iter().any(|a| same_host(a, &host));
-            DesiredMember { host, ordinal: i64::from(i), ready }
+            let ready = seen.answered.iter().any(|a| same_host(a, &host));
+            let removed = seen.removed.iter().any(|a| same_host(a, &host));
+            DesiredMember { host, ordinal: i64::from(i), ready, removed }
         })
         .collect()
 }
@@ -58,6 +59,9 @@ pub struct Seen {
 }
 
 /// Observes with the operator's user, falling back to `__system` when that user cannot log in.
+/// Until the internal Secret records that MongoDB has the operator's user (a new set, or one
+/// whose Secret was replaced), `__system` is used straight away: a login that is known to fail
+/// costs a round trip and, in the driver, a server marked unusable until its next heartbeat.
 pub async fn observe_set<A: MongoAdmin>(
     admin: &A,
     names: &ClusterNames,
@@ -65,14 +69,20 @@ pub async fn observe_set<A: MongoAdmin>(
     pods: &[MemberPod],
     creds: &InternalCredentials,
 ) -> Result<Seen, Error> {
+    let as_system = || async {
+        let as_system = reachable(names, domain, pods, &creds.system);
+        let observation =
+            observe(admin, &as_system, &creds.system).await.doing(|| "observing the replica set".into())?;
+        Ok(Seen { observation, as_system: true })
+    };
+    if creds.operator_applied.as_deref() != Some(creds.operator_digest.as_str()) {
+        return as_system().await;
+    }
     let as_operator = reachable(names, domain, pods, &creds.operator);
-    match observe(admin, &as_operator).await {
+    match observe(admin, &as_operator, &creds.system).await {
         Ok(observation) => Ok(Seen { observation, as_system: false }),
-        Err(AdminError::AuthenticationFailed(_) | AdminError::UserNotFound(_)) => {
-            let as_system = reachable(names, domain, pods, &creds.system);
-            let observation = observe(admin, &as_system).await.doing(|| "observing the replica set".into())?;
-            Ok(Seen { observation, as_system: true })
-        }
+        // The user is gone or has another password (a restore replaced the users).
+        Err(AdminError::AuthenticationFailed(_) | AdminError::UserNotFound(_)) => as_system().await,
         Err(source) => Err(Error::Mongo { action: "observing the replica set".into(), source }),
     }
 }

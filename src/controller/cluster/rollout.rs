@@ -3,11 +3,26 @@
 //!
 //! One member at a time, secondaries first (highest ordinal first, like a StatefulSet's own
 //! rolling update), each only when every other member is a healthy, caught-up PRIMARY or
-//! SECONDARY and every Pod is ready; the primary last, after it has stepped down.
+//! SECONDARY and every Pod is ready; the primary last, after it has stepped down. Two
+//! exceptions, both of which lose no availability:
+//! - a Pod on an old template that is not ready and whose member is not healthy in the set
+//!   serves nothing, so it is replaced at once. This is how a broken template (a bad image, a
+//!   memory limit that kills mongod, an option mongod refuses) is rolled back: the user
+//!   reverts the spec and the crash-looping Pod, now on an old template, is replaced;
+//! - a primary that no other member could take over from (one member, or one voter and
+//!   non-voting copies) cannot step down; the user asked for the change, so it restarts
+//!   without a failover and the database is unavailable until it is back.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::replset::{Observed, same_host};
 
 use super::world::MemberPod;
+
+/// How long a member on the new template may stay unready (and unhealthy in the set) before
+/// the rollout is reported as stuck: the same ten minutes as a Deployment's default
+/// `progressDeadlineSeconds`.
+pub const PROGRESS_DEADLINE: SignedDuration = SignedDuration::from_mins(10);
 
 /// What the rollout wants now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,19 +31,91 @@ pub enum Rollout {
     Done,
     /// A restart is due but not safe yet.
     Wait(String),
-    /// Delete this Pod (a secondary) so it comes back on the latest revision.
-    Restart { pod: String, uid: Option<String> },
+    /// A member on the new template has been unready for longer than [`PROGRESS_DEADLINE`]:
+    /// the template itself is likely broken. Nothing more restarts until the spec changes.
+    Stuck { pod: String, message: String },
+    /// Delete this Pod so it comes back on the latest revision.
+    Restart { pod: String, uid: Option<String>, why: RestartReason },
     /// Only the primary is left: it must step down first (the planner decides when).
     StepDownPrimary { host: String },
+}
+
+/// Why a Pod is deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartReason {
+    /// A secondary, its turn in the rolling order.
+    Secondary,
+    /// An old-template Pod that serves nothing (not ready, not healthy in the set).
+    NotServing,
+    /// The primary, which no other member can take over from.
+    WithoutFailover,
 }
 
 /// A member's host, as in the replica-set config, for a Pod.
 pub type HostOf<'a> = &'a dyn Fn(i32) -> String;
 
-pub fn next(pods: &[MemberPod], update_revision: Option<&str>, observed: &Observed, host_of: HostOf<'_>) -> Rollout {
+/// Whether `pod`'s member answers heartbeats in the set (it may still be syncing).
+fn healthy_in_set(observed: &Observed, host: &str) -> bool {
+    observed.members.iter().any(|m| same_host(&m.host, host) && m.healthy)
+}
+
+/// A Pod on an old template that is not ready and whose member is not `serving` (healthy in
+/// the set): it serves nothing, so replacing it loses nothing. The highest ordinal first.
+pub fn not_serving<'a>(
+    pods: &'a [MemberPod],
+    update: &str,
+    serving: &dyn Fn(&MemberPod) -> bool,
+) -> Option<&'a MemberPod> {
+    pods.iter()
+        .filter(|p| p.revision.as_deref() != Some(update) && !p.terminating && !p.ready && !serving(p))
+        .max_by_key(|p| p.ordinal)
+}
+
+/// A Pod on the current template that has not served for [`PROGRESS_DEADLINE`] since it was
+/// created: the template is likely broken.
+pub fn stuck(
+    pods: &[MemberPod],
+    update: &str,
+    serving: &dyn Fn(&MemberPod) -> bool,
+    now: Timestamp,
+) -> Option<Rollout> {
+    let p = pods.iter().find(|p| {
+        p.revision.as_deref() == Some(update)
+            && !p.terminating
+            && !p.ready
+            && !serving(p)
+            && p.created.is_some_and(|c| now.duration_since(c) >= PROGRESS_DEADLINE)
+    })?;
+    Some(Rollout::Stuck {
+        pod: p.name.clone(),
+        message: format!(
+            "member {} runs the current Pod template but has not become ready in {} minutes, and its mongod does not \
+             answer the replica set: the last change may be broken (image, resources, mongod.config). See \
+             `kubectl describe pod {}` and its logs; reverting the change rolls it back",
+            p.name,
+            PROGRESS_DEADLINE.as_mins(),
+            p.name
+        ),
+    })
+}
+
+pub fn next(
+    pods: &[MemberPod],
+    update_revision: Option<&str>,
+    observed: &Observed,
+    host_of: HostOf<'_>,
+    now: Timestamp,
+) -> Rollout {
     let Some(update) = update_revision else {
         return Rollout::Wait("the StatefulSet controller has not yet seen the latest template".into());
     };
+    let serving = |p: &MemberPod| healthy_in_set(observed, &host_of(p.ordinal));
+    if let Some(p) = not_serving(pods, update, &serving) {
+        return Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone(), why: RestartReason::NotServing };
+    }
+    if let Some(stuck) = stuck(pods, update, &serving, now) {
+        return stuck;
+    }
     let stale: Vec<&MemberPod> = pods.iter().filter(|p| p.revision.as_deref() != Some(update)).collect();
     if stale.is_empty() {
         return Rollout::Done;
@@ -43,11 +130,16 @@ pub fn next(pods: &[MemberPod], update_revision: Option<&str>, observed: &Observ
     }
     let is_primary = |p: &MemberPod| observed.primary.as_deref().is_some_and(|h| same_host(h, &host_of(p.ordinal)));
     if let Some(p) = stale.iter().filter(|p| !is_primary(p)).max_by_key(|p| p.ordinal) {
-        return Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone() };
+        return Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone(), why: RestartReason::Secondary };
     }
-    match &observed.primary {
-        Some(h) => Rollout::StepDownPrimary { host: h.clone() },
-        None => Rollout::Wait("no primary".into()),
+    let Some(primary) = &observed.primary else { return Rollout::Wait("no primary".into()) };
+    let successor_possible = observed.config.members.iter().any(|m| !same_host(&m.host, primary) && m.is_electable());
+    if successor_possible {
+        return Rollout::StepDownPrimary { host: primary.clone() };
+    }
+    match stale.iter().find(|p| is_primary(p)) {
+        Some(p) => Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone(), why: RestartReason::WithoutFailover },
+        None => Rollout::Wait("the primary's Pod is not among the members' Pods".into()),
     }
 }
 
@@ -60,6 +152,10 @@ mod tests {
         format!("db-{i}.db-members.ns.svc.cluster.local:27017")
     }
 
+    fn now() -> Timestamp {
+        "2026-12-04T12:00:00Z".parse().unwrap()
+    }
+
     fn pod(i: i32, rev: &str) -> MemberPod {
         MemberPod {
             name: format!("db-{i}"),
@@ -69,23 +165,25 @@ mod tests {
             ready: true,
             terminating: false,
             uid: Some(format!("uid-{i}")),
+            created: Some(now() - SignedDuration::from_hours(1)),
         }
     }
 
-    fn observed(primary: i32, lag: i64) -> Observed {
+    /// `voters` members vote (and are electable); the rest are non-voting copies.
+    fn observed_with(n: i32, voters: i32, primary: i32, lag: i64) -> Observed {
         let config = ReplSetConfig {
             set_name: "db".into(),
             version: 3,
             term: Some(1),
             protocol_version: 1,
-            members: (0..3).map(|i| MemberConfig::new(i64::from(i), host(i), true)).collect(),
+            members: (0..n).map(|i| MemberConfig::new(i64::from(i), host(i), i < voters)).collect(),
             other: Default::default(),
         };
         Observed {
             config,
             committed: true,
             primary: Some(host(primary)),
-            members: (0..3)
+            members: (0..n)
                 .map(|i| ObservedMember {
                     host: host(i),
                     state: if i == primary { MemberState::Primary } else { MemberState::Secondary },
@@ -96,37 +194,84 @@ mod tests {
         }
     }
 
+    fn observed(primary: i32, lag: i64) -> Observed {
+        observed_with(3, 3, primary, lag)
+    }
+
+    fn restart(i: i32, why: RestartReason) -> Rollout {
+        Rollout::Restart { pod: format!("db-{i}"), uid: Some(format!("uid-{i}")), why }
+    }
+
     #[test]
     fn secondaries_first_highest_ordinal_first_then_the_primary() {
         let obs = observed(2, 0);
         let h: HostOf<'_> = &host;
         let all_old = [pod(0, "old"), pod(1, "old"), pod(2, "old")];
-        assert_eq!(
-            next(&all_old, Some("new"), &obs, h),
-            Rollout::Restart { pod: "db-1".into(), uid: Some("uid-1".into()) }
-        );
+        assert_eq!(next(&all_old, Some("new"), &obs, h, now()), restart(1, RestartReason::Secondary));
         let one_done = [pod(0, "old"), pod(1, "new"), pod(2, "old")];
-        assert_eq!(
-            next(&one_done, Some("new"), &obs, h),
-            Rollout::Restart { pod: "db-0".into(), uid: Some("uid-0".into()) }
-        );
+        assert_eq!(next(&one_done, Some("new"), &obs, h, now()), restart(0, RestartReason::Secondary));
         let primary_left = [pod(0, "new"), pod(1, "new"), pod(2, "old")];
-        assert_eq!(next(&primary_left, Some("new"), &obs, h), Rollout::StepDownPrimary { host: host(2) });
+        assert_eq!(next(&primary_left, Some("new"), &obs, h, now()), Rollout::StepDownPrimary { host: host(2) });
         let done = [pod(0, "new"), pod(1, "new"), pod(2, "new")];
-        assert_eq!(next(&done, Some("new"), &obs, h), Rollout::Done);
+        assert_eq!(next(&done, Some("new"), &obs, h, now()), Rollout::Done);
     }
 
     #[test]
     fn waits_for_every_member_to_be_healthy_and_caught_up() {
         let h: HostOf<'_> = &host;
         let all_old = [pod(0, "old"), pod(1, "old"), pod(2, "old")];
-        assert!(matches!(next(&all_old, Some("new"), &observed(2, 60), h), Rollout::Wait(_)));
+        assert!(matches!(next(&all_old, Some("new"), &observed(2, 60), h, now()), Rollout::Wait(_)));
         let mut restarting = all_old.clone();
         restarting[0].ready = false;
-        assert!(matches!(next(&restarting, Some("new"), &observed(2, 0), h), Rollout::Wait(_)));
+        // Not ready but healthy in the set (recovering): it is waited for, not replaced.
+        assert!(matches!(next(&restarting, Some("new"), &observed(2, 0), h, now()), Rollout::Wait(_)));
         let mut down = observed(2, 0);
         down.members[0].healthy = false;
-        assert!(matches!(next(&all_old, Some("new"), &down, h), Rollout::Wait(_)));
-        assert!(matches!(next(&all_old, None, &observed(2, 0), h), Rollout::Wait(_)));
+        assert!(matches!(next(&all_old, Some("new"), &down, h, now()), Rollout::Wait(_)));
+        assert!(matches!(next(&all_old, None, &observed(2, 0), h, now()), Rollout::Wait(_)));
+    }
+
+    #[test]
+    fn a_lone_primary_or_one_voter_restarts_without_a_failover() {
+        let h: HostOf<'_> = &host;
+        let one = observed_with(1, 1, 0, 0);
+        assert_eq!(next(&[pod(0, "old")], Some("new"), &one, h, now()), restart(0, RestartReason::WithoutFailover));
+        // Two members, one voter: the non-voting copy first, then the primary directly.
+        let two = observed_with(2, 1, 0, 0);
+        let both_old = [pod(0, "old"), pod(1, "old")];
+        assert_eq!(next(&both_old, Some("new"), &two, h, now()), restart(1, RestartReason::Secondary));
+        let primary_left = [pod(0, "old"), pod(1, "new")];
+        assert_eq!(next(&primary_left, Some("new"), &two, h, now()), restart(0, RestartReason::WithoutFailover));
+        // Three voters: never without a failover.
+        let three = [pod(0, "old"), pod(1, "new"), pod(2, "new")];
+        assert_eq!(next(&three, Some("new"), &observed(0, 0), h, now()), Rollout::StepDownPrimary { host: host(0) });
+    }
+
+    #[test]
+    fn an_old_pod_that_serves_nothing_is_replaced_at_once_and_a_broken_new_one_is_stuck() {
+        let h: HostOf<'_> = &host;
+        // db-1 runs a broken template (it was "new"); the user reverted, so "good" is current.
+        let mut broken = [pod(0, "good"), pod(1, "bad"), pod(2, "good")];
+        broken[1].ready = false;
+        let mut obs = observed(0, 0);
+        obs.members[1].healthy = false;
+        assert_eq!(next(&broken, Some("good"), &obs, h, now()), restart(1, RestartReason::NotServing));
+        // Before the revert, the broken Pod is on the current template: wait, then stuck.
+        let fresh = {
+            broken[1].created = Some(now() - SignedDuration::from_mins(2));
+            broken.clone()
+        };
+        assert!(matches!(next(&fresh, Some("bad"), &obs, h, now()), Rollout::Wait(_)));
+        broken[1].created = Some(now() - SignedDuration::from_mins(11));
+        match next(&broken, Some("bad"), &obs, h, now()) {
+            Rollout::Stuck { pod, message } => {
+                assert_eq!(pod, "db-1");
+                assert!(message.contains("reverting the change rolls it back"), "{message}");
+            }
+            other => panic!("expected Stuck, got {other:?}"),
+        }
+        // Syncing (healthy in the set) for ten minutes on the new template is not stuck.
+        obs.members[1].healthy = true;
+        assert!(matches!(next(&broken, Some("bad"), &obs, h, now()), Rollout::Wait(_)));
     }
 }

@@ -26,6 +26,9 @@ pub enum Progress {
     Acting(&'static str, String),
     /// Waiting for the world before the next step (reason, message).
     Waiting(&'static str, String),
+    /// Waiting for something only the user can change (reason, message): not Ready, Degraded,
+    /// and Stalled for kstatus and Flux.
+    Stuck(&'static str, String),
     /// Everything matches the spec.
     InSync,
 }
@@ -142,18 +145,19 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         (Progress::InSync, _) => {
             (false, "MembersNotReady", format!("{ready_members} of {} members ready", i.spec.members))
         }
-        (Progress::Acting(r, m) | Progress::Waiting(r, m), _) => (false, r, m.clone()),
+        (Progress::Acting(r, m) | Progress::Waiting(r, m) | Progress::Stuck(r, m), _) => (false, r, m.clone()),
         (Progress::Blocked, None) => (false, "Blocked", "a problem blocks every change".into()),
     };
     let progressing = matches!(i.progress, Progress::Acting(..) | Progress::Waiting(..));
     let (progress_reason, progress_message) = match i.progress {
-        Progress::Acting(r, m) | Progress::Waiting(r, m) => (*r, m.clone()),
+        Progress::Acting(r, m) | Progress::Waiting(r, m) | Progress::Stuck(r, m) => (*r, m.clone()),
         Progress::Paused => ("Paused", "spec.paused is true".to_string()),
         Progress::Blocked => ("Blocked", blocking.map(|p| p.message.clone()).unwrap_or_default()),
         Progress::InSync => ("InSync", "the replica set matches the spec".to_string()),
     };
     let degraded_by: Option<(&str, String)> = match (i.problems.first(), serving, i.observed) {
         (Some(p), _, _) => Some((p.reason, p.message.clone())),
+        (None, _, _) if matches!(i.progress, Progress::Stuck(..)) => Some((ready_reason, ready_message.clone())),
         (None, false, Some(_)) => Some(("NoPrimary", "the replica set has no primary".into())),
         (None, _, Some(_)) if !progressing && !all_ready => {
             Some(("MembersUnhealthy", format!("{ready_members} of {} members are healthy", i.spec.members)))
@@ -174,7 +178,8 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     ];
     // A spec the operator refuses, or a failed restore, waits for the user; a paused cluster
     // stands still on purpose; anything else not Ready is still on its way.
-    let standing = if blocking.is_some() || ready_reason == super::restore::RESTORE_FAILED {
+    let stuck = matches!(i.progress, Progress::Stuck(..));
+    let standing = if blocking.is_some() || stuck || ready_reason == super::restore::RESTORE_FAILED {
         Standing::Stalled(ready_reason, &ready_message)
     } else if ready || matches!(i.progress, Progress::Paused) {
         Standing::Current

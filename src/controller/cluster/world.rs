@@ -27,6 +27,8 @@ pub struct MemberPod {
     /// Being deleted.
     pub terminating: bool,
     pub uid: Option<String>,
+    /// When the Pod was created (a restart creates a new one).
+    pub created: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 impl MemberPod {
@@ -46,6 +48,7 @@ impl MemberPod {
             ready: running && ready_condition,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             uid: pod.metadata.uid.clone(),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
             name,
         })
     }
