@@ -177,7 +177,10 @@ pub fn jobs(names: &ClusterNames, stores: &ObjectStoreEgress, owner: &OwnerRefer
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(jobs_selector(&names.cluster)),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![]),
+            // No ingress rule with policy type Ingress: nothing may connect in. (An empty list
+            // means the same, but the API server stores it as absent, so it would never
+            // match what is stored.)
+            ingress: None,
             egress: Some(egress),
         }),
     }
@@ -280,7 +283,8 @@ mod tests {
     fn jobs_accept_nothing_and_reach_only_the_stores_named() {
         let names = ClusterNames::new("orders", "shop");
         let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &owner()));
-        assert_eq!(none.ingress, Some(vec![]), "an empty ingress list denies every connection in");
+        assert!(none.policy_types.as_ref().is_some_and(|t| t.iter().any(|t| t == "Ingress")));
+        assert_eq!(none.ingress, None, "Ingress without rules denies every connection in");
         assert_eq!(none.egress.as_ref().map(Vec::len), Some(2), "no store rule without addresses");
         let stores = ObjectStoreEgress {
             cidrs: vec![Cidr("198.51.100.0/24".into())],

@@ -30,6 +30,13 @@ pub enum Error {
     /// A Secret the operator relies on is missing a key or holds something unusable.
     #[error("Secret {secret}: {problem}")]
     Secret { secret: String, problem: String },
+    /// An object the operator built could not be encoded (a bug, not bad input).
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl Error {
@@ -41,6 +48,7 @@ impl Error {
             Error::Render(_) => "InvalidMongodConfig",
             Error::Incomplete(..) => "IncompleteObject",
             Error::Secret { .. } => "InvalidSecret",
+            Error::Encode { .. } => "EncodingError",
         }
     }
 
