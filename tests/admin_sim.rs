@@ -165,7 +165,7 @@ async fn initiate_a_three_member_set_and_see_a_primary() {
     let (read, _) = set.admin.config(&set.system(p), false).await.expect("config");
     assert_eq!(read.members.iter().map(|m| m.host.clone()).collect::<Vec<_>>(), [host(0), host(1), host(2)]);
     assert_eq!(set.admin.server_version(&set.system(p)).await.as_deref(), Ok("8.0.4"));
-    assert_eq!(set.admin.feature_compatibility_version(&set.system(p)).await.as_deref(), Ok("8.0"));
+    assert_eq!(set.admin.feature_compatibility_version(&set.system(p)).await.map(|f| f.version), Ok("8.0".into()));
 }
 
 #[tokio::test]
@@ -374,4 +374,53 @@ async fn feature_compatibility_version_needs_confirm_from_7_0() {
     let err = set.admin.set_feature_compatibility_version(&set.system(0), "8.0", false).await;
     assert!(matches!(err, Err(AdminError::Server { code: 7369100, .. })), "{err:?}");
     set.admin.set_feature_compatibility_version(&set.system(0), "8.0", true).await.expect("with confirm");
+}
+
+#[tokio::test]
+async fn the_feature_compatibility_version_moves_only_as_mongod_allows() {
+    // Three voters, so that one member down keeps a primary.
+    let set = Set::start(3).await;
+    for i in 0..3 {
+        set.sim.set_version(&format!("db-{i}"), "7.0.12");
+    }
+    set.admin.initiate(&set.system(0), &set.config(&[(0, true), (1, true), (2, true)])).await.expect("initiate");
+    let p = set.primary().await;
+    let set = &set;
+    let fcv =
+        |i: usize| async move { set.admin.feature_compatibility_version(&set.system(i)).await.map(|f| f.version) };
+    assert_eq!(fcv(p).await, Ok("7.0".into()), "a new set takes its initiator's release");
+    let code = |r: Result<(), AdminError>| match r {
+        Err(AdminError::Server { code, .. }) => code,
+        other => panic!("expected a server error, got {other:?}"),
+    };
+    assert_eq!(code(set.admin.set_feature_compatibility_version(&set.system(p), "8.0", true).await), 5147403);
+
+    // Every member on 8.0 binaries (each restarted), then the FCV can go up.
+    for i in 0..3 {
+        let name = format!("db-{i}");
+        set.sim.stop_member(&name);
+        set.sim.set_version(&name, "8.0.4");
+        set.sim.start_member(&name).await.expect("restart");
+    }
+    // Connections opened before the restarts are gone: a fresh client, as after a real restart;
+    // and the election the restarts caused settles first.
+    let admin = DriverAdmin::new(Timeouts::default());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = set.primary().await;
+    assert_eq!(code(admin.set_feature_compatibility_version(&set.system(p), "8.0", false).await), 7369100);
+    admin.set_feature_compatibility_version(&set.system(p), "8.0", true).await.expect("raise");
+    assert_eq!(admin.feature_compatibility_version(&set.system(p)).await.map(|f| f.version), Ok("8.0".into()));
+
+    // A 7.0 binary cannot start on FCV 8.0 data (exit code 62); after lowering the FCV it can.
+    let s = (p + 1) % 3;
+    let other = format!("db-{s}");
+    set.sim.stop_member(&other);
+    set.sim.set_version(&other, "7.0.12");
+    set.sim.start_member(&other).await.expect("restart");
+    assert!(admin.hello(&set.system(s)).await.is_err(), "a 7.0 binary refuses FCV 8.0 data");
+    assert_eq!(code(admin.set_feature_compatibility_version(&set.system(p), "6.0", true).await), 5147403);
+    admin.set_feature_compatibility_version(&set.system(p), "7.0", true).await.expect("lower");
+    set.sim.stop_member(&other);
+    set.sim.start_member(&other).await.expect("restart");
+    DriverAdmin::new(Timeouts::default()).hello(&set.system(s)).await.expect("the 7.0 binary runs on FCV 7.0");
 }

@@ -9,141 +9,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use mongo_operator::api::MongoCluster;
+use support::cluster_env::*;
 use support::members::SimMembers;
 use support::operator::Operator;
 use support::*;
-
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A test's world: its namespace, operator and simulated members.
-struct Env {
-    client: Client,
-    ns: String,
-    operator: Option<Operator>,
-}
-
-impl Env {
-    async fn new(prefix: &str) -> Env {
-        let client = client().await;
-        install_crds(&client).await;
-        let ns = namespace(&client, prefix).await;
-        let operator = Some(Operator::start(&ns));
-        Env { client, ns, operator }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn create_cluster(&self, yaml: &str) -> MongoCluster {
-        create_typed(&self.client, &self.ns, yaml).await
-    }
-
-    async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
-        self.api::<MongoCluster>()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": spec })))
-            .await
-            .expect("patch MongoCluster");
-    }
-
-    /// Waits until the cluster reports Ready for its current generation, and returns it.
-    async fn ready(&self, name: &str) -> MongoCluster {
-        let api = self.api::<MongoCluster>();
-        let log = self.operator.as_ref().map(|o| o.log.clone());
-        let found = tokio::time::timeout(READY_TIMEOUT, async {
-            loop {
-                if let Ok(c) = api.get(name).await
-                    && is_ready(&c)
-                {
-                    return c;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-        .await;
-        match found {
-            Ok(c) => c,
-            Err(_) => {
-                let c = api.get(name).await.ok();
-                let log = log.map(|l| std::fs::read_to_string(l).unwrap_or_default()).unwrap_or_default();
-                let tail: String =
-                    log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                panic!(
-                    "{name} not Ready within {READY_TIMEOUT:?}; status: {:#?}\noperator log tail:\n{tail}",
-                    c.and_then(|c| c.status)
-                );
-            }
-        }
-    }
-
-    /// How many times an Event with this reason was recorded (the recorder folds repeats
-    /// about one object into a series).
-    async fn event_count(&self, reason: &str) -> i32 {
-        self.events(reason).await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum()
-    }
-
-    async fn events(&self, reason: &str) -> Vec<Event> {
-        let events: Api<Event> = self.api();
-        events
-            .list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .collect()
-    }
-
-    async fn pods(&self, cluster: &str) -> Vec<Pod> {
-        let pods: Api<Pod> = self.api();
-        let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
-        let mut items = pods.list(&lp).await.expect("list pods").items;
-        items.sort_by_key(|p| p.name_any());
-        items
-    }
-
-    /// Deletes the namespace of a test that passed; a failed test leaves its namespace (and
-    /// the operator's log in `target/tmp/operator-logs/`) for a look.
-    async fn finish(self) {
-        if let Some(operator) = self.operator {
-            operator.kill().await;
-        }
-        delete_namespace(&self.client, &self.ns).await;
-    }
-
-    async fn secret_text(&self, name: &str, key: &str) -> Option<String> {
-        let s = self.api::<Secret>().get_opt(name).await.ok()??;
-        String::from_utf8(s.data?.get(key)?.0.clone()).ok()
-    }
-}
-
-fn is_ready(c: &MongoCluster) -> bool {
-    let Some(status) = &c.status else { return false };
-    status.observed_generation == c.metadata.generation
-        && status
-            .conditions
-            .iter()
-            .any(|x| x.type_ == "Ready" && x.status == "True" && x.observed_generation == c.metadata.generation)
-}
-
-/// The mongod container's memory limit of a Pod.
-fn memory_limit(p: &Pod) -> String {
-    p.spec.as_ref().unwrap().containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0.clone()
-}
-
-fn cluster_yaml(name: &str, members: i32, extra: &str) -> String {
-    format!(
-        "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: {members}\n  scheduling:\n    podAntiAffinity: Preferred\n{extra}"
-    )
-}
 
 /// Logs in as a user with the password from its connection Secret, at the primary's Pod IP
 /// (the Secret's host names are cluster DNS names, which do not resolve on this machine).
@@ -425,8 +298,17 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     env.patch_spec("calm", serde_json::json!({ "users": null })).await;
     env.ready("calm").await;
 
-    // A version two majors up is refused: nothing changes, the reason is in status and Events.
-    env.patch_spec("calm", serde_json::json!({ "version": "10.0.1" })).await;
+    // A version two majors up never gets in: admission refuses it.
+    let jump = env
+        .api::<MongoCluster>()
+        .patch("calm", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "version": "10.0.1" } })))
+        .await
+        .expect_err("admission refuses a skipped major release");
+    assert!(jump.to_string().contains("one major release at a time"), "{jump}");
+    // A downgrade while the featureCompatibilityVersion is still 8.0 passes admission (it needs
+    // the observed FCV) and is refused by the operator: nothing changes, the reason is in status
+    // and Events.
+    env.patch_spec("calm", serde_json::json!({ "version": "7.0.14" })).await;
     let c = eventually("the version refused", READY_TIMEOUT, || async {
         let c = env.api::<MongoCluster>().get("calm").await.ok()?;
         let ready = c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Ready")?.clone();
@@ -435,7 +317,7 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     })
     .await;
     let ready = c.status.unwrap().conditions.into_iter().find(|x| x.type_ == "Ready").unwrap();
-    assert!(ready.message.contains("one major release at a time"), "{}", ready.message);
+    assert!(ready.message.contains("featureCompatibilityVersion set to 7.0 first"), "{}", ready.message);
     let sts = env.api::<StatefulSet>().get("calm").await.unwrap();
     assert_eq!(sts.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("mongo:8.0.4"));
     assert!(!env.events("VersionUnreachable").await.is_empty());

@@ -56,7 +56,7 @@ pub fn lock(world: &Shared) -> MutexGuard<'_, World> {
 }
 
 pub fn error(code: i32, message: impl Into<String>) -> Document {
-    doc! { "ok": 0.0, "errmsg": message.into(), "code": code, "codeName": code_name(code) }
+    doc! { "ok": 0.0, "errmsg": message.into(), "code": code, "codeName": code_name(code).into_owned() }
 }
 
 fn refusal(r: Refusal) -> Document {
@@ -152,8 +152,17 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
         "saslContinue" => sasl_continue(session, &db, &body),
         "getParameter" => {
             let w = lock(world);
+            // `FeatureCompatibilityVersionParameter::append`: the FCV document without its
+            // `_id`; 258 before the set (and its FCV document) exists. The simulator's FCV
+            // changes at once, so it never shows `targetVersion` / `previousVersion`.
             if body.contains_key("featureCompatibilityVersion") {
-                doc! { "featureCompatibilityVersion": { "version": w.fcv.clone() }, "ok": 1.0 }
+                match &w.fcv {
+                    Some(fcv) => doc! { "featureCompatibilityVersion": { "version": fcv.clone() }, "ok": 1.0 },
+                    None => error(
+                        code::UNKNOWN_FEATURE_COMPATIBILITY_VERSION,
+                        "featureCompatibilityVersion is not yet known.",
+                    ),
+                }
             } else {
                 error(code::BAD_VALUE, "no option found to get")
             }
@@ -334,32 +343,50 @@ fn sasl_continue(session: &mut Session, db: &str, body: &Document) -> Document {
     }
 }
 
+/// `setFeatureCompatibilityVersion` (`SetFeatureCompatibilityVersionCommand::run`,
+/// `set_feature_compatibility_version_command.cpp`): only on the primary; from 7.0 the
+/// `confirm: true` acknowledgement is checked first, even when nothing would change (uassert
+/// 7369100, with the upgrade or the downgrade message); then the transition must be one of
+/// `FCVTransitions` (`feature_compatibility_version.cpp`): from the binary's last LTS release to
+/// its own (upgrade), or back (downgrade), else 5147403. The server does not look at the other
+/// members' binaries: one that cannot read the new FCV stops (see `World::set_fcv`).
 fn set_fcv(world: &Shared, me: &str, body: &Document) -> Document {
     let mut w = lock(world);
     let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
     if w.state(m, Instant::now()) != State::Primary {
         return error(code::NOT_WRITABLE_PRIMARY, "not primary");
     }
-    let Ok(target) = body.get_str("setFeatureCompatibilityVersion").map(str::to_string) else {
+    let Ok(requested) = body.get_str("setFeatureCompatibilityVersion").map(str::to_string) else {
         return error(code::BAD_VALUE, "setFeatureCompatibilityVersion must be a string");
     };
-    let binary: Vec<u32> = m.version.split('.').filter_map(|p| p.parse().ok()).collect();
-    if binary.first().copied().unwrap_or(0) >= 7 && body.get_bool("confirm") != Ok(true) {
+    let Some(actual) = w.fcv.clone() else {
+        return error(code::UNKNOWN_FEATURE_COMPATIBILITY_VERSION, "featureCompatibilityVersion is not yet known.");
+    };
+    let release = crate::world::major_minor(&m.version);
+    let major: u32 = release.split('.').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if major >= 7 && body.get_bool("confirm") != Ok(true) {
+        let message = if version_key(&requested) > version_key(&actual) {
+            format!(
+                "Once you have upgraded to {requested}, you will not be able to downgrade FCV and binary version without support assistance. Please re-run this command with 'confirm: true' to acknowledge this and continue with the FCV upgrade."
+            )
+        } else {
+            "Once you have downgraded the FCV, if you choose to downgrade the binary version, it will require support assistance. Please re-run this command with 'confirm: true' to acknowledge this and continue with the FCV downgrade.".to_string()
+        };
+        return error(7369100, message);
+    }
+    let accepted = crate::world::accepted_fcvs(&release);
+    let permitted = requested == actual || (accepted.contains(&requested) && accepted.contains(&actual));
+    if !permitted {
         return error(
-            7369100,
-            "Once you have upgraded to the new feature compatibility version, you cannot downgrade without support assistance. Please re-run this command with 'confirm: true' to acknowledge this and continue with the FCV upgrade.",
+            5147403,
+            format!(
+                "cannot set featureCompatibilityVersion to '{requested}' while featureCompatibilityVersion is '{actual}'"
+            ),
         );
     }
-    let lowest =
-        w.members.values().filter(|m| m.up).map(|m| m.version.split('.').take(2).collect::<Vec<_>>().join(".")).min();
-    if lowest.as_deref().is_some_and(|low| version_key(&target) > version_key(low)) {
-        return error(
-            code::BAD_VALUE,
-            format!("cannot set featureCompatibilityVersion to {target}: a member runs an older binary"),
-        );
+    if requested != actual {
+        w.set_fcv(&requested);
     }
-    w.fcv = target;
-    w.append_oplog();
     doc! { "ok": 1.0 }
 }
 

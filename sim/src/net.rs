@@ -133,7 +133,7 @@ impl Sim {
     /// Starts a stopped member again on its address, with its config and data.
     pub async fn start_member(&self, name: &str) -> std::io::Result<bool> {
         let Some(addr) = lock(&self.world).member(name).map(|m| m.listen) else { return Ok(false) };
-        let listener = TcpListener::bind(addr).await?;
+        let listener = rebind(addr).await?;
         lock(&self.world).start(name);
         self.serve(name, listener);
         Ok(true)
@@ -146,7 +146,7 @@ impl Sim {
             return Ok(false);
         }
         self.stop_member(name);
-        let listener = TcpListener::bind(listen).await?;
+        let listener = rebind(listen).await?;
         let addr = listener.local_addr()?;
         {
             let mut world = lock(&self.world);
@@ -202,6 +202,21 @@ impl Sim {
             })
             .collect();
         serde_json::json!({ "term": w.term, "fcv": w.fcv, "users": w.users.len(), "members": members })
+    }
+}
+
+/// Binds `addr` again: the listener of a member stopped a moment ago closes only when its
+/// aborted task is dropped, so the port may still be taken for a few milliseconds.
+async fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
     }
 }
 

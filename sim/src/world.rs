@@ -131,7 +131,9 @@ pub struct World {
     pub users: BTreeMap<(String, String), User>,
     pub oplog: Vec<OplogEntry>,
     pub term: i64,
-    pub fcv: String,
+    /// The featureCompatibilityVersion document, once the set was initiated: it is written at
+    /// `replSetInitiate` with the initiator's release, and replicated to every member.
+    pub fcv: Option<String>,
     /// Oplog position at which each config version was written on the primary.
     pub config_optime: BTreeMap<i64, usize>,
     pub last_noop: Instant,
@@ -141,20 +143,31 @@ pub fn majority(voters: usize) -> usize {
     voters / 2 + 1
 }
 
-fn major_minor(version: &str) -> String {
+pub fn major_minor(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The featureCompatibilityVersions a binary of `release` ("8.0") accepts: its own and the
+/// last LTS release before it ("7.0"; for a rapid release such as 7.3, 7.0 too). These are the
+/// values `FeatureCompatibilityVersionParser::parseVersion` (`feature_compatibility_version_
+/// parser.cpp`) accepts (lastLTS, lastContinuous, latest); the simulator has no rapid
+/// releases, so lastContinuous is left out.
+pub fn accepted_fcvs(release: &str) -> Vec<String> {
+    let mut parts = release.split('.').filter_map(|p| p.parse::<u32>().ok());
+    let (Some(major), Some(minor)) = (parts.next(), parts.next()) else { return Vec::new() };
+    let last_lts = if minor == 0 { format!("{}.0", major.saturating_sub(1)) } else { format!("{major}.0") };
+    vec![last_lts, format!("{major}.{minor}")]
 }
 
 impl World {
     pub fn new(opts: Options) -> World {
-        let fcv = major_minor(&opts.server_version);
         World {
             opts,
             members: BTreeMap::new(),
             users: BTreeMap::new(),
             oplog: Vec::new(),
             term: 0,
-            fcv,
+            fcv: None,
             config_optime: BTreeMap::new(),
             last_noop: Instant::now(),
         }
@@ -524,6 +537,10 @@ impl World {
         }
         cfg.replica_set_id = Some(ObjectId::new());
         cfg.term = 0;
+        // The featureCompatibilityVersion document is created with the set, at the
+        // initiator's release (`FeatureCompatibilityVersion::setIfCleanStartup`).
+        let initiator_release = major_minor(&me.version);
+        self.fcv = Some(initiator_release);
         self.oplog.clear();
         self.config_optime.clear();
         let pos = self.append_oplog();
@@ -543,15 +560,50 @@ impl World {
         true
     }
 
+    /// Starts a stopped member. Its binary must accept the set's featureCompatibilityVersion:
+    /// one that does not (an 8.0 binary on FCV 6.0 data, a 7.0 binary on FCV 8.0 data) exits
+    /// at startup with "UPGRADE PROBLEM ... Invalid featureCompatibilityVersion" and exit code
+    /// 62 (`FeatureCompatibilityVersion::initializeForStartup`, caught as MustDowngrade in
+    /// `mongod_main.cpp`), so it stays down. Returns whether the member exists.
     pub fn start(&mut self, name: &str) -> bool {
         let now = Instant::now();
         let recover = self.opts.initial_sync;
+        let fcv = self.fcv.clone();
         let Some(m) = self.members.get_mut(name) else { return false };
+        let in_set = m.config.is_some();
+        if let Some(fcv) = fcv.filter(|_| in_set)
+            && !accepted_fcvs(&major_minor(&m.version)).contains(&fcv)
+        {
+            tracing::warn!(member = %name, binary = %m.version, %fcv, "UPGRADE PROBLEM: the binary does not accept the featureCompatibilityVersion; exit code 62");
+            m.up = false;
+            return true;
+        }
         if !m.up {
             m.up = true;
             m.started = now;
             m.busy_until = now + recover;
         }
         true
+    }
+
+    /// Installs a new featureCompatibilityVersion on the set. A member whose binary cannot read
+    /// it stops: the replicated FCV document fails to parse on it
+    /// (`FeatureCompatibilityVersionParser::parseVersion`, uassert 4926900, in
+    /// `FcvOpObserver::_setVersion`), and an operation a secondary cannot apply is fatal.
+    pub fn set_fcv(&mut self, fcv: &str) {
+        self.fcv = Some(fcv.to_string());
+        let unable: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.up && m.config.is_some() && !accepted_fcvs(&major_minor(&m.version)).contains(&fcv.to_string())
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        for name in unable {
+            tracing::warn!(member = %name, %fcv, "cannot apply the featureCompatibilityVersion document; stopping");
+            self.stop(&name);
+        }
+        self.append_oplog();
     }
 }

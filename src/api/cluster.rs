@@ -90,6 +90,11 @@ pub struct MongoClusterSpec {
     #[schemars(length(max = 16))]
     pub image_pull_secrets: Vec<LocalObjectReference>,
 
+    /// When the featureCompatibilityVersion follows a new MongoDB release, and how to lower it
+    /// for a downgrade. Until it is raised, the binary can go back to the previous release.
+    #[serde(default)]
+    pub feature_compatibility: FeatureCompatibilitySpec,
+
     /// Number of replica-set members, one Pod each. Three members survive the loss of one.
     /// At most 7 members vote; further members are non-voting copies.
     #[serde(default = "default_members")]
@@ -149,6 +154,60 @@ pub struct MongoClusterSpec {
 
 fn default_members() -> i32 {
     DEFAULT_MEMBERS
+}
+
+/// When the featureCompatibilityVersion (FCV) follows a new MongoDB release. While the FCV is
+/// the previous release's, new features that change the data format stay off and the binary
+/// can be rolled back; once it is raised (from 7.0 on), going back needs MongoDB support.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("self.policy == 'Manual' || !has(self.version)")
+        .message("featureCompatibility.version is only set with policy: Manual (Automatic raises it by itself)")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureCompatibilitySpec {
+    /// `Automatic` (the default) raises the FCV to the running release once every member runs it
+    /// and the set has been healthy on it for `soakTime`. `Manual` keeps the FCV where it is,
+    /// or at `version`.
+    #[serde(default)]
+    pub policy: FeatureCompatibilityPolicy,
+    /// With `Automatic`: how long every member must have run the new release, healthy, before
+    /// the FCV is raised: a number followed by s, m, h or d, for example "24h" (the default) or
+    /// "0s" to raise at once.
+    #[serde(default = "default_soak_time")]
+    #[schemars(regex(pattern = r"^[0-9]{1,5}[smhd]$"))]
+    pub soak_time: String,
+    /// With `Manual`: the FCV to keep, for example "7.0". Set it to the running release to
+    /// raise it, or to the previous release (from 8.0 to 7.0) to lower it, which is the first
+    /// step of a downgrade; set `version` second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+$"), length(max = 8))]
+    pub version: Option<String>,
+}
+
+fn default_soak_time() -> String {
+    "24h".to_string()
+}
+
+impl Default for FeatureCompatibilitySpec {
+    fn default() -> Self {
+        FeatureCompatibilitySpec {
+            policy: FeatureCompatibilityPolicy::default(),
+            soak_time: default_soak_time(),
+            version: None,
+        }
+    }
+}
+
+/// Who moves the featureCompatibilityVersion.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FeatureCompatibilityPolicy {
+    /// Raised to the running release after `soakTime` of health on it.
+    #[default]
+    Automatic,
+    /// Only ever set to `version`, by the user.
+    Manual,
 }
 
 /// Persistent storage of each member.
@@ -491,9 +550,16 @@ pub struct MongoClusterStatus {
     /// The MongoDB version every member runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// The replica set's featureCompatibilityVersion.
+    /// The replica set's featureCompatibilityVersion, read from the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_compatibility_version: Option<String>,
+    /// When every member started running `version`'s release: the soak time before the
+    /// featureCompatibilityVersion is raised counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_since: Option<Time>,
+    /// What happens to the featureCompatibilityVersion next, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_compatibility_message: Option<String>,
     /// How applications connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionStatus>,

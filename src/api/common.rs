@@ -222,3 +222,35 @@ pub fn resources_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         ],
     })
 }
+
+/// A span of time written as a number and a unit: s, m, h, d or w ("30s", "24h", "14d").
+pub fn span(text: &str) -> Option<k8s_openapi::jiff::SignedDuration> {
+    use k8s_openapi::jiff::SignedDuration;
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(SignedDuration::from_secs(n.checked_mul(seconds)?))
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::span;
+
+    #[test]
+    fn spans_in_every_unit() {
+        assert_eq!(span("30s").map(|d| d.as_secs()), Some(30));
+        assert_eq!(span("24h").map(|d| d.as_secs()), Some(86_400));
+        assert_eq!(span("2w").map(|d| d.as_secs()), Some(1_209_600));
+        assert_eq!(span("0s").map(|d| d.as_secs()), Some(0));
+        assert_eq!(span("12"), None);
+        assert_eq!(span(""), None);
+        assert_eq!(span("1y"), None);
+    }
+}

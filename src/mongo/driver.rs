@@ -8,7 +8,7 @@ use std::time::Duration;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress};
 
-use super::{AdminError, Credentials, Hello, MongoAdmin, ReplSetStatus, Target, UserInfo, UserRequest};
+use super::{AdminError, Credentials, Fcv, Hello, MongoAdmin, ReplSetStatus, Target, UserInfo, UserRequest};
 use crate::replset::ReplSetConfig;
 
 /// Timeouts of every call; none is left to the driver's defaults (30 s and more).
@@ -227,13 +227,12 @@ impl MongoAdmin for DriverAdmin {
         reply.get_str("version").map(str::to_string).map_err(|e| AdminError::UnexpectedReply(format!("buildInfo: {e}")))
     }
 
-    async fn feature_compatibility_version(&self, target: &Target) -> Result<String, AdminError> {
+    async fn feature_compatibility_version(&self, target: &Target) -> Result<Fcv, AdminError> {
         let reply = self.run(target, "admin", doc! { "getParameter": 1, "featureCompatibilityVersion": 1 }).await?;
-        reply
+        let document = reply
             .get_document("featureCompatibilityVersion")
-            .and_then(|f| f.get_str("version"))
-            .map(str::to_string)
-            .map_err(|e| AdminError::UnexpectedReply(format!("getParameter featureCompatibilityVersion: {e}")))
+            .map_err(|e| AdminError::UnexpectedReply(format!("getParameter featureCompatibilityVersion: {e}")))?;
+        decode(document.clone(), "featureCompatibilityVersion")
     }
 
     async fn set_feature_compatibility_version(

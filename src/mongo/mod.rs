@@ -28,7 +28,7 @@ use std::future::Future;
 pub use driver::{DriverAdmin, Timeouts};
 pub use error::AdminError;
 pub use observe::{Observation, Reachable, observe};
-pub use types::{Hello, ReplSetStatus, Role, StatusMember, UserInfo};
+pub use types::{Fcv, Hello, ReplSetStatus, Role, StatusMember, UserInfo};
 
 use crate::replset::ReplSetConfig;
 
@@ -139,9 +139,8 @@ pub trait MongoAdmin: Send + Sync {
     fn database_names(&self, target: &Target) -> impl Future<Output = Result<Vec<String>, AdminError>> + Send;
     /// `buildInfo.version`.
     fn server_version(&self, target: &Target) -> impl Future<Output = Result<String, AdminError>> + Send;
-    /// The featureCompatibilityVersion.
-    fn feature_compatibility_version(&self, target: &Target)
-    -> impl Future<Output = Result<String, AdminError>> + Send;
+    /// The featureCompatibilityVersion document.
+    fn feature_compatibility_version(&self, target: &Target) -> impl Future<Output = Result<Fcv, AdminError>> + Send;
     /// `setFeatureCompatibilityVersion`; `confirm` is required by 7.0+ and refused by 6.0.
     fn set_feature_compatibility_version(
         &self,

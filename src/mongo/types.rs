@@ -108,3 +108,14 @@ pub struct Role {
     pub role: String,
     pub db: String,
 }
+
+/// The featureCompatibilityVersion document, as `getParameter` shows it: `version`, and while a
+/// change is under way `targetVersion` (and, when lowering, `previousVersion`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Fcv {
+    pub version: String,
+    #[serde(rename = "targetVersion", default)]
+    pub target_version: Option<String>,
+    #[serde(rename = "previousVersion", default)]
+    pub previous_version: Option<String>,
+}

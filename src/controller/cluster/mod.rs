@@ -7,6 +7,7 @@ mod replica_set;
 mod restore;
 mod rollout;
 mod status;
+mod upgrade;
 mod users;
 mod validate;
 mod world;

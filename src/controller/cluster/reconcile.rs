@@ -15,8 +15,9 @@ use super::replica_set::{self, Seen};
 use super::restore::{self, RestoreStep};
 use super::rollout::{self, RestartReason, Rollout};
 use super::status::{self, Progress};
+use super::upgrade::{self, FcvStep};
 use super::users::Users;
-use super::validate::{self, Problem, Version};
+use super::validate::{self, Problem};
 use super::world::{self, World};
 use crate::api::{MongoCluster, MongoClusterStatus, RestoreStatus, condition_type};
 use crate::build::names::ClusterNames;
@@ -34,8 +35,10 @@ const WHILE_WAITING: Duration = Duration::from_secs(5);
 struct Outcome {
     progress: Progress,
     observed: Option<Observed>,
-    version: Option<String>,
-    fcv: Option<String>,
+    /// What the members run and the featureCompatibilityVersion, when this reconcile read them.
+    versions: Option<Versions>,
+    /// What happens to the featureCompatibilityVersion next.
+    fcv_message: Option<String>,
     next: Option<Duration>,
     /// The restore's status, when the restore stage changed it.
     restore: Option<RestoreStatus>,
@@ -45,7 +48,7 @@ struct Outcome {
 
 impl Outcome {
     fn new(progress: Progress, observed: Option<Observed>, next: Option<Duration>) -> Outcome {
-        Outcome { progress, observed, version: None, fcv: None, next, restore: None, problem: None }
+        Outcome { progress, observed, versions: None, fcv_message: None, next, restore: None, problem: None }
     }
 }
 
@@ -86,11 +89,13 @@ async fn reconcile_inner<A: MongoAdmin>(
     let mut outcome = if spec.paused || blocked {
         // Nothing is changed; the status still reports what the members say.
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
-        let observed = match &world.internal_secret {
+        let (observed, versions) = match &world.internal_secret {
             Some(secret) => observe_only(ctx, names, &world, secret).await,
-            None => None,
+            None => (None, None),
         };
-        Outcome::new(progress, observed, None)
+        let mut outcome = Outcome::new(progress, observed, None);
+        outcome.versions = versions;
+        outcome
     } else {
         let (creds, created) =
             objects::ensure_internal_secret(&ctx.client, names, spec, &owner, world.internal_secret.clone()).await?;
@@ -163,8 +168,11 @@ async fn reconcile_inner<A: MongoAdmin>(
         observed: outcome.observed.as_ref(),
         progress: &outcome.progress,
         problems: &problems,
-        version: outcome.version.clone(),
-        feature_compatibility_version: outcome.fcv.clone(),
+        versions: outcome
+            .versions
+            .as_ref()
+            .map(|v| status::SeenVersions { common: v.common(), fcv: v.fcv.as_ref().map(|f| f.version.clone()) }),
+        feature_compatibility_message: outcome.fcv_message.clone(),
         restore: outcome.restore.clone(),
         now: Timestamp::now(),
     });
@@ -230,15 +238,55 @@ async fn observe<A: MongoAdmin>(
     replica_set::observe_set(&ctx.admin, names, &ctx.settings.cluster_domain, &world.pods, creds).await
 }
 
-/// Observation for the status of a paused or blocked cluster; failures only leave it empty.
+/// Observation for the status of a paused or blocked cluster (the set, the members' versions
+/// and the featureCompatibilityVersion); failures only leave it empty.
 async fn observe_only<A: MongoAdmin>(
     ctx: &Context<A>,
     names: &ClusterNames,
     world: &World,
     secret: &k8s_openapi::api::core::v1::Secret,
-) -> Option<Observed> {
-    let creds = objects::credentials(secret).ok()?;
-    observe(ctx, names, world, &creds).await.ok()?.observation.set.map(|b| *b)
+) -> (Option<Observed>, Option<Versions>) {
+    let Ok(creds) = objects::credentials(secret) else { return (None, None) };
+    let Ok(seen) = observe(ctx, names, world, &creds).await else { return (None, None) };
+    let Some(obs) = seen.observation.set.map(|b| *b) else { return (None, None) };
+    let as_user = if seen.as_system { &creds.system } else { &creds.operator };
+    let domain = &ctx.settings.cluster_domain;
+    let targets: Vec<Target> = obs
+        .config
+        .members
+        .iter()
+        .filter_map(|m| replica_set::target_of(names, domain, &world.pods, &m.host, as_user))
+        .collect();
+    let primary = obs.primary.as_deref().and_then(|h| replica_set::target_of(names, domain, &world.pods, h, as_user));
+    let versions = read_versions(&ctx.admin, &targets, primary.as_ref()).await;
+    (Some(obs), Some(versions))
+}
+
+/// What each member runs and the featureCompatibilityVersion.
+pub struct Versions {
+    /// `buildInfo.version` of each member of the set, None where it did not answer.
+    binaries: Vec<Option<String>>,
+    /// From the primary.
+    fcv: Option<crate::mongo::Fcv>,
+}
+
+impl Versions {
+    /// The version every member runs, when they all run the same one.
+    fn common(&self) -> Option<String> {
+        let first = self.binaries.first()?.clone()?;
+        self.binaries.iter().all(|b| b.as_deref() == Some(first.as_str())).then_some(first)
+    }
+}
+
+/// Reads every member's version and the primary's featureCompatibilityVersion; a member that
+/// does not answer leaves a gap (and so no common version).
+async fn read_versions<A: MongoAdmin>(admin: &A, members: &[Target], primary: Option<&Target>) -> Versions {
+    let binaries = futures::future::join_all(members.iter().map(|t| admin.server_version(t))).await;
+    let fcv = match primary {
+        Some(p) => admin.feature_compatibility_version(p).await.ok(),
+        None => None,
+    };
+    Versions { binaries: binaries.into_iter().map(Result::ok).collect(), fcv }
 }
 
 /// How a wait shows in status, and when to look again.
@@ -431,7 +479,12 @@ impl<A: MongoAdmin> Stage<'_, A> {
                     let message = format!("{changed} user change(s) made");
                     Outcome::new(Progress::Acting("UsersUpdated", message), Some(obs), Some(AFTER_STEP))
                 } else {
-                    in_sync(ctx, names, rollout, obs, &p, events).await?
+                    let members: Vec<Target> = obs.config.members.iter().filter_map(|m| target(&m.host)).collect();
+                    let versions = read_versions(&ctx.admin, &members, Some(&p)).await;
+                    let healthy = members_in_range.iter().all(|m| m.ready && !m.terminating)
+                        && obs.config.members.iter().all(|m| obs.caught_up(&m.host));
+                    let inputs = InSync { cluster, names, primary: &p, events, healthy };
+                    in_sync(ctx, &inputs, rollout, obs, versions).await?
                 };
                 outcome.restore = restored;
                 Ok(outcome)
@@ -440,63 +493,101 @@ impl<A: MongoAdmin> Stage<'_, A> {
     }
 }
 
-/// Membership and users match the spec: restart the next stale member, or settle the version.
+/// What the last stage reads besides the rollout.
+struct InSync<'a> {
+    cluster: &'a MongoCluster,
+    names: &'a ClusterNames,
+    primary: &'a Target,
+    events: &'a Events<'a>,
+    /// Every member healthy and caught up, every Pod ready.
+    healthy: bool,
+}
+
+/// Membership and users match the spec: restart the next stale member, or settle the
+/// featureCompatibilityVersion.
 async fn in_sync<A: MongoAdmin>(
     ctx: &Context<A>,
-    names: &ClusterNames,
+    i: &InSync<'_>,
     rollout: Rollout,
     obs: Observed,
-    primary: &Target,
-    events: &Events<'_>,
+    versions: Versions,
 ) -> Result<Outcome, Error> {
-    match rollout {
+    let mut outcome = match rollout {
         Rollout::Restart { pod, uid, why } => {
-            let (progress, next) = restart_member(ctx, names, events, &pod, uid, why).await?;
-            Ok(Outcome::new(progress, Some(obs), next))
+            let (progress, next) = restart_member(ctx, i.names, i.events, &pod, uid, why).await?;
+            Outcome::new(progress, Some(obs), next)
         }
         Rollout::Wait(message) => {
-            Ok(Outcome::new(Progress::Waiting("RollingOut", message), Some(obs), Some(WHILE_WAITING)))
+            Outcome::new(Progress::Waiting("RollingOut", message), Some(obs), Some(WHILE_WAITING))
         }
         Rollout::Stuck { message, .. } => {
-            Ok(Outcome::new(Progress::Stuck("RolloutStuck", message), Some(obs), Some(WHILE_WAITING)))
+            Outcome::new(Progress::Stuck("RolloutStuck", message), Some(obs), Some(WHILE_WAITING))
         }
-        Rollout::StepDownPrimary { host } => Ok(Outcome::new(
+        Rollout::StepDownPrimary { host } => Outcome::new(
             Progress::Waiting("RollingOut", format!("waiting to step down {host}")),
             Some(obs),
             Some(WHILE_WAITING),
-        )),
+        ),
         Rollout::Done => {
-            let version = ctx.admin.server_version(primary).await.doing(|| "reading the server version".into())?;
-            let fcv = ctx
-                .admin
-                .feature_compatibility_version(primary)
-                .await
-                .doing(|| "reading the featureCompatibilityVersion".into())?;
             let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
-            if let Some(running) = Version::parse(&version)
-                && running.feature_level() != fcv
-                && Version::parse(&fcv).is_some_and(|f| (f.major, f.minor) < (running.major, running.minor))
-            {
-                let level = running.feature_level();
-                ctx.admin
-                    .set_feature_compatibility_version(primary, &level, running.major >= 7)
-                    .await
-                    .doing(|| format!("setting featureCompatibilityVersion {level}"))?;
-                events
-                    .normal(
-                        "FeatureCompatibilityVersionSet",
-                        "Upgrade",
-                        format!("featureCompatibilityVersion {fcv} → {level}"),
-                    )
-                    .await;
-                outcome.progress = Progress::Acting("FeatureCompatibilityVersionSet", format!("set to {level}"));
-                outcome.next = Some(AFTER_STEP);
+            if let Some(fcv) = &versions.fcv {
+                settle_fcv(ctx, i, &versions.binaries, fcv, &mut outcome).await?;
             }
-            outcome.version = Some(version);
-            outcome.fcv = Some(fcv);
-            Ok(outcome)
+            outcome
+        }
+    };
+    outcome.versions = Some(versions);
+    Ok(outcome)
+}
+
+/// Takes the featureCompatibilityVersion step `upgrade::decide` names, if any.
+async fn settle_fcv<A: MongoAdmin>(
+    ctx: &Context<A>,
+    i: &InSync<'_>,
+    binaries: &[Option<String>],
+    fcv: &crate::mongo::Fcv,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    let previous = i.cluster.status.as_ref();
+    let now = Timestamp::now();
+    let release_since = upgrade::common_release(binaries).ok().map(|release| {
+        upgrade::release_since(
+            previous.and_then(|p| p.version.as_deref()),
+            previous.and_then(|p| p.version_since.as_ref()).map(|t| t.0),
+            &release,
+            now,
+        )
+    });
+    let inputs = upgrade::Inputs {
+        spec: &i.cluster.spec.feature_compatibility,
+        binaries,
+        fcv,
+        healthy: i.healthy,
+        release_since,
+        now,
+    };
+    match upgrade::decide(&inputs) {
+        FcvStep::Keep { message, recheck } => {
+            outcome.fcv_message = Some(message);
+            outcome.next = recheck;
+        }
+        FcvStep::Set { version, confirm, message } => {
+            ctx.admin
+                .set_feature_compatibility_version(i.primary, &version, confirm)
+                .await
+                .doing(|| format!("setting featureCompatibilityVersion {version}"))?;
+            i.events.normal("FeatureCompatibilityVersionSet", "Upgrade", message.clone()).await;
+            outcome.progress = Progress::Acting("FeatureCompatibilityVersionSet", message.clone());
+            outcome.fcv_message = Some(message);
+            outcome.next = Some(AFTER_STEP);
+        }
+        FcvStep::Refuse(message) => {
+            outcome.fcv_message = Some(message.clone());
+            outcome.problem =
+                Some(Problem { reason: "FeatureCompatibilityVersionRefused", message, blocks_all: false });
         }
     }
+    Ok(())
 }
 
 /// Deletes a member's Pod (with its UID as precondition) so that it comes back on the latest

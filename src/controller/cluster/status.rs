@@ -12,8 +12,17 @@ use crate::build::names::ClusterNames;
 use crate::build::network_policy;
 use crate::replset::{MemberState, Observed, member_pod, same_host};
 
-use super::validate::Problem;
+use super::validate::{Problem, Version};
 use super::world::MemberPod;
+
+/// The versions a reconcile read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeenVersions {
+    /// The version every member runs, when they all run the same one.
+    pub common: Option<String>,
+    /// The featureCompatibilityVersion, from the primary.
+    pub fcv: Option<String>,
+}
 
 /// Where the reconcile got to.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,8 +53,10 @@ pub struct Inputs<'a> {
     pub observed: Option<&'a Observed>,
     pub progress: &'a Progress,
     pub problems: &'a [Problem],
-    pub version: Option<String>,
-    pub feature_compatibility_version: Option<String>,
+    /// What the members run and the FCV, when this reconcile read them.
+    pub versions: Option<SeenVersions>,
+    /// What happens to the featureCompatibilityVersion next, when this reconcile decided it.
+    pub feature_compatibility_message: Option<String>,
     /// The restore's status when this reconcile changed it; otherwise the previous one stays.
     pub restore: Option<RestoreStatus>,
     pub now: Timestamp,
@@ -210,6 +221,18 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         Some(prev) if prev.host == connection.host && prev.port == connection.port => prev,
         _ => ConnectionStatus { updated: Some(Time(i.now)), ..connection },
     };
+    // The version every member runs, kept from before while they differ (a rollout), and when
+    // its release began: the featureCompatibilityVersion's soak time counts from there.
+    let previous_version = i.previous.and_then(|p| p.version.clone());
+    let version = i.versions.as_ref().and_then(|v| v.common.clone()).or_else(|| previous_version.clone());
+    let version_since = version.as_deref().and_then(Version::parse).map(|release| {
+        Time(super::upgrade::release_since(
+            previous_version.as_deref(),
+            i.previous.and_then(|p| p.version_since.as_ref()).map(|t| t.0),
+            &release,
+            i.now,
+        ))
+    });
     MongoClusterStatus {
         phase: Some(phase),
         conditions,
@@ -217,12 +240,91 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         members,
         primary,
         ready_members,
-        version: i.version.clone().or_else(|| i.previous.and_then(|p| p.version.clone())),
+        version: version.clone(),
+        version_since,
         feature_compatibility_version: i
-            .feature_compatibility_version
-            .clone()
+            .versions
+            .as_ref()
+            .and_then(|v| v.fcv.clone())
             .or_else(|| i.previous.and_then(|p| p.feature_compatibility_version.clone())),
+        feature_compatibility_message: i
+            .feature_compatibility_message
+            .clone()
+            .or_else(|| i.previous.and_then(|p| p.feature_compatibility_message.clone())),
         connection: Some(connection),
         restore: i.restore.clone().or_else(|| i.previous.and_then(|p| p.restore.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(
+        names: &'a ClusterNames,
+        spec: &'a MongoClusterSpec,
+        progress: &'a Progress,
+        previous: Option<&'a MongoClusterStatus>,
+    ) -> Inputs<'a> {
+        Inputs {
+            names,
+            domain: "cluster.local",
+            spec,
+            generation: Some(4),
+            previous,
+            pods: &[],
+            observed: None,
+            progress,
+            problems: &[],
+            versions: None,
+            feature_compatibility_message: None,
+            restore: None,
+            now: "2026-12-04T12:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn condition<'a>(status: &'a MongoClusterStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
+    }
+
+    #[test]
+    fn a_wait_only_the_user_can_end_is_stalled_not_progressing() {
+        let names = ClusterNames::new("orders", "shop");
+        let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({"version": "8.0.4"})).unwrap();
+        let stuck = Progress::Stuck("RolloutStuck", "member orders-2 has not become ready".into());
+        let status = build(&inputs(&names, &spec, &stuck, None));
+        assert_eq!(condition(&status, "Ready").status, "False");
+        assert_eq!(condition(&status, "Progressing").status, "False");
+        assert_eq!(condition(&status, "Stalled").status, "True");
+        assert_eq!(condition(&status, "Stalled").reason, "RolloutStuck");
+        assert_eq!(condition(&status, "Reconciling").status, "False");
+        assert_eq!(condition(&status, "Degraded").status, "True");
+        let waiting = Progress::Waiting("RollingOut", "member orders-2 is restarting".into());
+        let status = build(&inputs(&names, &spec, &waiting, None));
+        assert_eq!(condition(&status, "Reconciling").status, "True");
+        assert_eq!(condition(&status, "Stalled").status, "False");
+    }
+
+    #[test]
+    fn the_version_and_its_start_are_kept_while_members_differ() {
+        let names = ClusterNames::new("orders", "shop");
+        let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({"version": "8.0.4"})).unwrap();
+        let then: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let previous = MongoClusterStatus {
+            version: Some("7.0.12".into()),
+            version_since: Some(Time(then)),
+            ..MongoClusterStatus::default()
+        };
+        let progress = Progress::InSync;
+        let mut i = inputs(&names, &spec, &progress, Some(&previous));
+        i.versions = Some(SeenVersions { common: None, fcv: Some("7.0".into()) });
+        let status = build(&i);
+        assert_eq!(status.version.as_deref(), Some("7.0.12"), "mixed binaries keep the last common version");
+        assert_eq!(status.version_since, Some(Time(then)));
+        i.versions = Some(SeenVersions { common: Some("8.0.4".into()), fcv: Some("7.0".into()) });
+        let status = build(&i);
+        assert_eq!(status.version.as_deref(), Some("8.0.4"));
+        assert_eq!(status.version_since, Some(Time(i.now)), "a new release starts its soak now");
+        assert_eq!(status.feature_compatibility_version.as_deref(), Some("7.0"));
     }
 }

@@ -73,8 +73,9 @@ pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<()
         Some(f) if f == tgt.feature_level() && cur.major <= tgt.major + 1 => Ok(()),
         _ => Err(format!(
             "version {target} is older than the running {current}: a downgrade needs featureCompatibilityVersion \
-             set to {} first (see the MongoDB downgrade procedure); the operator never lowers it by itself",
-            tgt.feature_level()
+             set to {level} first: set spec.featureCompatibility to {{policy: Manual, version: \"{level}\"}} and \
+             wait for status.featureCompatibilityVersion {level}",
+            level = tgt.feature_level()
         )),
     }
 }
