@@ -1,6 +1,7 @@
-//! The MongoBackup controller on the local control plane: the real operator binary, a
-//! simulated 3-member cluster, and backup Pods run for real (see support/job_runner.rs)
-//! against FerretDB and s3s-fs on loopback.
+//! The MongoBackup controller on the local control plane: the real operator binary, simulated
+//! 3-member clusters that keep their data in FerretDB (support/members.rs), and backup and
+//! restore Pods run for real with the plans the operator wrote (support/job_runner.rs), into
+//! s3s-fs on loopback.
 
 mod support;
 
@@ -57,19 +58,28 @@ impl Env {
         create_typed(&self.client, &self.ns, yaml).await
     }
 
-    /// A 3-member simulated cluster with a primary, whose images come from a private registry
-    /// and whose members tolerate a taint.
-    async fn cluster(&self, name: &str) -> SimMembers {
+    /// A 3-member simulated cluster with a primary and a caught-up secondary, keeping its data
+    /// in a FerretDB of its own, whose images come from a private registry and whose members
+    /// tolerate a taint.
+    async fn cluster(&self, name: &str) -> Holding {
         self.apply_yaml::<MongoCluster>(&format!(
             "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n  scheduling:\n    tolerations: [{{key: dedicated, value: mongodb, effect: NoSchedule}}]\n{STORES_ON_LOOPBACK}"
         ))
         .await;
-        let sim = SimMembers::follow(&self.client, &self.ns, name, None).await;
-        self.wait(&format!("MongoCluster {name} with a primary"), || async {
-            self.api::<MongoCluster>().get(name).await.ok().and_then(|c| c.status?.primary)
+        let held = self.holding(name).await;
+        self.wait(&format!("MongoCluster {name} with a primary and a secondary to dump from"), || async {
+            let status = self.api::<MongoCluster>().get(name).await.ok()?.status?;
+            mongo_operator::controller::backup::source::dump_member(&status).filter(|d| d.state == "SECONDARY")
         })
         .await;
-        sim
+        held
+    }
+
+    /// Simulated members for a cluster applied already, keeping its data in a FerretDB.
+    async fn holding(&self, name: &str) -> Holding {
+        let ferret = Ferret::start();
+        let sim = SimMembers::holding_data(&self.client, &self.ns, name, &ferret.address).await;
+        Holding { sim, ferret }
     }
 
     /// Secrets with the S3 keys (one right, one wrong) and an encryption key.
@@ -173,6 +183,12 @@ impl Env {
     }
 }
 
+/// A cluster's simulated members and the FerretDB holding its data.
+struct Holding {
+    sim: SimMembers,
+    ferret: Ferret,
+}
+
 fn destination(name: &str, store: &S3Server, secret: &str) -> String {
     format!(
         "  - name: {name}\n    s3:\n      bucket: {BUCKET}\n      prefix: prod\n      endpoint: {}\n      forcePathStyle: true\n      credentialsSecretRef:\n        name: {secret}\n",
@@ -198,12 +214,11 @@ async fn seed(ferret: &Ferret) {
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     let env = Env::new("backup-once").await;
-    let ferret = Ferret::start();
-    seed(&ferret).await;
     let (a, b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
     env.secrets().await;
-    let _sim = env.cluster("orders").await;
-    let runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let orders = env.cluster("orders").await;
+    seed(&orders.ferret).await;
+    let runner = JobRunner::start(env.client.clone(), &env.ns);
     let both = format!("{}{}", destination("ovh", &a, "s3-keys"), destination("scaleway", &b, "s3-keys"));
     let encrypted = "  encryption:\n    keySecretRef:\n      name: backup-key\n      key: key\n";
 
@@ -246,9 +261,21 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     );
 
     // The Job: the cluster's image and pull secret, no API token, and only the Secret keys the
-    // plan reads.
+    // plan reads. It dumps one secondary alone, with --oplog, and says which.
     let job = jobs.get("first-backup").await.expect("job");
     let pod = job.spec.clone().expect("spec").template.spec.expect("pod");
+    let plan =
+        pod.containers[0].env.iter().flatten().find(|e| e.name == "MONGO_OPERATOR_PLAN").and_then(|e| e.value.clone());
+    let plan: mongo_operator::backup::plan::BackupPlan = serde_json::from_str(&plan.expect("a plan")).expect("plan");
+    let member = first.status.as_ref().and_then(|s| s.source_member.clone()).expect("the member dumped from");
+    assert!(member.ends_with("(SECONDARY)"), "{member}");
+    let pod_name = member.split(' ').next().expect("pod");
+    assert_eq!(
+        plan.source.uri,
+        format!("mongodb://{pod_name}.orders-members.{}.svc.cluster.local:27017/?directConnection=true", env.ns)
+    );
+    assert!(plan.oplog, "a consistent dump: --oplog");
+    assert_ne!(Some(pod_name.to_string()), orders.sim.primary(), "not the primary");
     assert_eq!(pod.containers[0].image.as_deref(), Some("mongo:8.0.4"));
     let pull: Vec<String> = pod.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect();
     assert_eq!(pull, ["regcred"]);
@@ -301,7 +328,6 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     let env = Env::new("backup-fail").await;
-    let ferret = Ferret::start();
     let store = S3Server::start(&[BUCKET]);
     env.secrets().await;
 
@@ -312,8 +338,8 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     })
     .await;
 
-    let _sim = env.cluster("payments").await;
-    let _runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let _payments = env.cluster("payments").await;
+    let _runner = JobRunner::start(env.client.clone(), &env.ns);
     env.phase("early", BackupPhase::Succeeded).await;
 
     // A Secret that does not exist: waits, with the missing key named.
@@ -345,11 +371,10 @@ fn schedule(name: &str, cluster: &str, cron: &str, extra: &str, store: &S3Server
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn schedules_run_on_time_catch_up_once_respect_suspend_and_deadline_and_prune() {
     let env = Env::new("backup-schedule").await;
-    let ferret = Ferret::start();
     let store = S3Server::start(&[BUCKET]);
     env.secrets().await;
-    let _sim = env.cluster("events").await;
-    let _runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let _events = env.cluster("events").await;
+    let _runner = JobRunner::start(env.client.clone(), &env.ns);
 
     // Every minute: the first run is named for its minute and succeeds.
     env.apply_yaml::<MongoBackup>(&schedule("minutely", "events", "* * * * *", "", &store)).await;
@@ -427,11 +452,10 @@ async fn schedules_run_on_time_catch_up_once_respect_suspend_and_deadline_and_pr
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     let env = Env::new("backup-retention").await;
-    let ferret = Ferret::start();
     let store = S3Server::start(&[BUCKET]);
     env.secrets().await;
-    let _sim = env.cluster("ledger").await;
-    let runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let _ledger = env.cluster("ledger").await;
+    let runner = JobRunner::start(env.client.clone(), &env.ns);
     // A schedule that will not fire during the test keeps the last two; its backups are taken
     // as one-offs in its name, as the scheduler itself creates them.
     let policy = env
@@ -465,11 +489,10 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn a_schedule_whose_newest_backup_failed_is_degraded_until_one_succeeds() {
     let env = Env::new("backup-failing").await;
-    let ferret = Ferret::start();
     let store = S3Server::start(&[BUCKET]);
     env.secrets().await;
-    let _sim = env.cluster("billing").await;
-    let _runner = JobRunner::start(env.client.clone(), &env.ns, ferret.uri());
+    let _billing = env.cluster("billing").await;
+    let _runner = JobRunner::start(env.client.clone(), &env.ns);
     let policy = env.apply_yaml::<MongoBackup>(&schedule("nightly", "billing", "0 0 1 1 *", "", &store)).await;
     env.phase("nightly", BackupPhase::Scheduled).await;
     let condition = |b: &MongoBackup, t: &str| {
@@ -512,6 +535,52 @@ async fn a_schedule_whose_newest_backup_failed_is_degraded_until_one_succeeds() 
     env.finish().await;
 }
 
+/// The cluster's `__system` login at its primary, from its internal Secret's keyFile.
+async fn system_at_primary(env: &Env, held: &Holding, cluster: &str) -> mongo_operator::mongo::Target {
+    let secret = env.api::<Secret>().get(&format!("{cluster}-internal")).await.expect("internal Secret");
+    let key = String::from_utf8(secret.data.expect("data")["keyfile"].0.clone()).expect("text");
+    let primary = held.sim.primary().expect("a primary");
+    mongo_operator::mongo::Target {
+        address: held.sim.address(&primary).expect("address"),
+        credentials: Some(mongo_operator::mongo::Credentials::from_key_file(&key)),
+    }
+}
+
+/// Creates a user on `orders` behind the operator's back, as a production DBA would.
+async fn orders_user(env: &Env, orders: &Holding, user: &str, password: &str) {
+    use mongo_operator::mongo::{MongoAdmin, Role, UserRequest};
+    let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
+    let request = UserRequest {
+        db: "admin".into(),
+        name: user.into(),
+        password: Some(password.into()),
+        roles: Some(vec![Role { role: "readWriteAnyDatabase".into(), db: "admin".into() }]),
+    };
+    admin.create_user(&system_at_primary(env, orders, "orders").await, &request).await.expect("createUser");
+}
+
+/// Every user of a cluster, as "db.name", sorted.
+async fn users_of(env: &Env, held: &Holding, cluster: &str) -> Vec<String> {
+    use mongo_operator::mongo::MongoAdmin;
+    let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
+    let users = admin.all_users(&system_at_primary(env, held, cluster).await).await.expect("usersInfo");
+    let mut names: Vec<String> = users.into_iter().map(|u| format!("{}.{}", u.db, u.user)).collect();
+    names.sort();
+    names
+}
+
+/// Whether `user` logs in at the cluster's primary with `password`.
+async fn login(held: &Holding, user: &str, password: &str) -> bool {
+    use mongo_operator::mongo::MongoAdmin;
+    let Some(address) = held.sim.primary().and_then(|p| held.sim.address(&p)) else { return false };
+    let target = mongo_operator::mongo::Target {
+        address,
+        credentials: Some(mongo_operator::mongo::Credentials::scram(user, "admin", password)),
+    };
+    let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
+    !matches!(admin.users(&target, "admin").await, Err(mongo_operator::mongo::AdminError::AuthenticationFailed(_)))
+}
+
 fn clone_of(name: &str, from_backup: &str) -> String {
     format!(
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"8.0.4\"\n  members: 3\n  imagePullSecrets: [{{name: regcred}}]\n{STORES_ON_LOOPBACK}  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: iot}}]\n  bootstrap:\n    fromBackup:\n{from_backup}"
@@ -549,12 +618,16 @@ impl Env {
 async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     use mongo_operator::api::RestorePhase;
     let env = Env::new("backup-clone").await;
-    let (source, target) = (Ferret::start(), Ferret::start());
-    seed(&source).await;
     let (store, first_store) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
     env.secrets().await;
-    let _orders = env.cluster("orders").await;
-    let runner = JobRunner::with_restore_target(env.client.clone(), &env.ns, source.uri(), Some(target.uri()));
+    let orders = env.cluster("orders").await;
+    seed(&orders.ferret).await;
+    // Production's users: a DBA of its own, and an `app` user whose password the clone must not
+    // inherit.
+    for (user, password) in [("prod-dba", "production's DBA password"), ("app", "production's app password")] {
+        orders_user(&env, &orders, user, password).await;
+    }
+    let runner = JobRunner::start(env.client.clone(), &env.ns);
     let encrypted = "  encryption:\n    keySecretRef:\n      name: backup-key\n      key: key\n";
     // Two copies; the one listed first will be found damaged.
     let both = format!("{}{}", destination("scaleway", &first_store, "s3-keys"), destination("ovh", &store, "s3-keys"));
@@ -569,7 +642,7 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&damaged, bytes).expect("damage the first copy");
-    let original = readings(&source).await;
+    let original = readings(&orders.ferret).await;
     assert_eq!(original.len(), 500);
 
     // By name. The restore Pod is held: the cluster waits on it, not Ready, and without its
@@ -577,7 +650,7 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     runner.hold();
     let resources = "      resources:\n        requests: {cpu: '1', memory: 512Mi}\n        limits: {memory: 3Gi}\n";
     env.apply_yaml::<MongoCluster>(&clone_of("staging", &format!("      backupName: nightly\n{resources}"))).await;
-    let _staging = SimMembers::follow(&env.client, &env.ns, "staging", None).await;
+    let staging = env.holding("staging").await;
     env.wait_restore("staging", RestorePhase::Running).await;
     assert_eq!(env.ready_condition("staging").await, Some(("False".into(), "Restoring".into())));
     let secrets: Api<Secret> = env.api();
@@ -605,7 +678,12 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     assert_eq!(restored.source.as_deref(), Some("MongoBackup nightly"));
     let message = restored.message.clone().unwrap_or_default();
     assert!(message.contains("from the copy in ovh"), "the damaged first copy was passed over: {message}");
-    assert_eq!(readings(&target).await, original, "every document restored");
+    assert!(message.contains("dropped the 1 users the backup brought: prod-dba@admin"), "{message}");
+    assert_eq!(readings(&staging.ferret).await, original, "every document restored");
+    // The clone has its own users only: the operator's, and `app` with the clone's password.
+    let users = users_of(&env, &staging, "staging").await;
+    assert_eq!(users, ["admin.app", "admin.mongo-operator-admin", "admin.mongo-operator-backup"], "{users:?}");
+    assert_eq!(env.events("SourceUsersDropped").await.len(), 1);
     let internal = secrets.get("staging-internal").await.expect("internal Secret");
     assert_eq!(
         internal.annotations().get("mongo.operator.rs/restored-from").map(String::as_str),
@@ -621,6 +699,16 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     );
     env.wait("staging's application user", || async { secrets.get_opt("staging-admin-app").await.ok().flatten() })
         .await;
+    env.wait("the app user with the clone's own password", || async {
+        let password =
+            String::from_utf8(secrets.get("staging-admin-app").await.ok()?.data?.get("password")?.0.clone()).ok()?;
+        login(&staging, "app", &password).await.then_some(())
+    })
+    .await;
+    assert!(
+        !login(&staging, "app", "production's app password").await,
+        "production's password does not open the clone"
+    );
     assert_eq!(env.events("RestoreSucceeded").await.len(), 1);
 
     // A reconcile that starts from a copy of the cluster older than the success's status write
@@ -640,7 +728,6 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     assert_eq!(env.events("RestoreSucceeded").await.len(), 1);
 
     // By location, with the MongoBackup gone and the key given next to the location.
-    target.client().await.database("iot").drop().await.expect("empty the target");
     env.api::<MongoBackup>().delete("nightly", &Default::default()).await.expect("delete the MongoBackup");
     let endpoint = store.endpoint();
     let location = |key: &str| {
@@ -649,26 +736,25 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
         )
     };
     env.apply_yaml::<MongoCluster>(&clone_of("archive", &location("backup-key"))).await;
-    let _archive = SimMembers::follow(&env.client, &env.ns, "archive", None).await;
+    let archive = env.holding("archive").await;
     env.wait_restore("archive", RestorePhase::Succeeded).await;
-    assert_eq!(readings(&target).await, original, "restored by location");
+    assert_eq!(readings(&archive.ferret).await, original, "restored by location");
     assert_eq!(env.restore_status("archive").await.and_then(|s| s.source), Some(format!("ovh:{path}")));
 
     // A wrong key: refused before anything is applied, the cluster held and Degraded.
-    target.client().await.database("iot").drop().await.expect("empty the target");
     env.apply_yaml::<Secret>(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: wrong-key\nstringData:\n  key: not the passphrase\n",
     )
     .await;
     env.apply_yaml::<MongoCluster>(&clone_of("wrong", &location("wrong-key"))).await;
-    let _wrong = SimMembers::follow(&env.client, &env.ns, "wrong", None).await;
+    let wrong_held = env.holding("wrong").await;
     env.wait_restore("wrong", RestorePhase::Failed).await;
     let failed = env.restore_status("wrong").await.expect("status");
     assert!(failed.message.as_deref().is_some_and(|m| m.contains("delete Job wrong-restore")), "{failed:?}");
     assert_eq!(env.ready_condition("wrong").await, Some(("False".into(), "RestoreFailed".into())));
     let wrong = env.api::<MongoCluster>().get("wrong").await.expect("cluster");
     assert_eq!(wrong.status.and_then(|s| s.phase), Some(mongo_operator::api::ClusterPhase::Degraded));
-    assert!(readings(&target).await.is_empty(), "nothing applied with a wrong key");
+    assert!(readings(&wrong_held.ferret).await.is_empty(), "nothing applied with a wrong key");
     assert!(secrets.get_opt("wrong-admin-app").await.expect("get").is_none());
     env.finish().await;
 }

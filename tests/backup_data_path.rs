@@ -1,10 +1,9 @@
 //! The backup data path for real: the `mongo-operator backup` and `restore` binaries, with
-//! mongodump and mongorestore built from mongo-tools, FerretDB as the server and two s3s-fs
-//! instances as two destinations, all on loopback.
-//!
-//! FerretDB is not a replica set, so these backups run without `--oplog` (the operator's Jobs
-//! use it on real replica sets), and without authentication (FerretDB 1.24's SCRAM does not
-//! work with the Rust driver; see admin_ferretdb.rs).
+//! mongodump and mongorestore built from mongo-tools, run with exactly the plans the operator
+//! writes (`mongodump --oplog` from one member as the backup user, `mongorestore --oplogReplay`
+//! into the set as `__system`), against replica sets that hold data (simulated members in
+//! front of FerretDB: `support::data_set`), and two s3s-fs instances as two destinations, all
+//! on loopback.
 
 mod support;
 
@@ -15,11 +14,14 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use mongo_operator::api::{BackupLocation, Compression, Destination, S3CredentialsReference, S3Destination};
 use mongo_operator::backup::files::{self, destination_file};
-use mongo_operator::backup::plan::{BackupPlan, Outcome, RestorePlan, Source};
+use mongo_operator::backup::plan::{BackupPlan, Outcome, RestorePlan};
+use mongo_operator::build::backup_job::{BACKUP_USER, member_source, set_target};
 use mongodb::bson::{Bson, DateTime, Document, doc, spec::BinarySubtype};
-use support::servers::{Ferret, S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
+use support::data_set::{DataSet, KEY_FILE};
+use support::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
 
 const BUCKET: &str = "backups";
+const BACKUP_PASSWORD: &str = "the backup user's password";
 
 fn destination(name: &str, server: &S3Server, prefix: &str) -> Destination {
     Destination {
@@ -42,11 +44,12 @@ fn destination(name: &str, server: &S3Server, prefix: &str) -> Destination {
     }
 }
 
-/// A secrets directory laid out as the Job mounts it.
+/// A secrets directory laid out as the Job mounts it: the stores' keys, the MongoDB password
+/// (the backup user's, or the keyFile for a restore), the encryption key.
 struct Secrets(PathBuf);
 
 impl Secrets {
-    fn new(destinations: &[&str], key: Option<&str>) -> Self {
+    fn new(destinations: &[&str], key: Option<&str>, password: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("mongo-operator-secrets-{}-{}", std::process::id(), rand_suffix()));
         for name in destinations {
             let d = dir.join(files::destination_dir(name));
@@ -54,12 +57,26 @@ impl Secrets {
             std::fs::write(d.join(destination_file::ACCESS_KEY_ID), format!("{S3_ACCESS_KEY}\n")).expect("write");
             std::fs::write(d.join(destination_file::SECRET_ACCESS_KEY), S3_SECRET_KEY).expect("write");
         }
-        if let Some(key) = key {
-            let path = dir.join(files::ENCRYPTION_KEY);
+        let write = |file: &str, value: &str| {
+            let path = dir.join(file);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-            std::fs::write(path, key).expect("write");
+            std::fs::write(path, value).expect("write");
+        };
+        if let Some(key) = key {
+            write(files::ENCRYPTION_KEY, key);
         }
+        write(files::MONGODB_PASSWORD, password);
         Secrets(dir)
+    }
+
+    /// For a backup: the backup user's password.
+    fn backup(destinations: &[&str], key: Option<&str>) -> Self {
+        Secrets::new(destinations, key, BACKUP_PASSWORD)
+    }
+
+    /// For a restore: the target's keyFile (with its line break, as in the Secret).
+    fn restore(destinations: &[&str], key: Option<&str>) -> Self {
+        Secrets::new(destinations, key, &format!("{KEY_FILE}\n"))
     }
 }
 
@@ -112,23 +129,42 @@ fn outcome_of(output: std::process::Output) -> (bool, Outcome) {
 }
 
 async fn run(run: Run<'_>) -> (bool, Outcome) {
-    let mut command = command(&run);
-    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run the binary");
-    outcome_of(output)
+    let (ok, outcome, _) = run_logged(run).await;
+    (ok, outcome)
 }
 
-fn backup_plan(
-    source: &Ferret,
+/// Runs the binary; its success, its outcome and what it (and its tools) wrote to stderr.
+async fn run_logged(run: Run<'_>) -> (bool, Outcome, String) {
+    let mut command = command(&run);
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run the binary");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let (ok, outcome) = outcome_of(output);
+    (ok, outcome, stderr)
+}
+
+/// The set a backup is taken from: three members, with the backup user (role `backup`) and a
+/// user of the application's own, as any production set has.
+async fn source_set() -> DataSet {
+    let set = DataSet::start("orders", 3).await;
+    set.create_user(BACKUP_USER, BACKUP_PASSWORD, &[("backup", "admin")]).await;
+    set.create_user("reporting", "reporting's password", &[("readAnyDatabase", "admin")]).await;
+    set
+}
+
+/// The plan the operator writes for a backup: one secondary alone, the backup user, `--oplog`.
+async fn backup_plan(
+    source: &DataSet,
     name: &str,
     destinations: Vec<Destination>,
     compression: Compression,
     encrypted: bool,
 ) -> String {
+    let secondary = (source.primary().await + 1) % source.hosts.len();
     serde_json::to_string(&BackupPlan {
         cluster: "orders".into(),
         backup: name.into(),
-        source: Source { uri: source.uri(), username: None },
-        oplog: false,
+        source: member_source(&source.hosts[secondary]),
+        oplog: true,
         destinations,
         compression,
         encrypted,
@@ -136,18 +172,19 @@ fn backup_plan(
     .expect("json")
 }
 
-fn restore_plan(target: &Ferret, destination: Destination, path: &str) -> String {
+/// The plan the operator writes for a restore: the whole set, as `__system`.
+fn restore_plan(target: &DataSet, destination: Destination, path: &str) -> String {
     restore_plan_with_fallbacks(target, BackupLocation { destination, path: path.into() }, vec![])
 }
 
-fn restore_plan_with_fallbacks(target: &Ferret, location: BackupLocation, fallbacks: Vec<BackupLocation>) -> String {
-    serde_json::to_string(&RestorePlan { location, fallbacks, target: Source { uri: target.uri(), username: None } })
+fn restore_plan_with_fallbacks(target: &DataSet, location: BackupLocation, fallbacks: Vec<BackupLocation>) -> String {
+    serde_json::to_string(&RestorePlan { location, fallbacks, target: set_target(&target.hosts, &target.name) })
         .expect("json")
 }
 
 /// Documents of several BSON types in two databases.
-async fn seed(server: &Ferret) {
-    let client = server.client().await;
+async fn seed(set: &DataSet) {
+    let client = set.client().await;
     let readings: Vec<Document> = (0..3000i64)
         .map(|i| {
             doc! {
@@ -170,8 +207,8 @@ async fn seed(server: &Ferret) {
 }
 
 /// Every document of every user database, sorted by database, collection and _id.
-async fn contents(server: &Ferret) -> Vec<(String, String, Vec<Document>)> {
-    let client = server.client().await;
+async fn contents(set: &DataSet) -> Vec<(String, String, Vec<Document>)> {
+    let client = set.client().await;
     let mut out = Vec::new();
     let mut names = client.list_database_names().await.expect("databases");
     names.retain(|n| !["admin", "config", "local"].contains(&n.as_str()));
@@ -196,8 +233,8 @@ async fn contents(server: &Ferret) -> Vec<(String, String, Vec<Document>)> {
     out
 }
 
-async fn drop_all(server: &Ferret) {
-    let client = server.client().await;
+async fn drop_all(set: &DataSet) {
+    let client = set.client().await;
     for db in client.list_database_names().await.expect("databases") {
         if !["admin", "config", "local"].contains(&db.as_str()) {
             client.database(&db).drop().await.expect("drop");
@@ -224,12 +261,13 @@ fn failed(result: (bool, Outcome)) -> String {
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
-    let source = Ferret::start();
-    let target = Ferret::start();
+    let source = source_set().await;
+    let target = DataSet::start("clone", 3).await;
     let (store_a, store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
     seed(&source).await;
     let expected = contents(&source).await;
     assert_eq!(expected.iter().map(|(_, _, d)| d.len()).sum::<usize>(), 3400);
+    let source_users = source.users().await;
 
     let key = "a long passphrase from a Secret, not typed by people";
     let cases = [
@@ -242,13 +280,14 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
     ];
     for (i, (compression, encrypted)) in cases.into_iter().enumerate() {
         let name = format!("orders-{i}");
-        let secrets = Secrets::new(&["ovh", "scaleway"], encrypted.then_some(key));
+        let secrets = Secrets::backup(&["ovh", "scaleway"], encrypted.then_some(key));
         let destinations = vec![destination("ovh", &store_a, "prod"), destination("scaleway", &store_b, "eu/prod")];
-        let plan = backup_plan(&source, &name, destinations, compression, encrypted);
+        let plan = backup_plan(&source, &name, destinations, compression, encrypted).await;
         let (manifest, copies) =
             backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
 
         let case = format!("{compression:?}, encrypted: {encrypted}");
+        assert!(manifest.oplog, "{case}: an --oplog archive");
         assert!(manifest.checksum.starts_with("sha256:") && manifest.checksum.len() == 71, "{case}");
         assert!(manifest.dump_bytes > 100_000, "{case}: mongodump wrote {} bytes", manifest.dump_bytes);
         assert_eq!(manifest.encryption.is_some(), encrypted, "{case}");
@@ -275,18 +314,125 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
             assert_eq!(bytes.len() as u64, manifest.size_bytes, "{case}");
         }
 
-        // Restore from the second provider into an emptied server; every document comes back.
+        // Restore from the second provider into an emptied set with --oplogReplay; every
+        // document comes back, and so do the source's users (mongorestore replaces the set's
+        // users with the backup's; the operator settles them afterwards).
         drop_all(&target).await;
         let path = copies.iter().find(|c| c.destination == "scaleway").expect("copy").path.clone();
         let plan = restore_plan(&target, destination("scaleway", &store_b, "eu/prod"), &path);
+        let restore_secrets = Secrets::restore(&["scaleway"], encrypted.then_some(key));
         let restored =
-            run(Run { subcommand: "restore", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await;
+            run(Run { subcommand: "restore", plan, secrets: &restore_secrets.0, mongodump: None, env: vec![] }).await;
         assert!(
             matches!(&restored, (true, Outcome::Restored { copy, .. }) if copy.as_deref() == Some("scaleway")),
             "{case}: {restored:?}"
         );
         assert!(contents(&target).await == expected, "{case}: the restored documents differ from the source's");
+        assert_eq!(target.users().await, source_users, "{case}: the backup's users");
     }
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn writes_during_the_dump_are_replayed_from_the_archive_oplog() {
+    let source = source_set().await;
+    let target = DataSet::start("clone", 1).await;
+    let store = S3Server::start(&[BUCKET]);
+    seed(&source).await;
+    // An application keeps writing while the backup runs: inserts, updates and deletes.
+    let writer = {
+        let client = source.client().await;
+        tokio::spawn(async move {
+            let live = client.database("iot").collection::<Document>("live");
+            for op in writes() {
+                match op {
+                    Write::Insert(i) => live.insert_one(doc! { "_id": i, "n": 0 }).await.map(|_| ()),
+                    Write::Update(i) => {
+                        live.update_one(doc! { "_id": i }, doc! { "$set": { "n": 1 } }).await.map(|_| ())
+                    }
+                    Write::Delete(i) => live.delete_one(doc! { "_id": i }).await.map(|_| ()),
+                }
+                .expect("a write");
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let secrets = Secrets::backup(&["a"], None);
+    let plan = backup_plan(&source, "live", vec![destination("a", &store, "p")], Compression::Zstd, false).await;
+    let (_, copies) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    writer.abort();
+    let plan = restore_plan(&target, destination("a", &store, "p"), &copies[0].path);
+    let restore_secrets = Secrets::restore(&["a"], None);
+    let (ok, outcome, stderr) =
+        run_logged(Run { subcommand: "restore", plan, secrets: &restore_secrets.0, mongodump: None, env: vec![] })
+            .await;
+    assert!(ok, "{outcome:?}\n{stderr}");
+    let applied: u64 = stderr
+        .lines()
+        .filter_map(|l| l.split("applied ").nth(1)?.split(" oplog entries").next()?.trim().parse::<u64>().ok())
+        .sum();
+    assert!(applied > 0, "the archive's oplog was replayed: {stderr}");
+    // What was restored is one moment of the application's writes: the state after some prefix
+    // of its operations, not a mix of before and after.
+    let client = target.client().await;
+    let live: Vec<Document> = client
+        .database("iot")
+        .collection::<Document>("live")
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("read");
+    let last = live.last().and_then(|d| d.get_i64("_id").ok()).expect("some documents");
+    let ops = writes();
+    let consistent = (0..=ops.len()).any(|n| state_after(&ops[..n]) == live);
+    assert!(consistent, "the restored documents (up to _id {last}) are no moment of the writes");
+}
+
+/// One write of the application in `writes_during_the_dump_are_replayed_from_the_archive_oplog`.
+#[derive(Clone, Copy)]
+enum Write {
+    Insert(i64),
+    Update(i64),
+    Delete(i64),
+}
+
+/// The writes, in order: each insert, an update of every third, and a delete of the one
+/// before every fifth.
+fn writes() -> Vec<Write> {
+    let mut ops = Vec::new();
+    for i in 0..4000i64 {
+        ops.push(Write::Insert(i));
+        if i % 3 == 0 {
+            ops.push(Write::Update(i));
+        }
+        if i % 5 == 0 && i > 0 {
+            ops.push(Write::Delete(i - 1));
+        }
+    }
+    ops
+}
+
+/// The collection after `ops`, sorted by `_id`.
+fn state_after(ops: &[Write]) -> Vec<Document> {
+    let mut docs = std::collections::BTreeMap::new();
+    for op in ops {
+        match *op {
+            Write::Insert(i) => {
+                docs.insert(i, 0);
+            }
+            Write::Update(i) => {
+                docs.insert(i, 1);
+            }
+            Write::Delete(i) => {
+                docs.remove(&i);
+            }
+        }
+    }
+    docs.into_iter().map(|(id, n)| doc! { "_id": id, "n": n }).collect()
 }
 
 /// A stand-in for mongodump that writes `FAKE_DUMP_MIB` MiB of incompressible bytes, one MiB
@@ -315,9 +461,9 @@ fn fake_env(mib: u32, pause: &str, exit: i32) -> Vec<(&'static str, String)> {
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn faults_never_leave_a_backup_that_looks_complete() {
-    let source = Ferret::start();
+    let source = source_set().await;
     let (store_a, mut store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
-    let secrets = Secrets::new(&["a", "b"], None);
+    let secrets = Secrets::backup(&["a", "b"], None);
     let fake = fake_mongodump(&secrets.0.join("bin"));
     let both = |a: &S3Server, b: &S3Server| vec![destination("a", a, "p"), destination("b", b, "p")];
     // A backup with the slow stand-in for mongodump, left running for two seconds.
@@ -339,7 +485,7 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
     };
 
     // mongodump exits non-zero after writing 20 MiB (parts already uploaded): nothing is left.
-    let plan = backup_plan(&source, "dump-fails", both(&store_a, &store_b), Compression::None, false);
+    let plan = backup_plan(&source, "dump-fails", both(&store_a, &store_b), Compression::None, false).await;
     let error = failed(
         run(Run {
             subcommand: "backup",
@@ -355,7 +501,7 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
     assert_eq!(store_b.keys(BUCKET), Vec::<String>::new());
 
     // The backup process is killed (SIGKILL) mid-upload: no manifest and no archive anywhere.
-    let plan = backup_plan(&source, "killed", both(&store_a, &store_b), Compression::None, false);
+    let plan = backup_plan(&source, "killed", both(&store_a, &store_b), Compression::None, false).await;
     let mut child = start_slow(plan.clone(), 40, "0.1").await;
     child.kill().expect("kill");
     let _ = child.wait();
@@ -370,7 +516,7 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
     assert_eq!(store_a.keys(BUCKET), Vec::<String>::new());
 
     // A store dies mid-upload: the backup fails and the other store keeps nothing either.
-    let plan = backup_plan(&source, "store-dies", both(&store_a, &store_b), Compression::None, false);
+    let plan = backup_plan(&source, "store-dies", both(&store_a, &store_b), Compression::None, false).await;
     let child = start_slow(plan, 60, "0.05").await;
     store_b.kill();
     let error = error_of(child).await;
@@ -381,30 +527,33 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_and_touches_nothing() {
-    let source = Ferret::start();
-    let target = Ferret::start();
+    let source = source_set().await;
+    let target = DataSet::start("clone", 1).await;
     let store = S3Server::start(&[BUCKET]);
     seed(&source).await;
-    let secrets = Secrets::new(&["a"], Some("the right key"));
-    let plan = backup_plan(&source, "keyed", vec![destination("a", &store, "p")], Compression::Zstd, true);
+    let secrets = Secrets::backup(&["a"], Some("the right key"));
+    let plan = backup_plan(&source, "keyed", vec![destination("a", &store, "p")], Compression::Zstd, true).await;
     let (manifest, copies) =
         backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
     let path = copies[0].path.clone();
+    let secrets = Secrets::restore(&["a"], Some("the right key"));
     let restore = |secrets: &Path, path: &str| {
         let plan = restore_plan(&target, destination("a", &store, "p"), path);
         let secrets = secrets.to_path_buf();
         async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
     };
 
-    let wrong = Secrets::new(&["a"], Some("a wrong key"));
+    let wrong = Secrets::restore(&["a"], Some("a wrong key"));
     let error = failed(restore(&wrong.0, &path).await);
     assert!(error.contains("the encryption key does not open this archive"), "{error}");
     assert!(contents(&target).await.is_empty(), "nothing was restored");
+    assert_eq!(target.users().await, Vec::<(String, String)>::new(), "the users were not touched either");
 
     let missing = failed(restore(&secrets.0, "p/orders/never-finished/manifest.json").await);
     assert!(missing.contains("no usable manifest"), "{missing}");
 
-    // One flipped byte in the stored archive: the checksum refuses it before mongorestore runs.
+    // One flipped byte in the stored encrypted archive: its chunk does not authenticate, so
+    // mongorestore never sees it; what came before is removed and the target is empty again.
     let file = store.object_file(BUCKET, &format!("p/orders/keyed/{}", manifest.archive));
     let mut bytes = std::fs::read(&file).expect("archive");
     let middle = bytes.len() / 2;
@@ -412,22 +561,25 @@ async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_an
     std::fs::write(&file, bytes).expect("damage");
     let error = failed(restore(&secrets.0, &path).await);
     assert!(error.contains("does not match its manifest"), "{error}");
-    assert!(contents(&target).await.is_empty(), "nothing was restored");
+    assert!(contents(&target).await.is_empty(), "what the damaged archive restored was removed");
 }
 
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is_down() {
-    let source = Ferret::start();
-    let (first_target, second_target) = (Ferret::start(), Ferret::start());
+    let source = source_set().await;
+    let (first_target, second_target) = (DataSet::start("first", 1).await, DataSet::start("second", 1).await);
     let (mut store_a, store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
     seed(&source).await;
     let expected = contents(&source).await;
-    let secrets = Secrets::new(&["ovh", "scaleway"], None);
+    let secrets = Secrets::backup(&["ovh", "scaleway"], None);
+    // No compression and no encryption: a flipped byte reaches mongorestore, and only the
+    // checksum at the end finds it.
     let destinations = vec![destination("ovh", &store_a, "prod"), destination("scaleway", &store_b, "eu/prod")];
-    let plan = backup_plan(&source, "twice", destinations, Compression::Zstd, false);
+    let plan = backup_plan(&source, "twice", destinations, Compression::None, false).await;
     let (manifest, copies) =
         backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    let secrets = Secrets::restore(&["ovh", "scaleway"], None);
     let location = |name: &str, store: &S3Server, prefix: &str| BackupLocation {
         destination: destination(name, store, prefix),
         path: copies.iter().find(|c| c.destination == name).expect("copy").path.clone(),
@@ -440,13 +592,14 @@ async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is
         bytes[middle] ^= 0x40;
         std::fs::write(&file, bytes).expect("damage");
     };
-    let restore = |target: &Ferret| {
+    let restore = |target: &DataSet| {
         let plan = restore_plan_with_fallbacks(target, ovh.clone(), vec![scaleway.clone()]);
         let secrets = secrets.0.clone();
         async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
     };
 
-    // The first copy is damaged: the checksum refuses it, and the second copy is restored.
+    // The first copy is damaged: its checksum fails at the end of the one read, what it put in
+    // is removed, and the second copy is restored.
     flip(&store_a, "prod");
     let restored = restore(&first_target).await;
     assert!(
@@ -464,7 +617,7 @@ async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is
     );
     assert!(contents(&second_target).await == expected, "every document, from the second copy");
 
-    // No copy is usable: the error names each one and why, and nothing is touched.
+    // No copy is usable: the error names each one and why, and the target is left empty.
     flip(&store_b, "eu/prod");
     drop_all(&second_target).await;
     let error = failed(restore(&second_target).await);

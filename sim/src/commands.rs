@@ -41,6 +41,8 @@ pub struct Session {
     conversations: Vec<(i32, Conversation, bool)>,
     next_conversation: i32,
     pub connection_id: i64,
+    /// This connection's own connection to the set's data store, opened on first use.
+    backend: Option<crate::data::Backend>,
 }
 
 impl Session {
@@ -63,25 +65,35 @@ fn refusal(r: Refusal) -> Document {
     error(r.code, r.message)
 }
 
-/// What a command needs from the authenticated user.
+/// What a command needs from the authenticated user (`builtin_roles.yml`).
 enum Needs {
     Nothing,
     ClusterMonitor,
+    /// `listDatabases`, `getParameter`, `serverStatus`: what monitoring and the `backup` role
+    /// both may run.
+    ClusterRead,
     ClusterManager,
     UserAdmin(String),
+    /// `_mergeAuthzCollections` and `applyOps`: the `restore` role's cluster actions.
+    Restore,
+    /// A data command, on a collection when it names one.
+    Data(crate::data::Access, Option<String>),
+    /// Only `root` and `__system`.
+    Anything,
 }
 
 fn needs(name: &str, db: &str) -> Needs {
     match name {
         "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "buildinfo" | "saslStart" | "saslContinue"
         | "endSessions" | "logout" => Needs::Nothing,
-        "replSetGetStatus" | "replSetGetConfig" | "getParameter" | "serverStatus" | "listDatabases" => {
-            Needs::ClusterMonitor
-        }
+        "replSetGetStatus" | "replSetGetConfig" => Needs::ClusterMonitor,
+        "getParameter" | "serverStatus" | "listDatabases" => Needs::ClusterRead,
         "replSetInitiate" | "replSetReconfig" | "replSetStepDown" | "setFeatureCompatibilityVersion" => {
             Needs::ClusterManager
         }
-        _ => Needs::UserAdmin(db.to_string()),
+        "createUser" | "updateUser" | "dropUser" | "usersInfo" => Needs::UserAdmin(db.to_string()),
+        "_mergeAuthzCollections" | "applyOps" => Needs::Restore,
+        _ => Needs::Anything,
     }
 }
 
@@ -90,11 +102,50 @@ fn allowed(roles: &[(String, String)], need: &Needs) -> bool {
     if has("__system", "admin") || has("root", "admin") {
         return true;
     }
+    let monitor = ["clusterMonitor", "clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin"));
     match need {
         Needs::Nothing => true,
-        Needs::ClusterMonitor => ["clusterMonitor", "clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
+        Needs::ClusterMonitor => monitor,
+        Needs::ClusterRead => monitor || has("backup", "admin") || has("readAnyDatabase", "admin"),
         Needs::ClusterManager => ["clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
         Needs::UserAdmin(db) => has("userAdminAnyDatabase", "admin") || has("userAdmin", db),
+        Needs::Restore => has("restore", "admin"),
+        Needs::Data(..) | Needs::Anything => false,
+    }
+}
+
+/// This connection's connection to the set's data store: None for a set without data.
+async fn backend<'a>(world: &Shared, session: &'a mut Session) -> Option<Result<&'a mut crate::data::Backend, String>> {
+    let address = lock(world).opts.data.clone()?;
+    if session.backend.is_none() {
+        match crate::data::Backend::connect(&address).await {
+            Ok(b) => session.backend = Some(b),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    session.backend.as_mut().map(Ok)
+}
+
+/// A set that holds data keeps its featureCompatibilityVersion document in
+/// `admin.system.version`, as mongod does.
+async fn write_fcv_document(world: &Shared) -> Document {
+    let (address, fcv) = {
+        let w = lock(world);
+        (w.opts.data.clone(), w.fcv.clone())
+    };
+    if let (Some(address), Some(fcv)) = (address, fcv)
+        && let Err(e) = crate::data::write_fcv(&address, &fcv).await
+    {
+        return error(code::BAD_VALUE, e);
+    }
+    doc! { "ok": 1.0 }
+}
+
+/// Passes a data command to the store and its reply back.
+async fn forward(backend: &mut crate::data::Backend, db: &str, body: Document) -> Document {
+    match backend.run(db, body).await {
+        Ok(reply) => reply,
+        Err(e) => error(code::BAD_VALUE, format!("the data store did not answer: {e}")),
     }
 }
 
@@ -125,7 +176,12 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
     for key in ["$db", "lsid", "$clusterTime", "$readPreference", "apiVersion", "txnNumber"] {
         body.remove(key);
     }
-    let need = needs(&name, &db);
+    // A data command goes to the data store as it came (less the session fields above).
+    let forwarded = body.clone();
+    let need = match crate::data::access(&name, &body) {
+        Some(access) => Needs::Data(access, crate::data::collection(&name, &body)),
+        None => needs(&name, &db),
+    };
     if !matches!(need, Needs::Nothing) {
         let Some((user_db, user)) = &session.user else {
             return error(code::UNAUTHORIZED, format!("Command {name} requires authentication"));
@@ -135,7 +191,11 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
         } else {
             lock(world).users.get(&(user_db.clone(), user.clone())).map(|u| u.roles.clone()).unwrap_or_default()
         };
-        if !allowed(&roles, &need) {
+        let permitted = match &need {
+            Needs::Data(access, coll) => crate::data::may(&roles, *access, &db, coll.as_deref()),
+            other => allowed(&roles, other),
+        };
+        if !permitted {
             return error(code::UNAUTHORIZED, format!("not authorized on {db} to execute command {{ {name}: ... }}"));
         }
     }
@@ -155,7 +215,9 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             // `FeatureCompatibilityVersionParameter::append`: the FCV document without its
             // `_id`; 258 before the set (and its FCV document) exists. The simulator's FCV
             // changes at once, so it never shows `targetVersion` / `previousVersion`.
-            if body.contains_key("featureCompatibilityVersion") {
+            if body.contains_key("authSchemaVersion") {
+                doc! { "authSchemaVersion": crate::data::AUTH_SCHEMA_VERSION, "ok": 1.0 }
+            } else if body.contains_key("featureCompatibilityVersion") {
                 match &w.fcv {
                     Some(fcv) => doc! { "featureCompatibilityVersion": { "version": fcv.clone() }, "ok": 1.0 },
                     None => error(
@@ -167,7 +229,10 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
                 error(code::BAD_VALUE, "no option found to get")
             }
         }
-        "setFeatureCompatibilityVersion" => set_fcv(world, me, &body),
+        "setFeatureCompatibilityVersion" => {
+            let reply = set_fcv(world, me, &body);
+            if reply.get_f64("ok") == Ok(1.0) { write_fcv_document(world).await } else { reply }
+        }
         "replSetInitiate" => {
             let cfg = match body.get("replSetInitiate") {
                 Some(Bson::Document(d)) => Some(d.clone()),
@@ -177,8 +242,9 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             // initialized" (`ReplicationCoordinatorImpl::processReplSetInitiate`). The `info`
             // it appends first is dropped: error replies are rebuilt by
             // `generateErrorResponse` from `ok`, `errmsg`, `code` and `codeName` only.
-            match lock(world).initiate(me, cfg.as_ref()) {
-                Ok(()) => doc! { "ok": 1.0 },
+            let initiated = lock(world).initiate(me, cfg.as_ref());
+            match initiated {
+                Ok(()) => write_fcv_document(world).await,
                 Err(r) => refusal(r),
             }
         }
@@ -186,14 +252,49 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
         "replSetGetConfig" => get_config(world, me, &body),
         "replSetReconfig" => reconfig(world, me, &body).await,
         "replSetStepDown" => step_down(world, me, &body).await,
-        "createUser" | "updateUser" | "dropUser" => write_user(world, me, &name, &db, &body),
-        "usersInfo" => users_info(world, &db, &body),
-        "listDatabases" => {
-            // The simulator keeps no documents: only the databases every replica set has.
-            let databases: Vec<Document> = ["admin", "config", "local"].iter().map(|n| doc! { "name": *n }).collect();
-            doc! { "databases": databases, "ok": 1.0 }
+        "createUser" | "updateUser" | "dropUser" => {
+            let reply = write_user(world, me, &name, &db, &body);
+            let address = lock(world).opts.data.clone();
+            match (address, body.get_str(&name)) {
+                (Some(address), Ok(user)) if reply.get_f64("ok") == Ok(1.0) => {
+                    let key = (db.clone(), user.to_string());
+                    let current = lock(world).users.get(&key).cloned();
+                    match crate::data::mirror_user(&address, &key, current.as_ref()).await {
+                        Ok(()) => reply,
+                        Err(e) => error(code::BAD_VALUE, e),
+                    }
+                }
+                _ => reply,
+            }
         }
-        other => error(code::COMMAND_NOT_FOUND, format!("no such command: '{other}'")),
+        "_mergeAuthzCollections" => {
+            let address = lock(world).opts.data.clone();
+            match address {
+                Some(address) => crate::data::merge_authz(world, &address, &body).await,
+                None => error(code::COMMAND_NOT_FOUND, "no such command: '_mergeAuthzCollections'"),
+            }
+        }
+        "applyOps" => match backend(world, session).await {
+            Some(Ok(backend)) => crate::data::apply_ops(world, backend, &body).await,
+            Some(Err(e)) => error(code::BAD_VALUE, e),
+            None => error(code::COMMAND_NOT_FOUND, "no such command: 'applyOps'"),
+        },
+        "usersInfo" => users_info(world, &db, &body),
+        "listDatabases" => match backend(world, session).await {
+            Some(Ok(backend)) => forward(backend, &db, forwarded).await,
+            Some(Err(e)) => error(code::BAD_VALUE, e),
+            None => {
+                // A set without data: only the databases every replica set has.
+                let databases: Vec<Document> =
+                    ["admin", "config", "local"].iter().map(|n| doc! { "name": *n }).collect();
+                doc! { "databases": databases, "ok": 1.0 }
+            }
+        },
+        other => match (crate::data::access(other, &body), backend(world, session).await) {
+            (Some(_), Some(Ok(backend))) => forward(backend, &db, forwarded).await,
+            (Some(_), Some(Err(e))) => error(code::BAD_VALUE, e),
+            _ => error(code::COMMAND_NOT_FOUND, format!("no such command: '{other}'")),
+        },
     }
 }
 
@@ -718,7 +819,7 @@ fn write_user(world: &Shared, me: &str, cmd: &str, db: &str, body: &Document) ->
                 return error(code::BAD_VALUE, "Must provide a 'pwd' field for all user documents");
             };
             let credentials = Credentials::new(pwd);
-            w.users.insert(key, User { db: db.to_string(), name, roles, credentials });
+            w.users.insert(key, User { db: db.to_string(), name, roles, credentials, id: rand::random() });
         }
         "updateUser" => {
             let Some(user) = w.users.get_mut(&key) else {
@@ -741,9 +842,16 @@ fn write_user(world: &Shared, me: &str, cmd: &str, db: &str, body: &Document) ->
     doc! { "ok": 1.0 }
 }
 
+/// `usersInfo` (`CmdUsersInfo`): one user, several, every user of the command's database
+/// (`usersInfo: 1`), or, on `admin` only, every user of every database (`{forAllDBs: true}`).
 fn users_info(world: &Shared, db: &str, body: &Document) -> Document {
     let w = lock(world);
+    let all_dbs = body.get_document("usersInfo").is_ok_and(|d| d.get_bool("forAllDBs") == Ok(true));
+    if all_dbs && db != "admin" {
+        return error(code::BAD_VALUE, "forAllDBs usersInfo can only be run on the admin database");
+    }
     let wanted: Vec<(String, String)> = match body.get("usersInfo") {
+        _ if all_dbs => w.users.keys().cloned().collect(),
         Some(Bson::String(n)) => vec![(db.to_string(), n.clone())],
         Some(Bson::Document(d)) => {
             vec![(d.get_str("db").unwrap_or(db).to_string(), d.get_str("user").unwrap_or_default().to_string())]

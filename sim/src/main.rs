@@ -39,6 +39,9 @@ struct Args {
     /// Append every command received, as JSON lines, to this file.
     #[arg(long)]
     command_log: Option<PathBuf>,
+    /// Address of a FerretDB that holds the set's data (a set that holds data).
+    #[arg(long)]
+    data: Option<String>,
 }
 
 #[tokio::main]
@@ -59,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         election_timeout: Duration::from_millis(args.election_timeout_ms),
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms),
         initial_sync: Duration::from_millis(args.initial_sync_ms),
+        data: args.data,
         ..Options::default()
     };
     let log = args.command_log.as_deref().map(CommandLog::create).transpose()?;

@@ -71,14 +71,34 @@ impl Sim {
     /// Starts the simulation clock. Members are added with [`Sim::add_member`].
     pub fn start(opts: Options, log: Option<CommandLog>) -> Arc<Sim> {
         let interval = opts.heartbeat_interval;
+        let data = opts.data.clone().map(|address| (address, opts.noop_interval));
         let world: Shared = Arc::new(Mutex::new(World::new(opts)));
         let w = world.clone();
         let ticker = tokio::spawn(async move {
+            if let Some((address, _)) = &data
+                && let Err(e) = crate::data::prepare(address).await
+            {
+                tracing::error!(error = %e, "cannot prepare the data store");
+            }
             let mut every = tokio::time::interval(interval);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_noop = Instant::now();
             loop {
                 every.tick().await;
-                lock(&w).tick(Instant::now());
+                let primary_term = {
+                    let mut world = lock(&w);
+                    world.tick(Instant::now());
+                    world.primary().and_then(|p| p.primary_term)
+                };
+                // The primary's periodic no-op, in the data store's oplog too.
+                if let (Some((address, noop)), Some(term)) = (&data, primary_term)
+                    && last_noop.elapsed() >= *noop
+                {
+                    last_noop = Instant::now();
+                    if let Err(e) = crate::data::write_noop(address, term).await {
+                        tracing::warn!(error = %e, "cannot write a no-op to the data store's oplog");
+                    }
+                }
             }
         });
         Arc::new(Sim {
@@ -249,7 +269,14 @@ async fn connection(
             tokio::time::sleep(slow).await;
         }
         let body = request.body.clone();
-        let reply = commands::handle(&world, &member, &mut session, request.body).await;
+        let legacy_handshake =
+            body.keys().next().is_some_and(|k| matches!(k.as_str(), "hello" | "isMaster" | "ismaster"));
+        let reply = if request.legacy && !legacy_handshake {
+            // mongod 6.0+: OP_QUERY only for the connection handshake (`handleLegacyQuery`).
+            commands::error(5739101, "OP_QUERY is no longer supported. The client driver may require an upgrade.")
+        } else {
+            commands::handle(&world, &member, &mut session, request.body).await
+        };
         if let Some(log) = &log {
             log.record(&member, &body, &reply);
         }
@@ -261,7 +288,12 @@ async fn connection(
             return;
         }
         reply_id = reply_id.wrapping_add(1);
-        if wire::write_reply(&mut stream, request.request_id, reply_id, &reply).await.is_err() {
+        let written = if request.legacy {
+            wire::write_legacy_reply(&mut stream, request.request_id, reply_id, &reply).await
+        } else {
+            wire::write_reply(&mut stream, request.request_id, reply_id, &reply).await
+        };
+        if written.is_err() {
             return;
         }
     }

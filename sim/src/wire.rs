@@ -1,11 +1,16 @@
-//! OP_MSG framing: the only message format current drivers send (OP_QUERY handshakes are gone
-//! from the Rust driver 3.x). OP_COMPRESSED is not supported: the driver only uses it when
-//! compressors are configured.
+//! OP_MSG framing: the message format current drivers send. The one exception is the first
+//! `hello`/`isMaster` of a connection, which the Go driver (and so mongodump and mongorestore)
+//! still sends as a legacy OP_QUERY on `admin.$cmd` and expects back as an OP_REPLY; mongod
+//! accepts OP_QUERY for that handshake alone since 6.0 (`handleLegacyQuery` answers anything
+//! else with "OP_QUERY is no longer supported"). OP_COMPRESSED is not supported: drivers only
+//! use it when compressors are configured.
 
 use bson::{Bson, Document};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const OP_MSG: i32 = 2013;
+const OP_QUERY: i32 = 2004;
+const OP_REPLY: i32 = 1;
 const CHECKSUM_PRESENT: u32 = 1;
 const MORE_TO_COME: u32 = 1 << 1;
 /// Largest message accepted (the server's default maxMessageSizeBytes).
@@ -31,6 +36,8 @@ pub struct Request {
     pub body: Document,
     /// The client does not want a reply.
     pub more_to_come: bool,
+    /// A legacy OP_QUERY, to be answered with an OP_REPLY.
+    pub legacy: bool,
 }
 
 pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, WireError> {
@@ -48,6 +55,9 @@ pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, Wi
     }
     let mut rest = vec![0u8; len - 16];
     r.read_exact(&mut rest).await?;
+    if op_code == OP_QUERY {
+        return read_legacy_query(request_id, &rest);
+    }
     if op_code != OP_MSG {
         return Err(WireError::OpCode(op_code));
     }
@@ -87,7 +97,48 @@ pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, Wi
     for (id, docs) in sequences {
         body.insert(id, Bson::Array(docs));
     }
-    Ok(Request { request_id, body, more_to_come: flags & MORE_TO_COME != 0 })
+    Ok(Request { request_id, body, more_to_come: flags & MORE_TO_COME != 0, legacy: false })
+}
+
+/// An OP_QUERY: flags, `<db>.$cmd`, skip, limit, then the command (possibly wrapped in
+/// `$query`, with `$readPreference` beside it). The command gets `$db` as an OP_MSG would.
+fn read_legacy_query(request_id: i32, rest: &[u8]) -> Result<Request, WireError> {
+    let after_flags = rest.get(4..).ok_or_else(|| WireError::Malformed("OP_QUERY flags".into()))?;
+    let nul = after_flags.iter().position(|b| *b == 0).ok_or_else(|| WireError::Malformed("collection name".into()))?;
+    let collection = String::from_utf8_lossy(&after_flags[..nul]).into_owned();
+    let query = after_flags.get(nul + 1 + 8..).ok_or_else(|| WireError::Malformed("OP_QUERY query".into()))?;
+    let mut body = read_doc(query)?;
+    if let Ok(inner) = body.get_document("$query") {
+        body = inner.clone();
+    }
+    let db = collection.strip_suffix(".$cmd").unwrap_or(&collection).to_string();
+    body.insert("$db", db);
+    Ok(Request { request_id, body, more_to_come: false, legacy: true })
+}
+
+/// Answers an OP_QUERY with an OP_REPLY holding one document.
+pub async fn write_legacy_reply<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    response_to: i32,
+    request_id: i32,
+    body: &Document,
+) -> Result<(), WireError> {
+    let mut doc = Vec::new();
+    body.to_writer(&mut doc).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let len = 16 + 4 + 8 + 4 + 4 + doc.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as i32).to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(&response_to.to_le_bytes());
+    out.extend_from_slice(&OP_REPLY.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0i64.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&1i32.to_le_bytes());
+    out.extend_from_slice(&doc);
+    w.write_all(&out).await?;
+    w.flush().await?;
+    Ok(())
 }
 
 fn doc_len(bytes: &[u8]) -> Result<usize, WireError> {

@@ -37,6 +37,9 @@ pub struct Options {
     pub noop_interval: Duration,
     /// Delay before a caught-up secondary stands for election after a step-down.
     pub stepdown_handoff: Duration,
+    /// The address of a FerretDB holding the set's data, for a set that holds data (see
+    /// `data.rs`); none for a set that only answers replica-set commands.
+    pub data: Option<String>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             initial_sync: Duration::from_secs(2),
             noop_interval: Duration::from_secs(10),
             stepdown_handoff: Duration::from_millis(500),
+            data: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct User {
     pub name: String,
     pub roles: Vec<(String, String)>,
     pub credentials: Credentials,
+    /// `userId`, a UUID mongod gives every user.
+    pub id: [u8; 16],
 }
 
 #[derive(Debug, Clone)]

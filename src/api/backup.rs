@@ -318,6 +318,10 @@ pub struct MongoBackupStatus {
     /// Where each copy lives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<BackupCopy>,
+    /// The member mongodump read from, with its state when the backup started: a healthy,
+    /// caught-up secondary, or the primary when no secondary was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_member: Option<String>,
     /// MongoDB version of the cluster when the backup was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mongodb_version: Option<String>,

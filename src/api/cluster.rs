@@ -518,6 +518,12 @@ pub struct FromBackupSpec {
     /// `backupName` the MongoBackup's own `encryption.keySecretRef` is used when this is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key_secret_ref: Option<SecretKeyReference>,
+    /// Keep the users and passwords the backup holds. By default the restored cluster has
+    /// only its own users (those of `spec.users` and the operator's): every other user the
+    /// backup brings is dropped once the restore is done, so that a copy of production does
+    /// not keep production's credentials. User-defined roles are always kept.
+    #[serde(default)]
+    pub keep_source_users: bool,
     /// CPU and memory of the restore Job's container. Unset: requests 250m CPU and 256Mi,
     /// memory limit 1Gi. More CPU makes decryption, decompression and mongorestore faster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -80,7 +80,9 @@ pub enum RestoreError {
         reason: String,
     },
     /// The stored archive is not the one the manifest describes.
-    #[error("the archive does not match its manifest: expected {expected}, found {actual}; nothing was restored")]
+    #[error(
+        "the archive does not match its manifest: expected {expected}, found {actual}; what it restored was removed"
+    )]
     Checksum {
         /// What the manifest says.
         expected: String,
@@ -88,10 +90,18 @@ pub enum RestoreError {
         actual: String,
     },
     /// No copy of the backup could be used; each one's reason, in the order tried.
-    #[error("no copy of the backup can be restored ({copies}); nothing was restored")]
+    #[error("no copy of the backup can be restored ({copies}); the target holds none of it")]
     NoUsableCopy {
         /// "copy <destination>: <reason>", joined by "; ".
         copies: String,
+    },
+    /// What a failed copy put into the target could not be removed.
+    #[error("the target could not be emptied after {after}: {reason}; it may hold part of the backup")]
+    Wipe {
+        /// The copy that failed, and why.
+        after: String,
+        /// Why the target could not be emptied.
+        reason: String,
     },
     /// mongorestore failed.
     #[error("mongorestore exited with {status}: {output}")]

@@ -11,12 +11,26 @@ use crate::api::{BackupLocation, Compression, Destination};
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
-    /// Connection string without credentials, for example
-    /// `mongodb://a:27017,b:27017/?replicaSet=rs&readPreference=secondaryPreferred`.
+    /// Connection string without credentials: one member, `mongodb://a:27017/?directConnection=true`
+    /// (a backup), or the set, `mongodb://a:27017,b:27017/?replicaSet=rs` (a restore).
     pub uri: String,
-    /// The user, authenticated against `admin`; none for a server without authentication.
+    /// The user, with SCRAM-SHA-256; none for a server without authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The database the user authenticates against: `admin`, or `local` for `__system`.
+    #[serde(default = "admin_db")]
+    pub auth_source: String,
+}
+
+fn admin_db() -> String {
+    "admin".to_string()
+}
+
+impl Source {
+    /// A user of `admin`.
+    pub fn user(uri: String, username: &str) -> Source {
+        Source { uri, username: Some(username.to_string()), auth_source: admin_db() }
+    }
 }
 
 /// One backup: from where, to where, and how it is encoded.

@@ -1,8 +1,18 @@
-//! `mongo-operator restore`: reads a backup's manifest, checks the whole archive (checksum,
-//! key, compression) before the target is touched, then streams it into mongorestore.
+//! `mongo-operator restore`: reads a backup's manifest, then streams the archive into
+//! mongorestore once, checking it on the way (checksum, size, decryption, decompression).
+//!
+//! The archive is read once: a 500 GB restore takes one transfer, not two. The target is a new,
+//! empty replica set (the operator checks that before it starts the Job), so a copy that turns
+//! out damaged half-way (a checksum that does not match at the end, an archive that does not
+//! decrypt or decompress) costs nothing but time: the databases it put in are dropped and the
+//! next copy is tried. Nothing partial is ever reported as restored, and a restore that fails
+//! leaves the target empty again. An encrypted archive is authenticated chunk by chunk as it
+//! is read (age's STREAM construction), so mongorestore never sees a byte of one that was
+//! altered.
 
 use age::secrecy::SecretString;
 use futures::TryStreamExt;
+use mongodb::bson::doc;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sha2::{Digest, Sha256};
@@ -11,75 +21,42 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::RestoreError;
 use super::codec::decoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
-use super::plan::{MANIFEST_FORMAT, Manifest, Outcome, RestorePlan};
+use super::plan::{MANIFEST_FORMAT, Manifest, Outcome, RestorePlan, Source};
 use super::store::{OpenStore, open};
 use super::tools::{ToolProcess, Tools};
 use crate::api::BackupLocation;
+use crate::mongo::SYSTEM_USER;
 
-/// Collections a clone never takes from the backup: the users and roles of the source. The
-/// new cluster's users are those of its own spec, with its own passwords; restoring the
-/// source's would also replace the operator's own user and lock it out.
-const EXCLUDED_NAMESPACES: [&str; 3] = ["admin.system.users", "admin.system.roles", "admin.system.version"];
+/// Databases every replica set has; a failed copy leaves the others dropped.
+const SYSTEM_DATABASES: [&str; 3] = ["admin", "config", "local"];
 
 /// Restores the backup `plan` names into its target, from the first of its copies that is
 /// whole.
 pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -> Result<Outcome, RestoreError> {
-    let Verified { store, manifest, archive_key, passphrase, destination } = first_whole_copy(plan, secrets).await?;
-    tracing::info!(copy = %destination, checksum = %manifest.checksum, bytes = manifest.size_bytes, "archive verified");
-
-    let password = match plan.target.username {
+    let password = match &plan.target.username {
+        // `__system`'s password is the keyFile without its whitespace (`security_key.cpp`).
+        Some(user) if user == SYSTEM_USER => {
+            Some(secrets.required(MONGODB_PASSWORD)?.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+        }
         Some(_) => Some(secrets.required(MONGODB_PASSWORD)?),
         None => None,
     };
-    let mut args = vec!["--archive".to_string(), "--drop".to_string()];
-    if manifest.oplog {
-        args.push("--oplogReplay".into());
-    }
-    args.extend(EXCLUDED_NAMESPACES.iter().map(|ns| format!("--nsExclude={ns}")));
-    let mut tool = ToolProcess::spawn(&tools.mongorestore, &plan.target, password.as_deref(), &args, true, false)?;
-    let stdin = tool
-        .child
-        .stdin
-        .take()
-        .ok_or_else(|| RestoreError::Io(std::io::Error::other("mongorestore has no input pipe")))?;
-    // Second pass: the same bytes into mongorestore. Their checksum is compared again, in case
-    // the object changed in between; mongorestore then reports failure through its exit.
-    let fed = read_archive(&store, &archive_key, &manifest, passphrase, stdin).await;
-    let status = tool.wait()?;
-    let fed = fed?;
-    if fed.checksum != manifest.checksum {
-        return Err(RestoreError::Checksum { expected: manifest.checksum.clone(), actual: fed.checksum });
-    }
-    if let Some(reason) = fed.decode_error {
-        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
-    }
-    if !status.success() {
-        return Err(RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() });
-    }
-    Ok(Outcome::Restored { manifest, copy: Some(destination) })
-}
-
-/// A copy whose whole archive matched its manifest and decoded to its end.
-struct Verified {
-    store: OpenStore,
-    manifest: Manifest,
-    archive_key: Path,
-    passphrase: Option<String>,
-    /// The destination's name.
-    destination: String,
-}
-
-/// The first copy, in the plan's order, that is whole. A copy that cannot be read (its store
-/// down, its manifest missing) or does not match its manifest is skipped for the next one:
-/// that is what a second provider is for. Nothing has touched the target yet.
-async fn first_whole_copy(plan: &RestorePlan, secrets: &SecretFiles) -> Result<Verified, RestoreError> {
     let mut failures: Vec<(String, RestoreError)> = Vec::new();
     for location in std::iter::once(&plan.location).chain(&plan.fallbacks) {
-        match verify(location, secrets).await {
-            Ok(verified) => return Ok(verified),
-            Err(error) => {
-                tracing::warn!(copy = %location.destination.name, %error, "this copy cannot be restored");
-                failures.push((location.destination.name.clone(), error));
+        let copy = location.destination.name.clone();
+        match restore_copy(location, &plan.target, password.as_deref(), secrets, tools).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(Failed { error, touched, final_ }) => {
+                tracing::warn!(%copy, %error, "this copy cannot be restored");
+                if touched {
+                    wipe(&plan.target, password.as_deref())
+                        .await
+                        .map_err(|reason| RestoreError::Wipe { after: format!("copy {copy}: {error}"), reason })?;
+                }
+                failures.push((copy, error));
+                if final_ {
+                    break;
+                }
             }
         }
     }
@@ -93,30 +70,103 @@ async fn first_whole_copy(plan: &RestorePlan, secrets: &SecretFiles) -> Result<V
     Err(RestoreError::NoUsableCopy { copies: copies.join("; ") })
 }
 
-/// Reads one copy's manifest, then its whole archive: it must match the manifest's checksum
-/// and size, and decrypt and decompress to the end, before mongorestore sees a byte of it.
-async fn verify(location: &BackupLocation, secrets: &SecretFiles) -> Result<Verified, RestoreError> {
+/// Why one copy did not restore, and what it left.
+struct Failed {
+    error: RestoreError,
+    /// mongorestore ran: the target may hold part of the copy.
+    touched: bool,
+    /// The archive was whole and mongorestore still failed: another copy of the same bytes
+    /// would fare no better.
+    final_: bool,
+}
+
+impl Failed {
+    fn untouched(error: RestoreError) -> Failed {
+        Failed { error, touched: false, final_: false }
+    }
+}
+
+/// Streams one copy into mongorestore: the manifest first (a copy without one is incomplete,
+/// and never touches the target), then the archive, hashed as it passes.
+async fn restore_copy(
+    location: &BackupLocation,
+    target: &Source,
+    password: Option<&str>,
+    secrets: &SecretFiles,
+    tools: &Tools,
+) -> Result<Outcome, Failed> {
     let destination = &location.destination;
-    let store = open(destination, &secrets.store_credentials(destination)?)?;
-    let manifest = read_manifest(&store, &Path::from(location.path.as_str())).await?;
+    let credentials = secrets.store_credentials(destination).map_err(|e| Failed::untouched(e.into()))?;
+    let store = open(destination, &credentials).map_err(|e| Failed::untouched(e.into()))?;
+    let manifest = read_manifest(&store, &Path::from(location.path.as_str())).await.map_err(Failed::untouched)?;
     let archive_key = archive_key(&location.path, &manifest.archive);
     let passphrase = match manifest.encryption {
-        Some(_) => Some(secrets.required(ENCRYPTION_KEY)?),
+        Some(_) => Some(secrets.required(ENCRYPTION_KEY).map_err(|e| Failed::untouched(e.into()))?),
         None => None,
     };
-    // A damaged archive usually also fails to decrypt or decompress; the checksum is compared
-    // first because it names the cause.
-    let checked = read_archive(&store, &archive_key, &manifest, passphrase.clone(), std::io::sink()).await?;
-    if checked.checksum != manifest.checksum || checked.size != manifest.size_bytes {
-        return Err(RestoreError::Checksum {
+    let mut args = vec!["--archive".to_string(), "--drop".to_string()];
+    // An --oplog archive is replayed to its end, for a consistent copy. No namespace may be
+    // excluded then: mongorestore refuses excludes, includes and renames with --oplogReplay
+    // (`ParseAndValidateOptions`); the backup's users are dealt with by the operator after.
+    if manifest.oplog {
+        args.push("--oplogReplay".into());
+    }
+    let mut tool = ToolProcess::spawn(&tools.mongorestore, target, password, &args, true, false)
+        .map_err(|e| Failed::untouched(e.into()))?;
+    let Some(stdin) = tool.child.stdin.take() else {
+        tool.kill();
+        return Err(Failed::untouched(RestoreError::Io(std::io::Error::other("mongorestore has no input pipe"))));
+    };
+    let touched = |error: RestoreError| Failed { error, touched: true, final_: false };
+    tracing::info!(copy = %destination.name, checksum = %manifest.checksum, bytes = manifest.size_bytes, "restoring");
+    let fed = read_archive(&store, &archive_key, &manifest, passphrase, stdin).await;
+    let fed = match fed {
+        Ok(fed) => fed,
+        Err(error) => {
+            tool.kill();
+            return Err(touched(error));
+        }
+    };
+    // The archive's own checks come first: they name the cause when the bytes are wrong, and
+    // mongorestore is stopped rather than waited for (a damaged archive can leave it waiting
+    // for an oplog stream that never ends).
+    if fed.checksum != manifest.checksum || fed.size != manifest.size_bytes {
+        tool.kill();
+        return Err(touched(RestoreError::Checksum {
             expected: format!("{} ({} bytes)", manifest.checksum, manifest.size_bytes),
-            actual: format!("{} ({} bytes)", checked.checksum, checked.size),
-        });
+            actual: format!("{} ({} bytes)", fed.checksum, fed.size),
+        }));
     }
-    if let Some(reason) = checked.decode_error {
-        return Err(RestoreError::Archive { url: store.url(&archive_key), reason });
+    if let Some((kind, reason)) = &fed.decode_error
+        && *kind != std::io::ErrorKind::BrokenPipe
+    {
+        tool.kill();
+        return Err(touched(RestoreError::Archive { url: store.url(&archive_key), reason: reason.clone() }));
     }
-    Ok(Verified { store, manifest, archive_key, passphrase, destination: destination.name.clone() })
+    let status = tool.wait().map_err(|e| touched(e.into()))?;
+    // A broken pipe: mongorestore stopped reading, and its own error says why.
+    if !status.success() {
+        let error = RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() };
+        return Err(Failed { error, touched: true, final_: true });
+    }
+    Ok(Outcome::Restored { manifest, copy: Some(destination.name.clone()) })
+}
+
+/// Drops every database a failed copy may have put into the target (all but admin, config
+/// and local), so that the next copy, or the next attempt, starts from an empty set.
+async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
+    let client = super::server::client(target, password, "mongo-operator-restore").await.map_err(|e| e.to_string())?;
+    let names = client.list_database_names().await.map_err(|e| e.to_string())?;
+    for name in names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())) {
+        client
+            .database(name)
+            .run_command(doc! { "dropDatabase": 1 })
+            .await
+            .map_err(|e| format!("dropping {name}: {e}"))?;
+        tracing::info!(database = %name, "dropped what a failed copy restored");
+    }
+    client.shutdown().await;
+    Ok(())
 }
 
 /// Reads and checks a manifest.
@@ -153,7 +203,7 @@ struct Read {
     size: u64,
     checksum: String,
     /// Why the archive could not be decrypted or decompressed to its end, if it could not.
-    decode_error: Option<String>,
+    decode_error: Option<(std::io::ErrorKind, String)>,
 }
 
 /// Streams the stored archive, hashing the stored bytes, through the decoder into `output`.
@@ -190,7 +240,7 @@ async fn read_archive<W: std::io::Write + Send + 'static>(
         Ok(Read {
             size: hashing.size,
             checksum: format!("sha256:{}", hex::encode(hashing.hasher.finalize())),
-            decode_error: copied.err().map(|error| error.to_string()),
+            decode_error: copied.err().map(|error| (error.kind(), error.to_string())),
         })
     })
     .await

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
-use mongodb::options::{ClientOptions, Credential};
+use mongodb::options::{AuthMechanism, ClientOptions, Credential};
 
 use super::plan::Source;
 
@@ -21,21 +21,31 @@ pub struct ServerFacts {
     pub data_bytes: u64,
 }
 
-/// Asks the source for its version and size.
-pub async fn server_facts(source: &Source, password: Option<&str>) -> Result<ServerFacts, mongodb::error::Error> {
+/// A driver client for `source`, logged in as the tools are.
+pub async fn client(
+    source: &Source,
+    password: Option<&str>,
+    app: &str,
+) -> Result<mongodb::Client, mongodb::error::Error> {
     let mut options = ClientOptions::parse(&source.uri).await?;
     options.server_selection_timeout = Some(SELECTION_TIMEOUT);
-    options.app_name = Some("mongo-operator-backup".into());
+    options.app_name = Some(app.into());
     if let Some(username) = &source.username {
         options.credential = Some(
             Credential::builder()
                 .username(username.clone())
                 .password(password.map(str::to_string))
-                .source("admin".to_string())
+                .source(source.auth_source.clone())
+                .mechanism(AuthMechanism::ScramSha256)
                 .build(),
         );
     }
-    let client = mongodb::Client::with_options(options)?;
+    mongodb::Client::with_options(options)
+}
+
+/// Asks the source for its version and size.
+pub async fn server_facts(source: &Source, password: Option<&str>) -> Result<ServerFacts, mongodb::error::Error> {
+    let client = client(source, password, "mongo-operator-backup").await?;
     let admin = client.database("admin");
     let build_info: Document = admin.run_command(doc! { "buildInfo": 1 }).await?;
     let databases: Document = admin.run_command(doc! { "listDatabases": 1, "nameOnly": false }).await?;

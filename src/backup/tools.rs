@@ -54,7 +54,12 @@ impl ToolProcess {
         command.arg(format!("--uri={}", source.uri));
         let mut config = None;
         if let Some(username) = &source.username {
-            command.arg(format!("--username={username}")).arg("--authenticationDatabase=admin");
+            // SCRAM-SHA-256 named, not negotiated: the only mechanism the operator's users have,
+            // and the only one `__system` has since MongoDB 5.3.
+            command
+                .arg(format!("--username={username}"))
+                .arg(format!("--authenticationDatabase={}", source.auth_source))
+                .arg("--authenticationMechanism=SCRAM-SHA-256");
             if let Some(password) = password {
                 let mut file = tempfile::Builder::new().prefix("mongo-tool-").suffix(".yaml").tempfile()?;
                 file.write_all(config_yaml(password).as_bytes())?;

@@ -43,31 +43,36 @@ pub struct SecretFile {
 
 /// The user backup Jobs log in as: it has only the `backup` role.
 pub const BACKUP_USER: &str = "mongo-operator-backup";
-/// The user restore Jobs log in as: it has only the `restore` role, and exists only in a
-/// cluster created from a backup.
-pub const RESTORE_USER: &str = "mongo-operator-restore";
+/// The user restore Jobs logged in as before they used `__system`; it is dropped where an
+/// older operator created it.
+pub const LEGACY_RESTORE_USER: &str = "mongo-operator-restore";
 
-/// How a backup or restore Job reaches a cluster: every member, the replica set's name, and a
-/// read preference that makes mongodump read from a healthy secondary when there is one.
-pub fn cluster_source(names: &ClusterNames, members: i32, cluster_domain: &str, username: &str) -> Source {
-    replica_set_uri(names, members, cluster_domain, username, "&readPreference=secondaryPreferred")
+/// How a backup Job reaches the member it dumps: that member alone (a direct connection), so
+/// that mongodump reads every collection and the oplog from one and the same member, as the
+/// backup user. A replica-set connection with a read preference may read collections from one
+/// secondary and the oplog from another, which is not a consistent dump.
+pub fn member_source(host: &str) -> Source {
+    Source::user(format!("mongodb://{host}/?directConnection=true"), BACKUP_USER)
 }
 
-/// How a restore Job reaches the cluster it fills: every member and the replica set's name,
-/// so its writes go to the primary wherever it is, as the restore user.
-pub fn restore_target(names: &ClusterNames, members: i32, cluster_domain: &str) -> Source {
-    replica_set_uri(names, members, cluster_domain, RESTORE_USER, "")
-}
-
-fn replica_set_uri(names: &ClusterNames, members: i32, domain: &str, username: &str, options: &str) -> Source {
+/// How a restore Job reaches the set it fills: every member and the set's name, so its writes
+/// go to the primary wherever it is, as `__system` (the keyFile's internal user). No built-in
+/// role can replay an oplog (`applyOps` of updates and deletes needs more than `restore`), and
+/// mongorestore restores the backup's users before its oplog with `_mergeAuthzCollections`
+/// and `drop: true`, which removes every user the backup does not hold, the one it logged in
+/// as included; `__system` is not a stored user and cannot be removed. The operator puts its
+/// own users back afterwards.
+pub fn set_target(hosts: &[String], set_name: &str) -> Source {
     Source {
-        uri: format!(
-            "mongodb://{}/?replicaSet={}{options}",
-            names.member_hosts(members, domain).join(","),
-            names.replica_set()
-        ),
-        username: Some(username.to_string()),
+        uri: format!("mongodb://{}/?replicaSet={set_name}", hosts.join(",")),
+        username: Some(crate::mongo::SYSTEM_USER.to_string()),
+        auth_source: crate::mongo::SYSTEM_USER_DB.to_string(),
     }
+}
+
+/// [`set_target`] for a cluster's members.
+pub fn restore_target(names: &ClusterNames, members: i32, cluster_domain: &str) -> Source {
+    set_target(&names.member_hosts(members, cluster_domain), &names.replica_set())
 }
 
 /// The secret files a destination's credentials need.

@@ -23,8 +23,9 @@ pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
 /// Key of the internal Secret holding the backup user's password (projected into backup Jobs
 /// alone; the keyFile never is).
 pub const BACKUP_PASSWORD_KEY: &str = "backup-password";
-/// Key of the internal Secret holding the restore user's password.
-pub const RESTORE_PASSWORD_KEY: &str = "restore-password";
+/// Key of the internal Secret that held the password of the restore user older operators
+/// created; it is removed where found (restores log in as `__system` now).
+pub const LEGACY_RESTORE_PASSWORD_KEY: &str = "restore-password";
 
 /// Keys of a user's connection Secret, as MongoDB's community operator names them.
 pub const CONNECTION_STANDARD_KEY: &str = "connectionString.standard";

@@ -86,6 +86,18 @@ impl DriverAdmin {
         self.clients.lock().unwrap_or_else(|e| e.into_inner()).retain(|(a, _), _| a != address);
     }
 
+    async fn users_info(&self, target: &Target, db: &str, command: Document) -> Result<Vec<UserInfo>, AdminError> {
+        let reply = self.run(target, db, command).await?;
+        let users = reply.get_array("users").map_err(|e| AdminError::UnexpectedReply(format!("usersInfo: {e}")))?;
+        users
+            .iter()
+            .map(|u| match u {
+                Bson::Document(d) => decode(d.clone(), "user"),
+                other => Err(AdminError::UnexpectedReply(format!("usersInfo entry {other}"))),
+            })
+            .collect()
+    }
+
     async fn run(&self, target: &Target, db: &str, command: Document) -> Result<Document, AdminError> {
         let client = self.client(target)?;
         let name = command.keys().next().cloned().unwrap_or_default();
@@ -173,15 +185,11 @@ impl MongoAdmin for DriverAdmin {
     }
 
     async fn users(&self, target: &Target, db: &str) -> Result<Vec<UserInfo>, AdminError> {
-        let reply = self.run(target, db, doc! { "usersInfo": 1 }).await?;
-        let users = reply.get_array("users").map_err(|e| AdminError::UnexpectedReply(format!("usersInfo: {e}")))?;
-        users
-            .iter()
-            .map(|u| match u {
-                Bson::Document(d) => decode(d.clone(), "user"),
-                other => Err(AdminError::UnexpectedReply(format!("usersInfo entry {other}"))),
-            })
-            .collect()
+        self.users_info(target, db, doc! { "usersInfo": 1 }).await
+    }
+
+    async fn all_users(&self, target: &Target) -> Result<Vec<UserInfo>, AdminError> {
+        self.users_info(target, "admin", doc! { "usersInfo": { "forAllDBs": true } }).await
     }
 
     async fn create_user(&self, target: &Target, user: &UserRequest) -> Result<(), AdminError> {

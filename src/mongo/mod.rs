@@ -129,6 +129,8 @@ pub trait MongoAdmin: Send + Sync {
     ) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// `usersInfo` of one database.
     fn users(&self, target: &Target, db: &str) -> impl Future<Output = Result<Vec<UserInfo>, AdminError>> + Send;
+    /// `usersInfo: {forAllDBs: true}`: every user of every database.
+    fn all_users(&self, target: &Target) -> impl Future<Output = Result<Vec<UserInfo>, AdminError>> + Send;
     /// `createUser` with SCRAM-SHA-256.
     fn create_user(&self, target: &Target, user: &UserRequest) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// `updateUser`: password and/or roles.

@@ -1,9 +1,14 @@
 //! The kubelet's part for backup and restore Pods on kwok's fake nodes: runs the real
-//! `mongo-operator backup` or `restore` each Pod asks for, with the Pod's plan and its
-//! projected secret files read from their Secrets, then writes the Pod's status as a kubelet
-//! would (phase, exit code and the termination message the process wrote). One change to the
-//! plan: the source (backup) or target (restore) is a FerretDB, because the simulated members
-//! hold no data; backups run without `--oplog`, which FerretDB lacks.
+//! `mongo-operator backup` or `restore` each Pod asks for, with the Pod's plan exactly as the
+//! operator wrote it and its projected secret files read from their Secrets, then writes the
+//! Pod's status as a kubelet would (phase, exit code and the termination message the process
+//! wrote).
+//!
+//! The plans name members by their cluster DNS names, which do not resolve on this machine.
+//! The process runs in a mount namespace of its own (`unshare --mount`) where `/etc/hosts`
+//! maps every member Pod of the namespace to its IP, as the cluster's DNS would: the only
+//! stand-in is the name service. What answers at those IPs is the simulated members, in front
+//! of a FerretDB holding each cluster's data (`support::members`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,11 +18,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use mongo_operator::backup::plan::{BackupPlan, RestorePlan, Source};
 
+use super::members::DOMAIN;
 use super::servers::tool_dir;
 
 pub struct JobRunner {
@@ -34,13 +39,8 @@ impl Drop for JobRunner {
 }
 
 impl JobRunner {
-    /// Runs backup Pods against `source_uri`.
-    pub fn start(client: Client, ns: &str, source_uri: String) -> JobRunner {
-        JobRunner::with_restore_target(client, ns, source_uri, None)
-    }
-
-    /// Also runs restore Pods, into `restore_uri`.
-    pub fn with_restore_target(client: Client, ns: &str, source_uri: String, restore_uri: Option<String>) -> JobRunner {
+    /// Runs the namespace's backup and restore Pods.
+    pub fn start(client: Client, ns: &str) -> JobRunner {
         let held = Arc::new(AtomicBool::new(false));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -59,12 +59,11 @@ impl JobRunner {
                     continue;
                 }
                 let (pods, client, h, r) = (pods.clone(), client.clone(), h.clone(), r.clone());
-                let (source, restore) = (source_uri.clone(), restore_uri.clone());
                 tokio::spawn(async move {
                     while h.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    let code = run_pod(&client, &pods, &pod, &source, restore.as_deref()).await;
+                    let code = run_pod(&client, &pods, &pod).await;
                     r.lock().unwrap().push((pod.name_any(), code));
                 });
             }
@@ -82,8 +81,39 @@ impl JobRunner {
     }
 }
 
-async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, restore_uri: Option<&str>) -> i32 {
+/// `/etc/hosts` lines for every member Pod of `pods`' namespace: what the cluster's DNS answers
+/// for `<pod>.<cluster>-members.<namespace>.svc.cluster.local`.
+pub async fn member_hosts(pods: &Api<Pod>, ns: &str) -> String {
+    let members = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=database"))
+        .await
+        .expect("list member Pods");
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for pod in members.items {
+        let (Some(ip), Some(cluster)) = (
+            pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+            pod.labels().get("app.kubernetes.io/instance").cloned(),
+        ) else {
+            continue;
+        };
+        hosts.push_str(&format!("{ip} {}.{cluster}-members.{ns}.svc.{DOMAIN}\n", pod.name_any()));
+    }
+    hosts
+}
+
+/// A command that runs `program` with `/etc/hosts` replaced by `hosts_file`, for it alone.
+pub fn with_hosts(hosts_file: &std::path::Path, program: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\""])
+        .arg(hosts_file)
+        .arg(program);
+    command
+}
+
+async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
     let name = pod.name_any();
+    let ns = pod.namespace().unwrap_or_default();
     let spec = pod.spec.clone().expect("pod spec");
     let container = spec.containers[0].clone();
     let plan_json = container
@@ -94,21 +124,10 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, 
         .and_then(|e| e.value)
         .expect("the Pod carries a plan");
     let subcommand = container.name.clone();
-    let plan_json = if subcommand == "restore" {
-        let mut plan: RestorePlan = serde_json::from_str(&plan_json).expect("the restore plan parses");
-        let uri = restore_uri.expect("a restore target for restore Pods");
-        plan.target = Source { uri: uri.to_string(), username: None };
-        serde_json::to_string(&plan).expect("json")
-    } else {
-        let mut plan: BackupPlan = serde_json::from_str(&plan_json).expect("the plan parses");
-        plan.source = Source { uri: source_uri.to_string(), username: None };
-        plan.oplog = false;
-        serde_json::to_string(&plan).expect("json")
-    };
 
     // Materialise the projected Secret keys exactly where the Pod would see them.
     let dir = std::env::temp_dir().join(format!("mongo-operator-pod-{}-{name}", std::process::id()));
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     for volume in spec.volumes.unwrap_or_default() {
         let Some(projected) = volume.projected else { continue };
         for source in projected.sources.unwrap_or_default() {
@@ -122,9 +141,11 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, 
             }
         }
     }
+    let hosts = dir.join("etc-hosts");
+    std::fs::write(&hosts, member_hosts(pods, &ns).await).expect("write the hosts file");
     let result = dir.join("termination-log");
     let tools = tool_dir("mongotools");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mongo-operator"));
+    let mut command = with_hosts(&hosts, &PathBuf::from(env!("CARGO_BIN_EXE_mongo-operator")));
     command
         .args([subcommand.as_str(), "--result-file"])
         .arg(&result)
@@ -134,7 +155,9 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, 
         .env("MONGORESTORE", tools.join("mongorestore"))
         .env("MONGO_OPERATOR_LOG_LEVEL", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(std::env::temp_dir().join(format!("mongo-operator-pod-{name}.log"))).expect("log"),
+        ));
     let status = tokio::task::spawn_blocking(move || command.status()).await.expect("join").expect("run the process");
     let code = status.code().unwrap_or(137);
     let message = std::fs::read_to_string(&result).unwrap_or_default();
@@ -161,9 +184,4 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod, source_uri: &str, 
     });
     pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("write the Pod's status");
     code
-}
-
-/// Where the runner's mongo-tools are, for tests that also restore.
-pub fn mongorestore() -> PathBuf {
-    tool_dir("mongotools").join("mongorestore")
 }

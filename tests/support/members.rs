@@ -57,6 +57,21 @@ impl SimMembers {
     /// Waits for the operator to write the cluster's internal Secret (the keyFile), then
     /// follows the cluster's Pods. `log` records every command the members receive.
     pub async fn follow(client: &Client, ns: &str, cluster: &str, log: Option<CommandLog>) -> SimMembers {
+        SimMembers::follow_with(client, ns, cluster, log, None).await
+    }
+
+    /// Like [`SimMembers::follow`], for a set that keeps its data in the FerretDB at `data`.
+    pub async fn holding_data(client: &Client, ns: &str, cluster: &str, data: &str) -> SimMembers {
+        SimMembers::follow_with(client, ns, cluster, None, Some(data.to_string())).await
+    }
+
+    async fn follow_with(
+        client: &Client,
+        ns: &str,
+        cluster: &str,
+        log: Option<CommandLog>,
+        data: Option<String>,
+    ) -> SimMembers {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         let name = format!("{cluster}-internal");
         let key_file = eventually("the internal Secret", Duration::from_secs(60), || {
@@ -69,7 +84,7 @@ impl SimMembers {
             }
         })
         .await;
-        let sim = Sim::start(fast_options(cluster, &key_file), log);
+        let sim = Sim::start(Options { data, ..fast_options(cluster, &key_file) }, log);
         let listening = Arc::new(Mutex::new(BTreeMap::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         let config = watcher::Config::default()

@@ -5,6 +5,7 @@
 
 pub mod cluster_env;
 pub mod command_log;
+pub mod data_set;
 pub mod job_runner;
 pub mod members;
 pub mod operator;

@@ -8,6 +8,7 @@ mod one_off;
 mod policy;
 pub mod retention;
 pub mod schedule;
+pub mod source;
 pub mod status;
 
 pub use one_off::no_route_to_stores;

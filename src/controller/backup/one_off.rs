@@ -7,12 +7,13 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
+use super::source::dump_member;
 use super::status::{human_size, now, set_phase, write};
 use crate::api::{BackupCopy, BackupPhase, MongoBackup, MongoCluster};
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
 use crate::backup::plan::{BackupPlan, Outcome};
 use crate::build::backup_job::{
-    self, BACKUP_COMPONENT, BACKUP_USER, JobInputs, SecretFile, cluster_source, destination_files, job_name,
+    self, BACKUP_COMPONENT, JobInputs, SecretFile, destination_files, job_name, member_source,
 };
 use crate::build::labels::{labels, query};
 use crate::build::names::ClusterNames;
@@ -139,10 +140,13 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         let message = no_route_to_stores(cluster_name);
         return pending(&backups, backup, status, &events, "NoRouteToStores", message, Some(SECRET_RETRY)).await;
     }
-    if cluster.status.as_ref().and_then(|s| s.primary.as_ref()).is_none() {
-        let message = format!("waiting for MongoCluster {cluster_name} to have a primary");
+    let from = cluster.status.as_ref().and_then(dump_member);
+    let Some((from, ordinal)) = from.and_then(|f| f.ordinal().map(|o| (f, o))) else {
+        let message = format!(
+            "waiting for MongoCluster {cluster_name} to have a healthy member to dump from (a secondary or its primary)"
+        );
         return pending(&backups, backup, status, &events, "ClusterNotReady", message, None).await;
-    }
+    };
     let others = jobs
         .list(&ListParams::default().labels(&query(&labels(cluster_name, BACKUP_COMPONENT))))
         .await
@@ -162,7 +166,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
     let plan = BackupPlan {
         cluster: cluster_name.clone(),
         backup: name.clone(),
-        source: cluster_source(&names, cluster.spec.members, &ctx.settings.cluster_domain, BACKUP_USER),
+        source: member_source(&names.member_host(ordinal, &ctx.settings.cluster_domain)),
         oplog: true,
         destinations: backup.spec.destinations.clone(),
         compression: backup.spec.compression,
@@ -187,7 +191,11 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
     });
     apply(&jobs, &job).await?;
     status.start_time = Some(now());
-    let message = format!("backup Job {job_name} started for MongoCluster {cluster_name}");
+    status.source_member = Some(format!("{} ({})", from.pod, from.state));
+    let message = format!(
+        "backup Job {job_name} started for MongoCluster {cluster_name}, dumping from {} ({})",
+        from.pod, from.state
+    );
     set_phase(&mut status, BackupPhase::Running, "Running", &message, generation);
     write(&backups, backup, &status).await?;
     events.normal("BackupStarted", "Backup", message).await;

@@ -17,10 +17,12 @@ use kube::{Client, ResourceExt};
 use kube_quantity::ParsedQuantity;
 
 use crate::api::{DeletionPolicy, MongoClusterSpec, RestoreStatus};
-use crate::build::backup_job::{BACKUP_USER, RESTORE_USER};
+use crate::build::backup_job::BACKUP_USER;
 use crate::build::names::ClusterNames;
 use crate::build::network_policy::{self, OperatorPeer};
-use crate::build::secrets::{self, BACKUP_PASSWORD_KEY, KEY_FILE_KEY, OPERATOR_PASSWORD_KEY, RESTORE_PASSWORD_KEY};
+use crate::build::secrets::{
+    self, BACKUP_PASSWORD_KEY, KEY_FILE_KEY, LEGACY_RESTORE_PASSWORD_KEY, OPERATOR_PASSWORD_KEY,
+};
 use crate::build::{mongod_conf, pdb, services, statefulset};
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::ssa::{apply, delete_if_exists};
@@ -35,8 +37,6 @@ pub struct InternalCredentials {
     pub operator: Credentials,
     /// The backup Jobs' user (role `backup` only).
     pub backup: Credentials,
-    /// The restore Jobs' user (role `restore` only), for clusters created from a backup.
-    pub restore: Credentials,
     /// Digest of the agent users' passwords, to tell whether MongoDB has them.
     pub agents_digest: String,
     /// The digest MongoDB is known to have (an annotation of the internal Secret).
@@ -90,15 +90,13 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
     }
     let password = secret_text(secret, OPERATOR_PASSWORD_KEY)?;
     let backup = secret_text(secret, BACKUP_PASSWORD_KEY)?;
-    let restore = secret_text(secret, RESTORE_PASSWORD_KEY)?;
     Ok(InternalCredentials {
         system: Credentials::from_key_file(&key_file),
         operator: Credentials::scram(crate::mongo::OPERATOR_USER, "admin", &password),
-        agents_digest: secrets::password_digest(
-            "admin",
-            &format!("{BACKUP_USER}\0{RESTORE_USER}"),
-            &format!("{backup}\0{restore}"),
-        ),
+        // The digest covers the backup user alone: one that covered the restore user too (an
+        // older operator's) differs, so the agents are applied once more and the restore
+        // user is dropped then.
+        agents_digest: secrets::password_digest("admin", BACKUP_USER, &backup),
         agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
         operator_digest: secrets::password_digest("admin", crate::mongo::OPERATOR_USER, &password),
         operator_applied: secret.annotations().get(OPERATOR_APPLIED_ANNOTATION).cloned(),
@@ -110,7 +108,6 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
             .get(RESTORE_RESULT_ANNOTATION)
             .and_then(|json| serde_json::from_str(json).ok()),
         backup: Credentials::scram(BACKUP_USER, "admin", &backup),
-        restore: Credentials::scram(RESTORE_USER, "admin", &restore),
     })
 }
 
@@ -166,23 +163,26 @@ pub async fn ensure_internal_secret(
     Ok((credentials(&secret)?, created))
 }
 
-/// Adds the backup and restore users' passwords to the internal Secret when it lacks them (a
-/// Secret made by an earlier version, or by a user); existing keys are never replaced.
+/// Adds the backup user's password to the internal Secret when it lacks one (a Secret made by
+/// an earlier version, or by a user), never replacing it, and removes the password of the
+/// restore user older operators kept there.
 async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret, Error> {
     let has = |key: &str| secret.data.as_ref().is_some_and(|d| d.contains_key(key));
-    let missing: BTreeMap<&str, String> = [BACKUP_PASSWORD_KEY, RESTORE_PASSWORD_KEY]
-        .into_iter()
-        .filter(|k| !has(k))
-        .map(|k| (k, secrets::generate::password()))
-        .collect();
-    if missing.is_empty() {
+    if has(BACKUP_PASSWORD_KEY) && !has(LEGACY_RESTORE_PASSWORD_KEY) {
         return Ok(secret);
     }
+    let mut data = serde_json::Map::new();
+    if has(LEGACY_RESTORE_PASSWORD_KEY) {
+        data.insert(LEGACY_RESTORE_PASSWORD_KEY.into(), serde_json::Value::Null);
+    }
+    let mut patch = serde_json::json!({ "data": data });
+    if !has(BACKUP_PASSWORD_KEY) {
+        patch["stringData"] = serde_json::json!({ BACKUP_PASSWORD_KEY: secrets::generate::password() });
+    }
     let name = secret.name_any();
-    let patch = serde_json::json!({ "stringData": missing });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .doing(|| format!("adding the backup and restore passwords to Secret {name}"))
+        .doing(|| format!("keeping the backup user's password in Secret {name}"))
 }
 
 /// Records that MongoDB has the agent users with the passwords of `digest`.
@@ -359,12 +359,7 @@ mod tests {
     use crate::api::RestorePhase;
 
     fn internal_secret(annotations: &[(&str, &str)]) -> Secret {
-        let data = [
-            (KEY_FILE_KEY, "c2VjcmV0a2V5ZmlsZQ=="),
-            (OPERATOR_PASSWORD_KEY, "op"),
-            (BACKUP_PASSWORD_KEY, "bk"),
-            (RESTORE_PASSWORD_KEY, "rs"),
-        ];
+        let data = [(KEY_FILE_KEY, "c2VjcmV0a2V5ZmlsZQ=="), (OPERATOR_PASSWORD_KEY, "op"), (BACKUP_PASSWORD_KEY, "bk")];
         Secret {
             metadata: ObjectMeta {
                 name: Some("orders-internal".into()),

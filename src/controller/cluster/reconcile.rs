@@ -452,8 +452,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
                     ));
                 };
                 if creds.agents_applied.as_deref() != Some(creds.agents_digest.as_str()) {
-                    let restore = spec.bootstrap.is_some();
-                    replica_set::ensure_agent_users(&ctx.admin, &p, creds, restore).await?;
+                    replica_set::ensure_agent_users(&ctx.admin, &p, creds).await?;
                     objects::mark_agents_applied(&ctx.client, names, &creds.agents_digest).await?;
                     events.normal("AgentUsersReady", "CreateUser", "the backup user (role backup) is in place").await;
                     return Ok(Outcome::new(

@@ -1,5 +1,6 @@
 //! The replica-set stage: observe the members, then carry out the planner's one step.
 
+use crate::build::backup_job::LEGACY_RESTORE_USER;
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
 use crate::mongo::{
@@ -121,34 +122,31 @@ pub async fn ensure_operator_user<A: MongoAdmin>(
     }
 }
 
-/// Creates (or resets) the users backup and restore Jobs log in as, each with one role: the
-/// backup user always, the restore user only for a cluster created from a backup.
+/// Creates (or resets) the user backup Jobs log in as, with the `backup` role alone, and drops
+/// the restore user older operators created (restores log in as `__system` now).
 pub async fn ensure_agent_users<A: MongoAdmin>(
     admin: &A,
     primary: &Target,
     creds: &InternalCredentials,
-    restore: bool,
 ) -> Result<(), Error> {
-    let mut agents = vec![(&creds.backup, "backup")];
-    if restore {
-        agents.push((&creds.restore, "restore"));
-    }
-    for (user, role) in agents {
-        let request = UserRequest {
-            db: "admin".into(),
-            name: user.username.clone(),
-            password: Some(user.password.clone()),
-            roles: Some(vec![Role { role: role.into(), db: "admin".into() }]),
-        };
-        match admin.create_user(primary, &request).await {
-            Ok(()) => {}
-            Err(AdminError::UserExists(_)) => {
-                admin.update_user(primary, &request).await.doing(|| format!("resetting user {}", user.username))?
-            }
-            Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
+    let user = &creds.backup;
+    let request = UserRequest {
+        db: "admin".into(),
+        name: user.username.clone(),
+        password: Some(user.password.clone()),
+        roles: Some(vec![Role { role: "backup".into(), db: "admin".into() }]),
+    };
+    match admin.create_user(primary, &request).await {
+        Ok(()) => {}
+        Err(AdminError::UserExists(_)) => {
+            admin.update_user(primary, &request).await.doing(|| format!("resetting user {}", user.username))?
         }
+        Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
     }
-    Ok(())
+    match admin.drop_user(primary, "admin", LEGACY_RESTORE_USER).await {
+        Ok(()) | Err(AdminError::UserNotFound(_)) => Ok(()),
+        Err(source) => Err(Error::Mongo { action: format!("dropping user {LEGACY_RESTORE_USER}"), source }),
+    }
 }
 
 /// A step that was carried out, for the Event and the status.

@@ -16,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 
 use super::objects::{self, InternalCredentials};
+use super::replica_set;
 use super::status::Progress;
 use super::validate::Problem;
 use crate::api::{
@@ -27,14 +28,14 @@ use crate::backup::plan::{Outcome, RestorePlan};
 use crate::backup::store::manifest_key;
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
-use crate::build::secrets::RESTORE_PASSWORD_KEY;
+use crate::build::secrets::KEY_FILE_KEY;
 use crate::controller::backup::no_route_to_stores;
 use crate::controller::credentials::SecretsRead;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{self, JobState};
 use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
-use crate::mongo::{MongoAdmin, Target};
+use crate::mongo::{AdminError, MongoAdmin, Target, UserInfo};
 
 /// The reason a failed restore gives Ready and Degraded; the cluster waits for the user then.
 pub const RESTORE_FAILED: &str = "RestoreFailed";
@@ -149,13 +150,11 @@ pub fn user_databases(names: &[String]) -> Vec<String> {
     names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())).cloned().collect()
 }
 
-/// The secret keys the restore Job reads.
+/// The secret keys the restore Job reads: the keyFile (it logs in as `__system`), the backup's
+/// key and the store's credentials.
 pub fn secret_files(names: &ClusterNames, source: &Source) -> Vec<SecretFile> {
-    let mut files = vec![SecretFile {
-        secret: names.internal_secret(),
-        key: RESTORE_PASSWORD_KEY.into(),
-        path: MONGODB_PASSWORD.into(),
-    }];
+    let mut files =
+        vec![SecretFile { secret: names.internal_secret(), key: KEY_FILE_KEY.into(), path: MONGODB_PASSWORD.into() }];
     if let Some(r) = &source.encryption_key {
         files.push(SecretFile { secret: r.name.clone(), key: r.key.clone(), path: ENCRYPTION_KEY.into() });
     }
@@ -247,9 +246,10 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
             JobState::Succeeded(Some(Outcome::Restored { manifest, copy })) => {
+                let users = settle_users(i).await?;
                 let from = copy.map(|c| format!(" from the copy in {c}")).unwrap_or_default();
                 let message = format!(
-                    "restored {source}{from}: {} bytes verified ({}), taken {}",
+                    "restored {source}{from}: {} bytes verified ({}), taken {}; {users}",
                     manifest.size_bytes, manifest.checksum, manifest.completed_at
                 );
                 let mut status = i.status(RestorePhase::Succeeded, message.clone());
@@ -269,7 +269,16 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
                 i.failed(RESTORE_FAILED, message).await
             }
             JobState::Failed(error) => {
-                i.failed(RESTORE_FAILED, format!("{error}. Fix the cause, then delete Job {job_name} to retry")).await
+                // mongorestore may have put the backup's users in before it failed; they go
+                // once, when the failure is first seen.
+                let first = i.previous().is_none_or(|p| p.phase != RestorePhase::Failed);
+                let users = if first { format!(" ({})", settle_users(i).await?) } else { String::new() };
+                let message = format!("{error}. Fix the cause, then delete Job {job_name} to retry{users}");
+                let message = match i.previous() {
+                    Some(p) if !first => p.message.clone().unwrap_or(message),
+                    _ => message,
+                };
+                i.failed(RESTORE_FAILED, message).await
             }
         });
     }
@@ -361,6 +370,54 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     Ok(RestoreStep::Holding { progress: Progress::Waiting("Restoring", message), problem: None, status, next: None })
 }
 
+/// After mongorestore: it replaced the set's users with the backup's (`_mergeAuthzCollections`
+/// with `drop: true`). Logged in as `__system` (the keyFile, which a restore does not change),
+/// the operator puts its own users back with their passwords, then drops every other user the
+/// backup brought, unless `keepSourceUsers`: a clone of production keeps no production
+/// credentials. The users of `spec.users` are left for the users stage, which sets their
+/// roles and passwords. Idempotent; says what it did.
+async fn settle_users<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<String, Error> {
+    let system = Target { credentials: Some(i.creds.system.clone()), ..i.primary.clone() };
+    replica_set::ensure_operator_user(&i.ctx.admin, &system, i.creds).await?;
+    objects::mark_operator_applied(&i.ctx.client, i.names, &i.creds.operator_digest).await?;
+    replica_set::ensure_agent_users(&i.ctx.admin, &system, i.creds).await?;
+    let keep = i.cluster.spec.bootstrap.as_ref().is_some_and(|b| b.from_backup.keep_source_users);
+    if keep {
+        return Ok("the backup's users were kept (keepSourceUsers)".into());
+    }
+    let users = i
+        .ctx
+        .admin
+        .all_users(&system)
+        .await
+        .map_err(|source| Error::Mongo { action: "listing the users the backup brought".into(), source })?;
+    let foreign = foreign_users(&users, i.cluster, i.creds);
+    for (db, name) in &foreign {
+        match i.ctx.admin.drop_user(&system, db, name).await {
+            Ok(()) | Err(AdminError::UserNotFound(_)) => {}
+            Err(source) => return Err(Error::Mongo { action: format!("dropping user {name}@{db}"), source }),
+        }
+    }
+    if foreign.is_empty() {
+        return Ok("the backup brought no other users".into());
+    }
+    let list: Vec<String> = foreign.iter().map(|(db, name)| format!("{name}@{db}")).collect();
+    let message = format!("dropped the {} users the backup brought: {}", foreign.len(), list.join(", "));
+    i.events.normal("SourceUsersDropped", "Restore", message.clone()).await;
+    Ok(message)
+}
+
+/// The users that are neither the operator's own nor declared in the spec, as (db, name).
+pub fn foreign_users(users: &[UserInfo], cluster: &MongoCluster, creds: &InternalCredentials) -> Vec<(String, String)> {
+    let own = [creds.operator.username.as_str(), creds.backup.username.as_str()];
+    users
+        .iter()
+        .filter(|u| !(u.db == "admin" && own.contains(&u.user.as_str())))
+        .filter(|u| !cluster.spec.users.iter().any(|d| d.name == u.user && d.db == u.db))
+        .map(|u| (u.db.clone(), u.user.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +483,7 @@ mod tests {
             backup_name: Some("orders-202611231200".into()),
             location: None,
             encryption_key_secret_ref: None,
+            keep_source_users: false,
             resources: None,
         }
     }
@@ -472,6 +530,7 @@ mod tests {
             backup_name: None,
             location: Some(BackupLocation { destination: destination("ovh"), path: "prod/a/b/manifest.json".into() }),
             encryption_key_secret_ref: Some(key.clone()),
+            keep_source_users: false,
             resources: None,
         };
         let source = resolve(&from, None).expect("resolves");
@@ -510,6 +569,44 @@ mod tests {
             assert_eq!(status.checksum, None);
             assert!(status.message.is_some_and(|m| m.contains("never restored again")));
         }
+    }
+
+    #[test]
+    fn users_the_backup_brought_are_foreign_unless_declared_or_the_operators_own() {
+        let cluster: MongoCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoCluster",
+            "metadata": {"name": "clone"},
+            "spec": {"version": "8.0.4", "users": [{"name": "app", "db": "admin", "roles": [{"name": "read", "db": "x"}]}]},
+        }))
+        .expect("cluster");
+        let creds = InternalCredentials {
+            system: crate::mongo::Credentials::from_key_file("a2V5ZmlsZQ=="),
+            operator: crate::mongo::Credentials::scram("mongo-operator-admin", "admin", "p"),
+            backup: crate::mongo::Credentials::scram("mongo-operator-backup", "admin", "b"),
+            agents_digest: String::new(),
+            agents_applied: None,
+            operator_digest: String::new(),
+            operator_applied: None,
+            restored_from: None,
+            restore_result: None,
+        };
+        let user = |db: &str, name: &str| UserInfo { user: name.into(), db: db.into(), roles: vec![] };
+        let users = [
+            user("admin", "mongo-operator-admin"),
+            user("admin", "mongo-operator-backup"),
+            user("admin", "app"),
+            user("orders", "app"),
+            user("admin", "prod-dba"),
+            user("admin", "mongo-operator-restore"),
+        ];
+        assert_eq!(
+            foreign_users(&users, &cluster, &creds),
+            vec![
+                ("orders".to_string(), "app".to_string()),
+                ("admin".to_string(), "prod-dba".to_string()),
+                ("admin".to_string(), "mongo-operator-restore".to_string()),
+            ]
+        );
     }
 
     #[test]
