@@ -153,6 +153,9 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
     let entries = support::command_log::parse(&std::fs::read_to_string(&log_path).unwrap());
     let (_, step_downs) = support::command_log::assert_legal(&entries);
     assert!(step_downs >= 1, "the primary stepped down before its restart");
+    // The operator never tried its own user before it existed (a failed login costs a round
+    // trip, and the driver's client then waited for its next heartbeat, about 10 s).
+    assert_eq!(support::command_log::failed_logins(&entries), 0, "no login known to fail was tried");
 
     // Rotation: a new password in the referenced Secret reaches MongoDB and the connection Secret.
     let patch = serde_json::json!({ "stringData": { "pw": "second-password" } });

@@ -10,7 +10,7 @@ mod credentials;
 mod error;
 mod events;
 mod job_outcome;
-mod ssa;
+pub mod ssa;
 mod watch;
 
 use std::sync::Arc;

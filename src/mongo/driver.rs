@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress};
@@ -36,15 +36,37 @@ impl Default for Timeouts {
     }
 }
 
+/// How long a member's client is kept after its last use. A driver client monitors its server
+/// (a `hello` every 10 s) for as long as it lives: kept for ever, the clients of a cluster
+/// nobody changes would keep talking to its members, and those of Pods that got another IP to
+/// addresses that are gone. A cluster that is being worked on is looked at every few seconds,
+/// well within this.
+pub const IDLE_CLIENT: Duration = Duration::from_secs(30);
+
+type ClientKey = (String, Option<String>);
+
 /// The driver-backed admin layer.
 pub struct DriverAdmin {
     timeouts: Timeouts,
-    clients: Mutex<HashMap<(String, Option<String>), mongodb::Client>>,
+    clients: Mutex<HashMap<ClientKey, (mongodb::Client, Instant)>>,
 }
 
 impl DriverAdmin {
     pub fn new(timeouts: Timeouts) -> DriverAdmin {
         DriverAdmin { timeouts, clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// Drops the clients not used for `idle` (their monitors stop with them); returns how many.
+    pub fn drop_idle(&self, idle: Duration) -> usize {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let before = clients.len();
+        clients.retain(|_, (_, used)| used.elapsed() < idle);
+        before - clients.len()
+    }
+
+    /// How many member clients are kept now.
+    pub fn clients(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The cache key of a member and user: the full credentials (kept in memory only), so a
@@ -60,7 +82,8 @@ impl DriverAdmin {
     fn client(&self, target: &Target) -> Result<mongodb::Client, AdminError> {
         let key = Self::key(target);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = clients.get(&key) {
+        if let Some((c, used)) = clients.get_mut(&key) {
+            *used = Instant::now();
             return Ok(c.clone());
         }
         let host = ServerAddress::parse(&target.address)
@@ -77,7 +100,7 @@ impl DriverAdmin {
             .build();
         options.credential = target.credentials.as_ref().map(credential);
         let client = mongodb::Client::with_options(options).map_err(AdminError::from)?;
-        clients.insert(key, client.clone());
+        clients.insert(key, (client.clone(), Instant::now()));
         Ok(client)
     }
 

@@ -25,7 +25,7 @@ mod types;
 use std::fmt;
 use std::future::Future;
 
-pub use driver::{DriverAdmin, Timeouts};
+pub use driver::{DriverAdmin, IDLE_CLIENT, Timeouts};
 pub use error::AdminError;
 pub use observe::{Observation, Reachable, observe};
 pub use types::{Fcv, Hello, ReplSetStatus, Role, StatusMember, UserInfo};

@@ -301,6 +301,21 @@ async fn lead(
     let ctx = Arc::new(
         Context::new(client, admin, settings, Some(identity)).with_telemetry(metrics.clone(), readiness.clone()),
     );
+    // Clients of members the operator has not needed for a while go, and their heartbeats with
+    // them: a cluster nobody changes costs no traffic to its members.
+    let sweeper = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::mongo::IDLE_CLIENT / 3);
+            loop {
+                every.tick().await;
+                let dropped = ctx.admin.drop_idle(crate::mongo::IDLE_CLIENT);
+                if dropped > 0 {
+                    tracing::debug!(dropped, kept = ctx.admin.clients(), "closed idle member connections");
+                }
+            }
+        })
+    };
     info!(?scopes, "mongo-operator is running");
     let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
         futures::future::join3(
@@ -332,6 +347,7 @@ async fn lead(
             return Err(StartError::LostLease(why));
         }
     }
+    sweeper.abort();
     metrics.set_leader(false);
     if let Some(leadership) = &leadership {
         leadership.release().await;

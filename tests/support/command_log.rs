@@ -125,3 +125,9 @@ pub fn assert_legal(entries: &[Entry]) -> (usize, usize) {
     }
     (reconfigs, step_downs)
 }
+
+/// Logins that failed (18 AuthenticationFailed): credentials tried before they existed, or
+/// after they changed.
+pub fn failed_logins(entries: &[Entry]) -> usize {
+    entries.iter().filter(|e| e.command.starts_with("sasl") && e.code == Some(18)).count()
+}

@@ -143,6 +143,10 @@ pub async fn ensure_agent_users<A: MongoAdmin>(
         }
         Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
     }
+    let users = admin.users(primary, "admin").await.doing(|| "listing the users of admin".into())?;
+    if !users.iter().any(|u| u.user == LEGACY_RESTORE_USER) {
+        return Ok(());
+    }
     match admin.drop_user(primary, "admin", LEGACY_RESTORE_USER).await {
         Ok(()) | Err(AdminError::UserNotFound(_)) => Ok(()),
         Err(source) => Err(Error::Mongo { action: format!("dropping user {LEGACY_RESTORE_USER}"), source }),
