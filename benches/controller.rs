@@ -5,7 +5,8 @@
 //! 1. time from creating a MongoCluster to all its child objects existing, and to Ready with
 //!    simulated members (median of several runs);
 //! 2. steady state: requests the API server served, per verb, during a quiet minute with
-//!    Ready clusters (read from kube-apiserver's `apiserver_request_total`);
+//!    Ready clusters (read from kube-apiserver's `apiserver_request_total`), and the commands
+//!    their members received (the simulator's command log);
 //! 3. 300 MongoClusters: time from operator start until every one has a status for its
 //!    generation, and the operator's peak memory (VmHWM).
 
@@ -105,11 +106,14 @@ async fn main() {
     let api: Api<MongoCluster> = Api::namespaced(client.clone(), &ns);
     let (mut to_children, mut to_ready) = (Vec::new(), Vec::new());
     let mut sims = Vec::new();
+    let logs = std::env::temp_dir().join(format!("bench-commands-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).expect("log dir");
     for i in 0..RUNS {
         let name = format!("b{i}");
         let start = Instant::now();
         api.create(&PostParams::default(), &cluster(&name, 3)).await.expect("create");
-        let sim = SimMembers::follow(&client, &ns, &name, None).await;
+        let log = mongo_replset_sim::CommandLog::create(&logs.join(format!("{name}.jsonl"))).expect("command log");
+        let sim = SimMembers::follow(&client, &ns, &name, Some(log)).await;
         while !children_exist(&client, &ns, &name).await {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -136,13 +140,25 @@ async fn main() {
     //    this is an upper bound of the operator's share; the same window without the operator
     //    is printed alongside.
     let window = Duration::from_secs(60);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The operator closes its connections to members it has not needed for IDLE_CLIENT.
+    let idle = mongo_operator::mongo::IDLE_CLIENT;
+    tokio::time::sleep(idle + idle / 3 + Duration::from_secs(5)).await;
+    let commands = || {
+        std::fs::read_dir(&logs)
+            .map(|d| d.flatten().map(|f| std::fs::read_to_string(f.path()).unwrap_or_default().lines().count()).sum())
+            .unwrap_or(0usize)
+    };
     let before = request_counts(&client).await;
     let events_before = operator_events(&client, &ns).await;
+    let commands_before = commands();
     tokio::time::sleep(window).await;
     let after = request_counts(&client).await;
     let events_after = operator_events(&client, &ns).await;
     println!("Events the operator recorded during the quiet minute: {}", events_after - events_before);
+    println!(
+        "commands the members of {RUNS} Ready clusters received during the quiet minute: {}",
+        commands() - commands_before
+    );
     drop(operator);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let quiet_before = request_counts(&client).await;
@@ -158,6 +174,8 @@ async fn main() {
         "persistentvolumeclaims",
         "pods",
         "events",
+        "networkpolicies",
+        "jobs",
     ];
     let delta = |a: &BTreeMap<(String, String), f64>, b: &BTreeMap<(String, String), f64>| {
         let mut d: BTreeMap<String, f64> = BTreeMap::new();
@@ -189,6 +207,7 @@ async fn main() {
         per_hour(&without, false)
     );
     drop(sims);
+    let _ = std::fs::remove_dir_all(&logs);
     support::delete_namespace(&client, &ns).await;
 
     // 3. Many clusters: start the operator on 300 existing MongoClusters (no members run, so

@@ -63,7 +63,7 @@ enum Command {
         #[command(flatten)]
         args: backup::command::JobArgs,
     },
-    /// Restore a backup (inside a restore Job): verify the whole archive, then mongorestore it.
+    /// Restore a backup (inside a restore Job): stream it into mongorestore, checked on the way.
     Restore {
         /// Log level or filter.
         #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Backup data-path benchmark (`make bench-backup`): throughput and peak memory of
-# `mongo-operator backup` from a file-backed archive source into s3s-fs on loopback, next to
-# plain `cat` of the same bytes into a file, for 1 GiB and 4 GiB.
+# `mongo-operator backup` from a file-backed archive source into s3s-fs on loopback, and of
+# `mongo-operator restore` of each backup back out of the store, next to plain `cat` of the same
+# bytes into a file, for 1 GiB and 4 GiB.
 #
 # The source stands in for mongodump: a script that cats a prepared archive-like file (base64
-# of random bytes, which zstd shrinks to about 76 %, a little less than real BSON). FerretDB
-# answers the backup's buildInfo. Everything runs on this machine; nothing leaves loopback.
+# of random bytes, which zstd shrinks to about 76 %, a little less than real BSON). mongorestore
+# is stood in for by `cat > /dev/null`, so the restore figures are the data path's alone:
+# reading the stored archive once, checking it, decrypting and decompressing it into the pipe.
+# FerretDB answers the backup's buildInfo. Everything runs on this machine; nothing leaves
+# loopback.
 #
 #   e2e/bench/backup.sh [SIZES_GIB...]     (default: 1 4)
 set -euo pipefail
@@ -44,7 +48,11 @@ cat > "$WORK/fake-mongodump" <<SCRIPT
 #!/bin/sh
 exec cat "\$BENCH_ARCHIVE"
 SCRIPT
-chmod +x "$WORK/fake-mongodump"
+cat > "$WORK/fake-mongorestore" <<SCRIPT
+#!/bin/sh
+exec cat > /dev/null
+SCRIPT
+chmod +x "$WORK/fake-mongodump" "$WORK/fake-mongorestore"
 
 dest() { printf '{"name":"%s","s3":{"bucket":"bench","endpoint":"http://127.0.0.1:%s","region":"us-east-1","forcePathStyle":true,"credentialsSecretRef":{"name":"x"}}}' "$1" "$2"; }
 plan() { # name compression encrypted destinations-json
@@ -75,11 +83,17 @@ for gib in "${SIZES[@]}"; do
       MONGO_OPERATOR_LOG_LEVEL=warn MONGO_OPERATOR_PLAN="$(plan "$name" "$comp" "$enc" "$dests")" measure "$BIN" backup)
     stored=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["manifest"]["sizeBytes"])' "$WORK/out")
     rows+=("$gib GiB|backup: $label|$t|$(awk -v b="$bytes" -v t="$t" 'BEGIN{printf "%.0f", b/1048576/t}')|$((m / 1024))|$((stored * 100 / bytes)) %")
+    # The restore reads the first destination's copy once, checking it on the way.
+    first=$(printf '%s' "$dests" | python3 -c 'import json,sys; print(json.dumps(json.loads("["+sys.stdin.read()+"]")[0]))')
+    restore_plan=$(printf '{"location":{"destination":%s,"path":"bench/%s/manifest.json"},"target":{"uri":"mongodb://127.0.0.1:%s/?directConnection=true"}}' "$first" "$name" "$FP")
+    read -r t m < <(MONGORESTORE="$WORK/fake-mongorestore" MONGO_OPERATOR_SECRETS_DIR="$WORK/secrets" \
+      MONGO_OPERATOR_LOG_LEVEL=warn MONGO_OPERATOR_PLAN="$restore_plan" measure "$BIN" restore)
+    rows+=("$gib GiB|restore: $label|$t|$(awk -v b="$bytes" -v t="$t" 'BEGIN{printf "%.0f", b/1048576/t}')|$((m / 1024))")
     rm -rf "$WORK/s3/bench/"* "$WORK/s3b/bench/"*
   done
   rm -f "$src"
 done
 
-printf '\n%-7s | %-26s | %9s | %9s | %12s | %s\n' size run seconds "MiB/s in" "peak RSS MiB" "stored/source"
+printf '\n%-7s | %-26s | %9s | %9s | %12s | %s\n' size run seconds "MiB/s" "peak RSS MiB" "stored/source"
 printf -- '--------|----------------------------|-----------|-----------|--------------|--------------\n'
 for r in "${rows[@]}"; do IFS='|' read -r a b c d e f <<< "$r"; printf '%-7s | %-26s | %9s | %9s | %12s | %s\n' "$a" "$b" "$c" "$d" "$e" "${f:-}"; done

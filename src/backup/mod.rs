@@ -6,7 +6,7 @@
 //!                                                          sha-256 ◀─────┴▶ multipart upload, store B
 //! ```
 //! then `manifest.json` next to the archive in every store, last. Restore reads the manifest,
-//! checks the whole archive against it, then feeds it to `mongorestore --archive --oplogReplay`.
+//! streams the archive into `mongorestore --archive --oplogReplay`, checking it on the way.
 
 pub mod codec;
 pub mod command;

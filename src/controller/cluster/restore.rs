@@ -1,5 +1,5 @@
 //! The restore stage of a cluster created from a backup (`spec.bootstrap.fromBackup`). Once the
-//! new replica set is whole and its restore user exists, one Job verifies the backup and
+//! new replica set is whole and its backup user exists, one Job verifies the backup and
 //! restores it; until that Job has succeeded the cluster is not Ready and its application users
 //! do not exist, so nothing writes into a half-restored database.
 //!
@@ -231,7 +231,7 @@ impl<A: MongoAdmin> Inputs<'_, A> {
     }
 }
 
-/// The restore stage, run once the replica set is whole and the restore user exists.
+/// The restore stage, run once the replica set is whole and the operator's users exist.
 pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error> {
     let Some(bootstrap) = &i.cluster.spec.bootstrap else { return Ok(RestoreStep::Done(None)) };
     if let Some(source) = &i.creds.restored_from {
