@@ -9,7 +9,7 @@
 #   e2e/cluster.sh status  say whether it is up
 #
 # Environment: MONGO_OPERATOR_E2E_DIR (state, default e2e/.run), E2E_APISERVER_PORT (16443),
-# E2E_ETCD_PORT (23790), E2E_NODES (6), E2E_PVS (200), E2E_POD_CIDR (127.100.0.0/16).
+# E2E_ETCD_PORT (23790), E2E_NODES (6), E2E_PVS (400), E2E_POD_CIDR (127.100.0.0/16).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +18,7 @@ API_PORT="${E2E_APISERVER_PORT:-16443}"
 ETCD_PORT="${E2E_ETCD_PORT:-23790}"
 ETCD_PEER_PORT=$((ETCD_PORT + 10))
 NODES="${E2E_NODES:-6}"
-PVS="${E2E_PVS:-200}"
+PVS="${E2E_PVS:-400}"
 POD_CIDR="${E2E_POD_CIDR:-127.100.0.0/16}"
 SERVICE_CIDR=10.96.0.0/16
 ZONES=(zone-a zone-b zone-c)

@@ -30,6 +30,20 @@ async fn until(env: &Env, name: &str, what: &str, check: impl Fn(&MongoCluster) 
     .await
 }
 
+/// Runs `setFeatureCompatibilityVersion 7.0` on the cluster's primary as `__system`, as a user
+/// with the keyFile could.
+async fn lower_fcv_by_hand(env: &Env, sim: &SimMembers, cluster: &str) {
+    use mongo_operator::mongo::MongoAdmin;
+    let key = env.secret_text(&format!("{cluster}-internal"), "keyfile").await.expect("keyFile");
+    let primary = sim.primary().expect("a primary");
+    let target = mongo_operator::mongo::Target {
+        address: sim.address(&primary).expect("address"),
+        credentials: Some(mongo_operator::mongo::Credentials::from_key_file(&key)),
+    };
+    let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
+    admin.set_feature_compatibility_version(&target, "7.0", true).await.expect("lower the FCV");
+}
+
 const AUTOMATIC_AT_ONCE: &str = "  featureCompatibility: {policy: Automatic, soakTime: 0s}\n";
 
 #[tokio::test]
@@ -104,7 +118,7 @@ async fn the_feature_compatibility_version_follows_its_policy_and_the_downgrade_
     for (name, extra) in [("auto", soak), ("manual", manual)] {
         env.create_cluster(&cluster_yaml(name, 3, extra).replace("8.0.4", "7.0.12")).await;
     }
-    let _auto = SimMembers::follow(&env.client, &env.ns, "auto", None).await;
+    let auto = SimMembers::follow(&env.client, &env.ns, "auto", None).await;
     let _manual = SimMembers::follow(&env.client, &env.ns, "manual", None).await;
     env.ready("auto").await;
     env.ready("manual").await;
@@ -139,6 +153,24 @@ async fn the_feature_compatibility_version_follows_its_policy_and_the_downgrade_
         until(&env, "auto", "the patch downgrade", |c| is_ready(c) && status(c).version.as_deref() == Some("8.0.3"))
             .await;
     assert_eq!(status(&c).feature_compatibility_version.as_deref(), Some("8.0"));
+
+    // Paused, the status still follows the FCV: someone lowers it by hand, and it shows.
+    env.patch_spec("auto", serde_json::json!({ "paused": true })).await;
+    until(&env, "auto", "paused", |c| status(c).phase == Some(mongo_operator::api::ClusterPhase::Paused)).await;
+    lower_fcv_by_hand(&env, &auto, "auto").await;
+    // Nothing in Kubernetes changed; ask for a look, as `kubectl annotate` would.
+    let request = serde_json::json!({ "metadata": { "annotations": {
+        mongo_operator::controller::cluster::RECONCILE_REQUEST_ANNOTATION: k8s_openapi::jiff::Timestamp::now().to_string(),
+    }}});
+    env.api::<MongoCluster>()
+        .patch("auto", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&request))
+        .await
+        .expect("request a reconcile");
+    let c = until(&env, "auto", "the FCV seen while paused", |c| {
+        status(c).feature_compatibility_version.as_deref() == Some("7.0")
+    })
+    .await;
+    assert_eq!(status(&c).phase, Some(mongo_operator::api::ClusterPhase::Paused));
 
     // Manual: the FCV stays at 7.0 on 8.0 binaries, so the binary can go back to 7.0.
     let c = until(&env, "manual", "manual on 8.0.4", |c| is_ready(c) && status(c).version.as_deref() == Some("8.0.4"))

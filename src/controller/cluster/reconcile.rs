@@ -30,6 +30,8 @@ use crate::replset::{Observed, Step, WaitReason, plan};
 const AFTER_STEP: Duration = Duration::from_secs(2);
 /// How soon to look again while waiting on MongoDB (an election, a member catching up).
 const WHILE_WAITING: Duration = Duration::from_secs(5);
+/// How often a paused or blocked cluster's members are looked at, only to report them.
+const STANDING_STILL: Duration = Duration::from_secs(300);
 
 /// What the replica-set part decided and saw.
 struct Outcome {
@@ -93,7 +95,9 @@ async fn reconcile_inner<A: MongoAdmin>(
             Some(secret) => observe_only(ctx, names, &world, secret).await,
             None => (None, None),
         };
-        let mut outcome = Outcome::new(progress, observed, None);
+        // Looked at again now and then, so that its status (the members, the version, the
+        // featureCompatibilityVersion) stays current while it stands still.
+        let mut outcome = Outcome::new(progress, observed, Some(STANDING_STILL));
         outcome.versions = versions;
         outcome
     } else {
