@@ -151,6 +151,13 @@ async fn source_set() -> DataSet {
     set
 }
 
+/// A seeded source set, an empty one-member target and one store.
+async fn seeded_with_one_store() -> (DataSet, DataSet, S3Server) {
+    let source = source_set().await;
+    seed(&source).await;
+    (source, DataSet::start("clone", 1).await, S3Server::start(&[BUCKET]))
+}
+
 /// The plan the operator writes for a backup: one secondary alone, the backup user, `--oplog`.
 async fn backup_plan(
     source: &DataSet,
@@ -206,6 +213,20 @@ async fn seed(set: &DataSet) {
     client.database("crm").collection::<Document>("customers").insert_many(customers).await.expect("insert customers");
 }
 
+/// Every document of a collection, sorted by `_id`.
+async fn documents(client: &mongodb::Client, db: &str, collection: &str) -> Vec<Document> {
+    client
+        .database(db)
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("documents")
+}
+
 /// Every document of every user database, sorted by database, collection and _id.
 async fn contents(set: &DataSet) -> Vec<(String, String, Vec<Document>)> {
     let client = set.client().await;
@@ -217,16 +238,7 @@ async fn contents(set: &DataSet) -> Vec<(String, String, Vec<Document>)> {
         let mut collections = client.database(&db).list_collection_names().await.expect("collections");
         collections.sort();
         for collection in collections {
-            let docs: Vec<Document> = client
-                .database(&db)
-                .collection::<Document>(&collection)
-                .find(doc! {})
-                .sort(doc! { "_id": 1 })
-                .await
-                .expect("find")
-                .try_collect()
-                .await
-                .expect("documents");
+            let docs = documents(&client, &db, &collection).await;
             out.push((db.clone(), collection, docs));
         }
     }
@@ -335,10 +347,7 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn writes_during_the_dump_are_replayed_from_the_archive_oplog() {
-    let source = source_set().await;
-    let target = DataSet::start("clone", 1).await;
-    let store = S3Server::start(&[BUCKET]);
-    seed(&source).await;
+    let (source, target, store) = seeded_with_one_store().await;
     // An application keeps writing while the backup runs: inserts, updates and deletes.
     let writer = {
         let client = source.client().await;
@@ -375,17 +384,7 @@ async fn writes_during_the_dump_are_replayed_from_the_archive_oplog() {
     assert!(applied > 0, "the archive's oplog was replayed: {stderr}");
     // What was restored is one moment of the application's writes: the state after some prefix
     // of its operations, not a mix of before and after.
-    let client = target.client().await;
-    let live: Vec<Document> = client
-        .database("iot")
-        .collection::<Document>("live")
-        .find(doc! {})
-        .sort(doc! { "_id": 1 })
-        .await
-        .expect("find")
-        .try_collect()
-        .await
-        .expect("read");
+    let live = documents(&target.client().await, "iot", "live").await;
     let last = live.last().and_then(|d| d.get_i64("_id").ok()).expect("some documents");
     let ops = writes();
     let consistent = (0..=ops.len()).any(|n| state_after(&ops[..n]) == live);
@@ -527,10 +526,7 @@ async fn faults_never_leave_a_backup_that_looks_complete() {
 #[tokio::test]
 #[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
 async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_and_touches_nothing() {
-    let source = source_set().await;
-    let target = DataSet::start("clone", 1).await;
-    let store = S3Server::start(&[BUCKET]);
-    seed(&source).await;
+    let (source, target, store) = seeded_with_one_store().await;
     let secrets = Secrets::backup(&["a"], Some("the right key"));
     let plan = backup_plan(&source, "keyed", vec![destination("a", &store, "p")], Compression::Zstd, true).await;
     let (manifest, copies) =

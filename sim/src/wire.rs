@@ -116,25 +116,40 @@ fn read_legacy_query(request_id: i32, rest: &[u8]) -> Result<Request, WireError>
     Ok(Request { request_id, body, more_to_come: false, legacy: true })
 }
 
-/// Answers an OP_QUERY with an OP_REPLY holding one document.
+/// Answers an OP_QUERY with an OP_REPLY holding one document: no flags, no cursor, starting
+/// at 0, one document returned.
 pub async fn write_legacy_reply<W: AsyncWrite + Unpin>(
     w: &mut W,
     response_to: i32,
     request_id: i32,
     body: &Document,
 ) -> Result<(), WireError> {
+    let mut fields = Vec::with_capacity(20);
+    fields.extend_from_slice(&0i32.to_le_bytes());
+    fields.extend_from_slice(&0i64.to_le_bytes());
+    fields.extend_from_slice(&0i32.to_le_bytes());
+    fields.extend_from_slice(&1i32.to_le_bytes());
+    write_message(w, request_id, response_to, OP_REPLY, &fields, body).await
+}
+
+/// One message: the standard header, the op's own fields, then `body`.
+async fn write_message<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    request_id: i32,
+    response_to: i32,
+    op_code: i32,
+    fields: &[u8],
+    body: &Document,
+) -> Result<(), WireError> {
     let mut doc = Vec::new();
     body.to_writer(&mut doc).map_err(|e| WireError::Malformed(e.to_string()))?;
-    let len = 16 + 4 + 8 + 4 + 4 + doc.len();
+    let len = 16 + fields.len() + doc.len();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&(len as i32).to_le_bytes());
     out.extend_from_slice(&request_id.to_le_bytes());
     out.extend_from_slice(&response_to.to_le_bytes());
-    out.extend_from_slice(&OP_REPLY.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0i64.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&1i32.to_le_bytes());
+    out.extend_from_slice(&op_code.to_le_bytes());
+    out.extend_from_slice(fields);
     out.extend_from_slice(&doc);
     w.write_all(&out).await?;
     w.flush().await?;
@@ -163,20 +178,10 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
     request_id: i32,
     body: &Document,
 ) -> Result<(), WireError> {
-    let mut doc = Vec::new();
-    body.to_writer(&mut doc).map_err(|e| WireError::Malformed(e.to_string()))?;
-    let len = 16 + 4 + 1 + doc.len();
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&(len as i32).to_le_bytes());
-    out.extend_from_slice(&request_id.to_le_bytes());
-    out.extend_from_slice(&response_to.to_le_bytes());
-    out.extend_from_slice(&OP_MSG.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&doc);
-    w.write_all(&out).await?;
-    w.flush().await?;
-    Ok(())
+    // No flags, then the body as one kind-0 section.
+    let mut fields = 0u32.to_le_bytes().to_vec();
+    fields.push(0);
+    write_message(w, request_id, response_to, OP_MSG, &fields, body).await
 }
 
 /// Writes one command as a client would (for tests and tools that talk to the simulator
