@@ -168,6 +168,16 @@ fn invalid_creates() -> Vec<Invalid> {
             "exactly one of backupName or location",
         ),
         c(
+            "bootstrap from a location that nothing vouches for",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    location:\n      path: p/manifest.json\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
+            "needs encryptionKeySecretRef or checksum",
+        ),
+        c(
+            "bootstrap with a checksum that is not sha256",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    checksum: md5:abc\n    location:\n      path: p/manifest.json\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
+            "checksum",
+        ),
+        c(
             "bootstrap from nothing",
             "version: 8.0.4\nbootstrap: {fromBackup: {}}",
             "exactly one of backupName or location",

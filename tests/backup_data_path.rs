@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use mongo_operator::api::{BackupLocation, Compression, Destination, S3CredentialsReference, S3Destination};
 use mongo_operator::backup::files::{self, destination_file};
-use mongo_operator::backup::plan::{BackupPlan, Outcome, RestorePlan};
+use mongo_operator::backup::plan::{BackupPlan, Expected, Manifest, Outcome, RestorePlan};
 use mongo_operator::build::backup_job::{BACKUP_USER, member_source, set_target};
 use mongodb::bson::{Bson, DateTime, Document, doc, spec::BinarySubtype};
 use support::data_set::{DataSet, KEY_FILE};
@@ -179,14 +179,26 @@ async fn backup_plan(
     .expect("json")
 }
 
-/// The plan the operator writes for a restore: the whole set, as `__system`.
-fn restore_plan(target: &DataSet, destination: Destination, path: &str) -> String {
-    restore_plan_with_fallbacks(target, BackupLocation { destination, path: path.into() }, vec![])
+/// The plan the operator writes for a restore: the whole set, as `__system`, and what the
+/// API or the spec vouches for.
+fn restore_plan(target: &DataSet, destination: Destination, path: &str, expected: &Expected) -> String {
+    restore_plan_with_fallbacks(target, BackupLocation { destination, path: path.into() }, vec![], expected)
 }
 
-fn restore_plan_with_fallbacks(target: &DataSet, location: BackupLocation, fallbacks: Vec<BackupLocation>) -> String {
-    serde_json::to_string(&RestorePlan { location, fallbacks, target: set_target(&target.hosts, &target.name) })
-        .expect("json")
+fn restore_plan_with_fallbacks(
+    target: &DataSet,
+    location: BackupLocation,
+    fallbacks: Vec<BackupLocation>,
+    expected: &Expected,
+) -> String {
+    let target = set_target(&target.hosts, &target.name);
+    serde_json::to_string(&RestorePlan { location, fallbacks, target, expected: expected.clone() }).expect("json")
+}
+
+/// What a restore by name knows from the MongoBackup's status: the checksum and whether the
+/// backup was encrypted.
+fn recorded(manifest: &Manifest) -> Expected {
+    Expected { checksum: Some(manifest.checksum.clone()), encrypted: manifest.encryption.is_some() }
 }
 
 /// Documents of several BSON types in two databases.
@@ -331,7 +343,13 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
         // users with the backup's; the operator settles them afterwards).
         drop_all(&target).await;
         let path = copies.iter().find(|c| c.destination == "scaleway").expect("copy").path.clone();
-        let plan = restore_plan(&target, destination("scaleway", &store_b, "eu/prod"), &path);
+        // Encrypted copies are restored as by location with only the key (the manifest's MAC
+        // vouches for it), plain ones with the checksum the MongoBackup recorded.
+        let vouching = match encrypted {
+            true => Expected { checksum: None, encrypted: true },
+            false => recorded(&manifest),
+        };
+        let plan = restore_plan(&target, destination("scaleway", &store_b, "eu/prod"), &path, &vouching);
         let restore_secrets = Secrets::restore(&["scaleway"], encrypted.then_some(key));
         let restored =
             run(Run { subcommand: "restore", plan, secrets: &restore_secrets.0, mongodump: None, env: vec![] }).await;
@@ -368,10 +386,10 @@ async fn writes_during_the_dump_are_replayed_from_the_archive_oplog() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let secrets = Secrets::backup(&["a"], None);
     let plan = backup_plan(&source, "live", vec![destination("a", &store, "p")], Compression::Zstd, false).await;
-    let (_, copies) =
+    let (manifest, copies) =
         backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
     writer.abort();
-    let plan = restore_plan(&target, destination("a", &store, "p"), &copies[0].path);
+    let plan = restore_plan(&target, destination("a", &store, "p"), &copies[0].path, &recorded(&manifest));
     let restore_secrets = Secrets::restore(&["a"], None);
     let (ok, outcome, stderr) =
         run_logged(Run { subcommand: "restore", plan, secrets: &restore_secrets.0, mongodump: None, env: vec![] })
@@ -534,14 +552,15 @@ async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_an
     let path = copies[0].path.clone();
     let secrets = Secrets::restore(&["a"], Some("the right key"));
     let restore = |secrets: &Path, path: &str| {
-        let plan = restore_plan(&target, destination("a", &store, "p"), path);
+        let plan = restore_plan(&target, destination("a", &store, "p"), path, &recorded(&manifest));
         let secrets = secrets.to_path_buf();
         async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
     };
 
+    // A wrong key does not verify the manifest's MAC, so nothing is read.
     let wrong = Secrets::restore(&["a"], Some("a wrong key"));
     let error = failed(restore(&wrong.0, &path).await);
-    assert!(error.contains("the encryption key does not open this archive"), "{error}");
+    assert!(error.contains("does not verify with the encryption key: the key is not the backup's"), "{error}");
     assert!(contents(&target).await.is_empty(), "nothing was restored");
     assert_eq!(target.users().await, Vec::<(String, String)>::new(), "the users were not touched either");
 
@@ -558,6 +577,79 @@ async fn restore_refuses_a_wrong_key_a_damaged_archive_and_a_missing_manifest_an
     let error = failed(restore(&secrets.0, &path).await);
     assert!(error.contains("does not match its manifest"), "{error}");
     assert!(contents(&target).await.is_empty(), "what the damaged archive restored was removed");
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn restore_believes_a_manifest_only_as_far_as_the_api_or_the_key_vouches_for_it() {
+    let (source, target, store) = seeded_with_one_store().await;
+    let key = "the production backup key, 32 characters or more";
+    let secrets = Secrets::backup(&["a"], Some(key));
+    let plan = backup_plan(&source, "real", vec![destination("a", &store, "p")], Compression::Zstd, true).await;
+    let (real, copies) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    assert!(real.mac.as_deref().is_some_and(|m| m.starts_with("hmac-sha256:")), "{real:?}");
+    let real_path = copies[0].path.clone();
+
+    // Somebody who can write to the bucket, but has no key, puts a plaintext archive of their
+    // own, with a manifest that matches it, where the real backup was.
+    let forged = source_set().await;
+    forged
+        .client()
+        .await
+        .database("iot")
+        .collection::<Document>("planted")
+        .insert_one(doc! { "x": 1 })
+        .await
+        .expect("insert");
+    let plain = Secrets::backup(&["a"], None);
+    let plan = backup_plan(&forged, "forged", vec![destination("a", &store, "p")], Compression::Zstd, false).await;
+    let (forged_manifest, _) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &plain.0, mongodump: None, env: vec![] }).await);
+    let object = |name: &str| store.object_file(BUCKET, &format!("p/orders/{name}"));
+    let replace_real_with_forged = || {
+        std::fs::copy(
+            object(&format!("forged/{}", forged_manifest.archive)),
+            object(&format!("real/{}", forged_manifest.archive)),
+        )
+        .expect("plant the archive");
+        std::fs::copy(object("forged/manifest.json"), object("real/manifest.json")).expect("plant the manifest");
+    };
+    let secrets = Secrets::restore(&["a"], Some(key));
+    let restore = |expected: Expected| {
+        let plan = restore_plan(&target, destination("a", &store, "p"), &real_path, &expected);
+        let secrets = secrets.0.clone();
+        async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
+    };
+
+    // A manifest changed by somebody without the key: its MAC no longer verifies (here it
+    // stops the oplog being replayed), and with the MAC taken off there is nothing to check.
+    let manifest_file = object("real/manifest.json");
+    let original = std::fs::read(&manifest_file).expect("manifest");
+    let mut changed: serde_json::Value = serde_json::from_slice(&original).expect("json");
+    changed["oplog"] = false.into();
+    std::fs::write(&manifest_file, serde_json::to_vec(&changed).expect("json")).expect("tamper");
+    let by_key = Expected { checksum: None, encrypted: true };
+    let error = failed(restore(by_key.clone()).await);
+    assert!(error.contains("is refused: its MAC does not verify with the encryption key"), "{error}");
+    changed.as_object_mut().expect("object").remove("mac");
+    std::fs::write(&manifest_file, serde_json::to_vec(&changed).expect("json")).expect("tamper");
+    let error = failed(restore(by_key.clone()).await);
+    assert!(error.contains("is refused: it carries no MAC"), "{error}");
+    std::fs::write(&manifest_file, &original).expect("put back");
+
+    replace_real_with_forged();
+    // By location with the key: the plaintext archive is refused before anything is read.
+    let error = failed(restore(by_key).await);
+    assert!(error.contains("is refused: it says the archive is not encrypted"), "{error}");
+    // By name: the MongoBackup's status says encrypted, with the real checksum.
+    let error = failed(restore(recorded(&real)).await);
+    assert!(error.contains("is refused: it says the archive is not encrypted"), "{error}");
+    // By location with the checksum the MongoBackup showed: the forged manifest's differs.
+    let error = failed(restore(Expected { checksum: Some(real.checksum.clone()), encrypted: false }).await);
+    assert!(error.contains(&format!("is not the backup's, {}", real.checksum)), "{error}");
+    assert!(contents(&target).await.is_empty(), "nothing of the forged backup was restored");
+    assert_eq!(target.users().await, Vec::<(String, String)>::new(), "the users were not touched either");
 }
 
 #[tokio::test]
@@ -589,7 +681,7 @@ async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is
         std::fs::write(&file, bytes).expect("damage");
     };
     let restore = |target: &DataSet| {
-        let plan = restore_plan_with_fallbacks(target, ovh.clone(), vec![scaleway.clone()]);
+        let plan = restore_plan_with_fallbacks(target, ovh.clone(), vec![scaleway.clone()], &recorded(&manifest));
         let secrets = secrets.0.clone();
         async move { run(Run { subcommand: "restore", plan, secrets: &secrets, mongodump: None, env: vec![] }).await }
     };

@@ -315,6 +315,10 @@ pub struct MongoBackupStatus {
     /// SHA-256 of the stored archive, as "sha256:<hex>".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// How the archive was encrypted ("age-scrypt"), or unset for a plaintext archive. A
+    /// restore refuses a manifest that says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
     /// Where each copy lives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<BackupCopy>,

@@ -505,6 +505,9 @@ pub struct BootstrapSpec {
 #[x_kube(validation = Rule::new("has(self.backupName) != has(self.location)")
     .message("bootstrap.fromBackup needs exactly one of backupName or location")
     .reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("!has(self.location) || has(self.encryptionKeySecretRef) || has(self.checksum)")
+    .message("bootstrap.fromBackup.location needs encryptionKeySecretRef or checksum: whoever can write to the bucket could otherwise put any archive there")
+    .reason(Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct FromBackupSpec {
     /// Name of a succeeded MongoBackup in this namespace.
@@ -518,6 +521,13 @@ pub struct FromBackupSpec {
     /// `backupName` the MongoBackup's own `encryption.keySecretRef` is used when this is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key_secret_ref: Option<SecretKeyReference>,
+    /// The stored archive's checksum, "sha256:<hex>", as the backup's MongoBackup showed it
+    /// (`status.checksum`). A restore by `location` needs this or `encryptionKeySecretRef`:
+    /// the manifest in the bucket is believed only as far as one of them vouches for it.
+    /// With `backupName` the MongoBackup's own status is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub checksum: Option<String>,
     /// Keep the users and passwords the backup holds. By default the restored cluster has
     /// only its own users (those of `spec.users` and the operator's): every other user the
     /// backup brings is dropped once the restore is done, so that a copy of production does

@@ -13,6 +13,7 @@ pub mod command;
 pub mod files;
 pub mod plan;
 pub mod restore;
+pub mod seal;
 pub mod server;
 pub mod store;
 pub mod take;
@@ -69,6 +70,15 @@ pub enum RestoreError {
         /// Where it was looked for.
         url: String,
         /// Why it cannot be used.
+        reason: String,
+    },
+    /// The manifest disagrees with what the API or the spec says of the backup, or nothing
+    /// vouches for it: whoever wrote it may not be whoever took the backup.
+    #[error("the manifest at {url} is refused: {reason}; nothing was restored from it")]
+    Untrusted {
+        /// Where it was read.
+        url: String,
+        /// What disagrees.
         reason: String,
     },
     /// The archive cannot be read, decrypted or decompressed.

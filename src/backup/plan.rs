@@ -65,6 +65,31 @@ pub struct RestorePlan {
     pub fallbacks: Vec<BackupLocation>,
     /// The deployment to restore into.
     pub target: Source,
+    /// What is known of the backup from somewhere its buckets cannot change.
+    pub expected: Expected,
+}
+
+/// What a restore knows of a backup without reading its bucket: from the MongoBackup's status
+/// in the API (a restore by name), or from the MongoCluster's spec (a restore by location).
+/// Whoever can write to a bucket can replace both the archive and the manifest next to it, so
+/// a manifest is believed only as far as one of these vouches for it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Expected {
+    /// The stored archive's SHA-256, as "sha256:<hex>": the manifest must say the same, and
+    /// the bytes read must have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// The backup was encrypted: a manifest that says it is not is refused, and without a
+    /// checksum the manifest must carry a MAC made with the key ([`super::seal`]).
+    pub encrypted: bool,
+}
+
+impl Expected {
+    /// Whether anything vouches for the backup at all.
+    pub fn vouches(&self) -> bool {
+        self.checksum.is_some() || self.encrypted
+    }
 }
 
 /// The format version of [`Manifest`]; a restore refuses manifests it does not know.
@@ -104,6 +129,10 @@ pub struct Manifest {
     /// Encryption applied after compression: "age-scrypt" (the age format with a passphrase,
     /// readable by the `age` tool), or none.
     pub encryption: Option<String>,
+    /// For an encrypted backup, "hmac-sha256:<hex>": the manifest's MAC under the backup's key,
+    /// which proves that it was written by whoever holds the key ([`super::seal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// The encryption scheme name written into manifests.

@@ -21,7 +21,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::RestoreError;
 use super::codec::decoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
-use super::plan::{MANIFEST_FORMAT, Manifest, Outcome, RestorePlan, Source};
+use super::plan::{Expected, MANIFEST_FORMAT, Manifest, Outcome, RestorePlan, Source};
+use super::seal;
 use super::store::{OpenStore, open};
 use super::tools::{ToolProcess, Tools};
 use crate::api::BackupLocation;
@@ -41,10 +42,16 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
         Some(_) => Some(secrets.required(MONGODB_PASSWORD)?),
         None => None,
     };
+    if !plan.expected.vouches() {
+        return Err(RestoreError::Untrusted {
+            url: plan.location.path.clone(),
+            reason: "the plan gives neither the backup's checksum nor its encryption".into(),
+        });
+    }
     let mut failures: Vec<(String, RestoreError)> = Vec::new();
     for location in std::iter::once(&plan.location).chain(&plan.fallbacks) {
         let copy = location.destination.name.clone();
-        match restore_copy(location, &plan.target, password.as_deref(), secrets, tools).await {
+        match restore_copy(location, plan, password.as_deref(), secrets, tools).await {
             Ok(outcome) => return Ok(outcome),
             Err(Failed { error, touched, final_ }) => {
                 tracing::warn!(%copy, %error, "this copy cannot be restored");
@@ -90,7 +97,7 @@ impl Failed {
 /// and never touches the target), then the archive, hashed as it passes.
 async fn restore_copy(
     location: &BackupLocation,
-    target: &Source,
+    plan: &RestorePlan,
     password: Option<&str>,
     secrets: &SecretFiles,
     tools: &Tools,
@@ -98,12 +105,16 @@ async fn restore_copy(
     let destination = &location.destination;
     let credentials = secrets.store_credentials(destination).map_err(|e| Failed::untouched(e.into()))?;
     let store = open(destination, &credentials).map_err(|e| Failed::untouched(e.into()))?;
-    let manifest = read_manifest(&store, &Path::from(location.path.as_str())).await.map_err(Failed::untouched)?;
+    let manifest_key = Path::from(location.path.as_str());
+    let manifest = read_manifest(&store, &manifest_key).await.map_err(Failed::untouched)?;
     let archive_key = archive_key(&location.path, &manifest.archive);
-    let passphrase = match manifest.encryption {
-        Some(_) => Some(secrets.required(ENCRYPTION_KEY).map_err(|e| Failed::untouched(e.into()))?),
-        None => None,
+    let passphrase = match manifest.encryption.is_some() || plan.expected.encrypted {
+        true => Some(secrets.required(ENCRYPTION_KEY).map_err(|e| Failed::untouched(e.into()))?),
+        false => None,
     };
+    vouched(&manifest, &plan.expected, passphrase.as_deref())
+        .map_err(|reason| Failed::untouched(RestoreError::Untrusted { url: store.url(&manifest_key), reason }))?;
+    let target = &plan.target;
     let mut args = vec!["--archive".to_string(), "--drop".to_string()];
     // An --oplog archive is replayed to its end, for a consistent copy. No namespace may be
     // excluded then: mongorestore refuses excludes, includes and renames with --oplogReplay
@@ -150,6 +161,33 @@ async fn restore_copy(
         return Err(Failed { error, touched: true, final_: true });
     }
     Ok(Outcome::Restored { manifest, copy: Some(destination.name.clone()) })
+}
+
+/// Why the manifest cannot be believed, if it cannot: it must agree with what the API or the
+/// spec says of the backup (`expected`), and when only the key vouches for it, carry a MAC made
+/// with that key. A MAC that is there is always checked.
+fn vouched(manifest: &Manifest, expected: &Expected, passphrase: Option<&str>) -> Result<(), String> {
+    if expected.encrypted && manifest.encryption.is_none() {
+        return Err("it says the archive is not encrypted, but the backup was encrypted".into());
+    }
+    if let Some(checksum) = &expected.checksum
+        && *checksum != manifest.checksum
+    {
+        return Err(format!("its checksum {} is not the backup's, {checksum}", manifest.checksum));
+    }
+    match (&manifest.mac, passphrase) {
+        (Some(_), Some(key)) if !seal::verifies(manifest, key) => {
+            Err("its MAC does not verify with the encryption key: the key is not the backup's, or somebody without \
+                 it changed the manifest"
+                .into())
+        }
+        (None, _) if expected.checksum.is_none() => {
+            Err("it carries no MAC, and no checksum was given to check it against (set bootstrap.fromBackup.checksum \
+             to the checksum the backup's MongoBackup showed)"
+                .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Drops every database a failed copy may have put into the target (all but admin, config

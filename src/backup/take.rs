@@ -13,6 +13,7 @@ use super::BackupError;
 use super::codec::encoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{BackupPlan, Copy, ENCRYPTION_SCHEME, MANIFEST_FORMAT, MANIFEST_NAME, Manifest, Outcome};
+use super::seal;
 use super::server::server_facts;
 use super::store::{OpenStore, backup_dir, open};
 use super::tools::{ToolProcess, Tools};
@@ -34,10 +35,12 @@ pub async fn take(
         Some(_) => Some(secrets.required(MONGODB_PASSWORD)?),
         None => None,
     };
-    let passphrase = match plan.encrypted {
-        true => Some(SecretString::from(secrets.required(ENCRYPTION_KEY)?)),
+    // Kept apart from the encoder's copy: the manifest's MAC is made with it at the end.
+    let key = match plan.encrypted {
+        true => Some(secrets.required(ENCRYPTION_KEY)?),
         false => None,
     };
+    let passphrase = key.clone().map(SecretString::from);
     let mut stores = Vec::new();
     for destination in &plan.destinations {
         stores.push(open(destination, &secrets.store_credentials(destination)?)?);
@@ -110,7 +113,7 @@ pub async fn take(
     };
     let archives = uploads.finish().await?;
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: MANIFEST_FORMAT,
         cluster: plan.cluster.clone(),
         backup: plan.backup.clone(),
@@ -124,7 +127,11 @@ pub async fn take(
         dump_bytes,
         compression: plan.compression,
         encryption: plan.encrypted.then(|| ENCRYPTION_SCHEME.to_string()),
+        mac: None,
     };
+    if let Some(key) = &key {
+        manifest.mac = Some(seal::mac(&manifest, key).map_err(std::io::Error::other)?);
+    }
     // If a manifest cannot be written everywhere, the archives go too: nothing half-done stays.
     match write_manifests(&stores, &dir, &manifest).await {
         Ok(copies) => Ok(Outcome::BackedUp { manifest, copies }),

@@ -11,6 +11,9 @@ use super::error::{Error, KubeContext};
 use crate::backup::plan::Outcome;
 
 /// A Job's state, as far as the backup is concerned.
+// One value per Job read, matched on at once: boxing the outcome would save nothing and cost
+// the callers their patterns into it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobState {
     /// Still running (or waiting to run, or retrying).

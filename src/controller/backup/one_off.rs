@@ -92,6 +92,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
                 status.size_bytes = i64::try_from(manifest.size_bytes).ok();
                 status.size_human = Some(human_size(manifest.size_bytes));
                 status.checksum = Some(manifest.checksum.clone());
+                status.encryption = manifest.encryption.clone();
                 status.mongodb_version = manifest.mongodb_version.clone();
                 status.copies = copies
                     .iter()

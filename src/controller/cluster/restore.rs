@@ -24,7 +24,7 @@ use crate::api::{
     SecretKeyReference,
 };
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
-use crate::backup::plan::{Outcome, RestorePlan};
+use crate::backup::plan::{Expected, Outcome, RestorePlan};
 use crate::backup::store::manifest_key;
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
@@ -60,6 +60,8 @@ pub struct Source {
     /// tries them when `location` cannot be read or is damaged.
     pub fallbacks: Vec<BackupLocation>,
     pub encryption_key: Option<SecretKeyReference>,
+    /// What the API or the spec says of the backup, which its manifest must agree with.
+    pub expected: Expected,
     /// How status and Events name it: the MongoBackup, or the manifest's store and key.
     pub description: String,
 }
@@ -76,10 +78,21 @@ pub enum Unresolved {
 /// Resolves `fromBackup`; `backup` is the MongoBackup it names, when it names one that exists.
 pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<Source, Unresolved> {
     if let Some(location) = &from.location {
+        let expected =
+            Expected { checksum: from.checksum.clone(), encrypted: from.encryption_key_secret_ref.is_some() };
+        if !expected.vouches() {
+            return Err(Unresolved::Invalid(
+                "RestoreUnauthenticated",
+                "bootstrap.fromBackup.location needs encryptionKeySecretRef or checksum: nothing else vouches for \
+                 what is in the bucket"
+                    .into(),
+            ));
+        }
         return Ok(Source {
             location: location.clone(),
             fallbacks: Vec::new(),
             encryption_key: from.encryption_key_secret_ref.clone(),
+            expected,
             description: format!("{}:{}", location.destination.name, location.path),
         });
     }
@@ -120,9 +133,18 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
     let Some(location) = copies.next() else {
         return Err(Unresolved::Invalid("BackupHasNoCopy", format!("MongoBackup {name} records no stored copy")));
     };
+    let Some(checksum) = status.checksum.clone() else {
+        return Err(Unresolved::Invalid(
+            "BackupHasNoChecksum",
+            format!("MongoBackup {name} records no checksum, so nothing can vouch for the copy in the bucket"),
+        ));
+    };
+    // Backups recorded before their status said how they were encrypted: the spec says it.
+    let encrypted = status.encryption.is_some() || backup.spec.encryption.is_some();
     Ok(Source {
         location,
         fallbacks: copies.collect(),
+        expected: Expected { checksum: Some(checksum), encrypted },
         encryption_key: from
             .encryption_key_secret_ref
             .clone()
@@ -201,7 +223,7 @@ impl<A: MongoAdmin> Inputs<'_, A> {
         status.completion_time.get_or_insert_with(|| Time(Timestamp::now()));
         RestoreStep::Holding {
             progress: Progress::Blocked,
-            problem: Some(Problem { reason, message, blocks_all: true }),
+            problem: Some(Problem { reason, message, blocks_all: true, secret: None }),
             status,
             next: None,
         }
@@ -342,6 +364,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         location: source.location.clone(),
         fallbacks,
         target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain),
+        expected: source.expected.clone(),
     };
     let plan_json =
         serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: job_name.clone(), problem: e.to_string() })?;
@@ -473,16 +496,20 @@ mod tests {
                     path: p.map(str::to_string),
                 })
                 .collect(),
+            checksum: Some(CHECKSUM.into()),
             ..MongoBackupStatus::default()
         });
         b
     }
+
+    const CHECKSUM: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
     fn by_name() -> FromBackupSpec {
         FromBackupSpec {
             backup_name: Some("orders-202611231200".into()),
             location: None,
             encryption_key_secret_ref: None,
+            checksum: None,
             keep_source_users: false,
             resources: None,
         }
@@ -500,6 +527,9 @@ mod tests {
             source.fallbacks.iter().map(|l| (l.destination.name.as_str(), l.path.as_str())).collect();
         assert_eq!(fallbacks, [("scw", "prod/x/manifest.json")]);
         assert_eq!(source.encryption_key, Some(SecretKeyReference { name: "backup-key".into(), key: "key".into() }));
+        // The manifest is checked against what the API says: its checksum, and that it was
+        // encrypted (its spec says so when its status predates the record).
+        assert_eq!(source.expected, Expected { checksum: Some(CHECKSUM.into()), encrypted: true });
         let only_scw = backup(BackupPhase::Succeeded, &[("scw", Some("prod/x/manifest.json"))]);
         let source = resolve(&by_name(), Some(&only_scw)).expect("resolves");
         assert_eq!(source.location.path, "prod/x/manifest.json");
@@ -521,6 +551,21 @@ mod tests {
         schedule.spec.schedule =
             Some(ScheduleSpec { cron: "0 */2 * * *".into(), time_zone: None, starting_deadline_seconds: 3600 });
         assert_eq!(reason(resolve(&by_name(), Some(&schedule))), "fail:BackupIsASchedule");
+        let mut unchecked = backup(BackupPhase::Succeeded, &[("ovh", None)]);
+        if let Some(status) = unchecked.status.as_mut() {
+            status.checksum = None;
+        }
+        assert_eq!(reason(resolve(&by_name(), Some(&unchecked))), "fail:BackupHasNoChecksum");
+    }
+
+    #[test]
+    fn a_location_that_nothing_vouches_for_is_refused() {
+        let location = BackupLocation { destination: destination("ovh"), path: "prod/a/b/manifest.json".into() };
+        let from = FromBackupSpec { location: Some(location), backup_name: None, ..by_name() };
+        assert!(matches!(resolve(&from, None), Err(Unresolved::Invalid("RestoreUnauthenticated", _))));
+        let checked = FromBackupSpec { checksum: Some(CHECKSUM.into()), ..from };
+        let source = resolve(&checked, None).expect("a checksum vouches for it");
+        assert_eq!(source.expected, Expected { checksum: Some(CHECKSUM.into()), encrypted: false });
     }
 
     #[test]
@@ -530,11 +575,13 @@ mod tests {
             backup_name: None,
             location: Some(BackupLocation { destination: destination("ovh"), path: "prod/a/b/manifest.json".into() }),
             encryption_key_secret_ref: Some(key.clone()),
+            checksum: None,
             keep_source_users: false,
             resources: None,
         };
         let source = resolve(&from, None).expect("resolves");
         assert_eq!(source.encryption_key, Some(key));
+        assert_eq!(source.expected, Expected { checksum: None, encrypted: true });
         assert_eq!(source.description, "ovh:prod/a/b/manifest.json");
         let names = ClusterNames::new("clone", "shop");
         let files: Vec<(String, String)> =
