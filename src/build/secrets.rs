@@ -38,6 +38,14 @@ pub const PASSWORD_KEY: &str = "password";
 pub const USER_ANNOTATION: &str = "mongo.operator.rs/user";
 pub const USER_DB_ANNOTATION: &str = "mongo.operator.rs/user-db";
 pub const APPLIED_PASSWORD_ANNOTATION: &str = "mongo.operator.rs/applied-password-digest";
+/// Annotation of every Secret the operator writes for a cluster: the MongoCluster's UID. A
+/// connection Secret is only ever written to or deleted when it carries this cluster's labels,
+/// and a user is only dropped for a Secret that carries its UID: labels anybody can copy, a
+/// UID nobody can choose. A Secret kept from an earlier cluster of the same name
+/// (`deletionPolicy: Retain`) carries the old UID until it is adopted, with an Event.
+pub const CLUSTER_UID_ANNOTATION: &str = "mongo.operator.rs/cluster-uid";
+/// The `app.kubernetes.io/component` of the internal Secret.
+pub const INTERNAL_COMPONENT: &str = "internal-credentials";
 /// The `app.kubernetes.io/component` of connection Secrets, to list them.
 pub const USER_COMPONENT: &str = "user-credentials";
 
@@ -72,7 +80,8 @@ pub fn internal(
         metadata: ObjectMeta {
             name: Some(names.internal_secret()),
             namespace: Some(names.namespace.clone()),
-            labels: Some(labels(&names.cluster, "internal-credentials")),
+            labels: Some(labels(&names.cluster, INTERNAL_COMPONENT)),
+            annotations: Some(bound_to(owner)),
             owner_references: owners(policy, owner),
             ..ObjectMeta::default()
         },
@@ -82,13 +91,25 @@ pub fn internal(
     }
 }
 
+/// The annotation that binds a Secret to the cluster `owner` names.
+fn bound_to(owner: &OwnerReference) -> BTreeMap<String, String> {
+    BTreeMap::from([(CLUSTER_UID_ANNOTATION.to_string(), owner.uid.clone())])
+}
+
+/// The UID of the cluster a Secret was written for, if it says.
+pub fn bound_uid(secret: &Secret) -> Option<&str> {
+    secret.metadata.annotations.as_ref()?.get(CLUSTER_UID_ANNOTATION).map(String::as_str)
+}
+
 /// Only the ownership of the internal Secret, applied on its own so that a `deletionPolicy`
-/// change moves the Secret in or out of garbage collection without touching its data.
+/// change moves the Secret in or out of garbage collection without touching its data, and
+/// so that a kept Secret is bound to the cluster that adopts it.
 pub fn internal_ownership(names: &ClusterNames, policy: DeletionPolicy, owner: &OwnerReference) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(names.internal_secret()),
             namespace: Some(names.namespace.clone()),
+            annotations: Some(bound_to(owner)),
             owner_references: owners(policy, owner),
             ..ObjectMeta::default()
         },
@@ -131,10 +152,9 @@ pub fn connection_strings(c: &Connection<'_>) -> (String, String) {
 /// A user's connection Secret.
 pub fn connection(c: &Connection<'_>) -> Secret {
     let (standard, srv) = connection_strings(c);
-    let mut annotations = BTreeMap::from([
-        (USER_ANNOTATION.to_string(), c.username.to_string()),
-        (USER_DB_ANNOTATION.to_string(), c.db.to_string()),
-    ]);
+    let mut annotations = bound_to(c.owner);
+    annotations.insert(USER_ANNOTATION.to_string(), c.username.to_string());
+    annotations.insert(USER_DB_ANNOTATION.to_string(), c.db.to_string());
     if let Some(d) = c.applied_digest {
         annotations.insert(APPLIED_PASSWORD_ANNOTATION.to_string(), d.to_string());
     }

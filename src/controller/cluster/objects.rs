@@ -112,6 +112,8 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
 }
 
 /// Reads the internal Secret, creating it with fresh random values when it does not exist.
+/// Says whether it was created, and whose it was when it is adopted: a Secret not yet bound
+/// to this cluster's UID (one kept from an earlier cluster of the same name) is bound to it.
 /// It is created, never applied: a Secret that exists (the operator's from an earlier life, or
 /// one the user made with their own keyFile) is never overwritten.
 pub async fn ensure_internal_secret(
@@ -120,7 +122,7 @@ pub async fn ensure_internal_secret(
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
     existing: Option<Secret>,
-) -> Result<(InternalCredentials, bool), Error> {
+) -> Result<(InternalCredentials, bool, Option<String>), Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let (secret, created) = match existing {
         Some(s) => (s, false),
@@ -156,11 +158,27 @@ pub async fn ensure_internal_secret(
             }
         }
     };
-    if !has_owner(&secret.metadata, owner, spec.deletion_policy) {
+    let adopted = adopted_from(&secret, owner);
+    let bound = secrets::bound_uid(&secret) == Some(owner.uid.as_str());
+    if !has_owner(&secret.metadata, owner, spec.deletion_policy) || !bound {
         apply(&api, &secrets::internal_ownership(names, spec.deletion_policy, owner)).await?;
     }
     let secret = add_agent_passwords(&api, secret).await?;
-    Ok((credentials(&secret)?, created))
+    Ok((credentials(&secret)?, created, adopted))
+}
+
+/// Whose the internal Secret was when it is not yet bound to this cluster: "an earlier cluster
+/// of the same name (UID …)" for one kept under `deletionPolicy: Retain`, or "no cluster" for
+/// one made by hand or by an older operator. None when it is this cluster's (bound to its UID,
+/// or owned by it).
+pub fn adopted_from(secret: &Secret, owner: &OwnerReference) -> Option<String> {
+    let owned = secret.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| r.uid == owner.uid));
+    match secrets::bound_uid(secret) {
+        Some(uid) if uid == owner.uid => None,
+        None if owned => None,
+        Some(uid) => Some(format!("an earlier cluster of the same name (UID {uid})")),
+        None => Some("no cluster (made by hand, or by an older operator)".into()),
+    }
 }
 
 /// Adds the backup user's password to the internal Secret when it lacks one (a Secret made by

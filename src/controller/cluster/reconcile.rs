@@ -84,7 +84,7 @@ async fn reconcile_inner<A: MongoAdmin>(
 
     // Read and validate.
     let world = world::read(&ctx.client, names, spec).await?;
-    let mut problems = validate::validate(spec, cluster.status.as_ref(), &world);
+    let mut problems = validate::validate(names, spec, cluster.status.as_ref(), &world);
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
 
@@ -101,8 +101,18 @@ async fn reconcile_inner<A: MongoAdmin>(
         outcome.versions = versions;
         outcome
     } else {
-        let (creds, created) =
+        let (creds, created, adopted) =
             objects::ensure_internal_secret(&ctx.client, names, spec, &owner, world.internal_secret.clone()).await?;
+        if let Some(earlier) = adopted {
+            // Its keyFile is the `__system` password: whoever had the earlier cluster's has
+            // this one's, which the user should know.
+            let note = format!(
+                "adopted Secret {} from {earlier}: its keyFile and passwords are this cluster's; delete it before \
+                 creating the cluster to start with new ones",
+                names.internal_secret()
+            );
+            events.warning("SecretAdopted", "Adopt", note).await;
+        }
         if created {
             events
                 .normal(
@@ -140,7 +150,7 @@ async fn reconcile_inner<A: MongoAdmin>(
             if !announced(cluster, &message) {
                 events.warning("VolumeExpansionRefused", "Resize", message.clone()).await;
             }
-            problems.push(Problem { reason: "VolumeExpansionRefused", message, blocks_all: false });
+            problems.push(Problem { reason: "VolumeExpansionRefused", message, blocks_all: false, secret: None });
         }
         match seen {
             Ok(seen) => {
@@ -229,7 +239,12 @@ fn announced(cluster: &MongoCluster, message: &str) -> bool {
 /// A Warning Event for each problem not already reported in the Degraded condition.
 async fn announce_problems(cluster: &MongoCluster, problems: &[Problem], events: &Events<'_>) {
     for p in problems.iter().filter(|p| !announced(cluster, &p.message)) {
-        events.warning(p.reason, "Validate", p.message.clone()).await;
+        match &p.secret {
+            Some(secret) => {
+                events.warning_about(events.related("Secret", secret), p.reason, "Validate", p.message.clone()).await
+            }
+            None => events.warning(p.reason, "Validate", p.message.clone()).await,
+        }
     }
 }
 
@@ -586,8 +601,12 @@ async fn settle_fcv<A: MongoAdmin>(
         }
         FcvStep::Refuse(message) => {
             outcome.fcv_message = Some(message.clone());
-            outcome.problem =
-                Some(Problem { reason: "FeatureCompatibilityVersionRefused", message, blocks_all: false });
+            outcome.problem = Some(Problem {
+                reason: "FeatureCompatibilityVersionRefused",
+                message,
+                blocks_all: false,
+                secret: None,
+            });
         }
     }
     Ok(())

@@ -42,6 +42,12 @@ fn wanted_password(user: &UserSpec, world: &World, existing: Option<&Secret>) ->
     }
 }
 
+/// The operator's own users (`mongo-operator-*`, which admission refuses in `spec.users`) and
+/// `__system`: no Secret can have them dropped.
+fn reserved(user: &str) -> bool {
+    user.starts_with("mongo-operator") || user == crate::mongo::SYSTEM_USER
+}
+
 fn role_set(roles: &[Role]) -> BTreeSet<Role> {
     roles.iter().cloned().collect()
 }
@@ -90,7 +96,9 @@ impl<A: MongoAdmin> Users<'_, A> {
         self.events.normal_about(self.events.related("Secret", secret), reason, action, note).await;
     }
 
-    /// Applies a connection Secret only when it differs from what is stored.
+    /// Applies a connection Secret only when it differs from what is stored. A Secret kept
+    /// from an earlier cluster of the same name is adopted (bound to this cluster's UID),
+    /// with an Event.
     async fn write(&self, api: &Api<Secret>, wanted: &Secret, existing: Option<&Secret>) -> Result<(), Error> {
         let same = existing.is_some_and(|e| {
             e.data == wanted.data
@@ -98,9 +106,18 @@ impl<A: MongoAdmin> Users<'_, A> {
                     == wanted.metadata.annotations.as_ref().map(|a| a.get(APPLIED_PASSWORD_ANNOTATION))
                 && e.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
                     == wanted.metadata.owner_references.is_some()
+                && secrets::bound_uid(e) == Some(self.owner.uid.as_str())
         });
         if !same {
             apply(api, wanted).await?;
+        }
+        if let Some(earlier) = existing.and_then(secrets::bound_uid).filter(|uid| *uid != self.owner.uid) {
+            let name = wanted.name_any();
+            let note = format!(
+                "adopted Secret {name}, kept from an earlier cluster of the same name (UID {earlier}): its password is \
+                 this cluster's"
+            );
+            self.events.normal_about(self.events.related("Secret", &name), "SecretAdopted", "Adopt", note).await;
         }
         Ok(())
     }
@@ -123,6 +140,10 @@ impl<A: MongoAdmin> Users<'_, A> {
         for user in &self.spec.users {
             let name = secret_name(self.names, user);
             kept.insert(name.clone());
+            // Somebody else's Secret: validation reports it, and it is never written to.
+            if world.foreign_secrets.contains_key(&name) {
+                continue;
+            }
             let existing = world.user_secrets.get(&name);
             let Ok(wanted) = wanted_password(user, world, existing) else { continue };
             let password = wanted.unwrap_or_else(secrets::generate::password);
@@ -190,13 +211,18 @@ impl<A: MongoAdmin> Users<'_, A> {
                 apply(&api, &confirmed).await?;
             }
         }
-        // Users whose connection Secret the operator wrote but the spec no longer lists.
+        // Users whose connection Secret the operator wrote for this cluster but the spec no
+        // longer lists. Labels and annotations anybody who can create a Secret can copy; the
+        // cluster's UID only the operator wrote. Its own users are never dropped this way.
         for (name, secret) in world.user_secrets.iter().filter(|(n, _)| !kept.contains(*n)) {
             let (Some(user), Some(db)) =
                 (secret.annotations().get(USER_ANNOTATION), secret.annotations().get(USER_DB_ANNOTATION))
             else {
                 continue;
             };
+            if secrets::bound_uid(secret) != Some(self.owner.uid.as_str()) || reserved(user) {
+                continue;
+            }
             match self.admin.drop_user(self.primary, db, user).await {
                 Ok(()) | Err(AdminError::UserNotFound(_)) => {}
                 Err(source) => return Err(Error::Mongo { action: format!("dropping user {user}@{db}"), source }),

@@ -2,6 +2,7 @@
 //! that does not exist, a version the running one cannot reach). Pure.
 
 use crate::api::{MongoClusterSpec, MongoClusterStatus, UserSpec};
+use crate::build::names::ClusterNames;
 
 use super::world::World;
 
@@ -14,6 +15,9 @@ pub struct Problem {
     /// True when the whole cluster must wait (nothing is changed); false when only the part
     /// concerned waits (for example one user whose Secret is missing).
     pub blocks_all: bool,
+    /// The Secret the problem is about, when it is about one: its Event names it, so that two
+    /// users' problems of the same kind are two Events, not one folded into the other.
+    pub secret: Option<String>,
 }
 
 /// A `major.minor.patch` version.
@@ -80,6 +84,23 @@ pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<()
     }
 }
 
+/// A connection Secret name that points at a Secret the operator did not create for this
+/// cluster: the user is left alone rather than that Secret overwritten.
+fn connection_secret_problem(names: &ClusterNames, user: &UserSpec, world: &World) -> Option<Problem> {
+    let name = super::users::secret_name(names, user);
+    let whose = world.foreign_secrets.get(&name)?;
+    Some(Problem {
+        reason: "ConnectionSecretNotOwned",
+        message: format!(
+            "user {}@{}: Secret {name} exists and is not one of this cluster's connection Secrets ({whose}); the \
+             operator never writes to or deletes it: choose another connectionSecretName",
+            user.name, user.db
+        ),
+        blocks_all: false,
+        secret: Some(name),
+    })
+}
+
 fn user_problem(user: &UserSpec, world: &World) -> Option<Problem> {
     let r = user.password_secret_ref.as_ref()?;
     let message = match world.password_secrets.get(&r.name) {
@@ -97,11 +118,17 @@ fn user_problem(user: &UserSpec, world: &World) -> Option<Problem> {
         reason: "PasswordSecretMissing",
         message: format!("user {}@{}: {message}; the user is left as it is until it can be read", user.name, user.db),
         blocks_all: false,
+        secret: Some(r.name.clone()),
     })
 }
 
 /// Every problem, the blocking ones first.
-pub fn validate(spec: &MongoClusterSpec, status: Option<&MongoClusterStatus>, world: &World) -> Vec<Problem> {
+pub fn validate(
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+    status: Option<&MongoClusterStatus>,
+    world: &World,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     // What admission cannot see (dotted keys, paths): refused before any member restarts on it.
     if let Some(config) = spec.mongod.as_ref().and_then(|m| m.config.as_ref()) {
@@ -109,14 +136,16 @@ pub fn validate(spec: &MongoClusterSpec, status: Option<&MongoClusterStatus>, wo
             reason: "InvalidMongodConfig",
             message,
             blocks_all: true,
+            secret: None,
         }));
     }
     if let Some(current) = status.and_then(|s| s.version.as_deref())
         && let Err(message) =
             version_path(current, status.and_then(|s| s.feature_compatibility_version.as_deref()), &spec.version)
     {
-        problems.push(Problem { reason: "VersionUnreachable", message, blocks_all: true });
+        problems.push(Problem { reason: "VersionUnreachable", message, blocks_all: true, secret: None });
     }
+    problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));
     problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
     problems
 }
@@ -132,7 +161,7 @@ mod tests {
             "mongod": {"config": {"net.port": 27018, "operationProfiling": {"mode": "slowOp"}}},
         }))
         .expect("spec");
-        let problems = validate(&spec, None, &World::default());
+        let problems = validate(&ClusterNames::new("orders", "shop"), &spec, None, &World::default());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, "InvalidMongodConfig");
         assert!(problems[0].blocks_all);

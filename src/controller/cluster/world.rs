@@ -75,6 +75,23 @@ pub struct World {
     pub user_secrets: BTreeMap<String, Secret>,
     /// Secrets named by `spec.users[].passwordSecretRef`, by name; None when missing.
     pub password_secrets: BTreeMap<String, Option<Secret>>,
+    /// Secrets a user's connection Secret name points at that are not this cluster's
+    /// connection Secrets (another cluster's, its internal Secret, an application's), by name,
+    /// with whose they are: the operator never writes to or deletes them.
+    pub foreign_secrets: BTreeMap<String, String>,
+}
+
+/// Whose a Secret that is not one of this cluster's connection Secrets is, for the message.
+fn whose(secret: &Secret) -> String {
+    let labels = secret.labels();
+    match (labels.get("app.kubernetes.io/instance"), labels.get("app.kubernetes.io/component")) {
+        (Some(cluster), Some(component))
+            if labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some(labels::MANAGED_BY) =>
+        {
+            format!("it is the {component} Secret of cluster {cluster}")
+        }
+        _ => "the operator did not create it".to_string(),
+    }
 }
 
 pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec) -> Result<World, Error> {
@@ -94,7 +111,7 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .doing(|| format!("reading Secret {}", names.internal_secret()))?;
     let mut user_labels = labels(&names.cluster, USER_COMPONENT);
     user_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
-    let user_secrets = secrets
+    let user_secrets: BTreeMap<String, Secret> = secrets
         .list(&ListParams::default().labels(&labels::query(&user_labels)))
         .await
         .doing(|| format!("listing the connection Secrets of {}", names.cluster))?
@@ -102,6 +119,18 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .into_iter()
         .map(|s| (s.name_any(), s))
         .collect();
+    // A name the list did not return is either free (the Secret is created) or somebody
+    // else's: one read each, only for users whose Secret is not there yet.
+    let mut foreign_secrets = BTreeMap::new();
+    for user in &spec.users {
+        let name = crate::controller::cluster::users::secret_name(names, user);
+        if user_secrets.contains_key(&name) || foreign_secrets.contains_key(&name) {
+            continue;
+        }
+        if let Some(secret) = secrets.get_opt(&name).await.doing(|| format!("reading Secret {name}"))? {
+            foreign_secrets.insert(name, whose(&secret));
+        }
+    }
     let mut password_secrets = BTreeMap::new();
     for r in spec.users.iter().filter_map(|u| u.password_secret_ref.as_ref()) {
         if !password_secrets.contains_key(&r.name) {
@@ -109,5 +138,5 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
             password_secrets.insert(r.name.clone(), s);
         }
     }
-    Ok(World { pods, internal_secret, user_secrets, password_secrets })
+    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets })
 }
