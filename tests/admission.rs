@@ -151,6 +151,11 @@ fn invalid_creates() -> Vec<Invalid> {
             "version: 8.0.4\nexpose: {type: LoadBalancer, loadBalancer: {sourceRanges: [office]}}",
             "must be an IP range in CIDR notation",
         ),
+        c(
+            "an internal load balancer made public by an annotation",
+            "version: 8.0.4\nexpose: {type: LoadBalancer, loadBalancer: {sourceRanges: [10.0.0.0/8], annotations: {service.beta.kubernetes.io/aws-load-balancer-scheme: internet-facing}}}",
+            "may not set the annotations that keep an internal load balancer internal",
+        ),
         c("unknown deletion policy", "version: 8.0.4\ndeletionPolicy: Destroy", "Unsupported value: \"Destroy\""),
         c(
             "unknown anti-affinity mode",

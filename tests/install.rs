@@ -157,16 +157,16 @@ fn chart_lints_and_renders_a_locked_down_operator() {
     // The image tag is the operator's version.
     assert_eq!(chart_app_version(), env!("CARGO_PKG_VERSION"), "Chart.yaml's appVersion is not Cargo.toml's version");
 
+    // By default the least-privileged install: the release namespace only, nothing
+    // cluster-wide.
     let docs = template(&[]);
     assert_eq!(
         kinds(&docs),
-        ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"],
+        ["Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount"],
         "what the chart renders by default"
     );
     for doc in &docs {
-        if !matches!(kind(doc), "ClusterRole" | "ClusterRoleBinding") {
-            assert_eq!(namespace_of(doc), "ops", "{} {} is not in the release namespace", kind(doc), name(doc));
-        }
+        assert_eq!(namespace_of(doc), "ops", "{} {} is not in the release namespace", kind(doc), name(doc));
     }
     let deployment = only(&docs, "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
@@ -199,7 +199,7 @@ fn chart_lints_and_renders_a_locked_down_operator() {
     assert!(args.contains(&format!("--image={image}")), "--image is not the container's image: {args:?}");
     assert!(args.contains(&"--leader-election=true".to_string()), "{args:?}");
     assert!(args.contains(&"--leader-election-namespace=ops".to_string()), "{args:?}");
-    assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "all namespaces by default: {args:?}");
+    assert!(args.contains(&"--namespaces=ops".to_string()), "the release namespace by default: {args:?}");
     for (var, field) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
         let env = c["env"].as_array().unwrap().iter().find(|e| e["name"] == var).unwrap_or_else(|| panic!("no {var}"));
         assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], field);
@@ -212,10 +212,34 @@ fn chart_lints_and_renders_a_locked_down_operator() {
     let service = only(&docs, "Service");
     assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
-    assert!(grants_our_kinds(only(&docs, "ClusterRole")));
-    let lease_role = only(&docs, "Role");
+    let roles: Vec<&serde_json::Value> = docs.iter().filter(|d| kind(d) == "Role").collect();
+    assert_eq!(roles.len(), 2, "the operator's Role and the Lease's");
+    assert!(roles.iter().any(|r| name(r) == "rel-mongo-operator" && grants_our_kinds(r)));
+    let lease_role = roles.iter().find(|r| name(r).ends_with("-leader-election")).expect("the Lease's Role");
     assert_eq!(lease_role["rules"][0]["resources"][0], "leases");
     assert!(!grants_our_kinds(lease_role));
+
+    // Every namespace is an explicit choice, and not one to combine with a list.
+    let docs = template(&["--set", "clusterWide=true"]);
+    assert!(grants_our_kinds(only(&docs, "ClusterRole")));
+    only(&docs, "ClusterRoleBinding");
+    let args = strings(&container(only(&docs, "Deployment"))["args"]);
+    assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "every namespace: {args:?}");
+    let both = Command::new(helm())
+        .args([
+            "template",
+            "rel",
+            CHART,
+            "--namespace",
+            "ops",
+            "--set",
+            "clusterWide=true",
+            "--set",
+            "watchNamespaces={a}",
+        ])
+        .output()
+        .expect("helm");
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("leave watchNamespaces empty"));
 
     // Watching a list of namespaces: a Role in each, and no ClusterRole over our kinds.
     let docs = template(&["--values", values.to_str().unwrap()]);
@@ -269,7 +293,10 @@ fn chart_lints_and_renders_a_locked_down_operator() {
 
     // Without leader election: no Lease Role, and never two operators at once.
     let docs = template(&["--set", "leaderElection.enabled=false"]);
-    assert!(!docs.iter().any(|d| kind(d) == "Role"), "a Lease Role without leader election");
+    assert!(
+        !docs.iter().any(|d| kind(d) == "Role" && name(d).ends_with("-leader-election")),
+        "a Lease Role without leader election"
+    );
     let deployment = only(&docs, "Deployment");
     assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     assert!(strings(&container(deployment)["args"]).contains(&"--leader-election=false".to_string()));
@@ -359,8 +386,10 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
     assert!(exists(&deployments, &full).await);
     assert!(exists(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &full).await);
     assert!(exists(&Api::<Service>::namespaced(client.clone(), &ns), &full).await);
-    assert!(exists(&Api::<ClusterRole>::all(client.clone()), &full).await);
-    assert!(exists(&Api::<ClusterRoleBinding>::all(client.clone()), &full).await);
+    // The default install: a Role in the release namespace, nothing cluster-wide.
+    assert!(!exists(&Api::<ClusterRole>::all(client.clone()), &full).await);
+    assert!(exists(&Api::<Role>::namespaced(client.clone(), &ns), &full).await);
+    assert!(exists(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &full).await);
     let lease_role = format!("{full}-leader-election");
     assert!(exists(&Api::<Role>::namespaced(client.clone(), &ns), &lease_role).await);
     assert!(exists(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &lease_role).await);
@@ -380,8 +409,7 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
     ok(&helm(), &[&["uninstall", &release, "--wait"][..], &helm_ns].concat());
     assert!(!exists(&deployments, &full).await);
     assert!(!exists(&Api::<ServiceAccount>::namespaced(client.clone(), &ns), &full).await);
-    assert!(!exists(&Api::<ClusterRole>::all(client.clone()), &full).await);
-    assert!(!exists(&Api::<ClusterRoleBinding>::all(client.clone()), &full).await);
+    assert!(!exists(&Api::<Role>::namespaced(client.clone(), &ns), &full).await);
     assert!(!exists(&Api::<Role>::namespaced(client.clone(), &ns), &lease_role).await);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in mongo_operator::api::crds() {

@@ -467,16 +467,22 @@ pub enum ExposeType {
 
 /// A load balancer in front of the cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!self.internal || !has(self.annotations) || !self.annotations.exists(k, k in ['service.beta.kubernetes.io/aws-load-balancer-internal', 'service.beta.kubernetes.io/aws-load-balancer-scheme', 'networking.gke.io/load-balancer-type', 'service.beta.kubernetes.io/azure-load-balancer-internal', 'service.beta.kubernetes.io/openstack-internal-load-balancer', 'service.beta.kubernetes.io/oci-load-balancer-internal'])")
+    .message("expose.loadBalancer.annotations may not set the annotations that keep an internal load balancer internal")
+    .reason(Reason::FieldValueForbidden))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerSpec {
     /// Ask the cloud for an internal (private-network) load balancer. True by default.
     #[serde(default = "default_true")]
     pub internal: bool,
-    /// Address ranges allowed to connect through the load balancer; required.
+    /// Address ranges allowed to connect through the load balancer; required. Ranges outside
+    /// private space (RFC 1918, RFC 6598, IPv6 unique-local) are refused unless the operator
+    /// was installed with `--allow-public-load-balancers`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub source_ranges: Vec<super::Cidr>,
     /// Extra annotations for the load balancer Service, for clouds the operator does not know.
+    /// Those that make a load balancer internal are the operator's while `internal` is true.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }

@@ -111,6 +111,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_ranges_wholly_inside_private_space_are_private() {
+        for private in ["10.0.0.0/8", "10.20.0.0/16", "172.16.5.0/24", "192.168.1.7/32", "100.64.0.0/10", "fd00::/8"] {
+            assert!(Cidr(private.into()).is_private(), "{private}");
+        }
+        for public in [
+            "0.0.0.0/0",
+            "8.8.8.0/24",
+            "10.0.0.0/7",
+            "172.32.0.0/16",
+            "100.128.0.0/10",
+            "::/0",
+            "2001:db8::/32",
+            "not a range",
+            "10.0.0.0/33",
+        ] {
+            assert!(!Cidr(public.into()).is_private(), "{public}");
+        }
+    }
+
+    #[test]
     fn transition_time_is_kept_while_status_is_unchanged() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
@@ -169,6 +189,40 @@ impl JsonSchema for Cidr {
                 "message": "must be an IP range in CIDR notation, such as 10.0.0.0/8",
                 "reason": "FieldValueInvalid",
             }],
+        })
+    }
+}
+
+/// The private address ranges: RFC 1918, RFC 6598 shared space and IPv6 unique-local. The
+/// attachment's `ipBlock` rule lists the same ranges in CEL.
+pub const PRIVATE_RANGES: [&str; 5] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"];
+
+impl Cidr {
+    /// The range as an address and a prefix length; None when it is not CIDR notation.
+    fn parse(&self) -> Option<(std::net::IpAddr, u8)> {
+        let (address, prefix) = self.0.trim().split_once('/')?;
+        let address: std::net::IpAddr = address.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok()?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        (prefix <= bits).then_some((address, prefix))
+    }
+
+    /// Whether the whole range lies inside one of [`PRIVATE_RANGES`].
+    pub fn is_private(&self) -> bool {
+        let Some((address, prefix)) = self.parse() else { return false };
+        PRIVATE_RANGES.iter().filter_map(|p| Cidr(p.to_string()).parse()).any(|(net, net_prefix)| {
+            prefix >= net_prefix
+                && match (address, net) {
+                    (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => {
+                        let mask = u32::MAX.checked_shl(32 - u32::from(net_prefix)).unwrap_or(0);
+                        u32::from(a) & mask == u32::from(n) & mask
+                    }
+                    (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) => {
+                        let mask = u128::MAX.checked_shl(128 - u32::from(net_prefix)).unwrap_or(0);
+                        u128::from(a) & mask == u128::from(n) & mask
+                    }
+                    _ => false,
+                }
         })
     }
 }

@@ -56,10 +56,12 @@ pub fn client(names: &ClusterNames, expose: &ExposeSpec, owner: &OwnerReference)
     if expose.type_ == ExposeType::LoadBalancer {
         spec.type_ = Some("LoadBalancer".into());
         if let Some(lb) = &expose.load_balancer {
+            annotations.extend(lb.annotations.clone());
+            // Last, so that no user annotation can turn an internal load balancer public
+            // (admission refuses such annotations too).
             if lb.internal {
                 annotations.extend(INTERNAL_LB_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             }
-            annotations.extend(lb.annotations.clone());
             spec.load_balancer_source_ranges = Some(lb.source_ranges.iter().map(|c| c.0.clone()).collect());
         }
     } else {

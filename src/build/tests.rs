@@ -210,3 +210,29 @@ fn a_load_balancer_is_internal_and_limited_to_its_source_ranges() {
     assert_eq!(annotations.get("networking.gke.io/load-balancer-type").map(String::as_str), Some("Internal"));
     assert_eq!(lb.spec.and_then(|s| s.load_balancer_source_ranges), Some(vec!["10.0.0.0/8".to_string()]));
 }
+
+#[test]
+fn no_user_annotation_turns_an_internal_load_balancer_public() {
+    let names = ClusterNames::new("orders", "prod");
+    let expose = serde_json::from_value(serde_json::json!({"type": "LoadBalancer", "loadBalancer": {
+        "sourceRanges": ["10.0.0.0/8"],
+        "annotations": {"networking.gke.io/load-balancer-type": "External", "example.com/team": "shop"},
+    }}))
+    .unwrap();
+    let annotations = services::client(&names, &expose, &owner()).metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get("networking.gke.io/load-balancer-type").map(String::as_str), Some("Internal"));
+    assert_eq!(annotations.get("example.com/team").map(String::as_str), Some("shop"));
+}
+
+#[test]
+fn admission_refuses_every_annotation_the_operator_sets_on_internal_load_balancers() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_string(&crate::api::MongoCluster::crd()).unwrap();
+    let rule = crd
+        .split("\"rule\":\"")
+        .find(|r| r.starts_with("!self.internal"))
+        .expect("the load balancer's annotation rule");
+    for (key, _) in services::INTERNAL_LB_ANNOTATIONS {
+        assert!(rule.split('"').next().unwrap_or_default().contains(key), "{key} is not in the CEL rule");
+    }
+}

@@ -34,6 +34,20 @@ pub struct Settings {
     pub cluster_domain: String,
     /// Where the operator's own Pods are, for the members' NetworkPolicy.
     pub operator_peer: crate::build::network_policy::OperatorPeer,
+    /// What the administrator who installed the operator lets the editors of its resources do
+    /// beyond the safe defaults.
+    pub admin_policy: AdminPolicy,
+}
+
+/// Choices only the administrator who installs the operator makes (its flags): whoever can
+/// edit a MongoCluster or a MongoBackup in a namespace cannot widen them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdminPolicy {
+    /// Load balancers may admit address ranges outside private space (`sourceRanges`).
+    pub allow_public_load_balancers: bool,
+    /// The object-store endpoints backups may use, as URL prefixes (scheme and host at least);
+    /// empty: any endpoint.
+    pub allowed_endpoints: Vec<String>,
 }
 
 /// Shared by every reconcile.

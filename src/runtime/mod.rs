@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
 use crate::build::network_policy::OperatorPeer;
 use crate::controller::cluster::{self, Scope};
-use crate::controller::{Context, Settings};
+use crate::controller::{AdminPolicy, Context, Settings};
 use crate::mongo::{DriverAdmin, Timeouts};
 use crate::telemetry::readiness::cache_name;
 use crate::telemetry::{LogLevel, Metrics, Readiness};
@@ -194,6 +194,14 @@ pub struct RunOptions {
     /// cluster (repeatable), admitted by isolated members.
     #[arg(long = "operator-cidr")]
     pub operator_cidrs: Vec<String>,
+    /// Let MongoClusters open a load balancer to address ranges outside private space
+    /// (RFC 1918, RFC 6598, IPv6 unique-local). Off: such `sourceRanges` are refused.
+    #[arg(long, env = "MONGO_OPERATOR_ALLOW_PUBLIC_LOAD_BALANCERS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_public_load_balancers: bool,
+    /// An object-store endpoint backups may use, as a URL prefix such as
+    /// `https://s3.fr-par.scw.cloud` (repeatable, or comma-separated). Unset: any endpoint.
+    #[arg(long = "allowed-endpoint", env = "MONGO_OPERATOR_ALLOWED_ENDPOINTS", value_delimiter = ',')]
+    pub allowed_endpoints: Vec<String>,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -225,6 +233,10 @@ impl RunOptions {
                 namespace: self.operator_namespace.clone(),
                 pod_labels: self.operator_pod_labels.iter().cloned().collect(),
                 cidrs: self.operator_cidrs.clone(),
+            },
+            admin_policy: AdminPolicy {
+                allow_public_load_balancers: self.allow_public_load_balancers,
+                allowed_endpoints: self.allowed_endpoints.iter().filter(|e| !e.trim().is_empty()).cloned().collect(),
             },
         }
     }

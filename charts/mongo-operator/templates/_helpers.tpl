@@ -49,3 +49,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The namespaces the operator watches, comma-separated: watchNamespaces, or the release
+namespace; empty with clusterWide (every namespace).
+*/}}
+{{- define "mongo-operator.watched" -}}
+{{- if .Values.clusterWide -}}
+{{- if .Values.watchNamespaces -}}
+{{- fail "clusterWide watches every namespace: leave watchNamespaces empty, or turn clusterWide off" -}}
+{{- end -}}
+{{- else -}}
+{{- join "," (.Values.watchNamespaces | default (list .Release.Namespace)) -}}
+{{- end -}}
+{{- end }}

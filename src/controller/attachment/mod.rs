@@ -40,8 +40,8 @@ fn of_cluster(
         .collect()
 }
 
-/// The attachments whose peer counts a Pod's labels may change: those of its namespace, and
-/// those that select Pods in other namespaces.
+/// The attachments whose peer counts a Pod's labels may change: those of its namespace (Pods
+/// in other namespaces are never counted).
 fn concerning_pod(
     store: &Store<NetworkPolicyAttachment>,
     pod: &PartialObjectMeta<Pod>,
@@ -50,9 +50,7 @@ fn concerning_pod(
     store
         .state()
         .into_iter()
-        .filter(|a| {
-            a.namespace().as_deref() == Some(ns.as_str()) || a.spec.from.iter().any(|p| p.namespace_selector.is_some())
-        })
+        .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
         .map(|a| ObjectRef::from_obj(&*a))
         .collect()
 }

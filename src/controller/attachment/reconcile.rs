@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
@@ -197,22 +197,16 @@ fn queries(peer: &AttachmentPeer) -> Result<Option<Queries>, String> {
     Ok(Some(Queries { pods: list_params(peer.pod_selector.as_ref())?, namespaces }))
 }
 
-/// How many Pods a peer selects now; None for an address range.
+/// How many Pods a peer selects now in the attachment's namespace; None for an address range,
+/// and for a peer that selects namespaces: the status is read by anybody who can read the
+/// attachment, and must not tell them what runs in namespaces they may not see.
 async fn count(client: &Client, namespace: &str, queries: Option<Queries>) -> Result<Option<i32>, Error> {
     let Some(queries) = queries else { return Ok(None) };
-    let namespaces: Vec<String> = match &queries.namespaces {
-        None => vec![namespace.to_string()],
-        Some(params) => {
-            let api: Api<Namespace> = Api::all(client.clone());
-            let list = api.list_metadata(params).await.doing(|| "listing namespaces".into())?;
-            list.items.iter().map(|n| n.name_any()).collect()
-        }
-    };
-    let mut total = 0usize;
-    for ns in namespaces {
-        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let pods = api.list_metadata(&queries.pods).await.doing(|| format!("listing Pods in {ns}"))?;
-        total += pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
+    if queries.namespaces.is_some() {
+        return Ok(None);
     }
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = api.list_metadata(&queries.pods).await.doing(|| format!("listing Pods in {namespace}"))?;
+    let total = pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
     Ok(Some(i32::try_from(total).unwrap_or(i32::MAX)))
 }

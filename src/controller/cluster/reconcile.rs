@@ -84,7 +84,7 @@ async fn reconcile_inner<A: MongoAdmin>(
 
     // Read and validate.
     let world = world::read(&ctx.client, names, spec).await?;
-    let mut problems = validate::validate(names, spec, cluster.status.as_ref(), &world);
+    let mut problems = validate::validate(names, &ctx.settings.admin_policy, spec, cluster.status.as_ref(), &world);
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
 

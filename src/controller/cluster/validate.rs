@@ -1,8 +1,10 @@
 //! The validate stage: what CEL cannot check at admission because it needs the world (a Secret
 //! that does not exist, a version the running one cannot reach). Pure.
 
+use crate::api::PRIVATE_RANGES;
 use crate::api::{MongoClusterSpec, MongoClusterStatus, UserSpec};
 use crate::build::names::ClusterNames;
+use crate::controller::AdminPolicy;
 
 use super::world::World;
 
@@ -84,6 +86,27 @@ pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<()
     }
 }
 
+/// A load balancer open to ranges outside private space, which only the administrator may
+/// allow: nothing changes until the range is narrowed, so an exposed database is never made.
+fn public_load_balancer(policy: &AdminPolicy, spec: &MongoClusterSpec) -> Option<Problem> {
+    let lb = spec.expose.load_balancer.as_ref()?;
+    let public: Vec<&str> = lb.source_ranges.iter().filter(|r| !r.is_private()).map(|r| r.0.as_str()).collect();
+    if public.is_empty() || policy.allow_public_load_balancers {
+        return None;
+    }
+    Some(Problem {
+        reason: "PublicLoadBalancerRefused",
+        message: format!(
+            "expose.loadBalancer.sourceRanges {} reach outside private address space ({}); the operator's \
+             administrator has not allowed public load balancers (--allow-public-load-balancers)",
+            public.join(", "),
+            PRIVATE_RANGES.join(", ")
+        ),
+        blocks_all: true,
+        secret: None,
+    })
+}
+
 /// A connection Secret name that points at a Secret the operator did not create for this
 /// cluster: the user is left alone rather than that Secret overwritten.
 fn connection_secret_problem(names: &ClusterNames, user: &UserSpec, world: &World) -> Option<Problem> {
@@ -125,6 +148,7 @@ fn user_problem(user: &UserSpec, world: &World) -> Option<Problem> {
 /// Every problem, the blocking ones first.
 pub fn validate(
     names: &ClusterNames,
+    policy: &AdminPolicy,
     spec: &MongoClusterSpec,
     status: Option<&MongoClusterStatus>,
     world: &World,
@@ -145,6 +169,9 @@ pub fn validate(
     {
         problems.push(Problem { reason: "VersionUnreachable", message, blocks_all: true, secret: None });
     }
+    if let Some(problem) = public_load_balancer(policy, spec) {
+        problems.push(problem);
+    }
     problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));
     problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
     problems
@@ -155,13 +182,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_load_balancer_open_beyond_private_space_waits_for_the_administrator() {
+        let spec = |ranges: &[&str]| -> MongoClusterSpec {
+            serde_json::from_value(serde_json::json!({
+                "version": "8.0.4",
+                "expose": {"type": "LoadBalancer", "loadBalancer": {"sourceRanges": ranges}},
+            }))
+            .expect("spec")
+        };
+        let names = ClusterNames::new("orders", "shop");
+        let strict = AdminPolicy::default();
+        let problems = validate(&names, &strict, &spec(&["10.0.0.0/8", "0.0.0.0/0"]), None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "PublicLoadBalancerRefused");
+        assert!(problems[0].blocks_all);
+        assert!(problems[0].message.contains("sourceRanges 0.0.0.0/0 reach outside"), "{}", problems[0].message);
+        assert!(validate(&names, &strict, &spec(&["10.20.0.0/16", "fd00::/8"]), None, &World::default()).is_empty());
+        let open = AdminPolicy { allow_public_load_balancers: true, ..AdminPolicy::default() };
+        assert!(validate(&names, &open, &spec(&["0.0.0.0/0"]), None, &World::default()).is_empty());
+    }
+
+    #[test]
     fn a_dotted_owned_key_blocks_every_change() {
         let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({
             "version": "8.0.4",
             "mongod": {"config": {"net.port": 27018, "operationProfiling": {"mode": "slowOp"}}},
         }))
         .expect("spec");
-        let problems = validate(&ClusterNames::new("orders", "shop"), &spec, None, &World::default());
+        let problems =
+            validate(&ClusterNames::new("orders", "shop"), &AdminPolicy::default(), &spec, None, &World::default());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, "InvalidMongodConfig");
         assert!(problems[0].blocks_all);
