@@ -13,6 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mongo_operator::api::{BackupPhase, MongoBackup, MongoCluster};
+use mongo_operator::controller::backup::trust::CREDENTIALS_LABEL;
 use support::job_runner::JobRunner;
 use support::members::SimMembers;
 use support::operator::Operator;
@@ -33,10 +34,15 @@ struct Env {
 
 impl Env {
     async fn new(prefix: &str) -> Env {
+        Env::with_args(prefix, &[]).await
+    }
+
+    /// With more arguments of `mongo-operator run`.
+    async fn with_args(prefix: &str, args: &[&str]) -> Env {
         let client = client().await;
         install_crds(&client).await;
         let ns = namespace(&client, prefix).await;
-        let operator = Operator::start(&ns);
+        let operator = Operator::start_with(&ns, "", &[&["--leader-election", "false"], args].concat());
         Env { client, ns, operator }
     }
 
@@ -82,11 +88,17 @@ impl Env {
         Holding { sim, ferret }
     }
 
-    /// Secrets with the S3 keys (one right, one wrong) and an encryption key.
+    /// Secrets with the S3 keys (one right, one wrong, both labelled for use as store
+    /// credentials; one right but not labelled) and an encryption key.
     async fn secrets(&self) {
-        for (name, secret) in [("s3-keys", S3_SECRET_KEY), ("s3-wrong-keys", "not-the-secret")] {
+        let labelled = format!("  labels: {{{CREDENTIALS_LABEL}: \"true\"}}\n");
+        for (name, secret, labels) in [
+            ("s3-keys", S3_SECRET_KEY, labelled.as_str()),
+            ("s3-wrong-keys", "not-the-secret", labelled.as_str()),
+            ("s3-unlabelled", S3_SECRET_KEY, ""),
+        ] {
             self.apply_yaml::<Secret>(&format!(
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  AWS_ACCESS_KEY_ID: {S3_ACCESS_KEY}\n  AWS_SECRET_ACCESS_KEY: {secret}\n"
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n{labels}stringData:\n  AWS_ACCESS_KEY_ID: {S3_ACCESS_KEY}\n  AWS_SECRET_ACCESS_KEY: {secret}\n"
             ))
             .await;
         }
@@ -326,6 +338,27 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
 
 #[tokio::test]
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
+async fn an_endpoint_the_administrator_did_not_allow_never_gets_a_job_or_credentials() {
+    let env = Env::with_args("backup-endpoint", &["--allowed-endpoint", "https://s3.fr-par.scw.cloud"]).await;
+    let store = S3Server::start(&[BUCKET]);
+    env.secrets().await;
+    env.apply_yaml::<MongoBackup>(&one_off("elsewhere", "payments", &destination("s3", &store, "s3-keys"), "")).await;
+    let message = env
+        .wait("the endpoint refused", || async {
+            let b = env.backup("elsewhere").await?;
+            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == "EndpointNotAllowed").then_some(ready.message)
+        })
+        .await;
+    assert!(message.contains(&format!("destination s3 ({})", store.endpoint())), "{message}");
+    assert!(message.contains("https://s3.fr-par.scw.cloud"), "{message}");
+    assert!(env.api::<Job>().get_opt("elsewhere-backup").await.expect("get").is_none(), "no Job");
+    assert_eq!(store.keys(BUCKET), Vec::<String>::new());
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     let env = Env::new("backup-fail").await;
     let store = S3Server::start(&[BUCKET]);
@@ -349,13 +382,32 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     })
     .await;
 
-    // Wrong S3 credentials: every attempt fails for real, and the backup says why.
+    // The right keys in a Secret its owner did not label for store credentials: waits, and
+    // no Job mounts it.
+    env.apply_yaml::<MongoBackup>(&one_off("borrowed", "payments", &destination("s3", &store, "s3-unlabelled"), ""))
+        .await;
+    let message = env
+        .wait("borrowed waiting for its Secret's label", || async {
+            let b = env.backup("borrowed").await?;
+            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == "CredentialsNotLabelled").then_some(ready.message)
+        })
+        .await;
+    assert!(message.contains("s3-unlabelled") && message.contains(CREDENTIALS_LABEL), "{message}");
+    assert!(env.api::<Job>().get_opt("borrowed-backup").await.expect("get").is_none(), "no Job");
+
+    // Wrong S3 credentials: every attempt fails for real, and the backup says why, in its
+    // own words: what the store's server answered stays in the Job's log.
     env.apply_yaml::<MongoBackup>(&one_off("denied", "payments", &destination("s3", &store, "s3-wrong-keys"), ""))
         .await;
     let failed = env.phase("denied", BackupPhase::Failed).await;
     let error = failed.status.and_then(|s| s.error).unwrap_or_default();
-    assert!(error.contains("destination s3"), "{error}");
-    assert!(!env.events("BackupFailed").await.is_empty());
+    assert!(error.contains("destination s3") && error.contains("(HTTP 403 Forbidden)"), "{error}");
+    let notes: Vec<String> = env.events("BackupFailed").await.into_iter().filter_map(|e| e.note).collect();
+    assert!(!notes.is_empty());
+    for text in notes.iter().chain([&error]) {
+        assert!(!text.contains('<') && !text.contains("Signature"), "the store's response body is echoed: {text}");
+    }
     assert!(store.keys(BUCKET).iter().all(|k| !k.contains("denied")));
     env.finish().await;
 }

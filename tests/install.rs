@@ -18,7 +18,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -631,7 +631,7 @@ async fn the_operator_as_installed_by_the_chart_brings_a_cluster_to_ready() {
 
     // The other two kinds, from the examples, pointed at this cluster: a backup (whose Job the
     // isolated cluster lets out once it names its stores) and an attachment whose peers are
-    // in another namespace (listed cluster-wide to count them).
+    // in another namespace.
     merge_patch(
         &client,
         &db,
@@ -644,7 +644,7 @@ async fn the_operator_as_installed_by_the_chart_brings_a_cluster_to_ready() {
     create(
         &client,
         &db,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: ovh-s3-credentials}\nstringData: {AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ovh-s3-credentials, labels: {mongo.operator.rs/backup-credentials: \"true\"}}\nstringData: {AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret}\n",
         false,
     )
     .await

@@ -23,7 +23,7 @@ use super::codec::decoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{Expected, MANIFEST_FORMAT, Manifest, Outcome, RestorePlan, Source};
 use super::seal;
-use super::store::{OpenStore, open};
+use super::store::{OpenStore, open, summary};
 use super::tools::{ToolProcess, Tools};
 use crate::api::BackupLocation;
 use crate::mongo::SYSTEM_USER;
@@ -213,10 +213,10 @@ pub async fn read_manifest(store: &OpenStore, key: &Path) -> Result<Manifest, Re
         .store
         .get(key)
         .await
-        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: source.to_string() })?
+        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: summary(&source) })?
         .bytes()
         .await
-        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: source.to_string() })?;
+        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: summary(&source) })?;
     let manifest: Manifest = serde_json::from_slice(&body)
         .map_err(|error| RestoreError::Manifest { url: store.url(key), reason: error.to_string() })?;
     if manifest.format != MANIFEST_FORMAT {
@@ -256,7 +256,7 @@ async fn read_archive<W: std::io::Write + Send + 'static>(
         .store
         .get(key)
         .await
-        .map_err(|source| RestoreError::Archive { url: store.url(key), reason: source.to_string() })?
+        .map_err(|source| RestoreError::Archive { url: store.url(key), reason: summary(&source) })?
         .into_stream()
         .map_err(std::io::Error::other);
     let bridge = SyncIoBridge::new(StreamReader::new(stream));

@@ -70,7 +70,7 @@ pub enum StoreError {
         what: &'static str,
     },
     /// The object_store client refused the configuration.
-    #[error("destination {destination}: {source}")]
+    #[error("destination {destination}: {}", summary(source))]
     Config {
         /// The destination's name.
         destination: String,
@@ -80,6 +80,49 @@ pub enum StoreError {
     /// The destination names no kind of store.
     #[error("destination {0} names none of s3, gcs or azure")]
     NoKind(String),
+}
+
+/// What a store's error says, without anything the remote server wrote: the kind of failure
+/// and, for an HTTP error, its status. A response body is text whoever runs the endpoint
+/// chose; it goes to the process's log, never into a status, a termination message or an
+/// Event that every reader of the namespace sees.
+pub fn summary(error: &object_store::Error) -> String {
+    use object_store::Error as E;
+    let text = error.to_string();
+    let kind = match error {
+        E::NotFound { .. } => "not found",
+        E::PermissionDenied { .. } => "permission denied",
+        E::Unauthenticated { .. } => "the credentials were refused",
+        E::AlreadyExists { .. } => "the object already exists",
+        E::Precondition { .. } => "a precondition failed",
+        E::NotModified { .. } => "not modified",
+        E::NotSupported { .. } | E::NotImplemented { .. } => "not supported by the store",
+        E::InvalidPath { .. } => "an invalid object path",
+        E::UnknownConfigurationKey { .. } => "an unknown configuration key",
+        _ if text.contains("error sending request") || text.contains("onnection refused") => {
+            "the store could not be reached"
+        }
+        _ => "the request failed",
+    };
+    tracing::warn!(error = %text, "object store error");
+    match http_status(&text) {
+        Some(status) => format!("{kind} (HTTP {status})"),
+        None => kind.to_string(),
+    }
+}
+
+/// The status ("403 Forbidden") of object_store's "Server returned non-2xx status code: 403
+/// Forbidden: <body>", without the body.
+fn http_status(text: &str) -> Option<String> {
+    let rest = text.split_once("status code: ")?.1;
+    let status = rest.split(':').next()?.trim();
+    let well_formed = status.len() <= 40
+        && status
+            .split_whitespace()
+            .next()
+            .is_some_and(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()))
+        && status.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+    well_formed.then(|| status.to_string())
 }
 
 /// Opens `destination` with `credentials`.
@@ -169,6 +212,18 @@ fn join_key(prefix: &str, relative: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_keeps_the_status_and_drops_the_body() {
+        let error = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing PUT http://127.0.0.1:9000/b/k in 3ms - Server returned non-2xx status code: 403 Forbidden: <Error><Code>SignatureDoesNotMatch</Code><Message>secret detail</Message></Error>".into(),
+        };
+        assert_eq!(summary(&error), "the request failed (HTTP 403 Forbidden)");
+        let refused =
+            object_store::Error::Generic { store: "S3", source: "error sending request: Connection refused".into() };
+        assert_eq!(summary(&refused), "the store could not be reached");
+    }
     use crate::api::{S3CredentialsReference, S3Destination};
 
     fn s3(prefix: Option<&str>) -> Destination {

@@ -79,7 +79,7 @@ impl FinishWrite for ChunkSink {
 
 /// A destination's upload that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("destination {destination}: {source}")]
+#[error("destination {destination}: {}", super::store::summary(source))]
 pub struct UploadError {
     /// The destination's name.
     pub destination: String,

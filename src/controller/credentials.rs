@@ -47,6 +47,11 @@ pub async fn from_secrets(
 ) -> Result<StoreCredentials, Error> {
     let files = destination_files(destination);
     let secrets = read(client, namespace, &files).await?;
+    let read = SecretsRead(secrets);
+    if let Some(problem) = crate::controller::backup::trust::unlabelled_credentials(&read, [destination]) {
+        return Err(Error::Secret { secret: destination.name.clone(), problem });
+    }
+    let secrets = read.0;
     let mut credentials = StoreCredentials::default();
     for file in &files {
         let value = value(&secrets, file).ok_or_else(|| Error::Secret {
@@ -65,11 +70,6 @@ pub async fn from_secrets(
     Ok(credentials)
 }
 
-/// Which of `files` are missing (no Secret, or no such key in it), as "secret/key".
-pub async fn missing(client: &Client, namespace: &str, files: &[SecretFile]) -> Result<Vec<String>, Error> {
-    Ok(SecretsRead::of(client, namespace, files).await?.missing(files))
-}
-
 /// The Secrets some files name, each read once, to ask which keys of several sets of those
 /// files are missing.
 pub struct SecretsRead(BTreeMap<String, Option<Secret>>);
@@ -77,6 +77,22 @@ pub struct SecretsRead(BTreeMap<String, Option<Secret>>);
 impl SecretsRead {
     pub async fn of(client: &Client, namespace: &str, files: &[SecretFile]) -> Result<SecretsRead, Error> {
         Ok(SecretsRead(read(client, namespace, files).await?))
+    }
+
+    /// The Secrets `files` name that exist but lack the label `key=value`, sorted.
+    pub fn without_label(&self, files: &[SecretFile], key: &str, value: &str) -> Vec<String> {
+        let mut names: Vec<String> = files
+            .iter()
+            .filter(|f| {
+                self.0.get(&f.secret).and_then(Option::as_ref).is_some_and(|s| {
+                    s.metadata.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str) != Some(value)
+                })
+            })
+            .map(|f| f.secret.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Which of `files` are missing (no Secret, or no such key in it), as "secret/key".

@@ -10,6 +10,7 @@ pub mod retention;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod trust;
 
 pub use one_off::no_route_to_stores;
 

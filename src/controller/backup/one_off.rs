@@ -9,6 +9,7 @@ use kube::{Resource, ResourceExt};
 
 use super::source::dump_member;
 use super::status::{human_size, now, set_phase, write};
+use super::trust;
 use crate::api::{BackupCopy, BackupPhase, MongoBackup, MongoCluster};
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
 use crate::backup::plan::{BackupPlan, Outcome};
@@ -18,7 +19,7 @@ use crate::build::backup_job::{
 use crate::build::labels::{labels, query};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::BACKUP_PASSWORD_KEY;
-use crate::controller::credentials::missing;
+use crate::controller::credentials::SecretsRead;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{self, JobState};
 use crate::controller::ssa::apply;
@@ -129,6 +130,11 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         return Ok(Action::await_change());
     }
 
+    // Where the credentials go is the administrator's say, not only the MongoBackup editor's;
+    // which Secrets, their owners' (below).
+    if let Some(message) = trust::endpoint_refusal(&ctx.settings.admin_policy, &backup.spec.destinations) {
+        return pending(&backups, backup, status, &events, "EndpointNotAllowed", message, None).await;
+    }
     let clusters: Api<MongoCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let cluster_name = &backup.spec.cluster_ref.name;
     let Some(cluster) =
@@ -158,10 +164,14 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
     }
     let names = ClusterNames::new(cluster_name, &namespace);
     let files = secret_files(&names, backup);
-    let absent = missing(&ctx.client, &namespace, &files).await?;
+    let secrets = SecretsRead::of(&ctx.client, &namespace, &files).await?;
+    let absent = secrets.missing(&files);
     if !absent.is_empty() {
         let message = format!("missing Secret keys: {}", absent.join(", "));
         return pending(&backups, backup, status, &events, "SecretMissing", message, Some(SECRET_RETRY)).await;
+    }
+    if let Some(message) = trust::unlabelled_credentials(&secrets, &backup.spec.destinations) {
+        return pending(&backups, backup, status, &events, "CredentialsNotLabelled", message, Some(SECRET_RETRY)).await;
     }
 
     let plan = BackupPlan {

@@ -15,9 +15,10 @@ use super::SCHEDULE_LABEL;
 use super::retention::{Taken, to_prune};
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
 use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
+use super::trust;
 use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, condition_type};
 use crate::backup::plan::{MANIFEST_NAME, Manifest};
-use crate::backup::store::{backup_dir, open};
+use crate::backup::store::{backup_dir, open, summary};
 use crate::build::labels::labels;
 use crate::controller::credentials::from_secrets;
 use crate::controller::error::{Error, KubeContext};
@@ -270,13 +271,17 @@ async fn delete_copies<A: MongoAdmin>(ctx: &Context<A>, namespace: &str, child: 
             .iter()
             .find(|d| d.name == copy.destination)
             .ok_or_else(|| format!("destination {} is not in the spec", copy.destination))?;
+        if let Some(refusal) = trust::endpoint_refusal(&ctx.settings.admin_policy, [destination]) {
+            return Err(refusal);
+        }
         let credentials = from_secrets(&ctx.client, namespace, destination).await.map_err(|e| e.to_string())?;
         let store = open(destination, &credentials).map_err(|e| e.to_string())?;
         for object in [MANIFEST_NAME, archive.as_str()] {
             let key = store.key(&format!("{dir}/{object}"));
             match store.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                Err(error) => return Err(format!("{}: {error}", store.url(&key))),
+                // The store's own words stay in the log: an Event is no place for them.
+                Err(error) => return Err(format!("{}: {}", store.url(&key), summary(&error))),
             }
         }
     }

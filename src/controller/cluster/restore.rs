@@ -29,7 +29,7 @@ use crate::backup::store::manifest_key;
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::KEY_FILE_KEY;
-use crate::controller::backup::no_route_to_stores;
+use crate::controller::backup::{no_route_to_stores, trust};
 use crate::controller::credentials::SecretsRead;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::job_outcome::{self, JobState};
@@ -339,6 +339,10 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     if !i.cluster.spec.network_isolation.stores_reachable() {
         return Ok(i.waiting("NoRouteToStores", no_route_to_stores(&i.names.cluster)).await);
     }
+    let policy = &i.ctx.settings.admin_policy;
+    if let Some(message) = trust::endpoint_refusal(policy, [&source.location.destination]) {
+        return Ok(i.failed("EndpointNotAllowed", message).await);
+    }
     let mut files = secret_files(i.names, &source);
     let candidates: Vec<(&BackupLocation, Vec<SecretFile>)> =
         source.fallbacks.iter().map(|f| (f, destination_files(&f.destination))).collect();
@@ -349,11 +353,17 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     if !absent.is_empty() {
         return Ok(i.waiting("SecretMissing", format!("missing Secret keys: {}", absent.join(", "))).await);
     }
-    // A fallback copy goes in only when its store's credentials are here: a clone in another
-    // namespace may have been given one provider's keys only, and that must not hold it up.
+    if let Some(message) = trust::unlabelled_credentials(&secrets, [&source.location.destination]) {
+        return Ok(i.waiting("CredentialsNotLabelled", message).await);
+    }
+    // A fallback copy goes in only when its store's credentials are here (and may be used
+    // there): a clone in another namespace may have been given one provider's keys only, and
+    // that must not hold it up.
     let mut fallbacks = Vec::new();
     for (fallback, keys) in candidates {
-        if secrets.missing(&keys).is_empty() {
+        let usable = trust::endpoint_refusal(policy, [&fallback.destination]).is_none()
+            && trust::unlabelled_credentials(&secrets, [&fallback.destination]).is_none();
+        if usable && secrets.missing(&keys).is_empty() {
             files.extend(keys);
             fallbacks.push(fallback.clone());
         }
