@@ -248,6 +248,18 @@ fn invalid_creates() -> Vec<Invalid> {
             "spec.retention.maxAge in body should match",
         ),
         b(
+            "schedule that does not say whether it encrypts",
+            &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 */2 * * *'}}\ndestinations:\n{S3}"),
+            "a schedule needs encryption.keySecretRef, or unencrypted: true",
+        ),
+        b(
+            "backup both encrypted and unencrypted",
+            &format!(
+                "clusterRef: {{name: db}}\nunencrypted: true\nencryption: {{keySecretRef: {{name: k, key: k}}}}\ndestinations:\n{S3}"
+            ),
+            "contradict each other",
+        ),
+        b(
             "unknown compression",
             &format!("clusterRef: {{name: db}}\ncompression: lz4\ndestinations:\n{S3}"),
             "Unsupported value: \"lz4\"",
@@ -307,8 +319,10 @@ fn invalid_creates() -> Vec<Invalid> {
 }
 
 fn invalid_changes() -> Vec<InvalidChange> {
-    let scheduled =
-        backup("sched", &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\ndestinations:\n{S3}"));
+    let scheduled = backup(
+        "sched",
+        &format!("clusterRef: {{name: db}}\nschedule: {{cron: '0 * * * *'}}\nunencrypted: true\ndestinations:\n{S3}"),
+    );
     vec![
         InvalidChange {
             what: "shrinking storage",

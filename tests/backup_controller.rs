@@ -396,6 +396,23 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     assert!(message.contains("s3-unlabelled") && message.contains(CREDENTIALS_LABEL), "{message}");
     assert!(env.api::<Job>().get_opt("borrowed-backup").await.expect("get").is_none(), "no Job");
 
+    // A passphrase too short to hold against offline guessing: waits, and no Job.
+    env.apply_yaml::<Secret>(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: short-key\nstringData:\n  key: sixteen chars ok\n",
+    )
+    .await;
+    let short = "  encryption:\n    keySecretRef:\n      name: short-key\n      key: key\n";
+    env.apply_yaml::<MongoBackup>(&one_off("weak", "payments", &destination("s3", &store, "s3-keys"), short)).await;
+    let message = env
+        .wait("weak waiting for a longer key", || async {
+            let b = env.backup("weak").await?;
+            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == "WeakEncryptionKey").then_some(ready.message)
+        })
+        .await;
+    assert!(message.contains("has 16 characters; at least 32"), "{message}");
+    assert!(env.api::<Job>().get_opt("weak-backup").await.expect("get").is_none(), "no Job");
+
     // Wrong S3 credentials: every attempt fails for real, and the backup says why, in its
     // own words: what the store's server answered stays in the Job's log.
     env.apply_yaml::<MongoBackup>(&one_off("denied", "payments", &destination("s3", &store, "s3-wrong-keys"), ""))
@@ -413,6 +430,9 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
 }
 
 fn schedule(name: &str, cluster: &str, cron: &str, extra: &str, store: &S3Server) -> String {
+    // A schedule says whether its backups are encrypted; these test the schedule, not that.
+    let plain = "  unencrypted: true\n";
+    let extra = if extra.contains("encryption:") { extra.to_string() } else { format!("{extra}{plain}") };
     format!(
         "apiVersion: mongo.operator.rs/v1alpha1\nkind: MongoBackup\nmetadata:\n  name: {name}\nspec:\n  clusterRef:\n    name: {cluster}\n  schedule:\n    cron: \"{cron}\"\n{extra}  destinations:\n{}",
         destination("s3", store, "s3-keys")

@@ -52,6 +52,12 @@ pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
     validation = Rule::new("has(self.schedule) || !self.suspend")
         .message("suspend applies only to scheduled backups (spec.schedule)")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.schedule) || has(self.encryption) || (has(self.unencrypted) && self.unencrypted)")
+        .message("a schedule needs encryption.keySecretRef, or unencrypted: true to store its backups (every user's SCRAM keys included) as plaintext")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.encryption) || !has(self.unencrypted) || !self.unencrypted")
+        .message("encryption and unencrypted: true contradict each other")
+        .reason(Reason::FieldValueForbidden),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MongoBackupSpec {
@@ -72,9 +78,14 @@ pub struct MongoBackupSpec {
     #[serde(default)]
     pub compression: Compression,
 
-    /// Client-side encryption of the archive before it leaves the cluster.
+    /// Client-side encryption of the archive before it leaves the cluster. A schedule needs
+    /// it, or `unencrypted: true`: a dump holds `admin.system.users`, every user's SCRAM keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionSpec>,
+
+    /// Store the backups as plaintext, on purpose. A schedule needs this or `encryption`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unencrypted: bool,
 
     /// How long scheduled backups are kept. Older ones are deleted with their stored copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,8 +263,9 @@ pub enum Compression {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionSpec {
-    /// Secret key holding the encryption key: 32 random bytes, or a passphrase from which a key
-    /// is derived. Keep a copy outside the cluster: without it the backups cannot be restored.
+    /// Secret key holding the passphrase: at least 32 characters (`openssl rand -base64 32`
+    /// gives 44), from which age derives the key with scrypt. Keep a copy outside the cluster:
+    /// without it the backups cannot be restored.
     pub key_secret_ref: SecretKeyReference,
 }
 

@@ -79,6 +79,11 @@ impl SecretsRead {
         Ok(SecretsRead(read(client, namespace, files).await?))
     }
 
+    /// The text of one file's key, as the Job reads it (without a trailing line break).
+    pub fn text(&self, file: &SecretFile) -> Option<String> {
+        value(&self.0, file)
+    }
+
     /// The Secrets `files` name that exist but lack the label `key=value`, sorted.
     pub fn without_label(&self, files: &[SecretFile], key: &str, value: &str) -> Vec<String> {
         let mut names: Vec<String> = files

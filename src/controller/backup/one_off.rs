@@ -170,6 +170,9 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         let message = format!("missing Secret keys: {}", absent.join(", "));
         return pending(&backups, backup, status, &events, "SecretMissing", message, Some(SECRET_RETRY)).await;
     }
+    if let Some(message) = backup.spec.encryption.as_ref().and_then(|e| trust::weak_key(&secrets, &e.key_secret_ref)) {
+        return pending(&backups, backup, status, &events, "WeakEncryptionKey", message, Some(SECRET_RETRY)).await;
+    }
     if let Some(message) = trust::unlabelled_credentials(&secrets, &backup.spec.destinations) {
         return pending(&backups, backup, status, &events, "CredentialsNotLabelled", message, Some(SECRET_RETRY)).await;
     }

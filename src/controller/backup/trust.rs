@@ -5,7 +5,7 @@
 //! operator's `--allowed-endpoint`), and a Secret is used as store credentials only when its
 //! owner labelled it for that.
 
-use crate::api::Destination;
+use crate::api::{Destination, SecretKeyReference};
 use crate::build::backup_job::{SecretFile, destination_files};
 use crate::controller::AdminPolicy;
 use crate::controller::credentials::SecretsRead;
@@ -13,6 +13,24 @@ use crate::controller::credentials::SecretsRead;
 /// The label a Secret needs, with the value "true", to be used as an object store's
 /// credentials (or CA): naming a Secret in a MongoBackup is not enough to send it anywhere.
 pub const CREDENTIALS_LABEL: &str = "mongo.operator.rs/backup-credentials";
+
+/// The shortest passphrase a backup is encrypted with. Whoever can read a bucket can try
+/// passphrases offline against the archive's header for as long as they like; scrypt slows
+/// each try, length is what makes the tries hopeless. `openssl rand -base64 32` gives 44.
+pub const MIN_KEY_CHARS: usize = 32;
+
+/// Why the backup's passphrase is too weak, if it is.
+pub fn weak_key(secrets: &SecretsRead, key: &SecretKeyReference) -> Option<String> {
+    let file = SecretFile { secret: key.name.clone(), key: key.key.clone(), path: String::new() };
+    let length = secrets.text(&file)?.chars().count();
+    (length < MIN_KEY_CHARS).then(|| {
+        format!(
+            "the encryption key in Secret {} (key {}) has {length} characters; at least {MIN_KEY_CHARS} are needed \
+             (for example the output of: openssl rand -base64 32)",
+            key.name, key.key
+        )
+    })
+}
 
 /// The URL a destination's requests go to.
 pub fn endpoint(destination: &Destination) -> Option<String> {

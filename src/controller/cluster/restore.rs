@@ -491,6 +491,7 @@ mod tests {
                 encryption: Some(EncryptionSpec {
                     key_secret_ref: SecretKeyReference { name: "backup-key".into(), key: "key".into() },
                 }),
+                unencrypted: false,
                 retention: None,
                 suspend: false,
                 resources: None,
