@@ -30,7 +30,7 @@ kubectl wait --for=condition=Established crd --all --timeout=60s > /dev/null
 # A fresh namespace each time: the simulator keeps no data between runs.
 kubectl delete namespace "$NS" --ignore-not-found --wait=true > /dev/null
 kubectl create namespace "$NS" > /dev/null
-"$BIN/mongo-operator" run --namespace "$NS" --image mongo-operator:dev --log-format text --leader-election false --listen 127.0.0.1:0 > "$RUN/operator.log" 2>&1 &
+"$BIN/mongo-operator" run --namespace "$NS" --image mongo-operator:dev --log-format text --leader-election false --listen 127.0.0.1:0 --controls-listen 127.0.0.1:0 > "$RUN/operator.log" 2>&1 &
 pids+=($!)
 echo "[demo] operator running (log: $RUN/operator.log)"
 

@@ -554,6 +554,7 @@ async fn the_operator_as_installed_by_the_chart_brings_a_cluster_to_ready() {
         .unwrap_or_default()
         .into_iter()
         .map(|a| if a.starts_with("--listen=") { "--listen=127.0.0.1:0".to_string() } else { a })
+        .chain(["--controls-listen=127.0.0.1:0".to_string()])
         .collect();
     assert!(args.iter().any(|a| a == "--leader-election=true"), "{args:?}");
 

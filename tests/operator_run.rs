@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 fn operator() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongo-operator"));
     cmd.args(["run", "--log-format", "text", "--leader-election", "false", "--listen", "127.0.0.1:0"])
+        .args(["--controls-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

@@ -185,14 +185,20 @@ async fn serves_health_readiness_metrics_and_a_log_level_that_changes_at_run_tim
     }
     assert!(has_reconciled(&text, "cluster"), "{text}");
 
-    // The log level: read, changed, refused when it does not parse.
-    assert_eq!(http(&address, "GET", "/log-level", "").await, (200, "info,mongo_operator=debug\n".into()));
+    // The log level: on the loopback listener only (the public one has no run-time
+    // controls, whoever's connection a sidecar forwards from loopback); read, changed,
+    // refused when it does not parse.
+    assert_eq!(http(&address, "PUT", "/log-level", "warn").await.0, 404, "no controls on the public listener");
+    let controls =
+        eventually("the controls listener", Duration::from_secs(30), || async { operator.controls_address() }).await;
+    assert!(controls.starts_with("127.0.0.1:"), "{controls}");
+    assert_eq!(http(&controls, "GET", "/log-level", "").await, (200, "info,mongo_operator=debug\n".into()));
     assert!(operator.log_text().contains("DEBUG"), "debug lines while the filter asks for them");
-    assert_eq!(http(&address, "PUT", "/log-level", "warn").await.0, 200);
-    assert_eq!(http(&address, "GET", "/log-level", "").await.1, "warn\n");
-    let (status, body) = http(&address, "PUT", "/log-level", "mongo_operator=[[").await;
+    assert_eq!(http(&controls, "PUT", "/log-level", "warn").await.0, 200);
+    assert_eq!(http(&controls, "GET", "/log-level", "").await.1, "warn\n");
+    let (status, body) = http(&controls, "PUT", "/log-level", "mongo_operator=[[").await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(http(&address, "GET", "/log-level", "").await.1, "warn\n");
+    assert_eq!(http(&controls, "GET", "/log-level", "").await.1, "warn\n");
     // At `warn`, reconciles run without a debug line; back at debug, the lines return.
     let quiet_from = operator.log_text().len();
     let before = reconciles(&metrics(&address).await);
@@ -203,7 +209,7 @@ async fn serves_health_readiness_metrics_and_a_log_level_that_changes_at_run_tim
     .await;
     let quiet = operator.log_text()[quiet_from..].to_string();
     assert!(!quiet.contains("DEBUG"), "debug lines at level warn:\n{quiet}");
-    assert_eq!(http(&address, "PUT", "/log-level", "info,mongo_operator=debug").await.0, 200);
+    assert_eq!(http(&controls, "PUT", "/log-level", "info,mongo_operator=debug").await.0, 200);
     let loud_from = operator.log_text().len();
     create(&client, &ns, &cluster("loud"), false).await.expect("create a third MongoCluster");
     eventually("debug lines again", Duration::from_secs(30), || async {

@@ -29,7 +29,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 start=$(date +%s%N)
-"$BIN" run --namespaces "$NS" --listen "127.0.0.1:$PORT" --log-format json --log-level warn \
+"$BIN" run --namespaces "$NS" --listen "127.0.0.1:$PORT" --controls-listen 127.0.0.1:0 --log-format json --log-level warn \
   --leader-election-namespace "$NS" --leader-election-lease bench > "$LOG" 2>&1 &
 pid=$!
 until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")" == 200 ]]; do

@@ -1,12 +1,16 @@
-//! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process
-//! answers), `/readyz` (see [`Readiness`]), and `/log-level` (read it; change it with `PUT`,
-//! from loopback only, i.e. from inside the Pod or through `kubectl port-forward`).
+//! The operator's HTTP endpoints, on two listeners. The public one serves what Prometheus and
+//! the kubelet read: `/metrics` (Prometheus text), `/healthz` (the process answers) and
+//! `/readyz` (see [`Readiness`]). The run-time controls, `/log-level` (read it; change it with
+//! `PUT`), are on a second listener bound to a loopback address only: reachable from inside
+//! the Pod or through `kubectl port-forward`, never from the network, and never through a
+//! service-mesh sidecar that forwards outside connections from a loopback address (which is
+//! what defeated the per-request loopback check this replaces).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,27 +26,50 @@ pub struct Endpoints {
     pub log_level: Option<Arc<LogLevel>>,
 }
 
-/// The router, separate from the listener so it can be tested without a socket.
+/// The public endpoints, separate from the listener so they can be tested without a socket.
 pub fn router(endpoints: Endpoints) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/log-level", get(log_level).put(set_log_level))
         .with_state(endpoints)
 }
 
+/// The run-time controls, for the loopback listener only.
+pub fn controls_router(endpoints: Endpoints) -> Router {
+    Router::new().route("/log-level", get(log_level).put(set_log_level)).with_state(endpoints)
+}
+
+/// Which listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// `/metrics`, `/healthz`, `/readyz`: any address.
+    Public,
+    /// `/log-level`: a loopback address only.
+    Controls,
+}
+
 /// Binds `address` and returns the bound address (port 0 picks a free port) and the server,
-/// which runs until `shutdown` resolves.
+/// which runs until `shutdown` resolves. The controls refuse an address that is not loopback.
 pub async fn bind(
     address: SocketAddr,
+    listener: Listener,
     endpoints: Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
-    let listener = TcpListener::bind(address).await?;
-    let bound = listener.local_addr()?;
-    let app = router(endpoints).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let app = match listener {
+        Listener::Public => router(endpoints),
+        Listener::Controls if address.ip().is_loopback() => controls_router(endpoints),
+        Listener::Controls => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the run-time controls listen on a loopback address only (127.0.0.1 or ::1)",
+            ));
+        }
+    };
+    let socket = TcpListener::bind(address).await?;
+    let bound = socket.local_addr()?;
+    let server = axum::serve(socket, app).with_graceful_shutdown(shutdown);
     Ok((bound, async move { server.await }))
 }
 
@@ -67,20 +94,27 @@ async fn log_level(State(e): State<Endpoints>) -> Response {
     }
 }
 
-async fn set_log_level(
-    State(e): State<Endpoints>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: String,
-) -> Response {
-    if !peer.ip().is_loopback() {
-        return (StatusCode::FORBIDDEN, "the log level can be changed from loopback only (kubectl port-forward)\n")
-            .into_response();
-    }
+async fn set_log_level(State(e): State<Endpoints>, body: String) -> Response {
     let Some(level) = &e.log_level else {
         return (StatusCode::NOT_FOUND, "this process has no changeable log level\n").into_response();
     };
     match level.set(body.trim()) {
         Ok(()) => format!("{}\n", level.current()).into_response(),
         Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_controls_never_listen_beyond_loopback() {
+        let endpoints = Endpoints { metrics: Arc::default(), readiness: Arc::default(), log_level: None };
+        let refused =
+            bind("0.0.0.0:0".parse().expect("address"), Listener::Controls, endpoints.clone(), async {}).await;
+        assert!(refused.is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidInput));
+        let bound = bind("127.0.0.1:0".parse().expect("address"), Listener::Controls, endpoints, async {}).await;
+        assert!(bound.is_ok_and(|(address, _)| address.ip().is_loopback()));
     }
 }

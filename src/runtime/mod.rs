@@ -65,7 +65,7 @@ pub enum StartError {
     #[error("lost leadership: {0}")]
     LostLease(String),
     /// The HTTP endpoints could not listen.
-    #[error("cannot listen on {address} for /metrics, /healthz and /readyz: {source}")]
+    #[error("cannot listen on {address}: {source}")]
     Listen {
         /// The address asked for.
         address: std::net::SocketAddr,
@@ -162,9 +162,13 @@ pub struct RunOptions {
     /// Watch only these namespaces (comma-separated or repeated); all namespaces when unset.
     #[arg(long = "namespaces", alias = "namespace", env = "MONGO_OPERATOR_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
-    /// Where to serve /metrics, /healthz, /readyz and /log-level (port 0: any free port).
+    /// Where to serve /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "MONGO_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
+    /// Where to serve the run-time controls (/log-level): a loopback address only, reached
+    /// with `kubectl port-forward` (port 0: any free port).
+    #[arg(long, env = "MONGO_OPERATOR_CONTROLS_LISTEN", default_value = "127.0.0.1:8081")]
+    pub controls_listen: std::net::SocketAddr,
     /// Take part in leader election, so that of several replicas exactly one acts.
     #[arg(long, env = "MONGO_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -264,14 +268,21 @@ pub async fn run(
     let shutdown = shutdown.shared();
     let Telemetry { metrics, readiness, log_level } = telemetry;
     let endpoints = http::Endpoints { metrics: metrics.clone(), readiness: readiness.clone(), log_level };
-    let (bound, server) = http::bind(options.listen, endpoints, shutdown.clone())
+    let (bound, server) = http::bind(options.listen, http::Listener::Public, endpoints.clone(), shutdown.clone())
         .await
         .map_err(|source| StartError::Listen { address: options.listen, source })?;
-    info!(address = %bound, "serving /metrics, /healthz, /readyz and /log-level");
+    info!(address = %bound, "serving /metrics, /healthz and /readyz");
     let server = tokio::spawn(server);
+    let (controls_bound, controls) =
+        http::bind(options.controls_listen, http::Listener::Controls, endpoints, shutdown.clone())
+            .await
+            .map_err(|source| StartError::Listen { address: options.controls_listen, source })?;
+    info!(address = %controls_bound, "serving the run-time controls (/log-level) on loopback");
+    let controls = tokio::spawn(controls);
 
     let result = lead(client, config, options, metrics, readiness, shutdown).await;
     server.abort();
+    controls.abort();
     result
 }
 

@@ -42,7 +42,7 @@ impl Operator {
             .args(["run", "--log-format", "text", "--log-level", "info,mongo_operator=debug"])
             .args(controller_args(ns))
             // Each serves its endpoints on a free port (see `address`).
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--controls-listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(file))
@@ -59,8 +59,17 @@ impl Operator {
 
     /// Where it serves /metrics, /healthz and /readyz, once it has said so in its log.
     pub fn address(&self) -> Option<String> {
+        self.logged_address("serving /metrics")
+    }
+
+    /// Where it serves its run-time controls (/log-level), once it has said so in its log.
+    pub fn controls_address(&self) -> Option<String> {
+        self.logged_address("serving the run-time controls")
+    }
+
+    fn logged_address(&self, what: &str) -> Option<String> {
         let log = self.log_text();
-        let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+        let line = log.lines().find(|l| l.contains(what))?;
         let at = line.find("address=")? + "address=".len();
         Some(line[at..].split_whitespace().next()?.to_string())
     }
