@@ -23,8 +23,9 @@ enum Command {
         /// Log level or filter, as in RUST_LOG (which overrides it).
         #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
         log_level: String,
+        // Boxed: the options are far larger than any other subcommand's.
         #[command(flatten)]
-        options: runtime::RunOptions,
+        options: Box<runtime::RunOptions>,
     },
     /// Check the local mongod for a container probe: exit 0 when it passes, 1 when it does not.
     Probe {
@@ -71,6 +72,14 @@ enum Command {
         #[command(flatten)]
         args: backup::command::JobArgs,
     },
+    /// Delete stored backups (inside a prune Job): the copies retention no longer keeps.
+    Prune {
+        /// Log level or filter.
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+        #[command(flatten)]
+        args: backup::command::JobArgs,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -91,6 +100,10 @@ fn main() -> ExitCode {
         Command::Restore { log_level, args } => {
             let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
             backup::command::run(backup::command::Job::Restore, args)
+        }
+        Command::Prune { log_level, args } => {
+            let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
+            backup::command::run(backup::command::Job::Prune, args)
         }
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))
@@ -114,7 +127,7 @@ fn main() -> ExitCode {
             };
             let result = rt.block_on(async {
                 let connection = runtime::connect().await?;
-                runtime::run(connection, options, telemetry, runtime::shutdown_signal()).await
+                runtime::run(connection, *options, telemetry, runtime::shutdown_signal()).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

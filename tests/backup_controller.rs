@@ -539,7 +539,6 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
         // One at a time, so that each one's completion time orders them.
         env.phase(name, BackupPhase::Succeeded).await;
     }
-    drop(runner);
     let objects = |name: &str| store.keys(BUCKET).into_iter().filter(|k| k.contains(&format!("/{name}/"))).count();
     env.wait("retention to keep two", || async {
         let left: Vec<String> = env.children("keep2").await.iter().map(|c| c.name_any()).collect();
@@ -554,6 +553,12 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     // Repeats of one reason on one object are folded into a series by the Events recorder.
     let pruned: i32 = env.events("BackupPruned").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum();
     assert!(pruned >= 2, "{pruned} BackupPruned events");
+    // The copies were deleted by a prune Job in the namespace, with the backups' own
+    // credentials: the operator's Pod never talks to a store.
+    let runs = runner.runs.lock().map(|r| r.clone()).unwrap_or_default();
+    assert!(runs.iter().any(|(pod, code)| pod.starts_with("keep2-prune-") && *code == 0), "{runs:?}");
+    let operator_log = std::fs::read_to_string(&env.operator.log).unwrap_or_default();
+    assert!(!operator_log.contains(&store.endpoint()), "the operator itself reached the store");
     env.finish().await;
 }
 

@@ -125,6 +125,7 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             secret_files: &[],
             owner: &owner,
             resources: None,
+            ttl_seconds_after_finished: None,
         });
         let c = client.clone();
         changed.extend(second_apply_changes(&Api::<StatefulSet>::namespaced(c.clone(), &ns), &sts).await);
@@ -146,14 +147,14 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
         changed.extend(
             second_apply_changes(
                 &policies,
-                &network_policy::members(&names, &spec.expose, &settings.operator_peer, &owner),
+                &network_policy::members(&names, &spec.expose, &settings.operator_peer, &settings.cluster_dns, &owner),
             )
             .await,
         );
         changed.extend(
             second_apply_changes(
                 &policies,
-                &network_policy::jobs(&names, &spec.network_isolation.object_stores, &owner),
+                &network_policy::jobs(&names, &spec.network_isolation.object_stores, &settings.cluster_dns, &owner),
             )
             .await,
         );

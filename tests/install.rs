@@ -162,7 +162,7 @@ fn chart_lints_and_renders_a_locked_down_operator() {
     let docs = template(&[]);
     assert_eq!(
         kinds(&docs),
-        ["Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount"],
+        ["Deployment", "NetworkPolicy", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount"],
         "what the chart renders by default"
     );
     for doc in &docs {

@@ -1,4 +1,4 @@
-//! The `backup` and `restore` subcommands as processes: arguments, the plan, SIGTERM, and the
+//! The `backup`, `restore` and `prune` subcommands as processes: arguments, the plan, SIGTERM, and the
 //! outcome written where Kubernetes keeps it (the termination message).
 
 use std::path::PathBuf;
@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::files::{DEFAULT_SECRETS_DIR, SecretFiles};
-use super::plan::{BackupPlan, Outcome, RestorePlan};
+use super::plan::{BackupPlan, Outcome, PrunePlan, RestorePlan};
 use super::tools::Tools;
 
-/// Arguments shared by `backup` and `restore`.
+/// Arguments shared by `backup`, `restore` and `prune`.
 #[derive(Args, Debug, Clone)]
 pub struct JobArgs {
     /// The plan, as JSON (the operator sets it in the Job).
@@ -37,10 +37,13 @@ pub enum Job {
     Backup,
     /// Restore one.
     Restore,
+    /// Delete stored backups.
+    Prune,
 }
 
-/// Runs a backup or restore to its end and reports the outcome: exit 0 only for a complete
-/// backup (every copy and manifest written) or a finished restore.
+/// Runs a backup, restore or prune to its end and reports the outcome: exit 0 only for a
+/// complete backup (every copy and manifest written), a finished restore, or a prune that
+/// ran (its outcome names what it could not delete).
 pub fn run(job: Job, args: JobArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -65,6 +68,10 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
             // is simply run again from the start by the Job's next attempt.
             Ok(plan) => super::restore::restore(&plan, &secrets, &tools).await.map_err(|error| error.to_string()),
             Err(error) => Err(format!("the restore plan is not valid: {error}")),
+        },
+        Job::Prune => match serde_json::from_str::<PrunePlan>(&args.plan) {
+            Ok(plan) => Ok(super::prune::prune(&plan, &secrets).await),
+            Err(error) => Err(format!("the prune plan is not valid: {error}")),
         },
     };
     result.unwrap_or_else(|error| Outcome::Failed { error })

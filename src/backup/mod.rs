@@ -12,6 +12,7 @@ pub mod codec;
 pub mod command;
 pub mod files;
 pub mod plan;
+pub mod prune;
 pub mod restore;
 pub mod seal;
 pub mod server;

@@ -92,6 +92,39 @@ impl Expected {
     }
 }
 
+/// Stored backups to delete, run as a Job in the backups' namespace: retention's deletions
+/// reach the stores from there, with the network and the Secrets the backups themselves had,
+/// not from the operator's Pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrunePlan {
+    /// What to delete, one entry per copy of a backup.
+    pub targets: Vec<PruneTarget>,
+}
+
+/// One copy of one backup: its objects in one store.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneTarget {
+    /// The MongoBackup whose copy this is.
+    pub backup: String,
+    /// The store.
+    pub destination: Destination,
+    /// The objects' keys below the destination's prefix, the manifest first: a copy that
+    /// cannot be wholly deleted is then visibly incomplete, and never restored.
+    pub keys: Vec<String>,
+}
+
+/// A backup whose copies could not all be deleted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneFailure {
+    /// The MongoBackup.
+    pub backup: String,
+    /// Why, without what the store's server wrote.
+    pub error: String,
+}
+
 /// The format version of [`Manifest`]; a restore refuses manifests it does not know.
 pub const MANIFEST_FORMAT: u32 = 1;
 /// Name of the manifest object, next to the archive.
@@ -185,6 +218,15 @@ pub enum Outcome {
         /// The destination whose copy was restored.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copy: Option<String>,
+    },
+    /// What a prune deleted.
+    #[serde(rename_all = "camelCase")]
+    Pruned {
+        /// The backups none of whose objects is left.
+        deleted: Vec<String>,
+        /// The backups some of whose objects are left.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<PruneFailure>,
     },
     /// Nothing usable was produced; the message says why.
     Failed {

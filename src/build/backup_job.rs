@@ -27,6 +27,11 @@ pub const TERMINATION_LOG: &str = "/dev/termination-log";
 pub const BACKUP_COMPONENT: &str = "backup";
 /// The component label of restore Jobs and their Pods.
 pub const RESTORE_COMPONENT: &str = "restore";
+/// The component label of prune Jobs (a schedule's retention deleting stored copies).
+pub const PRUNE_COMPONENT: &str = "prune";
+/// How long a finished prune Job is kept: a failed one stands for this long before the next
+/// attempt (the Job controller then deletes it and the schedule starts another).
+pub const PRUNE_JOB_TTL_SECONDS: i32 = 600;
 /// The label naming the MongoBackup (or restoring MongoCluster) a Job works for.
 pub const FOR_LABEL: &str = "mongo.operator.rs/for";
 /// Attempts per Job: a transient network failure gets two more chances.
@@ -122,6 +127,8 @@ pub struct JobInputs<'a> {
     pub owner: &'a OwnerReference,
     /// The main container's CPU and memory, when the user set them.
     pub resources: Option<&'a ResourceRequirements>,
+    /// Delete the Job this long after it finishes; None: it goes with its owner.
+    pub ttl_seconds_after_finished: Option<i32>,
 }
 
 /// A Job name for `name` (a MongoBackup's or MongoCluster's) and a suffix, within the 63
@@ -199,6 +206,7 @@ pub fn build(i: &JobInputs<'_>) -> Job {
         },
         spec: Some(JobSpec {
             backoff_limit: Some(BACKOFF_LIMIT),
+            ttl_seconds_after_finished: i.ttl_seconds_after_finished,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
                 spec: Some(PodSpec {
@@ -313,6 +321,7 @@ mod tests {
             secret_files: &secret_files,
             owner: &owner(),
             resources: None,
+            ttl_seconds_after_finished: None,
         });
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
         assert_eq!(pod.automount_service_account_token, Some(false));
@@ -370,6 +379,7 @@ mod tests {
                 secret_files: &[],
                 owner: &owner(),
                 resources: given,
+                ttl_seconds_after_finished: None,
             });
             let pod = job.spec.and_then(|s| s.template.spec).expect("pod");
             pod.containers[0].resources.clone().expect("resources")

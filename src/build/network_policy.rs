@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::backup_job::{BACKUP_COMPONENT, RESTORE_COMPONENT};
+use super::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT, RESTORE_COMPONENT};
 use super::labels::{labels, selector};
 use super::names::{ClusterNames, bounded};
 use crate::api::{AttachmentPeer, AttachmentPort, ExposeSpec, ExposeType, ObjectStoreEgress};
@@ -44,6 +44,27 @@ pub struct OperatorPeer {
     pub pod_labels: BTreeMap<String, String>,
     /// Address ranges of an operator running outside the Kubernetes cluster.
     pub cidrs: Vec<String>,
+}
+
+/// Where the cluster's DNS resolver runs: the only place members and Jobs may send port 53.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsPeer {
+    /// The resolver Pods' namespace (`kube-system`).
+    pub namespace: String,
+    /// Labels of the resolver Pods (`k8s-app=kube-dns`, which CoreDNS keeps).
+    pub pod_labels: BTreeMap<String, String>,
+    /// Resolver addresses outside Pods, such as NodeLocal DNSCache's `169.254.20.10/32`.
+    pub cidrs: Vec<String>,
+}
+
+impl Default for DnsPeer {
+    fn default() -> Self {
+        DnsPeer {
+            namespace: "kube-system".into(),
+            pod_labels: BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]),
+            cidrs: Vec::new(),
+        }
+    }
 }
 
 /// Names of a cluster's baseline policies.
@@ -80,7 +101,7 @@ fn jobs_selector(cluster: &str) -> LabelSelector {
         match_expressions: Some(vec![LabelSelectorRequirement {
             key: "app.kubernetes.io/component".into(),
             operator: "In".into(),
-            values: Some(vec![BACKUP_COMPONENT.into(), RESTORE_COMPONENT.into()]),
+            values: Some(vec![BACKUP_COMPONENT.into(), RESTORE_COMPONENT.into(), PRUNE_COMPONENT.into()]),
         }]),
     }
 }
@@ -101,14 +122,24 @@ fn mongodb_port() -> NetworkPolicyPort {
     tcp(IntOrString::Int(i32::from(MONGODB_PORT)))
 }
 
-/// DNS, wherever the resolver is: without it no member resolves another.
-fn dns() -> NetworkPolicyEgressRule {
+/// DNS, at the cluster's resolver only: without it no member resolves another, and port 53
+/// to any address would be a way out for anything that speaks on it.
+fn dns(resolver: &DnsPeer) -> NetworkPolicyEgressRule {
     let port = |protocol: &str| NetworkPolicyPort {
         protocol: Some(protocol.into()),
         port: Some(IntOrString::Int(53)),
         end_port: None,
     };
-    NetworkPolicyEgressRule { to: None, ports: Some(vec![port("UDP"), port("TCP")]) }
+    let mut to = vec![NetworkPolicyPeer {
+        namespace_selector: Some(match_labels(BTreeMap::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            resolver.namespace.clone(),
+        )]))),
+        pod_selector: Some(match_labels(resolver.pod_labels.clone())),
+        ip_block: None,
+    }];
+    to.extend(resolver.cidrs.iter().map(|c| block(c, None)));
+    NetworkPolicyEgressRule { to: Some(to), ports: Some(vec![port("UDP"), port("TCP")]) }
 }
 
 fn to_members(cluster: &str) -> NetworkPolicyEgressRule {
@@ -124,6 +155,7 @@ pub fn members(
     names: &ClusterNames,
     expose: &ExposeSpec,
     operator: &OperatorPeer,
+    resolver: &DnsPeer,
     owner: &OwnerReference,
 ) -> NetworkPolicy {
     let cluster = names.cluster.as_str();
@@ -154,15 +186,20 @@ pub fn members(
             pod_selector: Some(match_labels(selector(cluster))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(rules),
-            egress: Some(vec![dns(), to_members(cluster)]),
+            egress: Some(vec![dns(resolver), to_members(cluster)]),
         }),
     }
 }
 
 /// The cluster's backup and restore Pods: nothing comes in; DNS, the members and the object
 /// stores are reachable.
-pub fn jobs(names: &ClusterNames, stores: &ObjectStoreEgress, owner: &OwnerReference) -> NetworkPolicy {
-    let mut egress = vec![dns(), to_members(&names.cluster)];
+pub fn jobs(
+    names: &ClusterNames,
+    stores: &ObjectStoreEgress,
+    resolver: &DnsPeer,
+    owner: &OwnerReference,
+) -> NetworkPolicy {
+    let mut egress = vec![dns(resolver), to_members(&names.cluster)];
     let ports: Vec<NetworkPolicyPort> = stores.ports.iter().map(|p| tcp(IntOrString::Int(i32::from(*p)))).collect();
     // A rule without ports allows every port.
     let ports = (!ports.is_empty()).then_some(ports);
@@ -245,7 +282,7 @@ mod tests {
     #[test]
     fn members_admit_members_operator_jobs_and_the_load_balancer_ranges_only() {
         let names = ClusterNames::new("orders", "shop");
-        let private = members(&names, &ExposeSpec::default(), &operator(), &owner());
+        let private = members(&names, &ExposeSpec::default(), &operator(), &DnsPeer::default(), &owner());
         assert_eq!(private.metadata.name.as_deref(), Some("orders-isolate-members"));
         let s = spec(&private);
         assert_eq!(s.policy_types, Some(vec!["Ingress".to_string(), "Egress".to_string()]));
@@ -261,7 +298,23 @@ mod tests {
         );
         let egress = s.egress.expect("egress");
         assert_eq!(egress.len(), 2, "DNS and the members, nothing else");
-        assert!(egress[0].to.is_none() && egress[0].ports.as_ref().is_some_and(|p| p.len() == 2));
+        // DNS goes to the cluster's resolver only, never to any address on port 53.
+        let to = egress[0].to.clone().expect("DNS has a destination");
+        assert_eq!(to.len(), 1);
+        assert_eq!(
+            to[0].pod_selector.as_ref().and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]))
+        );
+        assert_eq!(
+            to[0].namespace_selector.as_ref().and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), "kube-system".to_string())]))
+        );
+        let node_local = DnsPeer { cidrs: vec!["169.254.20.10/32".into()], ..DnsPeer::default() };
+        let jobs_dns =
+            spec(&jobs(&names, &ObjectStoreEgress::default(), &node_local, &owner())).egress.expect("egress");
+        let to = jobs_dns[0].to.clone().expect("DNS has a destination");
+        assert_eq!(to[1].ip_block.as_ref().map(|b| b.cidr.as_str()), Some("169.254.20.10/32"));
+        assert!(egress[0].ports.as_ref().is_some_and(|p| p.len() == 2), "UDP and TCP 53");
 
         let lb = ExposeSpec {
             type_: ExposeType::LoadBalancer,
@@ -271,7 +324,7 @@ mod tests {
                 annotations: BTreeMap::new(),
             }),
         };
-        let exposed = spec(&members(&names, &lb, &operator(), &owner()));
+        let exposed = spec(&members(&names, &lb, &operator(), &DnsPeer::default(), &owner()));
         let rules = exposed.ingress.expect("ingress");
         assert_eq!(rules.len(), 4);
         let ranges: Vec<String> =
@@ -282,7 +335,7 @@ mod tests {
     #[test]
     fn jobs_accept_nothing_and_reach_only_the_stores_named() {
         let names = ClusterNames::new("orders", "shop");
-        let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &owner()));
+        let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &DnsPeer::default(), &owner()));
         assert!(none.policy_types.as_ref().is_some_and(|t| t.iter().any(|t| t == "Ingress")));
         assert_eq!(none.ingress, None, "Ingress without rules denies every connection in");
         assert_eq!(none.egress.as_ref().map(Vec::len), Some(2), "no store rule without addresses");
@@ -291,7 +344,7 @@ mod tests {
             any_address: false,
             ports: vec![443, 9000],
         };
-        let egress = spec(&jobs(&names, &stores, &owner())).egress.expect("egress");
+        let egress = spec(&jobs(&names, &stores, &DnsPeer::default(), &owner())).egress.expect("egress");
         let store = &egress[2];
         assert_eq!(
             store.to.as_ref().and_then(|t| t[0].ip_block.as_ref()).map(|b| b.cidr.as_str()),
@@ -299,7 +352,7 @@ mod tests {
         );
         assert_eq!(store.ports.as_ref().map(Vec::len), Some(2));
         let any = ObjectStoreEgress { cidrs: vec![], any_address: true, ports: vec![443] };
-        let egress = spec(&jobs(&names, &any, &owner())).egress.expect("egress");
+        let egress = spec(&jobs(&names, &any, &DnsPeer::default(), &owner())).egress.expect("egress");
         assert!(egress[2].to.is_none(), "any address, on the ports only");
     }
 

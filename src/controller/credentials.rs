@@ -1,6 +1,6 @@
-//! The operator's own view of the Secret keys a backup reads: whether they exist (before a Job
-//! is started) and their values (for pruning stored copies). The same keys the backup Job
-//! mounts as files, read from the Secrets instead, each Secret once.
+//! The operator's own view of the Secret keys a backup, restore or prune Job reads: whether
+//! they exist and may be used (before a Job is started). The same keys the Job mounts as
+//! files, read from the Secrets instead, each Secret once.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
 
-use crate::api::Destination;
-use crate::backup::files::destination_file;
-use crate::backup::store::StoreCredentials;
-use crate::build::backup_job::{SecretFile, destination_files};
+use crate::build::backup_job::SecretFile;
 use crate::build::secrets::text;
 use crate::controller::error::{Error, KubeContext};
 
@@ -37,37 +34,6 @@ async fn read(
 fn value(secrets: &BTreeMap<String, Option<Secret>>, file: &SecretFile) -> Option<String> {
     let secret = secrets.get(&file.secret)?.as_ref()?;
     text(secret, &file.key).map(|v| v.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// The credentials of `destination`, read from its Secrets in `namespace`.
-pub async fn from_secrets(
-    client: &Client,
-    namespace: &str,
-    destination: &Destination,
-) -> Result<StoreCredentials, Error> {
-    let files = destination_files(destination);
-    let secrets = read(client, namespace, &files).await?;
-    let read = SecretsRead(secrets);
-    if let Some(problem) = crate::controller::backup::trust::unlabelled_credentials(&read, [destination]) {
-        return Err(Error::Secret { secret: destination.name.clone(), problem });
-    }
-    let secrets = read.0;
-    let mut credentials = StoreCredentials::default();
-    for file in &files {
-        let value = value(&secrets, file).ok_or_else(|| Error::Secret {
-            secret: file.secret.clone(),
-            problem: format!("has no key {}", file.key),
-        })?;
-        match file.path.rsplit('/').next() {
-            Some(destination_file::ACCESS_KEY_ID) => credentials.access_key_id = Some(value),
-            Some(destination_file::SECRET_ACCESS_KEY) => credentials.secret_access_key = Some(value),
-            Some(destination_file::SERVICE_ACCOUNT_KEY) => credentials.service_account_key = Some(value),
-            Some(destination_file::AZURE_ACCESS_KEY) => credentials.azure_access_key = Some(value),
-            Some(destination_file::CA) => credentials.ca_pem = Some(value.into_bytes()),
-            _ => {}
-        }
-    }
-    Ok(credentials)
 }
 
 /// The Secrets some files name, each read once, to ask which keys of several sets of those

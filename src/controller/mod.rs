@@ -34,6 +34,8 @@ pub struct Settings {
     pub cluster_domain: String,
     /// Where the operator's own Pods are, for the members' NetworkPolicy.
     pub operator_peer: crate::build::network_policy::OperatorPeer,
+    /// Where the cluster's DNS resolver is, the only DNS members and Jobs may reach.
+    pub cluster_dns: crate::build::network_policy::DnsPeer,
     /// What the administrator who installed the operator lets the editors of its resources do
     /// beyond the safe defaults.
     pub admin_policy: AdminPolicy,

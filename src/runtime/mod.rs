@@ -17,7 +17,7 @@ use tracing::info;
 use std::sync::Arc;
 
 use crate::api::{MongoBackup, MongoCluster, NetworkPolicyAttachment};
-use crate::build::network_policy::OperatorPeer;
+use crate::build::network_policy::{DnsPeer, OperatorPeer};
 use crate::controller::cluster::{self, Scope};
 use crate::controller::{AdminPolicy, Context, Settings};
 use crate::mongo::{DriverAdmin, Timeouts};
@@ -198,6 +198,17 @@ pub struct RunOptions {
     /// cluster (repeatable), admitted by isolated members.
     #[arg(long = "operator-cidr")]
     pub operator_cidrs: Vec<String>,
+    /// The namespace of the cluster's DNS resolver Pods: isolated members and Jobs may send
+    /// DNS queries there and nowhere else.
+    #[arg(long, env = "MONGO_OPERATOR_DNS_NAMESPACE", default_value = "kube-system")]
+    pub dns_namespace: String,
+    /// A label of the DNS resolver Pods (`key=value`, repeatable).
+    #[arg(long = "dns-pod-label", value_parser = parse_label, default_value = "k8s-app=kube-dns")]
+    pub dns_pod_labels: Vec<(String, String)>,
+    /// A DNS resolver address outside Pods (repeatable), such as NodeLocal DNSCache's
+    /// 169.254.20.10/32.
+    #[arg(long = "dns-cidr")]
+    pub dns_cidrs: Vec<String>,
     /// Let MongoClusters open a load balancer to address ranges outside private space
     /// (RFC 1918, RFC 6598, IPv6 unique-local). Off: such `sourceRanges` are refused.
     #[arg(long, env = "MONGO_OPERATOR_ALLOW_PUBLIC_LOAD_BALANCERS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -237,6 +248,11 @@ impl RunOptions {
                 namespace: self.operator_namespace.clone(),
                 pod_labels: self.operator_pod_labels.iter().cloned().collect(),
                 cidrs: self.operator_cidrs.clone(),
+            },
+            cluster_dns: DnsPeer {
+                namespace: self.dns_namespace.clone(),
+                pod_labels: self.dns_pod_labels.iter().cloned().collect(),
+                cidrs: self.dns_cidrs.clone(),
             },
             admin_policy: AdminPolicy {
                 allow_public_load_balancers: self.allow_public_load_balancers,

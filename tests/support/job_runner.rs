@@ -1,5 +1,5 @@
-//! The kubelet's part for backup and restore Pods on kwok's fake nodes: runs the real
-//! `mongo-operator backup` or `restore` each Pod asks for, with the Pod's plan exactly as the
+//! The kubelet's part for backup, restore and prune Pods on kwok's fake nodes: runs the real
+//! `mongo-operator backup`, `restore` or `prune` each Pod asks for, with the Pod's plan exactly as the
 //! operator wrote it and its projected secret files read from their Secrets, then writes the
 //! Pod's status as a kubelet would (phase, exit code and the termination message the process
 //! wrote).
@@ -44,7 +44,7 @@ impl JobRunner {
         let held = Arc::new(AtomicBool::new(false));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore)");
+        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore,prune)");
         let (h, r) = (held.clone(), runs.clone());
         let task = tokio::spawn(async move {
             let started: Arc<Mutex<BTreeSet<String>>> = Arc::default();

@@ -6,6 +6,7 @@
 
 mod one_off;
 mod policy;
+pub mod prune;
 pub mod retention;
 pub mod schedule;
 pub mod source;
@@ -26,7 +27,7 @@ use kube::runtime::watcher;
 use super::watch::{Scope, drive, metadata, primary};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
-use crate::build::backup_job::BACKUP_COMPONENT;
+use crate::build::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT};
 use crate::build::labels::MANAGED_BY;
 use crate::mongo::MongoAdmin;
 
@@ -65,7 +66,9 @@ pub async fn run<A: MongoAdmin + 'static>(
     let client = ctx.client.clone();
     let (reader, backups) = primary::<MongoBackup>(&client, &scope);
     let jobs = watcher::Config::default()
-        .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component={BACKUP_COMPONENT}"));
+        .labels(&format!(
+            "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component in ({BACKUP_COMPONENT},{PRUNE_COMPONENT})"
+        ));
     let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
     let controller = Controller::for_stream(backups, reader)
         .owns_stream(metadata::<Job>(&client, &scope, jobs.clone()))

@@ -202,6 +202,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         secret_files: &files,
         owner: &owner,
         resources: backup.spec.resources.as_ref(),
+        ttl_seconds_after_finished: None,
     });
     apply(&jobs, &job).await?;
     status.start_time = Some(now());

@@ -1,31 +1,26 @@
 //! A schedule: create the backup that is due (at most one, never overlapping the previous
 //! one), record runs that were missed, prune what retention no longer keeps (the stored
-//! copies first, then the MongoBackup), and come back at the next scheduled time.
+//! copies first, by a Job, then the MongoBackup: [`super::prune`]), and come back at the next
+//! scheduled time.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use object_store::ObjectStoreExt;
 
 use super::SCHEDULE_LABEL;
-use super::retention::{Taken, to_prune};
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
 use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
-use super::trust;
 use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, condition_type};
-use crate::backup::plan::{MANIFEST_NAME, Manifest};
-use crate::backup::store::{backup_dir, open, summary};
 use crate::build::labels::labels;
-use crate::controller::credentials::from_secrets;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events};
 use crate::mongo::MongoAdmin;
 
-fn to_chrono(t: &Time) -> DateTime<Utc> {
+pub(super) fn to_chrono(t: &Time) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
@@ -137,7 +132,7 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         Decision::Idle => {}
     }
 
-    prune(ctx, policy, &api, &children, &events).await?;
+    super::prune::prune(ctx, policy, &api, &children, &events).await?;
 
     let succeeded = children
         .iter()
@@ -200,90 +195,4 @@ fn failing_message(failed: &MongoBackup, last_success: Option<&str>, next: &str)
         None => "no backup of this schedule has succeeded yet".to_string(),
     };
     format!("the newest backup, {}, failed: {error}; {restorable}; {next}", failed.name_any())
-}
-
-/// Deletes what retention no longer keeps: each copy's manifest first (so that a copy that
-/// cannot be fully deleted is visibly incomplete), then its archive, then the MongoBackup.
-async fn prune<A: MongoAdmin>(
-    ctx: &Context<A>,
-    policy: &MongoBackup,
-    api: &Api<MongoBackup>,
-    children: &[MongoBackup],
-    events: &Events<'_>,
-) -> Result<(), Error> {
-    let taken: Vec<Taken> = children
-        .iter()
-        .map(|c| Taken {
-            name: c.name_any(),
-            phase: c.status.as_ref().and_then(|s| s.phase),
-            time: c
-                .status
-                .as_ref()
-                .and_then(|s| s.completion_time.as_ref())
-                .or(c.metadata.creation_timestamp.as_ref())
-                .map(to_chrono)
-                .unwrap_or_else(Utc::now),
-        })
-        .collect();
-    let namespace = policy.namespace().unwrap_or_default();
-    for name in to_prune(&taken, policy.spec.retention.as_ref(), Utc::now()) {
-        let Some(child) = children.iter().find(|c| c.name_any() == name) else { continue };
-        match delete_copies(ctx, &namespace, child).await {
-            Ok(deleted) => {
-                match api.delete(&name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(source) => return Err(Error::Kube { action: format!("deleting MongoBackup {name}"), source }),
-                }
-                events
-                    .normal(
-                        "BackupPruned",
-                        "Retention",
-                        format!("deleted MongoBackup {name} and {deleted} stored object(s)"),
-                    )
-                    .await;
-            }
-            Err(error) => {
-                events
-                    .warning(
-                        "PruneFailed",
-                        "Retention",
-                        format!("cannot delete the stored copies of {name}: {error}; kept for now"),
-                    )
-                    .await;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Deletes a backup's manifest and archive in every destination that has a copy. Returns how
-/// many objects were deleted (already-absent ones count as deleted).
-async fn delete_copies<A: MongoAdmin>(ctx: &Context<A>, namespace: &str, child: &MongoBackup) -> Result<usize, String> {
-    let copies = child.status.as_ref().map(|s| s.copies.clone()).unwrap_or_default();
-    let dir = backup_dir(&child.spec.cluster_ref.name, &child.name_any());
-    let archive = Manifest::archive_name(child.spec.compression, child.spec.encryption.is_some());
-    let mut deleted = 0;
-    for copy in copies {
-        let destination = child
-            .spec
-            .destinations
-            .iter()
-            .find(|d| d.name == copy.destination)
-            .ok_or_else(|| format!("destination {} is not in the spec", copy.destination))?;
-        if let Some(refusal) = trust::endpoint_refusal(&ctx.settings.admin_policy, [destination]) {
-            return Err(refusal);
-        }
-        let credentials = from_secrets(&ctx.client, namespace, destination).await.map_err(|e| e.to_string())?;
-        let store = open(destination, &credentials).map_err(|e| e.to_string())?;
-        for object in [MANIFEST_NAME, archive.as_str()] {
-            let key = store.key(&format!("{dir}/{object}"));
-            match store.store.delete(&key).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                // The store's own words stay in the log: an Event is no place for them.
-                Err(error) => return Err(format!("{}: {}", store.url(&key), summary(&error))),
-            }
-        }
-    }
-    Ok(deleted)
 }

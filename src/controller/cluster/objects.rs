@@ -19,7 +19,7 @@ use kube_quantity::ParsedQuantity;
 use crate::api::{DeletionPolicy, MongoClusterSpec, RestoreStatus};
 use crate::build::backup_job::BACKUP_USER;
 use crate::build::names::ClusterNames;
-use crate::build::network_policy::{self, OperatorPeer};
+use crate::build::network_policy::{self, DnsPeer, OperatorPeer};
 use crate::build::secrets::{
     self, BACKUP_PASSWORD_KEY, KEY_FILE_KEY, LEGACY_RESTORE_PASSWORD_KEY, OPERATOR_PASSWORD_KEY,
 };
@@ -258,7 +258,7 @@ pub async fn apply_all(
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
     operator_image: &str,
-    operator: &OperatorPeer,
+    (operator, resolver): (&OperatorPeer, &DnsPeer),
     replicas: i32,
 ) -> Result<StatefulSet, Error> {
     let ns = &names.namespace;
@@ -274,7 +274,7 @@ pub async fn apply_all(
         }
         None => delete_if_exists(&pdbs, &names.pod_disruption_budget()).await?,
     }
-    isolation(client, names, spec, owner, operator).await?;
+    isolation(client, names, spec, owner, (operator, resolver)).await?;
     let hash = mongod_conf::hash(&rendered);
     let mut sts =
         statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
@@ -296,12 +296,12 @@ async fn isolation(
     names: &ClusterNames,
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
-    operator: &OperatorPeer,
+    (operator, resolver): (&OperatorPeer, &DnsPeer),
 ) -> Result<(), Error> {
     let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), &names.namespace);
     if spec.network_isolation.enabled {
-        apply(&api, &network_policy::members(names, &spec.expose, operator, owner)).await?;
-        apply(&api, &network_policy::jobs(names, &spec.network_isolation.object_stores, owner)).await?;
+        apply(&api, &network_policy::members(names, &spec.expose, operator, resolver, owner)).await?;
+        apply(&api, &network_policy::jobs(names, &spec.network_isolation.object_stores, resolver, owner)).await?;
     } else {
         for name in [network_policy::members_policy_name(names), network_policy::jobs_policy_name(names)] {
             delete_if_exists(&api, &name).await?;

@@ -135,7 +135,7 @@ async fn reconcile_inner<A: MongoAdmin>(
             spec,
             &owner,
             &ctx.settings.operator_image,
-            &ctx.settings.operator_peer,
+            (&ctx.settings.operator_peer, &ctx.settings.cluster_dns),
             replicas,
         )
         .await?;

@@ -391,6 +391,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         secret_files: &files,
         owner: i.owner,
         resources: bootstrap.from_backup.resources.as_ref(),
+        ttl_seconds_after_finished: None,
     });
     apply(&jobs, &job).await?;
     let message = format!("Job {job_name} started to restore {}", source.description);
