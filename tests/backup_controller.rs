@@ -135,6 +135,21 @@ impl Env {
         }
     }
 
+    /// Waits until backup `name` waits for `reason`, checks that it has no Job, and returns
+    /// its Ready message.
+    async fn held(&self, name: &str, reason: &str) -> String {
+        let message = self
+            .wait(&format!("{name} waiting as {reason}"), || async {
+                let b = self.backup(name).await?;
+                let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+                (ready.reason == reason).then_some(ready.message)
+            })
+            .await;
+        let job = format!("{name}-backup");
+        assert!(self.api::<Job>().get_opt(&job).await.expect("get").is_none(), "{name} has a Job");
+        message
+    }
+
     async fn backup(&self, name: &str) -> Option<MongoBackup> {
         self.api::<MongoBackup>().get_opt(name).await.ok().flatten()
     }
@@ -343,16 +358,9 @@ async fn an_endpoint_the_administrator_did_not_allow_never_gets_a_job_or_credent
     let store = S3Server::start(&[BUCKET]);
     env.secrets().await;
     env.apply_yaml::<MongoBackup>(&one_off("elsewhere", "payments", &destination("s3", &store, "s3-keys"), "")).await;
-    let message = env
-        .wait("the endpoint refused", || async {
-            let b = env.backup("elsewhere").await?;
-            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-            (ready.reason == "EndpointNotAllowed").then_some(ready.message)
-        })
-        .await;
+    let message = env.held("elsewhere", "EndpointNotAllowed").await;
     assert!(message.contains(&format!("destination s3 ({})", store.endpoint())), "{message}");
     assert!(message.contains("https://s3.fr-par.scw.cloud"), "{message}");
-    assert!(env.api::<Job>().get_opt("elsewhere-backup").await.expect("get").is_none(), "no Job");
     assert_eq!(store.keys(BUCKET), Vec::<String>::new());
     env.finish().await;
 }
@@ -386,15 +394,8 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     // no Job mounts it.
     env.apply_yaml::<MongoBackup>(&one_off("borrowed", "payments", &destination("s3", &store, "s3-unlabelled"), ""))
         .await;
-    let message = env
-        .wait("borrowed waiting for its Secret's label", || async {
-            let b = env.backup("borrowed").await?;
-            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-            (ready.reason == "CredentialsNotLabelled").then_some(ready.message)
-        })
-        .await;
+    let message = env.held("borrowed", "CredentialsNotLabelled").await;
     assert!(message.contains("s3-unlabelled") && message.contains(CREDENTIALS_LABEL), "{message}");
-    assert!(env.api::<Job>().get_opt("borrowed-backup").await.expect("get").is_none(), "no Job");
 
     // A passphrase too short to hold against offline guessing: waits, and no Job.
     env.apply_yaml::<Secret>(
@@ -403,15 +404,8 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     .await;
     let short = "  encryption:\n    keySecretRef:\n      name: short-key\n      key: key\n";
     env.apply_yaml::<MongoBackup>(&one_off("weak", "payments", &destination("s3", &store, "s3-keys"), short)).await;
-    let message = env
-        .wait("weak waiting for a longer key", || async {
-            let b = env.backup("weak").await?;
-            let ready = b.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-            (ready.reason == "WeakEncryptionKey").then_some(ready.message)
-        })
-        .await;
+    let message = env.held("weak", "WeakEncryptionKey").await;
     assert!(message.contains("has 16 characters; at least 32"), "{message}");
-    assert!(env.api::<Job>().get_opt("weak-backup").await.expect("get").is_none(), "no Job");
 
     // Wrong S3 credentials: every attempt fails for real, and the backup says why, in its
     // own words: what the store's server answered stays in the Job's log.
