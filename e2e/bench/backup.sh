@@ -82,10 +82,13 @@ for gib in "${SIZES[@]}"; do
     read -r t m < <(BENCH_ARCHIVE="$src" MONGODUMP="$WORK/fake-mongodump" MONGO_OPERATOR_SECRETS_DIR="$WORK/secrets" \
       MONGO_OPERATOR_LOG_LEVEL=warn MONGO_OPERATOR_PLAN="$(plan "$name" "$comp" "$enc" "$dests")" measure "$BIN" backup)
     stored=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["manifest"]["sizeBytes"])' "$WORK/out")
+    # What a restore by name knows from the MongoBackup's status: the checksum, and whether
+    # the backup was encrypted.
+    checksum=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["manifest"]["checksum"])' "$WORK/out")
     rows+=("$gib GiB|backup: $label|$t|$(awk -v b="$bytes" -v t="$t" 'BEGIN{printf "%.0f", b/1048576/t}')|$((m / 1024))|$((stored * 100 / bytes)) %")
     # The restore reads the first destination's copy once, checking it on the way.
     first=$(printf '%s' "$dests" | python3 -c 'import json,sys; print(json.dumps(json.loads("["+sys.stdin.read()+"]")[0]))')
-    restore_plan=$(printf '{"location":{"destination":%s,"path":"bench/%s/manifest.json"},"target":{"uri":"mongodb://127.0.0.1:%s/?directConnection=true"}}' "$first" "$name" "$FP")
+    restore_plan=$(printf '{"location":{"destination":%s,"path":"bench/%s/manifest.json"},"target":{"uri":"mongodb://127.0.0.1:%s/?directConnection=true"},"expected":{"checksum":"%s","encrypted":%s}}' "$first" "$name" "$FP" "$checksum" "$enc")
     read -r t m < <(MONGORESTORE="$WORK/fake-mongorestore" MONGO_OPERATOR_SECRETS_DIR="$WORK/secrets" \
       MONGO_OPERATOR_LOG_LEVEL=warn MONGO_OPERATOR_PLAN="$restore_plan" measure "$BIN" restore)
     rows+=("$gib GiB|restore: $label|$t|$(awk -v b="$bytes" -v t="$t" 'BEGIN{printf "%.0f", b/1048576/t}')|$((m / 1024))")
