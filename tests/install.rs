@@ -17,10 +17,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mongo_operator::api::{BackupPhase, MongoBackup, MongoCluster, NetworkPolicyAttachment};
 use serde::Deserialize;
@@ -515,10 +515,13 @@ async fn the_operator_as_installed_by_the_chart_brings_a_cluster_to_ready() {
     let full = format!("{release}-mongo-operator");
 
     // Only the test's own namespace is watched, so this operator leaves the clusters of
-    // tests running next to it alone (and the namespaced RBAC is what it runs under).
+    // tests running next to it alone (and the namespaced RBAC is what it runs under). The
+    // ValidatingAdmissionPolicy is on: everything the operator does must pass it.
     let values = scratch_file(
         &format!("{release}.yaml"),
-        &format!("watchNamespaces: [{db}]\nlogFormat: text\nlogLevel: \"info,mongo_operator=debug\"\n"),
+        &format!(
+            "watchNamespaces: [{db}]\nlogFormat: text\nlogLevel: \"info,mongo_operator=debug\"\nadmissionPolicy: {{enabled: true}}\n"
+        ),
     );
     ok(
         &helm(),
@@ -562,6 +565,26 @@ async fn the_operator_as_installed_by_the_chart_brings_a_cluster_to_ready() {
     let sa = pod_spec.service_account_name.clone().expect("a ServiceAccount");
     let token = ok(&kubectl(), &["create", "token", &sa, "-n", &ops, "--duration", "1h"]);
     let kubeconfig = token_kubeconfig(token.trim(), &format!("{release}.kubeconfig"));
+
+    // The admission policy is in force before the operator starts: its identity is refused a
+    // Secret without the managed-by label.
+    let mut as_sa = kube::Config::infer().await.expect("kubeconfig");
+    as_sa.auth_info.impersonate = Some(format!("system:serviceaccount:{ops}:{sa}"));
+    as_sa.auth_info.impersonate_groups = Some(vec!["system:masters".into(), "system:authenticated".into()]);
+    let as_operator: Api<Secret> = Api::namespaced(Client::try_from(as_sa).expect("client"), &db);
+    let mut unlabelled = Secret::default();
+    unlabelled.metadata.name = Some("not-the-operators".into());
+    eventually("the admission policy in force", Duration::from_secs(60), || async {
+        match as_operator.create(&PostParams::default(), &unlabelled).await {
+            Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("managed-by=mongo-operator") => Some(()),
+            Ok(_) => {
+                let _ = as_operator.delete("not-the-operators", &Default::default()).await;
+                None
+            }
+            Err(_) => None,
+        }
+    })
+    .await;
 
     let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator-logs");
     std::fs::create_dir_all(&logs).expect("log dir");
