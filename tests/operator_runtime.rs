@@ -184,6 +184,10 @@ async fn serves_health_readiness_metrics_and_a_log_level_that_changes_at_run_tim
         assert!(text.contains(family), "missing {family:?} in /metrics:\n{text}");
     }
     assert!(has_reconciled(&text, "cluster"), "{text}");
+    // Per cluster, from the controller's cache.
+    let per_cluster = format!(r#"mongo_operator_cluster_phase{{namespace="{ns}",cluster="counted","#);
+    assert!(text.contains(&per_cluster), "missing {per_cluster} in /metrics:\n{text}");
+    assert!(text.contains("# TYPE mongo_operator_backup_last_failed gauge"), "{text}");
 
     // The log level: on the loopback listener only (the public one has no run-time
     // controls, whoever's connection a sidecar forwards from loopback); read, changed,

@@ -18,7 +18,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::api::MongoCluster;
+use super::objects::ObjectGauges;
+use crate::api::{MongoBackup, MongoCluster};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabel {
@@ -71,6 +72,7 @@ pub struct Metrics {
     backups: Family<BackupResult, Counter>,
     leader: Gauge,
     clusters: Arc<ClusterPhases>,
+    objects: Arc<ObjectGauges>,
 }
 
 impl Default for Metrics {
@@ -123,7 +125,9 @@ impl Metrics {
         );
         let clusters = Arc::new(ClusterPhases::default());
         registry.register_collector(Box::new(clusters.clone()));
-        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, leader, clusters }
+        let objects = Arc::new(ObjectGauges::default());
+        registry.register_collector(Box::new(objects.clone()));
+        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, leader, clusters, objects }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -160,7 +164,18 @@ impl Metrics {
 
     /// Counts the clusters in this cache at each scrape (one cache per watched namespace).
     pub fn count_clusters_of(&self, store: Store<MongoCluster>) {
+        if let Ok(mut stores) = self.objects.clusters.lock() {
+            stores.push(store.clone());
+        }
         if let Ok(mut stores) = self.clusters.stores.lock() {
+            stores.push(store);
+        }
+    }
+
+    /// Reads the backup schedules in this cache at each scrape (one cache per watched
+    /// namespace).
+    pub fn watch_backups_of(&self, store: Store<MongoBackup>) {
+        if let Ok(mut stores) = self.objects.backups.lock() {
             stores.push(store);
         }
     }

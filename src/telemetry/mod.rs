@@ -3,6 +3,7 @@
 //! readiness.
 
 pub mod metrics;
+pub mod objects;
 pub mod readiness;
 
 use std::sync::Mutex;

@@ -65,6 +65,7 @@ pub async fn run<A: MongoAdmin + 'static>(
 ) {
     let client = ctx.client.clone();
     let (reader, backups) = primary::<MongoBackup>(&client, &scope);
+    ctx.metrics.watch_backups_of(reader.clone());
     let jobs = watcher::Config::default()
         .labels(&format!(
             "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component in ({BACKUP_COMPONENT},{PRUNE_COMPONENT})"

@@ -1,0 +1,224 @@
+//! Metrics about what only the operator knows, read from the controllers' caches at each
+//! scrape: each cluster's phase and members by state, and each backup schedule's newest
+//! successful backup (when, how large, how long) and whether its newest backup failed.
+//! Label sets are bounded by the number of clusters and schedules, never by backups or Pods,
+//! and a series goes away with its object, with nothing to clean up.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::api::{BackupPhase, MongoBackup, MongoCluster};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterPhaseLabels {
+    namespace: String,
+    cluster: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberStateLabels {
+    namespace: String,
+    cluster: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleLabels {
+    namespace: String,
+    schedule: String,
+}
+
+/// The caches the gauges are read from, one per watched namespace and kind.
+#[derive(Debug, Default)]
+pub struct ObjectGauges {
+    pub(super) clusters: Mutex<Vec<Store<MongoCluster>>>,
+    pub(super) backups: Mutex<Vec<Store<MongoBackup>>>,
+}
+
+/// One gauge family: its name, help and (labels, value) rows.
+struct Rows<L> {
+    name: &'static str,
+    help: &'static str,
+    rows: Vec<(L, f64)>,
+}
+
+impl<L: EncodeLabelSet> Rows<L> {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Rows { name, help, rows: Vec::new() }
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probe = ConstGauge::new(0.0f64);
+        let mut family = encoder.encode_descriptor(self.name, self.help, None, probe.metric_type())?;
+        for (labels, value) in &self.rows {
+            ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
+    t.0.as_millisecond() as f64 / 1000.0
+}
+
+impl ObjectGauges {
+    fn clusters(&self) -> Vec<std::sync::Arc<MongoCluster>> {
+        self.clusters.lock().map(|s| s.iter().flat_map(Store::state).collect()).unwrap_or_default()
+    }
+
+    fn backups(&self) -> Vec<std::sync::Arc<MongoBackup>> {
+        self.backups.lock().map(|s| s.iter().flat_map(Store::state).collect()).unwrap_or_default()
+    }
+}
+
+impl Collector for ObjectGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut phase = Rows::new("cluster_phase", "1 for each MongoCluster's current phase");
+        let mut members =
+            Rows::new("cluster_members", "A MongoCluster's members by replica-set state, as last observed");
+        let mut ready =
+            Rows::new("cluster_ready_members", "A MongoCluster's PRIMARY and SECONDARY members with ready Pods");
+        for c in self.clusters() {
+            let (namespace, cluster) = (c.namespace().unwrap_or_default(), c.name_any());
+            let status = c.status.clone().unwrap_or_default();
+            let p = status.phase.map_or_else(|| "Unknown".to_string(), |p| format!("{p:?}"));
+            phase
+                .rows
+                .push((ClusterPhaseLabels { namespace: namespace.clone(), cluster: cluster.clone(), phase: p }, 1.0));
+            let mut by_state: BTreeMap<String, f64> = BTreeMap::new();
+            for m in &status.members {
+                *by_state.entry(m.state.clone()).or_default() += 1.0;
+            }
+            for (state, n) in by_state {
+                members
+                    .rows
+                    .push((MemberStateLabels { namespace: namespace.clone(), cluster: cluster.clone(), state }, n));
+            }
+            ready.rows.push((ClusterLabels { namespace, cluster }, f64::from(status.ready_members)));
+        }
+
+        let mut last_success = Rows::new(
+            "backup_last_success_timestamp_seconds",
+            "When a backup schedule's newest successful backup finished (Unix time)",
+        );
+        let mut last_size =
+            Rows::new("backup_last_success_size_bytes", "Stored size of a schedule's newest successful backup");
+        let mut last_duration =
+            Rows::new("backup_last_success_duration_seconds", "How long a schedule's newest successful backup took");
+        let mut last_failed =
+            Rows::new("backup_last_failed", "1 while a backup schedule's newest finished backup is a failure");
+        let backups = self.backups();
+        for schedule in backups.iter().filter(|b| b.spec.schedule.is_some()) {
+            let labels =
+                ScheduleLabels { namespace: schedule.namespace().unwrap_or_default(), schedule: schedule.name_any() };
+            let status = schedule.status.clone().unwrap_or_default();
+            let failing = status
+                .conditions
+                .iter()
+                .any(|c| c.status == "True" && c.reason == crate::controller::backup::status::LAST_BACKUP_FAILED);
+            last_failed.rows.push((labels.clone(), if failing { 1.0 } else { 0.0 }));
+            let newest = status.last_successful_backup.as_deref().and_then(|name| {
+                backups.iter().find(|b| b.name_any() == name && b.namespace() == schedule.namespace())
+            });
+            if let Some(time) = &status.last_successful_time {
+                last_success.rows.push((labels.clone(), seconds(time)));
+            }
+            let Some(child) = newest.and_then(|b| b.status.clone()).filter(|s| s.phase == Some(BackupPhase::Succeeded))
+            else {
+                continue;
+            };
+            if let Some(size) = child.size_bytes {
+                last_size.rows.push((labels.clone(), size as f64));
+            }
+            if let (Some(start), Some(end)) = (&child.start_time, &child.completion_time) {
+                last_duration.rows.push((labels, (seconds(end) - seconds(start)).max(0.0)));
+            }
+        }
+        phase.encode(&mut encoder)?;
+        members.encode(&mut encoder)?;
+        ready.encode(&mut encoder)?;
+        last_success.encode(&mut encoder)?;
+        last_size.encode(&mut encoder)?;
+        last_duration.encode(&mut encoder)?;
+        last_failed.encode(&mut encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::{reflector, watcher};
+
+    use crate::telemetry::Metrics;
+
+    #[test]
+    fn clusters_and_schedules_are_read_from_the_caches() {
+        let m = Metrics::new();
+        let (clusters, mut cluster_writer) = reflector::store();
+        let (backups, mut backup_writer) = reflector::store();
+        m.count_clusters_of(clusters);
+        m.watch_backups_of(backups);
+        let cluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoCluster",
+            "metadata": {"name": "orders", "namespace": "shop"},
+            "spec": {"version": "8.0.4"},
+            "status": {"phase": "Degraded", "readyMembers": 2, "members": [
+                {"name": "orders-0", "state": "PRIMARY", "healthy": true},
+                {"name": "orders-1", "state": "SECONDARY", "healthy": true},
+                {"name": "orders-2", "state": "(not reachable/healthy)", "healthy": false},
+            ]},
+        }))
+        .expect("cluster");
+        cluster_writer.apply_watcher_event(&watcher::Event::Apply(cluster));
+        let backup = |value: serde_json::Value| serde_json::from_value(value).expect("backup");
+        let destinations =
+            serde_json::json!([{"name": "s3", "s3": {"bucket": "b", "credentialsSecretRef": {"name": "k"}}}]);
+        for b in [
+            backup(serde_json::json!({
+                "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
+                "metadata": {"name": "nightly", "namespace": "shop"},
+                "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true, "destinations": destinations},
+                "status": {"phase": "Scheduled", "lastSuccessfulBackup": "nightly-202612040200",
+                    "lastSuccessfulTime": "2026-12-04T02:03:20Z",
+                    "conditions": [{"type": "Degraded", "status": "True", "reason": "LastBackupFailed", "message": "m",
+                        "lastTransitionTime": "2026-12-05T02:01:00Z"}]},
+            })),
+            backup(serde_json::json!({
+                "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
+                "metadata": {"name": "nightly-202612040200", "namespace": "shop"},
+                "spec": {"clusterRef": {"name": "orders"}, "destinations": destinations},
+                "status": {"phase": "Succeeded", "sizeBytes": 1048576,
+                    "startTime": "2026-12-04T02:00:00Z", "completionTime": "2026-12-04T02:03:20Z"},
+            })),
+        ] {
+            backup_writer.apply_watcher_event(&watcher::Event::Apply(b));
+        }
+        let text = m.encode().expect("encode");
+        for line in [
+            r#"mongo_operator_cluster_phase{namespace="shop",cluster="orders",phase="Degraded"} 1.0"#,
+            r#"mongo_operator_cluster_members{namespace="shop",cluster="orders",state="PRIMARY"} 1.0"#,
+            r#"mongo_operator_cluster_members{namespace="shop",cluster="orders",state="(not reachable/healthy)"} 1.0"#,
+            r#"mongo_operator_cluster_ready_members{namespace="shop",cluster="orders"} 2.0"#,
+            r#"mongo_operator_backup_last_success_timestamp_seconds{namespace="shop",schedule="nightly"} 1796349800.0"#,
+            r#"mongo_operator_backup_last_success_size_bytes{namespace="shop",schedule="nightly"} 1048576.0"#,
+            r#"mongo_operator_backup_last_success_duration_seconds{namespace="shop",schedule="nightly"} 200.0"#,
+            r#"mongo_operator_backup_last_failed{namespace="shop",schedule="nightly"} 1.0"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // One series per schedule, none per backup.
+        assert!(!text.contains(r#"schedule="nightly-202612040200""#), "{text}");
+    }
+}
