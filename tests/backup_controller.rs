@@ -414,8 +414,13 @@ async fn a_failing_backup_is_failed_with_its_reason_and_missing_inputs_wait() {
     let failed = env.phase("denied", BackupPhase::Failed).await;
     let error = failed.status.and_then(|s| s.error).unwrap_or_default();
     assert!(error.contains("destination s3") && error.contains("(HTTP 403 Forbidden)"), "{error}");
-    let notes: Vec<String> = env.events("BackupFailed").await.into_iter().filter_map(|e| e.note).collect();
-    assert!(!notes.is_empty());
+    // The Event is recorded just after the status is written.
+    let notes: Vec<String> = env
+        .wait("the BackupFailed Event", || async {
+            let notes: Vec<String> = env.events("BackupFailed").await.into_iter().filter_map(|e| e.note).collect();
+            (!notes.is_empty()).then_some(notes)
+        })
+        .await;
     for text in notes.iter().chain([&error]) {
         assert!(!text.contains('<') && !text.contains("Signature"), "the store's response body is echoed: {text}");
     }
