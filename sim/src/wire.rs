@@ -117,7 +117,8 @@ fn read_legacy_query(request_id: i32, rest: &[u8]) -> Result<Request, WireError>
 }
 
 /// Answers an OP_QUERY with an OP_REPLY holding one document: no flags, no cursor, starting
-/// at 0, one document returned.
+/// at 0, one document returned, as mongod's `LegacyReplyBuilder::done`
+/// (src/mongo/rpc/legacy_reply_builder.cpp) sets them.
 pub async fn write_legacy_reply<W: AsyncWrite + Unpin>(
     w: &mut W,
     response_to: i32,
@@ -178,7 +179,8 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
     request_id: i32,
     body: &Document,
 ) -> Result<(), WireError> {
-    // No flags, then the body as one kind-0 section.
+    // No flags, then the body as one kind-0 section, as mongod's `OpMsgBuilder::beginBody`
+    // and `finish` (src/mongo/rpc/op_msg.cpp) write a reply without document sequences.
     let mut fields = 0u32.to_le_bytes().to_vec();
     fields.push(0);
     write_message(w, request_id, response_to, OP_MSG, &fields, body).await

@@ -58,15 +58,15 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
     let tools = Tools { mongodump: args.mongodump.clone(), mongorestore: args.mongorestore.clone() };
     let result = match job {
         Job::Backup => match serde_json::from_str::<BackupPlan>(&args.plan) {
-            Ok(plan) => super::take::take(&plan, &secrets, &tools, crate::runtime::shutdown_signal())
-                .await
-                .map_err(|error| error.to_string()),
+            Ok(plan) => {
+                super::take::take(&plan, &secrets, &tools, crate::runtime::shutdown_signal()).await.map_err(in_full)
+            }
             Err(error) => Err(format!("the backup plan is not valid: {error}")),
         },
         Job::Restore => match serde_json::from_str::<RestorePlan>(&args.plan) {
             // A restore is not cancelled half-way by this process: mongorestore with --drop
             // is simply run again from the start by the Job's next attempt.
-            Ok(plan) => super::restore::restore(&plan, &secrets, &tools).await.map_err(|error| error.to_string()),
+            Ok(plan) => super::restore::restore(&plan, &secrets, &tools).await.map_err(in_full),
             Err(error) => Err(format!("the restore plan is not valid: {error}")),
         },
         Job::Prune => match serde_json::from_str::<PrunePlan>(&args.plan) {
@@ -75,6 +75,14 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
         },
     };
     result.unwrap_or_else(|error| Outcome::Failed { error })
+}
+
+/// The error as the outcome reports it, after logging it with its sources in full: a store's
+/// response text stays in this process's log, out of the termination message (see
+/// [`super::store::summary`]).
+fn in_full<E: std::error::Error>(error: E) -> String {
+    tracing::warn!(detail = ?error, "the failure in full");
+    error.to_string()
 }
 
 fn report(args: &JobArgs, outcome: Outcome) -> ExitCode {

@@ -37,6 +37,7 @@ pub async fn prune(plan: &PrunePlan, secrets: &SecretFiles) -> Outcome {
                     tracing::info!(backup = %target.backup, object = %store.url(&key), "deleted");
                 }
                 Err(error) => {
+                    tracing::warn!(backup = %target.backup, object = %store.url(&key), %error, "cannot delete");
                     errors.insert(&target.backup, format!("{}: {}", store.url(&key), summary(&error)));
                     break;
                 }

@@ -213,10 +213,10 @@ pub async fn read_manifest(store: &OpenStore, key: &Path) -> Result<Manifest, Re
         .store
         .get(key)
         .await
-        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: summary(&source) })?
+        .map_err(|source| unreadable_manifest(store, key, &source))?
         .bytes()
         .await
-        .map_err(|source| RestoreError::Manifest { url: store.url(key), reason: summary(&source) })?;
+        .map_err(|source| unreadable_manifest(store, key, &source))?;
     let manifest: Manifest = serde_json::from_slice(&body)
         .map_err(|error| RestoreError::Manifest { url: store.url(key), reason: error.to_string() })?;
     if manifest.format != MANIFEST_FORMAT {
@@ -226,6 +226,12 @@ pub async fn read_manifest(store: &OpenStore, key: &Path) -> Result<Manifest, Re
         });
     }
     Ok(manifest)
+}
+
+/// A manifest the store did not hand over: logged in full, reported by [`summary`].
+fn unreadable_manifest(store: &OpenStore, key: &Path, source: &object_store::Error) -> RestoreError {
+    tracing::warn!(url = %store.url(key), error = %source, "the store refused the manifest");
+    RestoreError::Manifest { url: store.url(key), reason: summary(source) }
 }
 
 /// The archive's key: the manifest's directory and the archive's name.
@@ -256,7 +262,10 @@ async fn read_archive<W: std::io::Write + Send + 'static>(
         .store
         .get(key)
         .await
-        .map_err(|source| RestoreError::Archive { url: store.url(key), reason: summary(&source) })?
+        .map_err(|source| {
+            tracing::warn!(url = %store.url(key), error = %source, "the store refused the archive");
+            RestoreError::Archive { url: store.url(key), reason: summary(&source) }
+        })?
         .into_stream()
         .map_err(std::io::Error::other);
     let bridge = SyncIoBridge::new(StreamReader::new(stream));

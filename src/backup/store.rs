@@ -84,8 +84,8 @@ pub enum StoreError {
 
 /// What a store's error says, without anything the remote server wrote: the kind of failure
 /// and, for an HTTP error, its status. A response body is text whoever runs the endpoint
-/// chose; it goes to the process's log, never into a status, a termination message or an
-/// Event that every reader of the namespace sees.
+/// chose; the caller logs the full error, and only this goes into a status, a termination
+/// message or an Event that every reader of the namespace sees.
 pub fn summary(error: &object_store::Error) -> String {
     use object_store::Error as E;
     let text = error.to_string();
@@ -104,7 +104,6 @@ pub fn summary(error: &object_store::Error) -> String {
         }
         _ => "the request failed",
     };
-    tracing::warn!(error = %text, "object store error");
     match http_status(&text) {
         Some(status) => format!("{kind} (HTTP {status})"),
         None => kind.to_string(),

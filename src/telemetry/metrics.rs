@@ -4,16 +4,14 @@
 //! a finished backup); the number of clusters by phase is counted from the cluster
 //! controller's cache at each scrape, so it can never drift from what the operator sees.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kube::runtime::reflector::Store;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -48,11 +46,6 @@ struct BackupResult {
     result: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabel {
-    phase: String,
-}
-
 /// How a backup ended, for `mongo_operator_backups_total`.
 #[derive(Clone, Copy, Debug)]
 pub enum BackupOutcome {
@@ -71,7 +64,6 @@ pub struct Metrics {
     steps: Family<StepLabel, Counter>,
     backups: Family<BackupResult, Counter>,
     leader: Gauge,
-    clusters: Arc<ClusterPhases>,
     objects: Arc<ObjectGauges>,
 }
 
@@ -123,11 +115,9 @@ impl Metrics {
             "The operator's version",
             Info::new(vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
         );
-        let clusters = Arc::new(ClusterPhases::default());
-        registry.register_collector(Box::new(clusters.clone()));
         let objects = Arc::new(ObjectGauges::default());
         registry.register_collector(Box::new(objects.clone()));
-        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, leader, clusters, objects }
+        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, leader, objects }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -165,9 +155,6 @@ impl Metrics {
     /// Counts the clusters in this cache at each scrape (one cache per watched namespace).
     pub fn count_clusters_of(&self, store: Store<MongoCluster>) {
         if let Ok(mut stores) = self.objects.clusters.lock() {
-            stores.push(store.clone());
-        }
-        if let Ok(mut stores) = self.clusters.stores.lock() {
             stores.push(store);
         }
     }
@@ -214,38 +201,6 @@ impl Drop for ReconcileTimer<'_> {
             let controller = self.controller;
             self.metrics.reconciles.get_or_create(&ResultLabels { controller, result: "cancelled" }).inc();
         }
-    }
-}
-
-/// `mongo_operator_clusters{phase}`, counted from the cluster controllers' caches.
-#[derive(Debug, Default)]
-struct ClusterPhases {
-    stores: Mutex<Vec<Store<MongoCluster>>>,
-}
-
-impl ClusterPhases {
-    fn count(&self) -> BTreeMap<String, i64> {
-        let mut counts = BTreeMap::new();
-        let Ok(stores) = self.stores.lock() else { return counts };
-        for cluster in stores.iter().flat_map(Store::state) {
-            let phase = cluster.status.as_ref().and_then(|s| s.phase.as_ref());
-            let phase = phase.map_or_else(|| "Unknown".to_string(), |p| format!("{p:?}"));
-            *counts.entry(phase).or_insert(0) += 1;
-        }
-        counts
-    }
-}
-
-impl Collector for ClusterPhases {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counts = self.count();
-        let probe = ConstGauge::new(0i64);
-        let mut family = encoder.encode_descriptor("clusters", "MongoClusters by phase", None, probe.metric_type())?;
-        for (phase, n) in counts {
-            let labels = PhaseLabel { phase };
-            ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
     }
 }
 

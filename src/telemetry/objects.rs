@@ -1,10 +1,10 @@
 //! Metrics about what only the operator knows, read from the controllers' caches at each
-//! scrape: each cluster's phase and members by state, and each backup schedule's newest
+//! scrape: clusters by phase, each cluster's phase and members by state, and each backup schedule's newest
 //! successful backup (when, how large, how long) and whether its newest backup failed.
 //! Label sets are bounded by the number of clusters and schedules, never by backups or Pods,
 //! and a series goes away with its object, with nothing to clean up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use kube::ResourceExt;
@@ -14,6 +14,11 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClusterLabels {
@@ -60,6 +65,16 @@ impl<L: EncodeLabelSet> Rows<L> {
         Rows { name, help, rows: Vec::new() }
     }
 
+    /// Integer gauges, for counts written as the operator always wrote them (`2`, not `2.0`).
+    fn encode_as_integers(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probe = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(self.name, self.help, None, probe.metric_type())?;
+        for (labels, value) in &self.rows {
+            ConstGauge::new(*value as i64).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
     fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let probe = ConstGauge::new(0.0f64);
         let mut family = encoder.encode_descriptor(self.name, self.help, None, probe.metric_type())?;
@@ -86,6 +101,7 @@ impl ObjectGauges {
 
 impl Collector for ObjectGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut by_phase: BTreeMap<String, f64> = BTreeMap::new();
         let mut phase = Rows::new("cluster_phase", "1 for each MongoCluster's current phase");
         let mut members =
             Rows::new("cluster_members", "A MongoCluster's members by replica-set state, as last observed");
@@ -95,6 +111,7 @@ impl Collector for ObjectGauges {
             let (namespace, cluster) = (c.namespace().unwrap_or_default(), c.name_any());
             let status = c.status.clone().unwrap_or_default();
             let p = status.phase.map_or_else(|| "Unknown".to_string(), |p| format!("{p:?}"));
+            *by_phase.entry(p.clone()).or_default() += 1.0;
             phase
                 .rows
                 .push((ClusterPhaseLabels { namespace: namespace.clone(), cluster: cluster.clone(), phase: p }, 1.0));
@@ -121,6 +138,8 @@ impl Collector for ObjectGauges {
         let mut last_failed =
             Rows::new("backup_last_failed", "1 while a backup schedule's newest finished backup is a failure");
         let backups = self.backups();
+        let by_name: HashMap<(Option<String>, String), &MongoBackup> =
+            backups.iter().map(|b| ((b.namespace(), b.name_any()), &**b)).collect();
         for schedule in backups.iter().filter(|b| b.spec.schedule.is_some()) {
             let labels =
                 ScheduleLabels { namespace: schedule.namespace().unwrap_or_default(), schedule: schedule.name_any() };
@@ -130,9 +149,10 @@ impl Collector for ObjectGauges {
                 .iter()
                 .any(|c| c.status == "True" && c.reason == crate::controller::backup::status::LAST_BACKUP_FAILED);
             last_failed.rows.push((labels.clone(), if failing { 1.0 } else { 0.0 }));
-            let newest = status.last_successful_backup.as_deref().and_then(|name| {
-                backups.iter().find(|b| b.name_any() == name && b.namespace() == schedule.namespace())
-            });
+            let newest = status
+                .last_successful_backup
+                .as_ref()
+                .and_then(|name| by_name.get(&(schedule.namespace(), name.clone())));
             if let Some(time) = &status.last_successful_time {
                 last_success.rows.push((labels.clone(), seconds(time)));
             }
@@ -147,6 +167,14 @@ impl Collector for ObjectGauges {
                 last_duration.rows.push((labels, (seconds(end) - seconds(start)).max(0.0)));
             }
         }
+        // Both series families are the same clusters: `clusters{phase}` for an alert on how
+        // many, `cluster_phase` for which.
+        let clusters = Rows {
+            name: "clusters",
+            help: "MongoClusters by phase",
+            rows: by_phase.into_iter().map(|(phase, n)| (PhaseLabel { phase }, n)).collect(),
+        };
+        clusters.encode_as_integers(&mut encoder)?;
         phase.encode(&mut encoder)?;
         members.encode(&mut encoder)?;
         ready.encode(&mut encoder)?;

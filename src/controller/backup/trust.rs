@@ -86,8 +86,7 @@ pub fn unlabelled_credentials<'a>(
     destinations: impl IntoIterator<Item = &'a Destination>,
 ) -> Option<String> {
     let files: Vec<SecretFile> = destinations.into_iter().flat_map(destination_files).collect();
-    let mut names = secrets.without_label(&files, CREDENTIALS_LABEL, "true");
-    names.dedup();
+    let names = secrets.without_label(&files, CREDENTIALS_LABEL, "true");
     (!names.is_empty()).then(|| {
         format!(
             "Secret(s) {} are named as object-store credentials but lack the label {CREDENTIALS_LABEL}=true, which \
