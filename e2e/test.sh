@@ -39,7 +39,7 @@ phase "tests"
 log="$(mktemp)"
 # The RBAC audit reads what the suite's operators did, so it runs after everything else.
 rbac_audit=every_rule_of_the_chart_rbac_is_used_and_none_is_missing
-timed "cargo test" bash -c 'set -o pipefail; cargo test --workspace --locked -- --include-ignored --skip "$2" 2>&1 | tee "$1"' _ "$log" "$rbac_audit"
+timed "cargo test" bash -c 'set -o pipefail; cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip "$2" 2>&1 | tee "$1"' _ "$log" "$rbac_audit"
 if [[ -n "${MONGO_OPERATOR_AUDIT_LOG:-}" ]]; then
   phase "RBAC audit (every rule of the chart used by the suite's operators)"
   timed "rbac audit" bash -c 'set -o pipefail; cargo test --locked --test rbac_audit -- --include-ignored --exact "$2" --nocapture 2>&1 | tee -a "$1"' _ "$log" "$rbac_audit"

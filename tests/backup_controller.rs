@@ -166,6 +166,16 @@ impl Env {
         b.status?.conditions.into_iter().find(|c| c.type_ == "Ready").map(|c| c.reason)
     }
 
+    /// The Events with this reason once at least `at_least` of them are recorded: the operator
+    /// records an Event after the change it reports, so a test that saw the change waits for it.
+    async fn recorded(&self, reason: &str, at_least: usize) -> Vec<Event> {
+        self.wait(&format!("{at_least} {reason} Event(s)"), || async {
+            let events = self.events(reason).await;
+            (events.len() >= at_least).then_some(events)
+        })
+        .await
+    }
+
     async fn events(&self, reason: &str) -> Vec<Event> {
         let events: Api<Event> = self.api();
         events
@@ -331,7 +341,7 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
         .filter_map(|s| s.secret.map(|s| s.name))
         .collect();
     assert_eq!(secrets.len(), 3, "internal (backup password only), S3 keys, encryption key: {secrets:?}");
-    assert!(env.events("BackupSucceeded").await.len() >= 2);
+    env.recorded("BackupSucceeded", 2).await;
 
     // A reconcile that starts from a copy of `first` older than its success (a cache can lag
     // the controller's own status write) finishes nothing a second time.
@@ -549,9 +559,15 @@ async fn retention_prunes_the_oldest_backups_and_their_stored_copies() {
     assert_eq!(left, vec![names[2].to_string(), names[3].to_string()]);
     assert_eq!((objects(names[0]), objects(names[1])), (0, 0), "the pruned backups' stored copies are gone");
     assert_eq!((objects(names[2]), objects(names[3])), (2, 2), "the kept ones still have manifest and archive");
-    // Repeats of one reason on one object are folded into a series by the Events recorder.
-    let pruned: i32 = env.events("BackupPruned").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum();
-    assert!(pruned >= 2, "{pruned} BackupPruned events");
+    // Each Event is recorded just after its backup is deleted, so the last one may still be on
+    // its way when the count of backups drops to two: wait for it rather than race it. Repeats
+    // of one reason on one object are folded into a series by the Events recorder.
+    env.wait("two BackupPruned events", || async {
+        let events = env.events("BackupPruned").await;
+        let pruned: i32 = events.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum();
+        (pruned >= 2).then_some(())
+    })
+    .await;
     // The copies were deleted by a prune Job in the namespace, with the backups' own
     // credentials: the operator's Pod never talks to a store.
     let runs = runner.runs.lock().map(|r| r.clone()).unwrap_or_default();
@@ -596,7 +612,7 @@ async fn a_schedule_whose_newest_backup_failed_is_degraded_until_one_succeeds() 
     let message = message.unwrap_or_default();
     assert!(message.contains("nightly-202601020000") && message.contains("destination s3"), "{message}");
     assert!(message.contains("the newest restorable backup is nightly-202601010000"), "{message}");
-    assert_eq!(env.events("LastBackupFailed").await.len(), 1);
+    assert_eq!(env.recorded("LastBackupFailed", 1).await.len(), 1);
 
     // A later success clears it.
     env.child_of(&policy, "nightly-202601030000", &destination("s3", &store, "s3-keys")).await;
@@ -759,7 +775,7 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     // The clone has its own users only: the operator's, and `app` with the clone's password.
     let users = users_of(&env, &staging, "staging").await;
     assert_eq!(users, ["admin.app", "admin.mongo-operator-admin", "admin.mongo-operator-backup"], "{users:?}");
-    assert_eq!(env.events("SourceUsersDropped").await.len(), 1);
+    assert_eq!(env.recorded("SourceUsersDropped", 1).await.len(), 1);
     let internal = secrets.get("staging-internal").await.expect("internal Secret");
     assert_eq!(
         internal.annotations().get("mongo.operator.rs/restored-from").map(String::as_str),
@@ -785,7 +801,7 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
         !login(&staging, "app", "production's app password").await,
         "production's password does not open the clone"
     );
-    assert_eq!(env.events("RestoreSucceeded").await.len(), 1);
+    assert_eq!(env.recorded("RestoreSucceeded", 1).await.len(), 1);
 
     // A reconcile that starts from a copy of the cluster older than the success's status write
     // (the Secret's change queues one at once) reports the same success, and no second one.

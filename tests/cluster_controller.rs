@@ -139,7 +139,7 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
         assert_eq!(memory_limit(p), "1Gi");
     }
     // One at a time, and the old primary last, after stepping down.
-    let restarts = env.events("MemberRestarting").await;
+    let restarts = env.recorded("MemberRestarting", 3).await;
     assert_eq!(restarts.len(), 3, "three restarts: {restarts:?}");
     let mut order: Vec<(String, String)> = restarts
         .iter()
@@ -149,7 +149,7 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
         .collect();
     order.sort();
     assert!(order[2].1.contains(&format!("restarting {primary_before} ")), "primary last: {order:?}");
-    assert!(!env.events("PrimarySteppedDown").await.is_empty());
+    env.recorded("PrimarySteppedDown", 1).await;
     let entries = support::command_log::parse(&std::fs::read_to_string(&log_path).unwrap());
     let (_, step_downs) = support::command_log::assert_legal(&entries);
     assert!(step_downs >= 1, "the primary stepped down before its restart");
@@ -168,7 +168,7 @@ async fn rolls_out_one_member_at_a_time_primary_last_and_rotates_passwords() {
         login(&env, &sim, "roll-admin-app").await.ok()
     })
     .await;
-    assert!(!env.events("UserUpdated").await.is_empty());
+    env.recorded("UserUpdated", 1).await;
 
     // New roles reach MongoDB; a user removed from the spec is dropped with its Secret.
     let admin = admin_target(&env, &sim).await;
@@ -296,7 +296,7 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     .await;
     let message = &c.status.unwrap().conditions.iter().find(|x| x.type_ == "Degraded").unwrap().message.clone();
     assert!(message.contains("Secret missing does not exist"), "{message}");
-    assert!(!env.events("PasswordSecretMissing").await.is_empty());
+    env.recorded("PasswordSecretMissing", 1).await;
     assert!(env.secret_text("calm-admin-app", "password").await.is_none(), "no user without its password");
     env.patch_spec("calm", serde_json::json!({ "users": null })).await;
     env.ready("calm").await;
@@ -323,7 +323,7 @@ async fn pause_stops_changes_and_bad_input_is_reported_without_changing_anything
     assert!(ready.message.contains("featureCompatibilityVersion set to 7.0 first"), "{}", ready.message);
     let sts = env.api::<StatefulSet>().get("calm").await.unwrap();
     assert_eq!(sts.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("mongo:8.0.4"));
-    assert!(!env.events("VersionUnreachable").await.is_empty());
+    env.recorded("VersionUnreachable", 1).await;
     env.patch_spec("calm", serde_json::json!({ "version": "8.0.4" })).await;
     env.ready("calm").await;
 

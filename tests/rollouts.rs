@@ -138,7 +138,7 @@ async fn the_feature_compatibility_version_follows_its_policy_and_the_downgrade_
         status(c).feature_compatibility_version.as_deref() == Some("8.0")
     })
     .await;
-    let raised = env.events("FeatureCompatibilityVersionSet").await;
+    let raised = env.recorded("FeatureCompatibilityVersionSet", 1).await;
     let raised_at = raised.iter().filter_map(|e| e.event_time.as_ref().map(|t| t.0)).min().expect("an Event");
     assert!(
         raised_at.duration_since(since).as_secs() >= 24,
@@ -256,7 +256,7 @@ async fn a_broken_template_rolls_back_when_the_spec_is_reverted() {
     // The lone member, whose mongod never answers on the broken image, comes back the same way.
     let c = env.ready("solo").await;
     assert_eq!(status(&c).ready_members, 1);
-    let replaced = env.events("MemberReplaced").await;
+    let replaced = env.recorded("MemberReplaced", 1).await;
     let notes: Vec<String> = replaced.iter().filter_map(|e| e.note.clone()).collect();
     assert!(notes.iter().any(|n| n.contains(&broken)), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("solo-0")), "{notes:?}");

@@ -154,7 +154,7 @@ async fn secrets_kept_from_an_earlier_cluster_of_the_same_name_are_adopted_with_
             "{name} bound to the new cluster"
         );
     }
-    let adopted = env.events("SecretAdopted").await;
+    let adopted = env.recorded("SecretAdopted", 2).await;
     let notes: Vec<String> = adopted.iter().filter_map(|e| e.note.clone()).collect();
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("Secret keep-internal") && n.contains(&first_uid)), "{notes:?}");

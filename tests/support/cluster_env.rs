@@ -84,6 +84,17 @@ impl Env {
         self.events(reason).await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum()
     }
 
+    /// The Events with this reason once at least `at_least` of them are recorded. The operator
+    /// records an Event after the change it reports, so a test that saw the change first waits
+    /// for the Event instead of racing it.
+    pub async fn recorded(&self, reason: &str, at_least: usize) -> Vec<Event> {
+        super::eventually(&format!("{at_least} {reason} Event(s)"), Duration::from_secs(30), || async {
+            let events = self.events(reason).await;
+            (events.len() >= at_least).then_some(events)
+        })
+        .await
+    }
+
     pub async fn events(&self, reason: &str) -> Vec<Event> {
         let events: Api<Event> = self.api();
         events
