@@ -55,7 +55,7 @@ demo:
 
 bench-controller:
 	e2e/cluster.sh up > /dev/null
-	eval "$$(e2e/cluster.sh env)" && cargo bench --locked --bench controller
+	eval "$$(e2e/cluster.sh env)" && e2e/with-cluster-dns cargo bench --locked --bench controller
 
 bench-backup:
 	e2e/bench/backup.sh

@@ -30,7 +30,11 @@ kubectl wait --for=condition=Established crd --all --timeout=60s > /dev/null
 # A fresh namespace each time: the simulator keeps no data between runs.
 kubectl delete namespace "$NS" --ignore-not-found --wait=true > /dev/null
 kubectl create namespace "$NS" > /dev/null
-"$BIN/mongo-operator" run --namespace "$NS" --image mongo-operator:dev --log-format text --leader-election false --listen 127.0.0.1:0 --controls-listen 127.0.0.1:0 > "$RUN/operator.log" 2>&1 &
+# The operator dials members by their DNS names, which kwok's Pods do not have: it runs with a
+# hosts file of its own (in a private mount namespace), filled in below once the Pods have IPs.
+printf '127.0.0.1 localhost\n' > "$RUN/hosts"
+unshare --mount --propagation private sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$RUN/hosts" \
+  "$BIN/mongo-operator" run --namespace "$NS" --image mongo-operator:dev --log-format text --leader-election false --listen 127.0.0.1:0 --controls-listen 127.0.0.1:0 > "$RUN/operator.log" 2>&1 &
 pids+=($!)
 echo "[demo] operator running (log: $RUN/operator.log)"
 
@@ -51,10 +55,14 @@ done
 
 kubectl -n "$NS" get secret demo-internal -o jsonpath='{.data.keyfile}' | base64 -d > "$RUN/keyfile"
 args=()
+hosts=""
 for entry in "${ips[@]}"; do
   pod="${entry%%=*}"; ip="${entry#*=}"
   args+=(--member "$pod=$pod.demo-members.$NS.svc.cluster.local:27017@$ip:27017")
+  hosts+="$ip $pod.demo-members.$NS.svc.cluster.local"$'\n'
 done
+# Rewritten in place: the bind mount holds on to the file, not its name.
+printf '127.0.0.1 localhost\n%s' "$hosts" > "$RUN/hosts"
 "$BIN/mongo-replset-sim" --control 127.0.0.1:27199 --repl-set demo --key-file "$RUN/keyfile" \
   --election-timeout-ms 1000 --heartbeat-ms 100 --initial-sync-ms 500 "${args[@]}" > "$RUN/sim.log" 2>&1 &
 pids+=($!)

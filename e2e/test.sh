@@ -39,10 +39,11 @@ phase "tests"
 log="$(mktemp)"
 # The RBAC audit reads what the suite's operators did, so it runs after everything else.
 rbac_audit=every_rule_of_the_chart_rbac_is_used_and_none_is_missing
-timed "cargo test" bash -c 'set -o pipefail; cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip "$2" 2>&1 | tee "$1"' _ "$log" "$rbac_audit"
+# The suite runs with its own cluster DNS as resolver (e2e/with-cluster-dns).
+timed "cargo test" bash -c 'set -o pipefail; e2e/with-cluster-dns cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip "$2" 2>&1 | tee "$1"' _ "$log" "$rbac_audit"
 if [[ -n "${MONGO_OPERATOR_AUDIT_LOG:-}" ]]; then
   phase "RBAC audit (every rule of the chart used by the suite's operators)"
-  timed "rbac audit" bash -c 'set -o pipefail; cargo test --locked --test rbac_audit -- --include-ignored --exact "$2" --nocapture 2>&1 | tee -a "$1"' _ "$log" "$rbac_audit"
+  timed "rbac audit" bash -c 'set -o pipefail; e2e/with-cluster-dns cargo test --locked --test rbac_audit -- --include-ignored --exact "$2" --nocapture 2>&1 | tee -a "$1"' _ "$log" "$rbac_audit"
 fi
 
 phase "done"

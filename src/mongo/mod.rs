@@ -2,9 +2,11 @@
 //! implementation on the `mongodb` driver.
 //!
 //! # Connections
-//! The operator talks to each member directly (`directConnection=true`) at the Pod's IP, taken
-//! from the Pod's status, so it never waits on cluster DNS, and it can reach a member that is
-//! not initiated yet (the driver's "RSGhost", never selectable in a replica-set topology).
+//! The operator talks to each member directly (`directConnection=true`), by the member's DNS
+//! name (`<pod>.<headless Service>.<namespace>.svc.<domain>`), which the headless Service
+//! publishes as soon as the Pod has an IP, ready or not: so it can reach a member that is not
+//! initiated yet (the driver's "RSGhost", never selectable in a replica-set topology), and
+//! check a member's TLS certificate against the name it meant to reach.
 //!
 //! # The first credential
 //! Authentication is on from mongod's first start (keyFile + SCRAM), and the operator never
@@ -73,10 +75,10 @@ impl Credentials {
     }
 }
 
-/// One member to talk to: its address (Pod IP and port) and who to log in as.
+/// One member to talk to: its address (DNS name and port) and who to log in as.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
-    /// `ip:port`.
+    /// `host:port`.
     pub address: String,
     /// None for commands that need no authentication (`hello`).
     pub credentials: Option<Credentials>,

@@ -6,6 +6,7 @@
 pub mod cluster_env;
 pub mod command_log;
 pub mod data_set;
+pub mod dns;
 pub mod job_runner;
 pub mod members;
 pub mod operator;
@@ -29,6 +30,7 @@ pub fn repo_root() -> PathBuf {
 
 pub async fn client() -> Client {
     mongo_operator::tls::install_crypto_provider();
+    dns::serve();
     Client::try_default().await.unwrap_or_else(|e| {
         panic!(
             "cannot connect to Kubernetes ({e}); run the tests with `make test`, which starts the local control plane"

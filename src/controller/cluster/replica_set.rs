@@ -20,23 +20,18 @@ pub fn operator_roles() -> Vec<Role> {
     ]
 }
 
-/// The members the operator can talk to: Pods with an IP that are not being deleted.
+/// The members the operator can talk to: Pods with an IP that are not being deleted. Each is
+/// dialled by its DNS name (the headless Service publishes not-ready Pods too), the name the
+/// member's certificate is issued for, so that the operator checks a member's certificate
+/// against the name it meant to reach and not only against the cluster's CA.
 pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: &Credentials) -> Vec<Reachable> {
     pods.iter()
-        .filter(|p| !p.terminating)
-        .filter_map(|p| {
-            let ip = p.ip.as_ref()?;
-            Some(Reachable {
-                host: names.member_host(p.ordinal, domain),
-                target: Target { address: address(ip), credentials: Some(creds.clone()) },
-            })
+        .filter(|p| !p.terminating && p.ip.is_some())
+        .map(|p| {
+            let host = names.member_host(p.ordinal, domain);
+            Reachable { target: Target { address: host.clone(), credentials: Some(creds.clone()) }, host }
         })
         .collect()
-}
-
-fn address(ip: &str) -> String {
-    let port = crate::replset::config::MONGODB_PORT;
-    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
 /// The members the spec wants: ordinals `0..members`, ready once their mongod answered.
