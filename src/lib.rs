@@ -7,6 +7,7 @@
 pub mod api;
 pub mod backup;
 pub mod build;
+pub mod certs;
 pub mod controller;
 pub mod install;
 pub mod mongo;

@@ -40,6 +40,18 @@ impl ClusterNames {
         format!("{}-internal", self.cluster)
     }
 
+    /// The Secret with the cluster's own certificate authority (`ca.crt`, `ca.key`), when the
+    /// operator issues the certificates.
+    pub fn ca_secret(&self) -> String {
+        format!("{}-ca", self.cluster)
+    }
+
+    /// The Secret the members mount at their TLS directory: `tls.crt`, `tls.key`, `ca.crt`,
+    /// and `tls.pem` (key and certificate in one file, as mongod's certificateKeyFile wants).
+    pub fn tls_secret(&self) -> String {
+        format!("{}-tls", self.cluster)
+    }
+
     pub fn pod_disruption_budget(&self) -> String {
         self.cluster.clone()
     }
