@@ -42,6 +42,9 @@ enum Command {
         /// REMOVED one (the probe then logs in as `__system` for `replSetGetStatus`).
         #[arg(long, default_value = mongo_operator::build::statefulset::KEY_FILE)]
         key_file: PathBuf,
+        /// Dial mongod over TLS, verifying its certificate with these CAs (PEM).
+        #[arg(long)]
+        tls_ca_file: Option<PathBuf>,
     },
     /// Prepare a mongod or backup Pod (the init container): copy this binary and the keyFile.
     Install {
@@ -108,8 +111,9 @@ fn main() -> ExitCode {
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))
         }
-        Command::Probe { probe, address, timeout_ms, key_file } => {
-            run_probe(probe, &address, &key_file, std::time::Duration::from_millis(timeout_ms))
+        Command::Probe { probe, address, timeout_ms, key_file, tls_ca_file } => {
+            let target = probe::ProbeTarget { address, key_file, tls_ca_file };
+            run_probe(probe, &target, std::time::Duration::from_millis(timeout_ms))
         }
         Command::Run { log_format, log_level, options } => {
             let log_level = std::sync::Arc::new(telemetry::init(log_format, &log_level));
@@ -154,7 +158,8 @@ fn print_crds(dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn run_probe(which: probe::Probe, address: &str, key_file: &std::path::Path, timeout: std::time::Duration) -> ExitCode {
+fn run_probe(which: probe::Probe, target: &probe::ProbeTarget, timeout: std::time::Duration) -> ExitCode {
+    mongo_operator::tls::install_crypto_provider();
     // A current-thread runtime: the probe runs every few seconds in every mongod container, so
     // it starts no worker threads.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -164,7 +169,7 @@ fn run_probe(which: probe::Probe, address: &str, key_file: &std::path::Path, tim
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(probe::run(which, address, key_file, timeout)) {
+    match rt.block_on(probe::run(which, target, timeout)) {
         Ok(why) => {
             println!("{why}");
             ExitCode::SUCCESS

@@ -14,7 +14,7 @@
 //! InvalidReplicaSetConfig once removed), and it needs a login: the probe logs in as
 //! `__system` with the keyFile mounted in the container, and only in that case.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -68,14 +68,26 @@ pub fn status_verdict(status: Result<ReplSetStatus, AdminError>) -> Result<&'sta
     }
 }
 
-/// Runs one probe against `address` within `timeout`; Ok carries what passed. `key_file` is
-/// read only when `hello` cannot decide.
-pub async fn run(probe: Probe, address: &str, key_file: &Path, timeout: Duration) -> Result<&'static str, String> {
+/// Where a probe dials, and with what.
+#[derive(Clone, Debug)]
+pub struct ProbeTarget {
+    /// `host:port` of the member, from inside its Pod.
+    pub address: String,
+    /// Read only when `hello` cannot decide.
+    pub key_file: PathBuf,
+    /// TLS: the CAs to verify the member's certificate with (for the name dialled, which the
+    /// operator's certificates cover: `127.0.0.1` and `localhost`). None: plain text.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// Runs one probe within `timeout`; Ok carries what passed.
+pub async fn run(probe: Probe, to: &ProbeTarget, timeout: Duration) -> Result<&'static str, String> {
+    let (address, key_file) = (to.address.as_str(), to.key_file.as_path());
     // Keep well inside the kubelet's timeoutSeconds: connect and select within the budget.
     let timeouts = Timeouts { connect: timeout / 2, server_selection: timeout, command: timeout, reconfig: timeout };
     let admin = DriverAdmin::new(timeouts);
     let within = |what: &'static str| move |_| format!("no answer to {what} from {address} within {timeout:?}");
-    let target = Target { address: address.to_string(), credentials: None };
+    let target = Target { address: address.to_string(), credentials: None, tls: to.tls_ca_file.clone() };
     let hello = tokio::time::timeout(timeout, admin.hello(&target))
         .await
         .map_err(within("hello"))?
@@ -86,7 +98,7 @@ pub async fn run(probe: Probe, address: &str, key_file: &Path, timeout: Duration
         HelloVerdict::AskStatus => {
             let key = std::fs::read_to_string(key_file)
                 .map_err(|e| format!("cannot read the keyFile {}: {e}", key_file.display()))?;
-            let system = Target { address: address.to_string(), credentials: Some(Credentials::from_key_file(&key)) };
+            let system = Target { credentials: Some(Credentials::from_key_file(&key)), ..target.clone() };
             let status =
                 tokio::time::timeout(timeout, admin.status(&system)).await.map_err(within("replSetGetStatus"))?;
             status_verdict(status)

@@ -72,7 +72,7 @@ fn start() -> Ferret {
 async fn direct_connection_and_typed_errors_against_ferretdb() {
     let f = start();
     let admin = DriverAdmin::new(Timeouts::default());
-    let t = Target { address: f.address.clone(), credentials: None };
+    let t = Target { address: f.address.clone(), credentials: None, tls: None };
 
     let hello = admin.hello(&t).await.expect("hello");
     assert!(hello.is_writable_primary, "a standalone FerretDB is writable");
@@ -105,7 +105,7 @@ async fn direct_connection_and_typed_errors_against_ferretdb() {
     };
     assert!(admin.initiate(&t, &config).await.is_err(), "FerretDB cannot initiate a replica set");
     // An unreachable port is a typed error within the timeouts, not a hang.
-    let dead = Target { address: "127.0.0.1:1".into(), credentials: None };
+    let dead = Target { address: "127.0.0.1:1".into(), credentials: None, tls: None };
     let started = Instant::now();
     assert!(matches!(admin.hello(&dead).await, Err(AdminError::Unreachable(_))));
     assert!(started.elapsed() < Duration::from_secs(10));

@@ -58,11 +58,15 @@ impl Set {
     }
 
     fn system(&self, i: usize) -> Target {
-        Target { address: self.addrs[i].clone(), credentials: Some(Credentials::from_key_file(KEY)) }
+        Target { address: self.addrs[i].clone(), credentials: Some(Credentials::from_key_file(KEY)), tls: None }
     }
 
     fn as_user(&self, i: usize, user: &str, password: &str) -> Target {
-        Target { address: self.addrs[i].clone(), credentials: Some(Credentials::scram(user, "admin", password)) }
+        Target {
+            address: self.addrs[i].clone(),
+            credentials: Some(Credentials::scram(user, "admin", password)),
+            tls: None,
+        }
     }
 
     fn reachable(&self, members: &[usize]) -> Vec<Reachable> {
@@ -319,9 +323,13 @@ async fn authentication_and_user_management() {
     let set = Set::start(1).await;
     set.admin.initiate(&set.system(0), &set.config(&[(0, true)])).await.expect("initiate");
     set.primary().await;
-    let wrong = Target { address: set.addrs[0].clone(), credentials: Some(Credentials::from_key_file("not-the-key")) };
+    let wrong = Target {
+        address: set.addrs[0].clone(),
+        credentials: Some(Credentials::from_key_file("not-the-key")),
+        tls: None,
+    };
     assert!(matches!(set.admin.status(&wrong).await, Err(AdminError::AuthenticationFailed(_))));
-    let anonymous = Target { address: set.addrs[0].clone(), credentials: None };
+    let anonymous = Target { address: set.addrs[0].clone(), credentials: None, tls: None };
     assert!(matches!(set.admin.status(&anonymous).await, Err(AdminError::Unauthorized(_))));
 
     let role = |r: &str| Role { role: r.into(), db: "admin".into() };

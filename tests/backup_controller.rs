@@ -632,10 +632,7 @@ async fn system_at_primary(env: &Env, held: &Holding, cluster: &str) -> mongo_op
     let secret = env.api::<Secret>().get(&format!("{cluster}-internal")).await.expect("internal Secret");
     let key = String::from_utf8(secret.data.expect("data")["keyfile"].0.clone()).expect("text");
     let primary = held.sim.primary().expect("a primary");
-    mongo_operator::mongo::Target {
-        address: held.sim.address(&primary).expect("address"),
-        credentials: Some(mongo_operator::mongo::Credentials::from_key_file(&key)),
-    }
+    held.sim.target(&primary, Some(mongo_operator::mongo::Credentials::from_key_file(&key))).await
 }
 
 /// Creates a user on `orders` behind the operator's back, as a production DBA would.
@@ -664,11 +661,9 @@ async fn users_of(env: &Env, held: &Holding, cluster: &str) -> Vec<String> {
 /// Whether `user` logs in at the cluster's primary with `password`.
 async fn login(held: &Holding, user: &str, password: &str) -> bool {
     use mongo_operator::mongo::MongoAdmin;
-    let Some(address) = held.sim.primary().and_then(|p| held.sim.address(&p)) else { return false };
-    let target = mongo_operator::mongo::Target {
-        address,
-        credentials: Some(mongo_operator::mongo::Credentials::scram(user, "admin", password)),
-    };
+    let Some(primary) = held.sim.primary() else { return false };
+    let target =
+        held.sim.target(&primary, Some(mongo_operator::mongo::Credentials::scram(user, "admin", password))).await;
     let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
     !matches!(admin.users(&target, "admin").await, Err(mongo_operator::mongo::AdminError::AuthenticationFailed(_)))
 }

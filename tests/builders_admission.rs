@@ -51,14 +51,16 @@ async fn built_objects_are_accepted_and_pods_pass_the_restricted_profile() {
     ];
     for (i, s) in specs.iter().enumerate() {
         let names = ClusterNames::new(&format!("db{i}"), &ns);
-        let conf = mongod_conf::render(s.mongod.as_ref().and_then(|m| m.config.as_ref())).expect("render");
+        let hash = mongod_conf::hash(s.mongod.as_ref().and_then(|m| m.config.as_ref()), s.tls.mode).expect("hash");
         let sts = statefulset::build(&Inputs {
             names: &names,
             spec: s,
             owner: &owner,
             operator_image: "mongo-operator:test",
-            config_hash: &mongod_conf::hash(&conf),
+            config_hash: &hash,
             replicas: s.members,
+            tls_token: "requireTLS@1",
+            tls_on: s.tls.mode.on(),
         });
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         api.create(&dry, &sts).await.unwrap_or_else(|e| panic!("StatefulSet {i} refused: {e}"));

@@ -18,13 +18,19 @@ use support::members::SimMembers;
 use support::operator::Operator;
 use support::*;
 
-/// Logs in as a user with the password from its connection Secret, at the primary's Pod IP
-/// (the Secret's host names are cluster DNS names, which do not resolve on this machine).
+/// Logs in as a user as an application would, with its connection Secret alone: the
+/// connection string (which asks for TLS) and the Secret's `ca.crt` as the CA file, directly
+/// at the primary by its DNS name.
 async fn login(env: &Env, sim: &SimMembers, secret: &str) -> Result<(), mongodb::error::Error> {
     let standard = env.secret_text(secret, "connectionString.standard").await.expect("connection string");
+    assert!(standard.contains("tls=true"), "{standard}");
+    let ca = env.secret_text(secret, "ca.crt").await.expect("the CA in the connection Secret");
     let mut options = mongodb::options::ClientOptions::parse(&standard).await?;
+    options.tls = Some(mongodb::options::Tls::Enabled(
+        mongodb::options::TlsOptions::builder().ca_file_path(support::members::write_ca(secret, &ca)).build(),
+    ));
     let primary = sim.primary().expect("a primary");
-    let address = sim.address(&primary).expect("primary address");
+    let address = sim.target(&primary, None).await.address;
     options.hosts = vec![mongodb::options::ServerAddress::parse(&address)?];
     options.direct_connection = Some(true);
     options.repl_set_name = None;
@@ -199,14 +205,9 @@ async fn admin_target(env: &Env, sim: &SimMembers) -> mongo_operator::mongo::Tar
     let password =
         env.secret_text(&format!("{}-internal", "roll"), "operator-password").await.expect("operator password");
     let primary = sim.primary().expect("a primary");
-    mongo_operator::mongo::Target {
-        address: sim.address(&primary).expect("address"),
-        credentials: Some(mongo_operator::mongo::Credentials::scram(
-            mongo_operator::mongo::OPERATOR_USER,
-            "admin",
-            &password,
-        )),
-    }
+    let credentials =
+        mongo_operator::mongo::Credentials::scram(mongo_operator::mongo::OPERATOR_USER, "admin", &password);
+    sim.target(&primary, Some(credentials)).await
 }
 
 /// A user's roles as (db, role), sorted; empty when the user does not exist.

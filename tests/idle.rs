@@ -79,8 +79,9 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
         let owner = cluster.controller_owner_ref(&()).expect("owner");
         let names = ClusterNames::new(&cluster.name_any(), &ns);
         let spec = &cluster.spec;
-        let rendered = mongod_conf::render(spec.mongod.as_ref().and_then(|m| m.config.as_ref())).expect("mongod.conf");
-        let hash = mongod_conf::hash(&rendered);
+        let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
+        let rendered = mongod_conf::render(user, spec.tls.mode).expect("mongod.conf");
+        let hash = mongod_conf::hash(user, spec.tls.mode).expect("hash");
         let sts = statefulset::build(&statefulset::Inputs {
             names: &names,
             spec,
@@ -89,8 +90,11 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             config_hash: &hash,
             // No Pods: only the object itself is under test, and volumes are scarce here.
             replicas: 0,
+            tls_token: "requireTLS@1",
+            tls_on: true,
         });
         let connection = secrets::connection(&Connection {
+            tls_ca: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
             names: &names,
             cluster_domain: domain,
             members: spec.members,

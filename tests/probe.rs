@@ -74,7 +74,7 @@ async fn probes_follow_the_member_through_bootstrap_sync_and_failure() {
         other: Default::default(),
     };
     let admin = DriverAdmin::new(Timeouts::default());
-    let system = Target { address: addrs[0].clone(), credentials: Some(Credentials::from_key_file(KEY)) };
+    let system = Target { address: addrs[0].clone(), credentials: Some(Credentials::from_key_file(KEY)), tls: None };
     admin.initiate(&system, &config).await.expect("initiate");
 
     // db-1 is in initial sync (STARTUP2) for 3 s: alive but not ready; then SECONDARY: ready.
@@ -88,7 +88,7 @@ async fn probes_follow_the_member_through_bootstrap_sync_and_failure() {
     let mut primary = None;
     while primary.is_none() {
         for (i, a) in addrs.iter().enumerate() {
-            let plain = Target { address: a.clone(), credentials: None };
+            let plain = Target { address: a.clone(), credentials: None, tls: None };
             if admin.hello(&plain).await.expect("hello").is_writable_primary {
                 primary = Some(i);
             }
@@ -96,12 +96,13 @@ async fn probes_follow_the_member_through_bootstrap_sync_and_failure() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (p, s) = if primary == Some(0) { (0, 1) } else { (1, 0) };
-    let at_primary = Target { address: addrs[p].clone(), credentials: Some(Credentials::from_key_file(KEY)) };
+    let at_primary =
+        Target { address: addrs[p].clone(), credentials: Some(Credentials::from_key_file(KEY)), tls: None };
     let (current, _) = admin.config(&at_primary, false).await.expect("config");
     let mut without = current.next();
     without.members.retain(|m| m.host != format!("db-{s}.svc:27017"));
     admin.reconfig(&at_primary, &without).await.expect("remove the secondary");
-    let plain = Target { address: addrs[s].clone(), credentials: None };
+    let plain = Target { address: addrs[s].clone(), credentials: None, tls: None };
     let hello = eventually_removed(&admin, &plain).await;
     assert!(hello.has_no_config(), "a REMOVED member's hello has no setName: {hello:?}");
     assert_eq!(hello.info.as_deref(), Some("Does not have a valid replica set config"));

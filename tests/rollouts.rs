@@ -36,10 +36,7 @@ async fn lower_fcv_by_hand(env: &Env, sim: &SimMembers, cluster: &str) {
     use mongo_operator::mongo::MongoAdmin;
     let key = env.secret_text(&format!("{cluster}-internal"), "keyfile").await.expect("keyFile");
     let primary = sim.primary().expect("a primary");
-    let target = mongo_operator::mongo::Target {
-        address: sim.address(&primary).expect("address"),
-        credentials: Some(mongo_operator::mongo::Credentials::from_key_file(&key)),
-    };
+    let target = sim.target(&primary, Some(mongo_operator::mongo::Credentials::from_key_file(&key))).await;
     let admin = mongo_operator::mongo::DriverAdmin::new(mongo_operator::mongo::Timeouts::default());
     admin.set_feature_compatibility_version(&target, "7.0", true).await.expect("lower the FCV");
 }

@@ -22,10 +22,7 @@ use support::*;
 async fn admin_users(env: &Env, sim: &SimMembers, cluster: &str) -> Vec<String> {
     let password = env.secret_text(&format!("{cluster}-internal"), "operator-password").await.expect("password");
     let primary = sim.primary().expect("a primary");
-    let target = Target {
-        address: sim.address(&primary).expect("address"),
-        credentials: Some(Credentials::scram(OPERATOR_USER, "admin", &password)),
-    };
+    let target = sim.target(&primary, Some(Credentials::scram(OPERATOR_USER, "admin", &password))).await;
     let admin = DriverAdmin::new(Timeouts::default());
     let mut users: Vec<String> =
         admin.users(&target, "admin").await.expect("usersInfo").into_iter().map(|u| u.user).collect();

@@ -78,6 +78,8 @@ enum Needs {
     Restore,
     /// A data command, on a collection when it names one.
     Data(crate::data::Access, Option<String>),
+    /// `hostManager`'s actions (`setParameter`).
+    HostManager,
     /// Only `root` and `__system`.
     Anything,
 }
@@ -93,6 +95,8 @@ fn needs(name: &str, db: &str) -> Needs {
         }
         "createUser" | "updateUser" | "dropUser" | "usersInfo" => Needs::UserAdmin(db.to_string()),
         "_mergeAuthzCollections" | "applyOps" => Needs::Restore,
+        // The `setParameter` action: `hostManager`, which `clusterAdmin` includes.
+        "setParameter" => Needs::HostManager,
         _ => Needs::Anything,
     }
 }
@@ -108,6 +112,7 @@ fn allowed(roles: &[(String, String)], need: &Needs) -> bool {
         Needs::ClusterMonitor => monitor,
         Needs::ClusterRead => monitor || has("backup", "admin") || has("readAnyDatabase", "admin"),
         Needs::ClusterManager => ["clusterManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
+        Needs::HostManager => ["hostManager", "clusterAdmin"].iter().any(|r| has(r, "admin")),
         Needs::UserAdmin(db) => has("userAdminAnyDatabase", "admin") || has("userAdmin", db),
         Needs::Restore => has("restore", "admin"),
         Needs::Data(..) | Needs::Anything => false,
@@ -217,6 +222,10 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             // changes at once, so it never shows `targetVersion` / `previousVersion`.
             if body.contains_key("authSchemaVersion") {
                 doc! { "authSchemaVersion": crate::data::AUTH_SCHEMA_VERSION, "ok": 1.0 }
+            } else if body.contains_key("tlsMode") {
+                // `TLSModeServerParameter::append` (`ssl_parameters.cpp`): the mode in force.
+                let mode = w.member(me).map(|m| m.tls.mode).unwrap_or(crate::tls::TlsMode::Disabled);
+                doc! { "tlsMode": mode.as_str(), "ok": 1.0 }
             } else if body.contains_key("featureCompatibilityVersion") {
                 match &w.fcv {
                     Some(fcv) => doc! { "featureCompatibilityVersion": { "version": fcv.clone() }, "ok": 1.0 },
@@ -227,6 +236,25 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
                 }
             } else {
                 error(code::BAD_VALUE, "no option found to get")
+            }
+        }
+        "setParameter" => {
+            // Only `tlsMode` is simulated; `TLSModeServerParameter::setFromString` goes through
+            // `checkTLSModeTransition` (`ssl_parameters.cpp`).
+            match body.get_str("tlsMode") {
+                Ok(to) => {
+                    let mut w = lock(world);
+                    let Some(m) = w.members.get_mut(me) else { return error(code::BAD_VALUE, "no such member") };
+                    match crate::tls::transition(m.tls.mode, to) {
+                        Ok(mode) => {
+                            let was = m.tls.mode.as_str();
+                            m.tls.mode = mode;
+                            doc! { "was": was, "ok": 1.0 }
+                        }
+                        Err(message) => error(code::BAD_VALUE, &message),
+                    }
+                }
+                Err(_) => error(code::BAD_VALUE, "the simulator sets only tlsMode"),
             }
         }
         "setFeatureCompatibilityVersion" => {

@@ -15,6 +15,7 @@ pub mod data;
 pub mod net;
 pub mod rules;
 pub mod scram;
+pub mod tls;
 pub mod wire;
 pub mod world;
 

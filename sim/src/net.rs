@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -200,6 +201,12 @@ impl Sim {
         lock(&self.world).members.get_mut(name).map(|m| m.slow = slow).is_some()
     }
 
+    /// Sets the TLS a member starts with (as its mongod.conf and certificate files say); it
+    /// applies to connections accepted from now on.
+    pub fn set_tls(&self, name: &str, tls: crate::tls::MemberTls) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.tls = tls).is_some()
+    }
+
     /// Sets the server version a member reports (as after a binary upgrade and restart).
     pub fn set_version(&self, name: &str, version: &str) -> bool {
         lock(&self.world).members.get_mut(name).map(|m| m.version = version.to_string()).is_some()
@@ -217,7 +224,7 @@ impl Sim {
                     "name": m.name, "host": m.host, "listen": m.listen.to_string(), "up": m.up,
                     "partitioned": m.partitioned, "state": w.state(m, now).as_str(),
                     "configVersion": m.config.as_ref().map(|c| c.version), "applied": m.applied,
-                    "lagMs": m.lag.as_millis() as u64, "version": m.version,
+                    "lagMs": m.lag.as_millis() as u64, "version": m.version, "tls": m.tls.mode.as_str(),
                 })
             })
             .collect();
@@ -249,6 +256,86 @@ async fn connection(
     mut stream: TcpStream,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut header = [0u8; 16];
+    if stream.read_exact(&mut header).await.is_err() {
+        return;
+    }
+    let tls = match lock(&world).member(&member) {
+        Some(m) => m.tls.clone(),
+        None => return,
+    };
+    let stream = Prefixed { prefix: header.to_vec(), inner: stream };
+    match crate::tls::ingress(tls.mode, &header) {
+        crate::tls::Ingress::Refuse(why) => {
+            tracing::debug!(%member, why, "closing connection");
+        }
+        crate::tls::Ingress::Plain => serve_connection(world, log, member, generation, id, stream).await,
+        crate::tls::Ingress::Tls => {
+            let Some(config) = tls.config else { return };
+            match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(tls_stream) => serve_connection(world, log, member, generation, id, tls_stream).await,
+                Err(e) => tracing::debug!(%member, error = %e, "TLS handshake failed"),
+            }
+        }
+    }
+}
+
+/// A stream whose first bytes were already read (to tell TLS from plain text): they are read
+/// again first.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let rest = self.prefix.split_off(n);
+            buf.put_slice(&self.prefix);
+            self.prefix = rest;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    world: Shared,
+    log: Option<Arc<CommandLog>>,
+    member: String,
+    generation: u64,
+    id: i64,
+    mut stream: S,
+) {
     let mut session = Session::new(id);
     let mut reply_id = 0i32;
     loop {

@@ -109,6 +109,8 @@ pub struct SimMember {
     pub started: Instant,
     /// Bumped on every stop, so connections opened before it are closed.
     pub generation: u64,
+    /// TLS as the member was started with it (and moved at run time).
+    pub tls: crate::tls::MemberTls,
 }
 
 /// A database user.
@@ -201,6 +203,7 @@ impl World {
                 lost_majority_since: None,
                 started: now,
                 generation: 0,
+                tls: crate::tls::MemberTls::default(),
             },
         );
     }

@@ -138,6 +138,11 @@ pub struct MongoClusterSpec {
     #[serde(default)]
     pub network_isolation: NetworkIsolationSpec,
 
+    /// Encrypted traffic: TLS is required unless this says otherwise, with certificates the
+    /// operator issues and renews.
+    #[serde(default)]
+    pub tls: super::TlsSpec,
+
     /// What happens to volumes and Secrets when the MongoCluster is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -585,6 +590,9 @@ pub struct MongoClusterStatus {
     /// How applications connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionStatus>,
+    /// TLS as the members run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::TlsStatus>,
     /// The restore of `spec.bootstrap.fromBackup`, for a cluster created from a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreStatus>,

@@ -12,12 +12,14 @@ mod backup;
 mod cluster;
 mod common;
 mod mongod_config;
+mod tls;
 
 pub use attachment::*;
 pub use backup::*;
 pub use cluster::*;
 pub use common::*;
 pub use mongod_config::{MongodConfig, REFUSED_KEYS};
+pub use tls::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -58,7 +58,8 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
     let tools = Tools { mongodump: args.mongodump.clone(), mongorestore: args.mongorestore.clone() };
     let result = match job {
         Job::Backup => match serde_json::from_str::<BackupPlan>(&args.plan) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                plan.source = plan.source.resolved(&secrets);
                 super::take::take(&plan, &secrets, &tools, crate::runtime::shutdown_signal()).await.map_err(in_full)
             }
             Err(error) => Err(format!("the backup plan is not valid: {error}")),
@@ -66,7 +67,10 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
         Job::Restore => match serde_json::from_str::<RestorePlan>(&args.plan) {
             // A restore is not cancelled half-way by this process: mongorestore with --drop
             // is simply run again from the start by the Job's next attempt.
-            Ok(plan) => super::restore::restore(&plan, &secrets, &tools).await.map_err(in_full),
+            Ok(mut plan) => {
+                plan.target = plan.target.resolved(&secrets);
+                super::restore::restore(&plan, &secrets, &tools).await.map_err(in_full)
+            }
             Err(error) => Err(format!("the restore plan is not valid: {error}")),
         },
         Job::Prune => match serde_json::from_str::<PrunePlan>(&args.plan) {

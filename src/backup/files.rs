@@ -16,6 +16,8 @@ pub const DEFAULT_SECRETS_DIR: &str = "/var/run/mongo-operator/secrets";
 pub const MONGODB_PASSWORD: &str = "mongodb/password";
 /// File of the encryption passphrase.
 pub const ENCRYPTION_KEY: &str = "encryption/key";
+/// The CAs that sign the members' certificate, when the cluster speaks TLS.
+pub const MONGODB_CA: &str = "mongodb/ca.crt";
 
 /// File names inside a destination's directory.
 pub mod destination_file {
@@ -54,6 +56,11 @@ impl SecretFiles {
     /// Secret files under `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
+    }
+
+    /// Where a file is (it may not exist).
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
     }
 
     /// The text of a required file, without a trailing newline (editors and `echo` add one).

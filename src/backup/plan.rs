@@ -20,6 +20,29 @@ pub struct Source {
     /// The database the user authenticates against: `admin`, or `local` for `__system`.
     #[serde(default = "admin_db")]
     pub auth_source: String,
+    /// Over TLS, verified with the CAs in the secret file [`super::files::MONGODB_CA`] (and
+    /// the member names in `uri`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+}
+
+impl Source {
+    /// This source with TLS on.
+    pub fn over_tls(self, tls: bool) -> Source {
+        Source { tls, ..self }
+    }
+
+    /// The source as the tools get it: with TLS, the URI asks for it and names the CA file
+    /// where this process finds it (`tls=true&tlsCAFile=...`, which mongodump and
+    /// mongorestore read from the URI as from their `--ssl` flags).
+    pub fn resolved(&self, secrets: &super::files::SecretFiles) -> Source {
+        if !self.tls {
+            return self.clone();
+        }
+        let ca = secrets.path(super::files::MONGODB_CA);
+        let separator = if self.uri.contains('?') { '&' } else { '?' };
+        Source { uri: format!("{}{separator}tls=true&tlsCAFile={}", self.uri, ca.display()), ..self.clone() }
+    }
 }
 
 fn admin_db() -> String {
@@ -29,7 +52,7 @@ fn admin_db() -> String {
 impl Source {
     /// A user of `admin`.
     pub fn user(uri: String, username: &str) -> Source {
-        Source { uri, username: Some(username.to_string()), auth_source: admin_db() }
+        Source { uri, username: Some(username.to_string()), auth_source: admin_db(), tls: false }
     }
 }
 

@@ -72,12 +72,22 @@ pub fn set_target(hosts: &[String], set_name: &str) -> Source {
         uri: format!("mongodb://{}/?replicaSet={set_name}", hosts.join(",")),
         username: Some(crate::mongo::SYSTEM_USER.to_string()),
         auth_source: crate::mongo::SYSTEM_USER_DB.to_string(),
+        tls: false,
     }
 }
 
 /// [`set_target`] for a cluster's members.
 pub fn restore_target(names: &ClusterNames, members: i32, cluster_domain: &str) -> Source {
     set_target(&names.member_hosts(members, cluster_domain), &names.replica_set())
+}
+
+/// The secret file of the CAs a Job verifies the members' certificate with.
+pub fn members_ca_file(names: &ClusterNames) -> SecretFile {
+    SecretFile {
+        secret: names.tls_secret(),
+        key: crate::build::tls_secrets::CA_CRT.into(),
+        path: crate::backup::files::MONGODB_CA.into(),
+    }
 }
 
 /// The secret files a destination's credentials need.

@@ -10,6 +10,7 @@ pub mod pdb;
 pub mod secrets;
 pub mod services;
 pub mod statefulset;
+pub mod tls_secrets;
 
 #[cfg(test)]
 mod tests;

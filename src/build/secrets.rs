@@ -56,14 +56,14 @@ const USERINFO: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b
 /// Secrets belong to the cluster (and are garbage-collected with it) only when the user asked
 /// for `deletionPolicy: Delete`; with `Retain` they outlive it, like the volumes, so a cluster
 /// created again under the same name finds its keyFile and passwords.
-fn owners(policy: DeletionPolicy, owner: &OwnerReference) -> Option<Vec<OwnerReference>> {
+pub(crate) fn owners(policy: DeletionPolicy, owner: &OwnerReference) -> Option<Vec<OwnerReference>> {
     match policy {
         DeletionPolicy::Delete => Some(vec![owner.clone()]),
         DeletionPolicy::Retain => None,
     }
 }
 
-fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
+pub(crate) fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
     pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()
 }
 
@@ -92,7 +92,7 @@ pub fn internal(
 }
 
 /// The annotation that binds a Secret to the cluster `owner` names.
-fn bound_to(owner: &OwnerReference) -> BTreeMap<String, String> {
+pub(crate) fn bound_to(owner: &OwnerReference) -> BTreeMap<String, String> {
     BTreeMap::from([(CLUSTER_UID_ANNOTATION.to_string(), owner.uid.clone())])
 }
 
@@ -132,7 +132,12 @@ pub struct Connection<'a> {
     pub applied_digest: Option<&'a str>,
     pub policy: DeletionPolicy,
     pub owner: &'a OwnerReference,
+    /// The CAs of the members' certificate when clients connect over TLS; None for plain text.
+    pub tls_ca: Option<&'a str>,
 }
+
+/// Key of a connection Secret holding the CAs to verify the members with, when they speak TLS.
+pub const CA_KEY: &str = "ca.crt";
 
 /// `mongodb://` with every member, and `mongodb+srv://` through the headless Service's SRV
 /// records (`_mongodb._tcp.<service>`), which Kubernetes publishes for the named port.
@@ -142,10 +147,13 @@ pub fn connection_strings(c: &Connection<'_>) -> (String, String) {
     let db = utf8_percent_encode(c.db, USERINFO);
     let set = c.names.replica_set();
     let hosts = c.names.member_hosts(c.members, c.cluster_domain);
-    let standard = format!("mongodb://{user}:{password}@{}/{db}?replicaSet={set}&authSource={db}", hosts.join(","));
+    // Said in both forms (SRV implies TLS unless told otherwise): the CA that goes with it is
+    // the Secret's `ca.crt`, which the application passes as its `tlsCAFile`.
+    let tls = c.tls_ca.is_some();
+    let standard =
+        format!("mongodb://{user}:{password}@{}/{db}?replicaSet={set}&authSource={db}&tls={tls}", hosts.join(","));
     let srv_host = format!("{}.{}.svc.{}", c.names.headless_service(), c.names.namespace, c.cluster_domain);
-    // SRV implies TLS unless told otherwise; the members speak plain TCP on the private network.
-    let srv = format!("mongodb+srv://{user}:{password}@{srv_host}/{db}?replicaSet={set}&authSource={db}&tls=false");
+    let srv = format!("mongodb+srv://{user}:{password}@{srv_host}/{db}?replicaSet={set}&authSource={db}&tls={tls}");
     (standard, srv)
 }
 
@@ -168,12 +176,17 @@ pub fn connection(c: &Connection<'_>) -> Secret {
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
-        data: Some(data(&[
-            (CONNECTION_STANDARD_KEY, &standard),
-            (CONNECTION_SRV_KEY, &srv),
-            (USERNAME_KEY, c.username),
-            (PASSWORD_KEY, c.password),
-        ])),
+        data: Some(data(
+            &[
+                (CONNECTION_STANDARD_KEY, standard.as_str()),
+                (CONNECTION_SRV_KEY, &srv),
+                (USERNAME_KEY, c.username),
+                (PASSWORD_KEY, c.password),
+            ]
+            .into_iter()
+            .chain(c.tls_ca.map(|ca| (CA_KEY, ca)))
+            .collect::<Vec<_>>(),
+        )),
         ..Secret::default()
     }
 }
@@ -247,13 +260,14 @@ mod tests {
             applied_digest: None,
             policy: DeletionPolicy::Retain,
             owner: &o,
+            tls_ca: None,
         };
         let s = connection(&c);
         assert_eq!(
             text(&s, CONNECTION_STANDARD_KEY),
             "mongodb://app:p%40ss%3Aw%2Frd@orders-0.orders-members.prod.svc.cluster.local:27017,\
              orders-1.orders-members.prod.svc.cluster.local:27017,orders-2.orders-members.prod.svc.cluster.local:27017\
-             /admin?replicaSet=orders&authSource=admin"
+             /admin?replicaSet=orders&authSource=admin&tls=false"
         );
         assert_eq!(
             text(&s, CONNECTION_SRV_KEY),

@@ -32,6 +32,12 @@ pub const KEY_FILE_SECRET_KEY: &str = "keyfile";
 pub const CONFIG_DIR: &str = "/etc/mongod";
 pub const BIN_DIR: &str = "/opt/mongo-operator/bin";
 pub const CONFIG_HASH_ANNOTATION: &str = "mongo.operator.rs/config-hash";
+/// Where the members' TLS Secret is mounted (the whole Secret, no `subPath`, so a renewed
+/// certificate reaches the files of a running Pod).
+pub const TLS_DIR: &str = "/etc/mongod-tls";
+/// The Pod template annotation with the TLS restart token: the mode members start in and the
+/// generation that asked for it; a new token rolls the members.
+pub const TLS_RESTART_ANNOTATION: &str = "mongo.operator.rs/tls-restart";
 /// Resources when the spec gives none: memory request = limit, a 2 Gi limit for a 0.5 GB cache.
 pub const DEFAULT_MEMORY: &str = "2Gi";
 pub const DEFAULT_CPU: &str = "500m";
@@ -51,6 +57,10 @@ pub struct Inputs<'a> {
     /// Pods to run: `spec.members`, or more while members above it are still in the replica
     /// set (a member leaves the set before its Pod goes).
     pub replicas: i32,
+    /// The TLS restart token of the template.
+    pub tls_token: &'a str,
+    /// Whether members start with TLS on (their certificate mounted, the probes speaking TLS).
+    pub tls_on: bool,
 }
 
 /// The image mongod runs: the user's, or the official `mongo:<version>`.
@@ -138,17 +148,16 @@ fn empty_dir(name: &str, memory: bool) -> Volume {
     }
 }
 
-fn probe(kind: &str, period: i32, failures: i32) -> Probe {
+fn probe(kind: &str, period: i32, failures: i32, tls_on: bool) -> Probe {
+    let mut command =
+        vec![format!("{BIN_DIR}/mongo-operator"), "probe".into(), kind.into(), "--timeout-ms".into(), "4000".into()];
+    if tls_on {
+        // Over TLS to `localhost`, a name the members' certificate is valid for, checked
+        // against the cluster's CAs: a member presenting a wrong certificate is not ready.
+        command.extend(["--tls-ca-file".into(), format!("{TLS_DIR}/{}", super::tls_secrets::CA_CRT)]);
+    }
     Probe {
-        exec: Some(ExecAction {
-            command: Some(vec![
-                format!("{BIN_DIR}/mongo-operator"),
-                "probe".into(),
-                kind.into(),
-                "--timeout-ms".into(),
-                "4000".into(),
-            ]),
-        }),
+        exec: Some(ExecAction { command: Some(command) }),
         period_seconds: Some(period),
         timeout_seconds: Some(5),
         failure_threshold: Some(failures),
@@ -219,6 +228,61 @@ fn scheduling(
     (affinity, Some(spread))
 }
 
+fn mongod_mounts(tls_on: bool) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount("data", DATA_DIR, false),
+        mount("tmp", "/tmp", false),
+        mount("keyfile", KEY_FILE_DIR, true),
+        mount("config", CONFIG_DIR, true),
+        mount("bin", BIN_DIR, true),
+    ];
+    if tls_on {
+        mounts.push(mount("tls", TLS_DIR, true));
+    }
+    mounts
+}
+
+fn pod_volumes(names: &ClusterNames, tls_on: bool) -> Vec<Volume> {
+    let mut volumes = vec![
+        empty_dir("tmp", false),
+        empty_dir("keyfile", true),
+        empty_dir("bin", false),
+        Volume {
+            name: "keyfile-src".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.internal_secret()),
+                default_mode: Some(0o440),
+                items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+                    key: KEY_FILE_SECRET_KEY.into(),
+                    path: KEY_FILE_SECRET_KEY.into(),
+                    mode: None,
+                }]),
+                optional: Some(false),
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource { name: names.config_map(), ..ConfigMapVolumeSource::default() }),
+            ..Volume::default()
+        },
+    ];
+    if tls_on {
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.tls_secret()),
+                // Readable by mongod through the Pod's fsGroup, by nobody else.
+                default_mode: Some(0o440),
+                optional: Some(false),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    volumes
+}
+
 pub fn build(i: &Inputs<'_>) -> StatefulSet {
     let (names, spec) = (i.names, i.spec);
     let install = Container {
@@ -261,17 +325,11 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
             ..ContainerPort::default()
         }]),
         resources: Some(resources(spec)),
-        volume_mounts: Some(vec![
-            mount("data", DATA_DIR, false),
-            mount("tmp", "/tmp", false),
-            mount("keyfile", KEY_FILE_DIR, true),
-            mount("config", CONFIG_DIR, true),
-            mount("bin", BIN_DIR, true),
-        ]),
-        readiness_probe: Some(probe("readiness", 10, 3)),
-        liveness_probe: Some(probe("liveness", 15, 6)),
+        volume_mounts: Some(mongod_mounts(i.tls_on)),
+        readiness_probe: Some(probe("readiness", 10, 3, i.tls_on)),
+        liveness_probe: Some(probe("liveness", 15, 6, i.tls_on)),
         // 10 s × 60 = 10 minutes for journal recovery after an unclean stop (20).
-        startup_probe: Some(probe("startup", 10, 60)),
+        startup_probe: Some(probe("startup", 10, 60, i.tls_on)),
         security_context: Some(restricted()),
         ..Container::default()
     };
@@ -280,33 +338,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
     let pod = PodSpec {
         init_containers: Some(vec![install]),
         containers: vec![mongod],
-        volumes: Some(vec![
-            empty_dir("tmp", false),
-            empty_dir("keyfile", true),
-            empty_dir("bin", false),
-            Volume {
-                name: "keyfile-src".into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(names.internal_secret()),
-                    default_mode: Some(0o440),
-                    items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
-                        key: KEY_FILE_SECRET_KEY.into(),
-                        path: KEY_FILE_SECRET_KEY.into(),
-                        mode: None,
-                    }]),
-                    optional: Some(false),
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "config".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names.config_map(),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-        ]),
+        volumes: Some(pod_volumes(names, i.tls_on)),
         // Only the members have a volume to chown; skip it when its root is already theirs.
         security_context: base
             .security_context
@@ -360,10 +392,10 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(&names.cluster, "database")),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_string(),
-                        i.config_hash.to_string(),
-                    )])),
+                    annotations: Some(BTreeMap::from([
+                        (CONFIG_HASH_ANNOTATION.to_string(), i.config_hash.to_string()),
+                        (TLS_RESTART_ANNOTATION.to_string(), i.tls_token.to_string()),
+                    ])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),

@@ -37,8 +37,7 @@ fn typical() -> MongoClusterSpec {
 
 fn build(spec: &MongoClusterSpec) -> StatefulSet {
     let names = ClusterNames::new("orders", "prod");
-    let conf = mongod_conf::render(spec.mongod.as_ref().and_then(|m| m.config.as_ref())).expect("render");
-    let hash = mongod_conf::hash(&conf);
+    let hash = mongod_conf::hash(spec.mongod.as_ref().and_then(|m| m.config.as_ref()), spec.tls.mode).expect("hash");
     statefulset::build(&Inputs {
         names: &names,
         spec,
@@ -46,6 +45,8 @@ fn build(spec: &MongoClusterSpec) -> StatefulSet {
         operator_image: "mongo-operator:test",
         config_hash: &hash,
         replicas: spec.members,
+        tls_token: "requireTLS@1",
+        tls_on: spec.tls.mode.on(),
     })
 }
 

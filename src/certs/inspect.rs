@@ -77,7 +77,9 @@ pub fn verify_chain(ca_pem: &str, cert_pem: &str, name: &str, now: OffsetDateTim
         .collect::<Result<_, _>>()
         .map_err(|e| format!("the certificate is not PEM: {e}"))?;
     let (leaf, intermediates) = chain.split_first().ok_or("there is no certificate")?;
-    let verifier = WebPkiServerVerifier::builder(Arc::new(roots)).build().map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| e.to_string())?;
     let server = ServerName::try_from(name.to_string()).map_err(|e| format!("{name}: {e}"))?;
     let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
     verifier

@@ -101,7 +101,6 @@ mod tests {
         let life = info.not_after - now;
         assert!((life.whole_days() - 90).abs() <= 1, "{life}");
         // The chain verifies with a real TLS verifier, for a name the certificate covers.
-        crate::tls::install_crypto_provider();
         let verify = |name: &str| crate::certs::inspect::verify_chain(&ca.cert_pem, &server.cert_pem, name, now);
         verify("ledger-2.ledger-members.bank.svc.cluster.local").unwrap();
         verify("127.0.0.1").unwrap();

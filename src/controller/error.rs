@@ -30,6 +30,9 @@ pub enum Error {
     /// A Secret the operator relies on is missing a key or holds something unusable.
     #[error("Secret {secret}: {problem}")]
     Secret { secret: String, problem: String },
+    /// A certificate could not be issued or read, or the operator's CA file written.
+    #[error("certificates: {0}")]
+    Certificate(String),
     /// An object the operator built could not be encoded (a bug, not bad input).
     #[error("encoding {what}: {source}")]
     Encode {
@@ -48,6 +51,7 @@ impl Error {
             Error::Render(_) => "InvalidMongodConfig",
             Error::Incomplete(..) => "IncompleteObject",
             Error::Secret { .. } => "InvalidSecret",
+            Error::Certificate(_) => "CertificateError",
             Error::Encode { .. } => "EncodingError",
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress};
+use mongodb::options::{AuthMechanism, ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 
 use super::{AdminError, Credentials, Fcv, Hello, MongoAdmin, ReplSetStatus, Target, UserInfo, UserRequest};
 use crate::replset::ReplSetConfig;
@@ -43,7 +43,7 @@ impl Default for Timeouts {
 /// well within this.
 pub const IDLE_CLIENT: Duration = Duration::from_secs(30);
 
-type ClientKey = (String, Option<String>);
+type ClientKey = (String, Option<String>, Option<std::path::PathBuf>);
 
 /// The driver-backed admin layer.
 pub struct DriverAdmin {
@@ -71,10 +71,11 @@ impl DriverAdmin {
 
     /// The cache key of a member and user: the full credentials (kept in memory only), so a
     /// rotated password gets a new client.
-    fn key(target: &Target) -> (String, Option<String>) {
+    fn key(target: &Target) -> ClientKey {
         (
             target.address.clone(),
             target.credentials.as_ref().map(|c| format!("{}@{}\u{0}{}", c.username, c.source, c.password)),
+            target.tls.clone(),
         )
     }
 
@@ -99,6 +100,10 @@ impl DriverAdmin {
             .retry_reads(false)
             .build();
         options.credential = target.credentials.as_ref().map(credential);
+        // Verified against the cluster's CAs and the member's name; never with invalid
+        // certificates or names allowed.
+        options.tls =
+            target.tls.as_ref().map(|ca| Tls::Enabled(TlsOptions::builder().ca_file_path(ca.clone()).build()));
         let client = mongodb::Client::with_options(options).map_err(AdminError::from)?;
         clients.insert(key, (client.clone(), Instant::now()));
         Ok(client)
@@ -106,7 +111,7 @@ impl DriverAdmin {
 
     /// Forgets cached clients of `address` (for example after its Pod was replaced).
     pub fn forget(&self, address: &str) {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner()).retain(|(a, _), _| a != address);
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).retain(|(a, _, _), _| a != address);
     }
 
     async fn users_info(&self, target: &Target, db: &str, command: Document) -> Result<Vec<UserInfo>, AdminError> {
@@ -171,7 +176,7 @@ fn roles(user: &UserRequest) -> Option<Bson> {
 
 impl MongoAdmin for DriverAdmin {
     async fn hello(&self, target: &Target) -> Result<Hello, AdminError> {
-        let unauthenticated = Target { address: target.address.clone(), credentials: None };
+        let unauthenticated = Target { credentials: None, ..target.clone() };
         decode(self.run(&unauthenticated, "admin", doc! { "hello": 1 }).await?, "hello")
     }
 
@@ -256,6 +261,17 @@ impl MongoAdmin for DriverAdmin {
     async fn server_version(&self, target: &Target) -> Result<String, AdminError> {
         let reply = self.run(target, "admin", doc! { "buildInfo": 1 }).await?;
         reply.get_str("version").map(str::to_string).map_err(|e| AdminError::UnexpectedReply(format!("buildInfo: {e}")))
+    }
+
+    async fn tls_mode(&self, target: &Target) -> Result<crate::api::TlsMode, AdminError> {
+        let reply = self.run(target, "admin", doc! { "getParameter": 1, "tlsMode": 1 }).await?;
+        let value = reply.get_str("tlsMode").map_err(|e| AdminError::UnexpectedReply(format!("tlsMode: {e}")))?;
+        crate::api::TlsMode::from_mongod(value)
+            .ok_or_else(|| AdminError::UnexpectedReply(format!("tlsMode {value} is not one mongod has")))
+    }
+
+    async fn set_tls_mode(&self, target: &Target, mode: crate::api::TlsMode) -> Result<(), AdminError> {
+        self.run(target, "admin", doc! { "setParameter": 1, "tlsMode": mode.mongod() }).await.map(|_| ())
     }
 
     async fn feature_compatibility_version(&self, target: &Target) -> Result<Fcv, AdminError> {

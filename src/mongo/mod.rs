@@ -82,6 +82,9 @@ pub struct Target {
     pub address: String,
     /// None for commands that need no authentication (`hello`).
     pub credentials: Option<Credentials>,
+    /// The CA file to verify the member's certificate with, when it is dialled over TLS (the
+    /// name dialled is checked against the certificate too); None for plain text.
+    pub tls: Option<std::path::PathBuf>,
 }
 
 /// A user to create or update.
@@ -143,6 +146,14 @@ pub trait MongoAdmin: Send + Sync {
     fn database_names(&self, target: &Target) -> impl Future<Output = Result<Vec<String>, AdminError>> + Send;
     /// `buildInfo.version`.
     fn server_version(&self, target: &Target) -> impl Future<Output = Result<String, AdminError>> + Send;
+    /// The member's `tlsMode` server parameter (`getParameter`).
+    fn tls_mode(&self, target: &Target) -> impl Future<Output = Result<crate::api::TlsMode, AdminError>> + Send;
+    /// `setParameter tlsMode` at run time (mongod allows allowTLS → preferTLS → requireTLS only).
+    fn set_tls_mode(
+        &self,
+        target: &Target,
+        mode: crate::api::TlsMode,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// The featureCompatibilityVersion document.
     fn feature_compatibility_version(&self, target: &Target) -> impl Future<Output = Result<Fcv, AdminError>> + Send;
     /// `setFeatureCompatibilityVersion`; `confirm` is required by 7.0+ and refused by 6.0.

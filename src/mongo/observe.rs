@@ -29,7 +29,7 @@ pub struct Observation {
 /// REMOVED (93); `system` logs in as `__system`, which works on any member whatever users its
 /// data holds (a new member has none yet).
 async fn removed<A: MongoAdmin>(admin: &A, member: &Reachable, system: &Credentials) -> Result<bool, AdminError> {
-    let target = Target { address: member.target.address.clone(), credentials: Some(system.clone()) };
+    let target = Target { credentials: Some(system.clone()), ..member.target.clone() };
     match admin.status(&target).await {
         Err(AdminError::NotYetInitialized) => Ok(false),
         Err(AdminError::InvalidConfig(_)) => Ok(true),

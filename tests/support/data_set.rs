@@ -67,7 +67,11 @@ impl DataSet {
     }
 
     pub fn system(&self, member: usize) -> Target {
-        Target { address: self.hosts[member].clone(), credentials: Some(Credentials::from_key_file(KEY_FILE)) }
+        Target {
+            address: self.hosts[member].clone(),
+            credentials: Some(Credentials::from_key_file(KEY_FILE)),
+            tls: None,
+        }
     }
 
     /// The primary's index, once there is one.

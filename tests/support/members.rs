@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
+use mongo_replset_sim::tls::{MemberTls, TlsMode};
 use mongo_replset_sim::{CommandLog, Options, Sim};
 
 use super::eventually;
@@ -28,6 +29,9 @@ pub const DOMAIN: &str = "cluster.local";
 /// Simulated members following one MongoCluster's Pods.
 pub struct SimMembers {
     pub sim: Arc<Sim>,
+    client: Client,
+    cluster: String,
+    namespace: String,
     /// Pod name → the IP its member listens on, or None while the Pod is away.
     pub listening: Arc<Mutex<BTreeMap<String, Option<String>>>>,
     follower: tokio::task::JoinHandle<()>,
@@ -97,12 +101,45 @@ impl SimMembers {
                 follow_pod(&s, &l, &c, &n, &pods, &pod).await;
             }
         });
-        SimMembers { sim, listening, follower }
+        SimMembers {
+            sim,
+            listening,
+            follower,
+            client: client.clone(),
+            cluster: cluster.to_string(),
+            namespace: ns.to_string(),
+        }
     }
 
     /// The address a Pod's member listens on.
     pub fn address(&self, pod: &str) -> Option<String> {
         self.listening.lock().unwrap().get(pod).cloned().flatten().map(|ip| format!("{ip}:27017"))
+    }
+
+    /// How a client reaches a Pod's member: by its DNS name (the suite's cluster DNS answers
+    /// it), over TLS verified with the cluster's CA when the member runs TLS.
+    pub async fn target(
+        &self,
+        pod: &str,
+        credentials: Option<mongo_operator::mongo::Credentials>,
+    ) -> mongo_operator::mongo::Target {
+        let address = format!("{pod}.{}-members.{}.svc.{DOMAIN}:27017", self.cluster, self.namespace);
+        let tls_on = self.snapshot()["members"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["name"] == pod && m["tls"] != "disabled"));
+        let tls = if tls_on { Some(self.ca_file().await) } else { None };
+        mongo_operator::mongo::Target { address, credentials, tls }
+    }
+
+    /// The cluster's CA bundle (the members' Secret's `ca.crt`), in a file for the driver.
+    pub async fn ca_file(&self) -> std::path::PathBuf {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = format!("{}-tls", self.cluster);
+        let ca = eventually(&format!("ca.crt in Secret {name}"), Duration::from_secs(60), || async {
+            String::from_utf8(secrets.get_opt(&name).await.ok()??.data?.get("ca.crt")?.0.clone()).ok()
+        })
+        .await;
+        write_ca(&format!("{}-{}", self.namespace, self.cluster), &ca)
     }
 
     /// The simulator's view: members, their states and the set's term.
@@ -117,6 +154,16 @@ impl SimMembers {
             .as_str()
             .map(str::to_string)
     }
+}
+
+/// Writes a CA bundle to a file of the test run's own and returns its path.
+pub fn write_ca(tag: &str, pem: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("mongo-operator-tests-ca");
+    let _ = std::fs::create_dir_all(&dir);
+    let digest: String = pem.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))).to_string();
+    let path = dir.join(format!("{tag}-{digest}.pem"));
+    std::fs::write(&path, pem).expect("write the CA file");
+    path
 }
 
 /// The release a Pod's mongod image runs: the tag of `mongo:8.0.4` (or of any image), when it
@@ -163,13 +210,22 @@ async fn follow_pod(
         Err(_) => return,
     };
     let host = format!("{name}.{cluster}-members.{ns}.svc.{DOMAIN}:27017");
+    // What mongod reads at startup: the TLS settings of mongod.conf and the files they name.
+    let tls = match started_tls(pods, cluster, pod).await {
+        Ok(tls) => tls,
+        Err(why) => {
+            crash_loop(pods, pod, &why).await;
+            return;
+        }
+    };
     let started = match current {
         None => match sim.add_member(&name, &host, listen).await {
-            Ok(_) => Ok(sim.set_version(&name, &release)),
+            Ok(_) => Ok(sim.set_version(&name, &release) && sim.set_tls(&name, tls)),
             Err(e) => Err(e),
         },
         Some(_) => {
             sim.set_version(&name, &release);
+            sim.set_tls(&name, tls);
             sim.start_member_at(&name, listen).await
         }
     };
@@ -186,6 +242,41 @@ async fn follow_pod(
         Ok(false) => {}
         Err(e) => eprintln!("simulated member {name} cannot listen on {listen}: {e}"),
     }
+}
+
+/// The TLS a member starts with, as a real Pod's mongod would: `net.tls` of the mongod.conf in
+/// the cluster's ConfigMap, and the `certificateKeyFile` from the Secret the Pod mounts. mongod
+/// exits at startup when the file it names is not there (a Pod without the TLS volume).
+async fn started_tls(pods: &Api<Pod>, cluster: &str, pod: &Pod) -> Result<MemberTls, String> {
+    let client = pods.clone().into_client();
+    let ns = pod.namespace().unwrap_or_default();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let conf = maps
+        .get_opt(&format!("{cluster}-mongod-config"))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|m| m.data?.get("mongod.conf").cloned())
+        .unwrap_or_default();
+    let conf: serde_yaml::Value = serde_yaml::from_str(&conf).unwrap_or(serde_yaml::Value::Null);
+    let mode = conf["net"]["tls"]["mode"].as_str().and_then(TlsMode::parse).unwrap_or(TlsMode::Disabled);
+    if mode == TlsMode::Disabled {
+        return Ok(MemberTls::default());
+    }
+    let volume = pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).and_then(|vs| {
+        vs.iter().find_map(|v| v.secret.as_ref().and_then(|s| s.secret_name.clone()).filter(|n| n.ends_with("-tls")))
+    });
+    let Some(secret) = volume else {
+        return Err("mongod exited at startup: net.tls.certificateKeyFile does not exist in the container".into());
+    };
+    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+    // The kubelet starts the container once the Secret it mounts exists.
+    let pem = eventually(&format!("Secret {secret} for {}", pod.name_any()), Duration::from_secs(60), || async {
+        let s = secrets.get_opt(&secret).await.ok()??;
+        String::from_utf8(s.data?.get("tls.pem")?.0.clone()).ok()
+    })
+    .await;
+    MemberTls::new(mode, &pem)
 }
 
 /// Whether this Pod was already marked as crash-looping.

@@ -30,8 +30,9 @@ use crate::mongo::MongoAdmin;
 /// watched by this controller).
 const SECRET_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The secret files a backup of `cluster` with `backup`'s spec reads.
-pub fn secret_files(names: &ClusterNames, backup: &MongoBackup) -> Vec<SecretFile> {
+/// The secret files a backup of `cluster` with `backup`'s spec reads; with `tls`, the CAs of
+/// the members' certificate too.
+pub fn secret_files(names: &ClusterNames, backup: &MongoBackup, tls: bool) -> Vec<SecretFile> {
     let mut files = vec![SecretFile {
         secret: names.internal_secret(),
         key: BACKUP_PASSWORD_KEY.into(),
@@ -42,7 +43,15 @@ pub fn secret_files(names: &ClusterNames, backup: &MongoBackup) -> Vec<SecretFil
         files.push(SecretFile { secret: r.name.clone(), key: r.key.clone(), path: ENCRYPTION_KEY.into() });
     }
     files.extend(backup.spec.destinations.iter().flat_map(destination_files));
+    if tls {
+        files.push(crate::build::backup_job::members_ca_file(names));
+    }
     files
+}
+
+/// Whether a Job reaches the cluster's members over TLS: when they all run with TLS on.
+pub fn members_speak_tls(cluster: &crate::api::MongoCluster) -> bool {
+    cluster.status.as_ref().and_then(|s| s.tls.as_ref()).is_some_and(|t| t.mode.on())
 }
 
 fn is_active(job: &Job) -> bool {
@@ -163,7 +172,8 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         return pending(&backups, backup, status, &events, "WaitingForAnotherBackup", message, None).await;
     }
     let names = ClusterNames::new(cluster_name, &namespace);
-    let files = secret_files(&names, backup);
+    let tls = members_speak_tls(&cluster);
+    let files = secret_files(&names, backup, tls);
     let secrets = SecretsRead::of(&ctx.client, &namespace, &files).await?;
     let absent = secrets.missing(&files);
     if !absent.is_empty() {
@@ -180,7 +190,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
     let plan = BackupPlan {
         cluster: cluster_name.clone(),
         backup: name.clone(),
-        source: member_source(&names.member_host(ordinal, &ctx.settings.cluster_domain)),
+        source: member_source(&names.member_host(ordinal, &ctx.settings.cluster_domain)).over_tls(tls),
         oplog: true,
         destinations: backup.spec.destinations.clone(),
         compression: backup.spec.compression,

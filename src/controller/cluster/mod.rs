@@ -1,12 +1,15 @@
 //! The MongoCluster controller: wiring (what wakes a reconcile) here, the reconcile itself in
 //! [`reconcile`], one stage per module.
 
+mod certificates;
 mod objects;
 mod reconcile;
 mod replica_set;
 mod restore;
 mod rollout;
 mod status;
+mod tls_mode;
+mod tls_stage;
 mod upgrade;
 mod users;
 mod validate;

@@ -28,6 +28,8 @@ use crate::controller::error::{Error, KubeContext};
 use crate::controller::ssa::{apply, delete_if_exists};
 use crate::mongo::Credentials;
 
+use super::tls_mode::TlsPlan;
+
 /// The two credentials the internal Secret holds.
 #[derive(Clone)]
 pub struct InternalCredentials {
@@ -260,9 +262,11 @@ pub async fn apply_all(
     operator_image: &str,
     (operator, resolver): (&OperatorPeer, &DnsPeer),
     replicas: i32,
+    (tls, current): (&TlsPlan, Option<&StatefulSet>),
 ) -> Result<StatefulSet, Error> {
     let ns = &names.namespace;
-    let rendered = mongod_conf::render(spec.mongod.as_ref().and_then(|m| m.config.as_ref()))?;
+    let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
+    let rendered = mongod_conf::render(user, tls.conf)?;
     apply(&Api::<ConfigMap>::namespaced(client.clone(), ns), &mongod_conf::config_map(names, &rendered, owner)).await?;
     let svc: Api<Service> = Api::namespaced(client.clone(), ns);
     apply(&svc, &services::headless(names, owner)).await?;
@@ -275,16 +279,23 @@ pub async fn apply_all(
         None => delete_if_exists(&pdbs, &names.pod_disruption_budget()).await?,
     }
     isolation(client, names, spec, owner, (operator, resolver)).await?;
-    let hash = mongod_conf::hash(&rendered);
-    let mut sts =
-        statefulset::build(&statefulset::Inputs { names, spec, owner, operator_image, config_hash: &hash, replicas });
+    let hash = mongod_conf::hash(user, tls.conf)?;
+    let tls_on = super::tls_mode::token_mode(&tls.token).is_some_and(|m| m.on());
+    let mut sts = statefulset::build(&statefulset::Inputs {
+        names,
+        spec,
+        owner,
+        operator_image,
+        config_hash: &hash,
+        replicas,
+        tls_token: &tls.token,
+        tls_on,
+    });
     let sts_api = Api::<StatefulSet>::namespaced(client.clone(), ns);
     // The API server refuses any change to volumeClaimTemplates, so the template keeps the size
     // the cluster was created with; `volumes` grows the claims themselves.
-    let current =
-        sts_api.get_opt(&names.statefulset()).await.doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
-    if let (Some(current), Some(built)) = (current.and_then(|c| c.spec), sts.spec.as_mut()) {
-        built.volume_claim_templates = current.volume_claim_templates;
+    if let (Some(current), Some(built)) = (current.and_then(|c| c.spec.as_ref()), sts.spec.as_mut()) {
+        built.volume_claim_templates = current.volume_claim_templates.clone();
     }
     apply(&sts_api, &sts).await
 }

@@ -15,6 +15,7 @@ use super::replica_set::{self, Seen};
 use super::restore::{self, RestoreStep};
 use super::rollout::{self, RestartReason, Rollout};
 use super::status::{self, Progress};
+use super::tls_stage::{self, TlsState};
 use super::upgrade::{self, FcvStep};
 use super::users::Users;
 use super::validate::{self, Problem};
@@ -46,11 +47,13 @@ struct Outcome {
     restore: Option<RestoreStatus>,
     /// A problem found on the way (a failed restore).
     problem: Option<Problem>,
+    /// TLS as the members run it, when this reconcile read it.
+    tls: Option<crate::api::TlsStatus>,
 }
 
 impl Outcome {
     fn new(progress: Progress, observed: Option<Observed>, next: Option<Duration>) -> Outcome {
-        Outcome { progress, observed, versions: None, fcv_message: None, next, restore: None, problem: None }
+        Outcome { progress, observed, versions: None, fcv_message: None, next, restore: None, problem: None, tls: None }
     }
 }
 
@@ -83,7 +86,7 @@ async fn reconcile_inner<A: MongoAdmin>(
     let owner = cluster.controller_owner_ref(&()).ok_or(Error::Incomplete("MongoCluster", "metadata.uid"))?;
 
     // Read and validate.
-    let world = world::read(&ctx.client, names, spec).await?;
+    let mut world = world::read(&ctx.client, names, spec).await?;
     let mut problems = validate::validate(names, &ctx.settings.admin_policy, spec, cluster.status.as_ref(), &world);
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
@@ -91,6 +94,12 @@ async fn reconcile_inner<A: MongoAdmin>(
     let mut outcome = if spec.paused || blocked {
         // Nothing is changed; the status still reports what the members say.
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
+        // Its members are still looked at, over TLS where they speak it.
+        if let Some(ca) = super::certificates::existing_ca_file(&ctx.client, names).await? {
+            for pod in &mut world.pods {
+                pod.ca_file = Some(ca.clone());
+            }
+        }
         let (observed, versions) = match &world.internal_secret {
             Some(secret) => observe_only(ctx, names, &world, secret).await,
             None => (None, None),
@@ -122,6 +131,13 @@ async fn reconcile_inner<A: MongoAdmin>(
                 )
                 .await;
         }
+        let (tls, tls_problem) = tls_stage::prepare(ctx, cluster, names, &owner, &mut world, events).await?;
+        if let Some(problem) = tls_problem {
+            if !announced(cluster, &problem.message) {
+                events.warning(problem.reason, "Certificates", problem.message.clone()).await;
+            }
+            problems.push(problem);
+        }
         let seen = observe(ctx, names, &world, &creds).await;
         let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
             Some(obs) => {
@@ -137,6 +153,7 @@ async fn reconcile_inner<A: MongoAdmin>(
             &ctx.settings.operator_image,
             (&ctx.settings.operator_peer, &ctx.settings.cluster_dns),
             replicas,
+            (&tls.plan, world.statefulset.as_ref()),
         )
         .await?;
         let revision = world::update_revision(&sts);
@@ -154,8 +171,17 @@ async fn reconcile_inner<A: MongoAdmin>(
         }
         match seen {
             Ok(seen) => {
-                let stage =
-                    Stage { cluster, ctx, names, world: &world, creds: &creds, owner: &owner, events, revision };
+                let stage = Stage {
+                    cluster,
+                    ctx,
+                    names,
+                    world: &world,
+                    creds: &creds,
+                    owner: &owner,
+                    events,
+                    revision,
+                    tls: &tls,
+                };
                 stage.run(seen).await?
             }
             Err(error) if error.is_transient() => {
@@ -188,6 +214,7 @@ async fn reconcile_inner<A: MongoAdmin>(
             .map(|v| status::SeenVersions { common: v.common(), fcv: v.fcv.as_ref().map(|f| f.version.clone()) }),
         feature_compatibility_message: outcome.fcv_message.clone(),
         restore: outcome.restore.clone(),
+        tls: outcome.tls.clone(),
         now: Timestamp::now(),
     });
     write_status(ctx, cluster, names, &status).await?;
@@ -365,6 +392,7 @@ struct Stage<'a, A: MongoAdmin> {
     owner: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     events: &'a Events<'a>,
     revision: Option<String>,
+    tls: &'a TlsState,
 }
 
 impl<A: MongoAdmin> Stage<'_, A> {
@@ -490,8 +518,24 @@ impl<A: MongoAdmin> Stage<'_, A> {
                         return Ok(outcome);
                     }
                 };
-                let users =
-                    Users { client: &ctx.client, admin: &ctx.admin, names, spec, owner, domain, primary: &p, events };
+                // Clients are told to use TLS once every member accepts it, unless it is going off.
+                let tls = self.tls;
+                let tls_ca = tls
+                    .certificates
+                    .as_ref()
+                    .map(|c| c.ca_bundle.as_str())
+                    .filter(|_| tls.in_force.on() && tls.wanted.on());
+                let users = Users {
+                    client: &ctx.client,
+                    admin: &ctx.admin,
+                    names,
+                    spec,
+                    owner,
+                    domain,
+                    primary: &p,
+                    events,
+                    tls_ca,
+                };
                 let changed = users.reconcile(world).await?;
                 let mut outcome = if changed > 0 {
                     let message = format!("{changed} user change(s) made");
@@ -501,7 +545,8 @@ impl<A: MongoAdmin> Stage<'_, A> {
                     let versions = read_versions(&ctx.admin, &members, Some(&p)).await;
                     let healthy = members_in_range.iter().all(|m| m.ready && !m.terminating)
                         && obs.config.members.iter().all(|m| obs.caught_up(&m.host));
-                    let inputs = InSync { cluster, names, primary: &p, events, healthy };
+                    let inputs =
+                        InSync { cluster, names, primary: &p, events, healthy, members: &members, tls: self.tls };
                     in_sync(ctx, &inputs, rollout, obs, versions).await?
                 };
                 outcome.restore = restored;
@@ -519,6 +564,9 @@ struct InSync<'a> {
     events: &'a Events<'a>,
     /// Every member healthy and caught up, every Pod ready.
     healthy: bool,
+    /// Every member of the set.
+    members: &'a [Target],
+    tls: &'a TlsState,
 }
 
 /// Membership and users match the spec: restart the next stale member, or settle the
@@ -548,6 +596,14 @@ async fn in_sync<A: MongoAdmin>(
         ),
         Rollout::Done => {
             let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
+            if i.healthy {
+                let tls = tls_stage::settle(&ctx.admin, i.cluster, i.tls, i.members, i.events).await?;
+                if tls.mode != i.tls.wanted {
+                    // The next step (a run-time move, or the next rolling restart) follows.
+                    outcome.next = Some(AFTER_STEP);
+                }
+                outcome.tls = Some(tls);
+            }
             if let Some(fcv) = &versions.fcv {
                 settle_fcv(ctx, i, &versions.binaries, fcv, &mut outcome).await?;
             }

@@ -29,7 +29,8 @@ pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: 
         .filter(|p| !p.terminating && p.ip.is_some())
         .map(|p| {
             let host = names.member_host(p.ordinal, domain);
-            Reachable { target: Target { address: host.clone(), credentials: Some(creds.clone()) }, host }
+            let tls = p.tls_started.then(|| p.ca_file.clone()).flatten();
+            Reachable { target: Target { address: host.clone(), credentials: Some(creds.clone()), tls }, host }
         })
         .collect()
 }

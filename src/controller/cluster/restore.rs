@@ -343,7 +343,12 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     if let Some(message) = trust::endpoint_refusal(policy, [&source.location.destination]) {
         return Ok(i.failed("EndpointNotAllowed", message).await);
     }
+    // The set being restored into was just created in the mode its spec asks for.
+    let tls = i.cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map_or(i.cluster.spec.tls.mode, |t| t.mode).on();
     let mut files = secret_files(i.names, &source);
+    if tls {
+        files.push(backup_job::members_ca_file(i.names));
+    }
     let candidates: Vec<(&BackupLocation, Vec<SecretFile>)> =
         source.fallbacks.iter().map(|f| (f, destination_files(&f.destination))).collect();
     let every_file: Vec<SecretFile> =
@@ -373,7 +378,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
     let plan = RestorePlan {
         location: source.location.clone(),
         fallbacks,
-        target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain),
+        target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain).over_tls(tls),
         expected: source.expected.clone(),
     };
     let plan_json =

@@ -166,6 +166,8 @@ mod tests {
             terminating: false,
             uid: Some(format!("uid-{i}")),
             created: Some(now() - SignedDuration::from_hours(1)),
+            tls_started: true,
+            ca_file: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Inputs<'a> {
     pub feature_compatibility_message: Option<String>,
     /// The restore's status when this reconcile changed it; otherwise the previous one stays.
     pub restore: Option<RestoreStatus>,
+    /// TLS as the members run it, when this reconcile read it; otherwise the previous stays.
+    pub tls: Option<crate::api::TlsStatus>,
     pub now: Timestamp,
 }
 
@@ -253,6 +255,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
             .or_else(|| i.previous.and_then(|p| p.feature_compatibility_message.clone())),
         connection: Some(connection),
         restore: i.restore.clone().or_else(|| i.previous.and_then(|p| p.restore.clone())),
+        tls: i.tls.clone().or_else(|| i.previous.and_then(|p| p.tls.clone())),
     }
 }
 
@@ -279,6 +282,7 @@ mod tests {
             versions: None,
             feature_compatibility_message: None,
             restore: None,
+            tls: None,
             now: "2026-12-04T12:00:00Z".parse().unwrap(),
         }
     }

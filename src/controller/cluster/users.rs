@@ -67,6 +67,8 @@ pub struct Users<'a, A: MongoAdmin> {
     /// The primary, logged in as the operator's user.
     pub primary: &'a Target,
     pub events: &'a Events<'a>,
+    /// The CAs clients verify the members with, when they connect over TLS.
+    pub tls_ca: Option<&'a str>,
 }
 
 impl<A: MongoAdmin> Users<'_, A> {
@@ -88,6 +90,7 @@ impl<A: MongoAdmin> Users<'_, A> {
             applied_digest: digest,
             policy: self.spec.deletion_policy,
             owner: self.owner,
+            tls_ca: self.tls_ca,
         })
     }
 

@@ -29,6 +29,11 @@ pub struct MemberPod {
     pub uid: Option<String>,
     /// When the Pod was created (a restart creates a new one).
     pub created: Option<k8s_openapi::jiff::Timestamp>,
+    /// Whether the member was started with TLS on (its template's restart token).
+    pub tls_started: bool,
+    /// The CA file the operator verifies the member's certificate with, when it dials it over
+    /// TLS; set once the certificates stage has run.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl MemberPod {
@@ -49,6 +54,12 @@ impl MemberPod {
             terminating: pod.metadata.deletion_timestamp.is_some(),
             uid: pod.metadata.uid.clone(),
             created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            tls_started: pod
+                .annotations()
+                .get(crate::build::statefulset::TLS_RESTART_ANNOTATION)
+                .and_then(|t| super::tls_mode::token_mode(t))
+                .is_some_and(|m| m.on()),
+            ca_file: None,
             name,
         })
     }
@@ -79,6 +90,16 @@ pub struct World {
     /// connection Secrets (another cluster's, its internal Secret, an application's), by name,
     /// with whose they are: the operator never writes to or deletes them.
     pub foreign_secrets: BTreeMap<String, String>,
+    /// The StatefulSet, when it exists.
+    pub statefulset: Option<StatefulSet>,
+}
+
+impl World {
+    /// The TLS restart token of the StatefulSet's Pod template.
+    pub fn tls_token(&self) -> Option<&str> {
+        let template = self.statefulset.as_ref()?.spec.as_ref()?.template.metadata.as_ref()?;
+        template.annotations.as_ref()?.get(crate::build::statefulset::TLS_RESTART_ANNOTATION).map(String::as_str)
+    }
 }
 
 /// Whose a Secret that is not one of this cluster's connection Secrets is, for the message.
@@ -138,5 +159,9 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
             password_secrets.insert(r.name.clone(), s);
         }
     }
-    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets })
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(&names.statefulset())
+        .await
+        .doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
+    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset })
 }

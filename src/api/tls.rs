@@ -1,0 +1,125 @@
+//! `spec.tls` and `status.tls` of a MongoCluster: encrypted traffic to and between members.
+
+use k8s_openapi::api::core::v1::LocalObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// mongod's `net.tls.mode`, in the order a running cluster moves through them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum TlsMode {
+    /// No TLS at all.
+    Disabled,
+    /// Members accept TLS and plain connections, and talk to each other in plain text.
+    Allow,
+    /// Members accept both, and talk to each other over TLS.
+    Prefer,
+    /// Members accept TLS connections only (the default).
+    #[default]
+    Require,
+}
+
+impl TlsMode {
+    /// The value of mongod's `net.tls.mode` and of its `tlsMode` server parameter.
+    pub fn mongod(self) -> &'static str {
+        match self {
+            TlsMode::Disabled => "disabled",
+            TlsMode::Allow => "allowTLS",
+            TlsMode::Prefer => "preferTLS",
+            TlsMode::Require => "requireTLS",
+        }
+    }
+
+    /// The mode a `tlsMode` parameter value names (mongod also answers the older `sslMode`
+    /// spellings to `getParameter sslMode`, never to `tlsMode`).
+    pub fn from_mongod(value: &str) -> Option<TlsMode> {
+        [TlsMode::Disabled, TlsMode::Allow, TlsMode::Prefer, TlsMode::Require].into_iter().find(|m| m.mongod() == value)
+    }
+
+    /// Whether members with this mode accept TLS connections.
+    pub fn on(self) -> bool {
+        self != TlsMode::Disabled
+    }
+}
+
+/// How members prove to each other that they belong to the set. Only the keyFile today; x509
+/// membership certificates would be a second value.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MemberAuthentication {
+    /// The shared keyFile in the cluster's internal Secret.
+    #[default]
+    KeyFile,
+}
+
+/// Encrypted traffic: clients, members, the operator, probes and backup Jobs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("self.mode != 'Disabled' || !has(self.certificateSecretRef)")
+        .message("tls.certificateSecretRef is only used when tls.mode is not Disabled")
+        .reason(Reason::FieldValueForbidden),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// `Require` (the default): TLS only. `Prefer` and `Allow` also accept plain connections
+    /// (members talk to each other over TLS with `Prefer`, in plain text with `Allow`).
+    /// `Disabled`: no TLS. A running cluster moves one mode at a time without downtime: up
+    /// from Allow at run time, the other moves by rolling restarts.
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// A `kubernetes.io/tls` Secret with `tls.crt`, `tls.key` and `ca.crt` (what cert-manager
+    /// writes) for the members, instead of certificates the operator issues. It must be valid
+    /// for every member's DNS name; a renewed Secret is followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_secret_ref: Option<LocalObjectReference>,
+    /// The life of certificates the operator issues: a number followed by h or d, "90d" by
+    /// default (the cluster's CA lives ten times as long).
+    #[serde(default = "default_lifetime")]
+    #[schemars(regex(pattern = r"^[0-9]{1,5}[hd]$"))]
+    pub certificate_lifetime: String,
+    /// How far into its life an operator-issued certificate is renewed, in percent (66 by
+    /// default: a 90-day certificate is renewed after about 60 days).
+    #[serde(default = "default_renew_at")]
+    #[schemars(range(min = 10, max = 90))]
+    pub renew_at_percent: i32,
+    /// How members authenticate to each other.
+    #[serde(default)]
+    pub member_authentication: MemberAuthentication,
+}
+
+fn default_lifetime() -> String {
+    "90d".to_string()
+}
+
+fn default_renew_at() -> i32 {
+    66
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        TlsSpec {
+            mode: TlsMode::default(),
+            certificate_secret_ref: None,
+            certificate_lifetime: default_lifetime(),
+            renew_at_percent: default_renew_at(),
+            member_authentication: MemberAuthentication::default(),
+        }
+    }
+}
+
+/// TLS as it is on the members.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsStatus {
+    /// The mode every member runs with.
+    pub mode: TlsMode,
+    /// The move toward `spec.tls.mode` under way, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// When the members' certificate expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<Time>,
+    /// When the CA that signed it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_not_after: Option<Time>,
+}

@@ -1,0 +1,125 @@
+//! The TLS stage: before the objects are applied, what TLS the members start with and the
+//! certificates they need; once the set is healthy and rolled out, the run-time move to the
+//! next mode, and what the members run with, for the status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::ResourceExt;
+
+use super::certificates::{self, Certificates, ClusterTls};
+use super::tls_mode::{self, TlsPlan};
+use super::validate::Problem;
+use super::world::World;
+use crate::api::{MongoCluster, TlsMode, TlsStatus};
+use crate::build::names::ClusterNames;
+use crate::controller::error::Error;
+use crate::controller::{Context, Events};
+use crate::mongo::{MongoAdmin, Target};
+
+/// What the reconcile applies for TLS, and what it knows.
+#[derive(Clone, Debug)]
+pub struct TlsState {
+    pub plan: TlsPlan,
+    /// The mode every member was last seen in (or assumed in; see `tls_mode::in_force`).
+    pub in_force: TlsMode,
+    pub wanted: TlsMode,
+    /// The certificates, when TLS is or will be on and they are usable.
+    pub certificates: Option<ClusterTls>,
+}
+
+/// Plans the TLS step and brings the certificates up to date; the member Pods of `world`
+/// learn the CA file their connections verify with. A certificate that cannot be used is a
+/// problem, and TLS then stays as it is.
+pub async fn prepare<A: MongoAdmin>(
+    ctx: &Context<A>,
+    cluster: &MongoCluster,
+    names: &ClusterNames,
+    owner: &OwnerReference,
+    world: &mut World,
+    events: &Events<'_>,
+) -> Result<(TlsState, Option<Problem>), Error> {
+    let spec = &cluster.spec;
+    let current = world.tls_token().map(str::to_string);
+    let reported = cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map(|t| t.mode);
+    let in_force = tls_mode::in_force(reported, current.as_deref(), world.statefulset.is_some(), spec.tls.mode);
+    let generation = cluster.metadata.generation.unwrap_or_default();
+    let mut plan = tls_mode::plan(spec.tls.mode, in_force, current.as_deref(), generation);
+    let mut state = TlsState { plan: plan.clone(), in_force, wanted: spec.tls.mode, certificates: None };
+    if !spec.tls.mode.on() && !in_force.on() {
+        return Ok((state, None));
+    }
+    let domain = ctx.settings.cluster_domain.as_str();
+    match certificates::ensure(&ctx.client, names, spec, owner, domain, events).await? {
+        Certificates::Ready(tls) => {
+            for pod in &mut world.pods {
+                pod.ca_file = Some(tls.ca_file.clone());
+            }
+            state.certificates = Some(tls);
+            Ok((state, None))
+        }
+        Certificates::Unusable(problem) => {
+            plan = TlsPlan {
+                conf: in_force,
+                token: current.unwrap_or(plan.token),
+                runtime: None,
+                step: Some(format!("waiting for a usable certificate: {}", problem.message)),
+            };
+            state.plan = plan;
+            Ok((state, Some(problem)))
+        }
+    }
+}
+
+/// With the set healthy and every member on the current template: reads what mode each member
+/// runs, takes the run-time step the plan names on the members still below it, and returns the
+/// TLS status. A settled cluster (the mode it reported is the one wanted) is not asked again.
+pub async fn settle<A: MongoAdmin>(
+    admin: &A,
+    cluster: &MongoCluster,
+    state: &TlsState,
+    members: &[Target],
+    events: &Events<'_>,
+) -> Result<TlsStatus, Error> {
+    let reported = cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map(|t| t.mode);
+    let mut mode = state.in_force;
+    if reported != Some(state.wanted) || state.plan.runtime.is_some() {
+        let mut modes = read_modes(admin, members).await?;
+        if let Some(next) = state.plan.runtime {
+            for (target, _) in modes.iter().filter(|(_, m)| *m < next) {
+                admin.set_tls_mode(target, next).await.map_err(|source| Error::Mongo {
+                    action: format!("setting tlsMode {} on {}", next.mongod(), target.address),
+                    source,
+                })?;
+            }
+            let from = modes.iter().map(|(_, m)| *m).min().unwrap_or(next);
+            if from < next {
+                let note =
+                    format!("members moved from tlsMode {} to {} without a restart", from.mongod(), next.mongod());
+                events.normal("TlsModeRaised", "SetParameter", note).await;
+            }
+            modes = read_modes(admin, members).await?;
+        }
+        mode = modes.iter().map(|(_, m)| *m).min().unwrap_or(state.in_force);
+    }
+    let step = (mode != state.wanted).then(|| state.plan.step.clone()).flatten();
+    let time = |t: time::OffsetDateTime| k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp()).ok().map(Time);
+    let certificates = state.certificates.as_ref();
+    Ok(TlsStatus {
+        mode,
+        step,
+        certificate_not_after: certificates.and_then(|c| time(c.server.not_after)),
+        ca_not_after: certificates.and_then(|c| c.ca.as_ref()).and_then(|c| time(c.not_after)),
+    })
+    .inspect(|_| tracing::debug!(cluster = %cluster.name_any(), mode = mode.mongod(), "TLS settled"))
+}
+
+async fn read_modes<A: MongoAdmin>(admin: &A, members: &[Target]) -> Result<Vec<(Target, TlsMode)>, Error> {
+    let read = futures::future::join_all(members.iter().map(|t| admin.tls_mode(t))).await;
+    members
+        .iter()
+        .zip(read)
+        .map(|(t, r)| {
+            r.map(|m| (t.clone(), m))
+                .map_err(|source| Error::Mongo { action: format!("reading tlsMode of {}", t.address), source })
+        })
+        .collect()
+}
