@@ -332,15 +332,20 @@ async fn one_off_backups_run_one_at_a_time_and_report_what_they_stored() {
     assert_eq!(memory_limit(&job).as_deref(), Some("1Gi"), "the bounded default");
     let second_job = jobs.get("second-backup").await.expect("second job");
     assert_eq!(memory_limit(&second_job).as_deref(), Some("2Gi"), "spec.resources");
-    let secrets: Vec<String> = pod
+    let projected: Vec<(String, Vec<String>)> = pod
         .volumes
         .unwrap_or_default()
         .into_iter()
         .filter_map(|v| v.projected)
         .flat_map(|p| p.sources.unwrap_or_default())
-        .filter_map(|s| s.secret.map(|s| s.name))
+        .filter_map(|s| s.secret)
+        .map(|s| (s.name, s.items.unwrap_or_default().into_iter().map(|i| i.key).collect()))
         .collect();
-    assert_eq!(secrets.len(), 3, "internal (backup password only), S3 keys, encryption key: {secrets:?}");
+    let secrets: Vec<&String> = projected.iter().map(|(name, _)| name).collect();
+    assert_eq!(secrets.len(), 4, "internal (backup password only), S3 keys, encryption key, members' CA: {secrets:?}");
+    // Of the members' TLS Secret, the CA alone: never the members' private key.
+    let tls = projected.iter().find(|(name, _)| name == "orders-tls").map(|(_, keys)| keys.clone());
+    assert_eq!(tls, Some(vec!["ca.crt".to_string()]), "{projected:?}");
     env.recorded("BackupSucceeded", 2).await;
 
     // A reconcile that starts from a copy of `first` older than its success (a cache can lag

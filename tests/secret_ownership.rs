@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use kube::api::DeleteParams;
 use mongo_operator::api::MongoCluster;
 use mongo_operator::build::secrets::CLUSTER_UID_ANNOTATION;
-use mongo_operator::mongo::{Credentials, DriverAdmin, MongoAdmin, OPERATOR_USER, Target, Timeouts};
+use mongo_operator::mongo::{Credentials, DriverAdmin, MongoAdmin, OPERATOR_USER, Timeouts};
 use support::cluster_env::*;
 use support::members::SimMembers;
 use support::*;

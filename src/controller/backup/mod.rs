@@ -4,7 +4,7 @@
 //! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
 //! [`retention`].
 
-mod one_off;
+pub(crate) mod one_off;
 mod policy;
 pub mod prune;
 pub mod retention;

@@ -49,9 +49,10 @@ pub fn secret_files(names: &ClusterNames, backup: &MongoBackup, tls: bool) -> Ve
     files
 }
 
-/// Whether a Job reaches the cluster's members over TLS: when they all run with TLS on.
+/// Whether a Job reaches the cluster's members over TLS: when they all run with TLS on, as
+/// the status last said, or (before the status says) as the spec asks.
 pub fn members_speak_tls(cluster: &crate::api::MongoCluster) -> bool {
-    cluster.status.as_ref().and_then(|s| s.tls.as_ref()).is_some_and(|t| t.mode.on())
+    cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map_or(cluster.spec.tls.mode, |t| t.mode).on()
 }
 
 fn is_active(job: &Job) -> bool {

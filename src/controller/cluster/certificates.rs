@@ -260,7 +260,7 @@ mod tests {
         assert!(e.contains("not valid for name"), "{e}");
 
         let no_localhost =
-            certs::issue_server(&ca, "bank/ledger", &[format!("*.ledger-members.bank.svc.cluster.local")], now, day)
+            certs::issue_server(&ca, "bank/ledger", &["*.ledger-members.bank.svc.cluster.local".to_string()], now, day)
                 .unwrap();
         let s = secret(&[(TLS_CRT, &no_localhost.cert_pem), (TLS_KEY, &no_localhost.key_pem), (CA_CRT, &ca.cert_pem)]);
         let e = users_certificate(Some(&s), "mine", member, now).unwrap_err();

@@ -252,18 +252,27 @@ fn has_owner(meta: &ObjectMeta, owner: &OwnerReference, policy: DeletionPolicy) 
     owned == (policy == DeletionPolicy::Delete)
 }
 
-/// Applies everything the members need. `replicas` may exceed `spec.members` while members
-/// above it are still in the replica set.
+/// What the members' objects are built from besides the spec.
+pub struct Members<'a> {
+    pub operator_image: &'a str,
+    pub operator: &'a OperatorPeer,
+    pub resolver: &'a DnsPeer,
+    /// May exceed `spec.members` while members above it are still in the replica set.
+    pub replicas: i32,
+    pub tls: &'a TlsPlan,
+    /// The StatefulSet as it is, when it exists.
+    pub current: Option<&'a StatefulSet>,
+}
+
+/// Applies everything the members need.
 pub async fn apply_all(
     client: &Client,
     names: &ClusterNames,
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
-    operator_image: &str,
-    (operator, resolver): (&OperatorPeer, &DnsPeer),
-    replicas: i32,
-    (tls, current): (&TlsPlan, Option<&StatefulSet>),
+    m: &Members<'_>,
 ) -> Result<StatefulSet, Error> {
+    let Members { operator_image, operator, resolver, replicas, tls, current } = *m;
     let ns = &names.namespace;
     let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
     let rendered = mongod_conf::render(user, tls.conf)?;

@@ -150,10 +150,14 @@ async fn reconcile_inner<A: MongoAdmin>(
             names,
             spec,
             &owner,
-            &ctx.settings.operator_image,
-            (&ctx.settings.operator_peer, &ctx.settings.cluster_dns),
-            replicas,
-            (&tls.plan, world.statefulset.as_ref()),
+            &objects::Members {
+                operator_image: &ctx.settings.operator_image,
+                operator: &ctx.settings.operator_peer,
+                resolver: &ctx.settings.cluster_dns,
+                replicas,
+                tls: &tls.plan,
+                current: world.statefulset.as_ref(),
+            },
         )
         .await?;
         let revision = world::update_revision(&sts);
