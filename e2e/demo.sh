@@ -54,6 +54,14 @@ done
 [ "${#ips[@]}" -ge 3 ] || { echo "[demo] the Pods never got IPs; see kubectl -n $NS get pods" >&2; exit 1; }
 
 kubectl -n "$NS" get secret demo-internal -o jsonpath='{.data.keyfile}' | base64 -d > "$RUN/keyfile"
+# What mongod reads at startup: the TLS mode from mongod.conf and its certificate from the
+# members' Secret (TLS is required by default).
+for _ in $(seq 1 120); do
+  kubectl -n "$NS" get secret demo-tls > /dev/null 2>&1 && break
+  sleep 0.5
+done
+kubectl -n "$NS" get secret demo-tls -o jsonpath='{.data.tls\.pem}' | base64 -d > "$RUN/tls.pem"
+tls_mode=$(kubectl -n "$NS" get configmap demo-mongod-config -o jsonpath='{.data.mongod\.conf}' | awk '/^  tls:/ { t = 1 } t && $1 == "mode:" { print $2; exit }')
 args=()
 hosts=""
 for entry in "${ips[@]}"; do
@@ -64,7 +72,8 @@ done
 # Rewritten in place: the bind mount holds on to the file, not its name.
 printf '127.0.0.1 localhost\n%s' "$hosts" > "$RUN/hosts"
 "$BIN/mongo-replset-sim" --control 127.0.0.1:27199 --repl-set demo --key-file "$RUN/keyfile" \
-  --election-timeout-ms 1000 --heartbeat-ms 100 --initial-sync-ms 500 "${args[@]}" > "$RUN/sim.log" 2>&1 &
+  --election-timeout-ms 1000 --heartbeat-ms 100 --initial-sync-ms 500 \
+  --tls-mode "${tls_mode:-disabled}" --tls-certificate-key-file "$RUN/tls.pem" "${args[@]}" > "$RUN/sim.log" 2>&1 &
 pids+=($!)
 echo "[demo] simulated members listening on ${ips[*]#*=}"
 

@@ -97,6 +97,9 @@ fn needs(name: &str, db: &str) -> Needs {
         "_mergeAuthzCollections" | "applyOps" => Needs::Restore,
         // The `setParameter` action: `hostManager`, which `clusterAdmin` includes.
         "setParameter" => Needs::HostManager,
+        // The `rotateCertificates` action on the cluster (`RotateCertificatesCmd::
+        // doCheckAuthorization`), which `clusterAdmin` grants.
+        "rotateCertificates" => Needs::HostManager,
         _ => Needs::Anything,
     }
 }
@@ -255,6 +258,14 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
                     }
                 }
                 Err(_) => error(code::BAD_VALUE, "the simulator sets only tlsMode"),
+            }
+        }
+        "rotateCertificates" => {
+            let mut w = lock(world);
+            let Some(m) = w.members.get_mut(me) else { return error(code::BAD_VALUE, "no such member") };
+            match m.tls.rotate() {
+                Ok(()) => doc! { "ok": 1.0 },
+                Err(message) => error(code::BAD_VALUE, format!("Failed to rotate certificates: {message}")),
             }
         }
         "setFeatureCompatibilityVersion" => {

@@ -42,6 +42,12 @@ struct Args {
     /// Address of a FerretDB that holds the set's data (a set that holds data).
     #[arg(long)]
     data: Option<String>,
+    /// mongod's `net.tls.mode` for every member: disabled, allowTLS, preferTLS or requireTLS.
+    #[arg(long, default_value = "disabled")]
+    tls_mode: String,
+    /// mongod's `net.tls.certificateKeyFile`: the members' key and certificate in one PEM file.
+    #[arg(long)]
+    tls_certificate_key_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -65,12 +71,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         data: args.data,
         ..Options::default()
     };
+    let mode = mongo_replset_sim::tls::TlsMode::parse(&args.tls_mode).ok_or("--tls-mode: not a mode mongod has")?;
+    let pem = match &args.tls_certificate_key_file {
+        Some(p) => std::fs::read_to_string(p)?,
+        None if mode == mongo_replset_sim::tls::TlsMode::Disabled => String::new(),
+        None => return Err("--tls-mode needs --tls-certificate-key-file".into()),
+    };
+    let tls = mongo_replset_sim::tls::MemberTls::new(mode, &pem)?;
     let log = args.command_log.as_deref().map(CommandLog::create).transpose()?;
     let sim = Sim::start(opts, log);
     for spec in &args.members {
         let (name, rest) = spec.split_once('=').ok_or("--member needs NAME=HOST@LISTEN")?;
         let (host, listen) = rest.rsplit_once('@').ok_or("--member needs NAME=HOST@LISTEN")?;
         let addr = sim.add_member(name, host, listen.parse()?).await?;
+        sim.set_tls(name, tls.clone());
         tracing::info!(%name, %host, %addr, "member listening");
     }
     let listener = tokio::net::TcpListener::bind(args.control).await?;

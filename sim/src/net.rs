@@ -207,6 +207,12 @@ impl Sim {
         lock(&self.world).members.get_mut(name).map(|m| m.tls = tls).is_some()
     }
 
+    /// Replaces what a member's certificate file holds, as the kubelet does when the mounted
+    /// Secret changes; the member goes on presenting the one it loaded.
+    pub fn set_tls_file(&self, name: &str, pem: &str) -> bool {
+        lock(&self.world).members.get_mut(name).map(|m| m.tls.file_pem = pem.to_string()).is_some()
+    }
+
     /// Sets the server version a member reports (as after a binary upgrade and restart).
     pub fn set_version(&self, name: &str, version: &str) -> bool {
         lock(&self.world).members.get_mut(name).map(|m| m.version = version.to_string()).is_some()

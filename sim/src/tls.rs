@@ -38,11 +38,14 @@ impl TlsMode {
     }
 }
 
-/// A member's TLS: its mode and, unless disabled, the certificate it presents.
+/// A member's TLS: its mode and, unless disabled, the certificate it presents, and what its
+/// `certificateKeyFile` holds now (the kubelet replaces a mounted Secret's files when the
+/// Secret changes; mongod reads them at startup and on `rotateCertificates` only).
 #[derive(Clone)]
 pub struct MemberTls {
     pub mode: TlsMode,
     pub config: Option<Arc<ServerConfig>>,
+    pub file_pem: String,
 }
 
 impl std::fmt::Debug for MemberTls {
@@ -53,7 +56,7 @@ impl std::fmt::Debug for MemberTls {
 
 impl Default for MemberTls {
     fn default() -> Self {
-        MemberTls { mode: TlsMode::Disabled, config: None }
+        MemberTls { mode: TlsMode::Disabled, config: None, file_pem: String::new() }
     }
 }
 
@@ -65,19 +68,36 @@ impl MemberTls {
         if mode == TlsMode::Disabled {
             return Ok(MemberTls::default());
         }
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate_key_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("certificate: {e}"))?;
-        let key = PrivateKeyDer::from_pem_slice(certificate_key_pem.as_bytes()).map_err(|e| format!("key: {e}"))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| e.to_string())?;
-        Ok(MemberTls { mode, config: Some(Arc::new(config)) })
+        Ok(MemberTls { mode, config: Some(load(certificate_key_pem)?), file_pem: certificate_key_pem.to_string() })
     }
+
+    /// `rotateCertificates`: the certificate and key are read again from the file, for new
+    /// connections (open ones keep theirs). `RotateCertificatesCmd::typedRun`
+    /// (`src/mongo/db/commands/rotate_certificates_command.cpp`) asks the SSL manager
+    /// coordinator to rotate, which builds a new manager from the configured files.
+    pub fn rotate(&mut self) -> Result<(), String> {
+        if self.mode == TlsMode::Disabled {
+            return Ok(());
+        }
+        self.config = Some(load(&self.file_pem)?);
+        Ok(())
+    }
+}
+
+/// A server configuration presenting the certificate of a PEM text holding it and its key.
+fn load(certificate_key_pem: &str) -> Result<Arc<ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate_key_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(certificate_key_pem.as_bytes()).map_err(|e| format!("key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
 }
 
 /// How an incoming connection is handled, from its first 16 bytes (the wire-protocol header of

@@ -591,6 +591,11 @@ impl World {
             m.up = true;
             m.started = now;
             m.busy_until = now + recover;
+            // The step-down period is in memory only (`TopologyCoordinator::_stepDownUntil`,
+            // `src/mongo/db/repl/topology_coordinator.h`): a restarted member may stand for
+            // election again at once.
+            m.stepdown_until = None;
+            m.election_at = None;
         }
         true
     }

@@ -72,10 +72,11 @@ pub struct TlsSpec {
     /// for every member's DNS name; a renewed Secret is followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_secret_ref: Option<LocalObjectReference>,
-    /// The life of certificates the operator issues: a number followed by h or d, "90d" by
-    /// default (the cluster's CA lives ten times as long).
+    /// The life of certificates the operator issues: a number followed by s, m, h or d, "90d"
+    /// by default (the cluster's CA lives ten times as long). Lives of minutes are for seeing
+    /// renewal happen, not for production.
     #[serde(default = "default_lifetime")]
-    #[schemars(regex(pattern = r"^[0-9]{1,5}[hd]$"))]
+    #[schemars(regex(pattern = r"^[0-9]{1,5}[smhd]$"))]
     pub certificate_lifetime: String,
     /// How far into its life an operator-issued certificate is renewed, in percent (66 by
     /// default: a 90-day certificate is renewed after about 60 days).
@@ -113,8 +114,9 @@ impl Default for TlsSpec {
 pub struct TlsStatus {
     /// The mode every member runs with.
     pub mode: TlsMode,
-    /// The move toward `spec.tls.mode` under way, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The move toward `spec.tls.mode` under way, if any. Written as null when there is none,
+    /// so that the status's merge patch clears the last one.
+    #[serde(default)]
     pub step: Option<String>,
     /// When the members' certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,4 +124,8 @@ pub struct TlsStatus {
     /// When the CA that signed it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_not_after: Option<Time>,
+    /// The SHA-256 fingerprint of the certificate every member was last seen presenting (null
+    /// while some present another).
+    #[serde(default)]
+    pub served_certificate: Option<String>,
 }

@@ -27,12 +27,13 @@ fn error(e: rcgen::Error) -> CertError {
     CertError::Issue(e.to_string())
 }
 
-/// Backdated a little, so a member whose clock is slightly behind the operator's accepts it.
+/// Backdated a little (five minutes, or a tenth of a short life), so that a member whose clock
+/// is slightly behind the operator's accepts it.
 const BACKDATE: time::Duration = time::Duration::minutes(5);
 
 fn validity(params: &mut CertificateParams, now: OffsetDateTime, lifetime: Duration) -> Result<(), CertError> {
     let life = time::Duration::try_from(lifetime).map_err(|e| CertError::Issue(e.to_string()))?;
-    params.not_before = now - BACKDATE;
+    params.not_before = now - BACKDATE.min(life / 10);
     params.not_after = now + life;
     Ok(())
 }

@@ -274,6 +274,22 @@ impl MongoAdmin for DriverAdmin {
         self.run(target, "admin", doc! { "setParameter": 1, "tlsMode": mode.mongod() }).await.map(|_| ())
     }
 
+    async fn rotate_certificates(&self, target: &Target) -> Result<(), AdminError> {
+        self.run(target, "admin", doc! { "rotateCertificates": 1, "message": "mongo-operator: renewed certificate" })
+            .await
+            .map(|_| ())
+    }
+
+    async fn presented_certificate(&self, target: &Target) -> Result<String, AdminError> {
+        let within = self.timeouts.connect + self.timeouts.command;
+        match tokio::time::timeout(within, super::handshake::presented(target)).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(AdminError::Unreachable(format!("no TLS handshake with {} within {within:?}", target.address)))
+            }
+        }
+    }
+
     async fn feature_compatibility_version(&self, target: &Target) -> Result<Fcv, AdminError> {
         let reply = self.run(target, "admin", doc! { "getParameter": 1, "featureCompatibilityVersion": 1 }).await?;
         let document = reply

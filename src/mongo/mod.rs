@@ -21,6 +21,7 @@
 
 mod driver;
 mod error;
+pub mod handshake;
 mod observe;
 mod types;
 
@@ -154,6 +155,11 @@ pub trait MongoAdmin: Send + Sync {
         target: &Target,
         mode: crate::api::TlsMode,
     ) -> impl Future<Output = Result<(), AdminError>> + Send;
+    /// `rotateCertificates`: the member reads its certificate files again, for new connections.
+    fn rotate_certificates(&self, target: &Target) -> impl Future<Output = Result<(), AdminError>> + Send;
+    /// The SHA-256 fingerprint (hex) of the certificate a member presents to a new TLS
+    /// connection, verified as every connection is (the target's CA, the name dialled).
+    fn presented_certificate(&self, target: &Target) -> impl Future<Output = Result<String, AdminError>> + Send;
     /// The featureCompatibilityVersion document.
     fn feature_compatibility_version(&self, target: &Target) -> impl Future<Output = Result<Fcv, AdminError>> + Send;
     /// `setFeatureCompatibilityVersion`; `confirm` is required by 7.0+ and refused by 6.0.

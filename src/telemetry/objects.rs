@@ -27,6 +27,14 @@ struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    namespace: String,
+    cluster: String,
+    /// `members` (the members' certificate) or `ca` (the CA that signed it).
+    certificate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClusterPhaseLabels {
     namespace: String,
     cluster: String,
@@ -107,6 +115,10 @@ impl Collector for ObjectGauges {
             Rows::new("cluster_members", "A MongoCluster's members by replica-set state, as last observed");
         let mut ready =
             Rows::new("cluster_ready_members", "A MongoCluster's PRIMARY and SECONDARY members with ready Pods");
+        let mut expiry = Rows::new(
+            "certificate_expiry_timestamp_seconds",
+            "When a MongoCluster's TLS certificate expires (Unix time): the members' certificate and its CA",
+        );
         for c in self.clusters() {
             let (namespace, cluster) = (c.namespace().unwrap_or_default(), c.name_any());
             let status = c.status.clone().unwrap_or_default();
@@ -123,6 +135,18 @@ impl Collector for ObjectGauges {
                 members
                     .rows
                     .push((MemberStateLabels { namespace: namespace.clone(), cluster: cluster.clone(), state }, n));
+            }
+            if let Some(tls) = &status.tls {
+                for (certificate, at) in [("members", &tls.certificate_not_after), ("ca", &tls.ca_not_after)] {
+                    if let Some(at) = at {
+                        let labels = CertificateLabels {
+                            namespace: namespace.clone(),
+                            cluster: cluster.clone(),
+                            certificate: certificate.into(),
+                        };
+                        expiry.rows.push((labels, seconds(at)));
+                    }
+                }
             }
             ready.rows.push((ClusterLabels { namespace, cluster }, f64::from(status.ready_members)));
         }
@@ -178,6 +202,7 @@ impl Collector for ObjectGauges {
         phase.encode(&mut encoder)?;
         members.encode(&mut encoder)?;
         ready.encode(&mut encoder)?;
+        expiry.encode(&mut encoder)?;
         last_success.encode(&mut encoder)?;
         last_size.encode(&mut encoder)?;
         last_duration.encode(&mut encoder)?;
@@ -206,7 +231,8 @@ mod tests {
                 {"name": "orders-0", "state": "PRIMARY", "healthy": true},
                 {"name": "orders-1", "state": "SECONDARY", "healthy": true},
                 {"name": "orders-2", "state": "(not reachable/healthy)", "healthy": false},
-            ]},
+            ], "tls": {"mode": "Require", "certificateNotAfter": "2027-03-04T00:00:00Z",
+                "caNotAfter": "2029-06-01T00:00:00Z"}},
         }))
         .expect("cluster");
         cluster_writer.apply_watcher_event(&watcher::Event::Apply(cluster));
@@ -239,6 +265,8 @@ mod tests {
             r#"mongo_operator_cluster_members{namespace="shop",cluster="orders",state="PRIMARY"} 1.0"#,
             r#"mongo_operator_cluster_members{namespace="shop",cluster="orders",state="(not reachable/healthy)"} 1.0"#,
             r#"mongo_operator_cluster_ready_members{namespace="shop",cluster="orders"} 2.0"#,
+            r#"mongo_operator_certificate_expiry_timestamp_seconds{namespace="shop",cluster="orders",certificate="members"} 1804118400.0"#,
+            r#"mongo_operator_certificate_expiry_timestamp_seconds{namespace="shop",cluster="orders",certificate="ca"} 1874966400.0"#,
             r#"mongo_operator_backup_last_success_timestamp_seconds{namespace="shop",schedule="nightly"} 1796349800.0"#,
             r#"mongo_operator_backup_last_success_size_bytes{namespace="shop",schedule="nightly"} 1048576.0"#,
             r#"mongo_operator_backup_last_success_duration_seconds{namespace="shop",schedule="nightly"} 200.0"#,

@@ -29,6 +29,7 @@ pub const DOMAIN: &str = "cluster.local";
 /// Simulated members following one MongoCluster's Pods.
 pub struct SimMembers {
     pub sim: Arc<Sim>,
+    certificates: tokio::task::JoinHandle<()>,
     client: Client,
     cluster: String,
     namespace: String,
@@ -40,6 +41,7 @@ pub struct SimMembers {
 impl Drop for SimMembers {
     fn drop(&mut self) {
         self.follower.abort();
+        self.certificates.abort();
     }
 }
 
@@ -89,10 +91,32 @@ impl SimMembers {
         })
         .await;
         let sim = Sim::start(Options { data, ..fast_options(cluster, &key_file) }, log);
-        let listening = Arc::new(Mutex::new(BTreeMap::new()));
+        let listening: Arc<Mutex<BTreeMap<String, Option<String>>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         let config = watcher::Config::default()
             .labels(&format!("app.kubernetes.io/instance={cluster},app.kubernetes.io/component=database"));
+        // The kubelet's part for the members' TLS Secret: a change reaches the mounted files of
+        // every running member (instantly here; within about a minute on a real node).
+        let certificates = {
+            let (s, l) = (sim.clone(), listening.clone());
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+            let config = watcher::Config::default().fields(&format!("metadata.name={cluster}-tls"));
+            tokio::spawn(async move {
+                let mut events = watcher(secrets, config).default_backoff().touched_objects().boxed();
+                while let Some(event) = events.next().await {
+                    let Ok(secret) = event else { continue };
+                    let Some(pem) = secret.data.and_then(|d| String::from_utf8(d.get("tls.pem")?.0.clone()).ok())
+                    else {
+                        continue;
+                    };
+                    let running: Vec<String> =
+                        l.lock().unwrap().iter().filter(|(_, ip)| ip.is_some()).map(|(n, _)| n.clone()).collect();
+                    for name in running {
+                        s.set_tls_file(&name, &pem);
+                    }
+                }
+            })
+        };
         let (s, l, c, n) = (sim.clone(), listening.clone(), cluster.to_string(), ns.to_string());
         let follower = tokio::spawn(async move {
             let mut events = watcher(pods.clone(), config).default_backoff().touched_objects().boxed();
@@ -105,6 +129,7 @@ impl SimMembers {
             sim,
             listening,
             follower,
+            certificates,
             client: client.clone(),
             cluster: cluster.to_string(),
             namespace: ns.to_string(),

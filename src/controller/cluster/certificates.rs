@@ -31,6 +31,10 @@ pub struct ClusterTls {
     pub server: CertInfo,
     /// The first CA of the bundle.
     pub ca: Option<CertInfo>,
+    /// The fingerprint of the members' certificate, as [`crate::mongo::handshake`] reads it.
+    pub fingerprint: Option<String>,
+    /// When the operator renews the members' certificate (None for the user's own).
+    pub renew_at: Option<OffsetDateTime>,
 }
 
 /// What the stage found.
@@ -103,11 +107,16 @@ pub async fn ensure(
     let server = certs::inspect(&cert_pem).map_err(|e| Error::Certificate(e.to_string()))?;
     let ca = certs::inspect(&ca_bundle).ok();
     let ca_file = ca_file(&ca_bundle).map_err(|e| Error::Certificate(format!("cannot write the CA file: {e}")))?;
-    Ok(Certificates::Ready(ClusterTls { ca_bundle, ca_file, server, ca }))
+    let fingerprint = crate::mongo::handshake::fingerprint(&cert_pem);
+    let renew_at = spec.tls.certificate_secret_ref.is_none().then(|| {
+        let life = server.not_after - server.not_before;
+        server.not_before + life * lifetimes(spec).renew_at
+    });
+    Ok(Certificates::Ready(ClusterTls { ca_bundle, ca_file, server, ca, fingerprint, renew_at }))
 }
 
 fn unusable(message: String, secret: &str) -> Problem {
-    Problem { reason: "TlsCertificateUnusable", message, blocks_all: true, secret: Some(secret.to_string()) }
+    Problem { reason: "TlsCertificateUnusable", message, blocks_all: false, secret: Some(secret.to_string()) }
 }
 
 /// The cluster's CA, created when there is none (or the one there cannot be read).

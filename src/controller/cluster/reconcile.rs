@@ -91,6 +91,8 @@ async fn reconcile_inner<A: MongoAdmin>(
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
 
+    // When the members' certificate is due for renewal: the operator comes back for it then.
+    let mut renew_at = None;
     let mut outcome = if spec.paused || blocked {
         // Nothing is changed; the status still reports what the members say.
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
@@ -138,6 +140,7 @@ async fn reconcile_inner<A: MongoAdmin>(
             }
             problems.push(problem);
         }
+        renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at);
         let seen = observe(ctx, names, &world, &creds).await;
         let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
             Some(obs) => {
@@ -227,10 +230,22 @@ async fn reconcile_inner<A: MongoAdmin>(
     // change.
     let whole = status.conditions.iter().any(|c| c.type_ == condition_type::READY && c.status == "True");
     let settle = (!whole && outcome.observed.is_some() && !spec.paused && !blocked).then_some(WHILE_WAITING);
-    Ok(match outcome.next.or(settle) {
+    let renewal = renew_at.map(|at| {
+        let left = (at - time::OffsetDateTime::now_utc()).whole_milliseconds();
+        Duration::from_millis(u64::try_from(left).unwrap_or(0).max(1_000))
+    });
+    Ok(match sooner(outcome.next.or(settle), renewal) {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// The sooner of two times to look again.
+fn sooner(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// No member answers. A Pod on an old template that is not ready serves nothing and is
@@ -602,9 +617,10 @@ async fn in_sync<A: MongoAdmin>(
             let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
             if i.healthy {
                 let tls = tls_stage::settle(&ctx.admin, i.cluster, i.tls, i.members, i.events).await?;
-                if tls.mode != i.tls.wanted {
-                    // The next step (a run-time move, or the next rolling restart) follows.
-                    outcome.next = Some(AFTER_STEP);
+                if tls.step.is_some() {
+                    // The next step (a run-time move, the next rolling restart, members that
+                    // have yet to load a renewed certificate) follows.
+                    outcome.next = Some(WHILE_WAITING);
                 }
                 outcome.tls = Some(tls);
             }
@@ -647,7 +663,8 @@ async fn settle_fcv<A: MongoAdmin>(
     match upgrade::decide(&inputs) {
         FcvStep::Keep { message, recheck } => {
             outcome.fcv_message = Some(message);
-            outcome.next = recheck;
+            // Whatever else asked to look again sooner (a TLS step) keeps its time.
+            outcome.next = sooner(outcome.next, recheck);
         }
         FcvStep::Set { version, confirm, message } => {
             ctx.admin

@@ -100,7 +100,19 @@ pub async fn settle<A: MongoAdmin>(
         }
         mode = modes.iter().map(|(_, m)| *m).min().unwrap_or(state.in_force);
     }
-    let step = (mode != state.wanted).then(|| state.plan.step.clone()).flatten();
+    let mut step = (mode != state.wanted).then(|| state.plan.step.clone()).flatten();
+    let served = match (state.certificates.as_ref(), mode.on()) {
+        (Some(certificates), true) => {
+            let previous =
+                cluster.status.as_ref().and_then(|s| s.tls.as_ref()).and_then(|t| t.served_certificate.clone());
+            let (served, waiting) = rotate(admin, certificates, previous, members, events).await?;
+            if let Some(waiting) = waiting {
+                step = Some(waiting);
+            }
+            served
+        }
+        _ => None,
+    };
     let time = |t: time::OffsetDateTime| k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp()).ok().map(Time);
     let certificates = state.certificates.as_ref();
     Ok(TlsStatus {
@@ -108,8 +120,53 @@ pub async fn settle<A: MongoAdmin>(
         step,
         certificate_not_after: certificates.and_then(|c| time(c.server.not_after)),
         ca_not_after: certificates.and_then(|c| c.ca.as_ref()).and_then(|c| time(c.not_after)),
+        served_certificate: served,
     })
     .inspect(|_| tracing::debug!(cluster = %cluster.name_any(), mode = mode.mongod(), "TLS settled"))
+}
+
+/// Makes every member present the certificate of the members' Secret, without a restart: a
+/// member still presenting another is told to `rotateCertificates` (it reads its files again)
+/// and looked at again. The kubelet replaces a mounted Secret's files up to a minute or so after
+/// the Secret changed; a member that reloaded the old files is asked again at the next look.
+/// Returns the fingerprint every member presents (None while some do not), and what is waited
+/// for. Nothing is asked while the members were last seen presenting the current one.
+async fn rotate<A: MongoAdmin>(
+    admin: &A,
+    certificates: &ClusterTls,
+    previous: Option<String>,
+    members: &[Target],
+    events: &Events<'_>,
+) -> Result<(Option<String>, Option<String>), Error> {
+    let Some(wanted) = certificates.fingerprint.clone() else { return Ok((None, None)) };
+    if previous.as_deref() == Some(wanted.as_str()) {
+        return Ok((previous, None));
+    }
+    let mut behind = Vec::new();
+    for target in members.iter().filter(|t| t.tls.is_some()) {
+        let presented = admin.presented_certificate(target).await.ok();
+        if presented.as_deref() == Some(wanted.as_str()) {
+            continue;
+        }
+        admin.rotate_certificates(target).await.map_err(|source| Error::Mongo {
+            action: format!("rotating the certificates of {}", target.address),
+            source,
+        })?;
+        if admin.presented_certificate(target).await.ok().as_deref() == Some(wanted.as_str()) {
+            let note = format!("{} presents the renewed certificate, without a restart", target.address);
+            events.normal("CertificateRotated", "RotateCertificates", note).await;
+        } else {
+            behind.push(target.address.clone());
+        }
+    }
+    if behind.is_empty() {
+        return Ok((Some(wanted), None));
+    }
+    let waiting = format!(
+        "waiting for the renewed certificate to reach the files of {} (the kubelet updates a mounted Secret within          about a minute)",
+        behind.join(", ")
+    );
+    Ok((None, Some(waiting)))
 }
 
 async fn read_modes<A: MongoAdmin>(admin: &A, members: &[Target]) -> Result<Vec<(Target, TlsMode)>, Error> {

@@ -1,0 +1,281 @@
+//! TLS end to end: the real operator binary on the local control plane, simulated members that
+//! speak TLS as mongod does (the mode from mongod.conf, the certificate from the members'
+//! Secret), the real driver as a client.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::PostParams;
+use mongo_operator::api::{MongoCluster, TlsMode};
+use mongo_operator::mongo::{Credentials, DriverAdmin, MongoAdmin, Target, Timeouts};
+use support::cluster_env::*;
+use support::members::SimMembers;
+
+fn tls_status(c: &MongoCluster) -> Option<mongo_operator::api::TlsStatus> {
+    c.status.as_ref()?.tls.clone()
+}
+
+/// Waits until the cluster is Ready with every member running `mode`.
+async fn ready_in(env: &Env, name: &str, mode: TlsMode) -> MongoCluster {
+    support::eventually(&format!("{name} Ready in TLS mode {mode:?}"), Duration::from_secs(240), || async {
+        let c = env.api::<MongoCluster>().get(name).await.ok()?;
+        (is_ready(&c) && tls_status(&c).is_some_and(|t| t.mode == mode && t.step.is_none())).then_some(c)
+    })
+    .await
+}
+
+/// A `hello` over plain text, or over TLS with `ca`, at a member by its DNS name.
+async fn hello(sim: &SimMembers, pod: &str, ca: Option<std::path::PathBuf>) -> Result<(), String> {
+    let mut target: Target = sim.target(pod, None).await;
+    target.tls = ca;
+    let admin = DriverAdmin::new(Timeouts { server_selection: Duration::from_secs(2), ..Timeouts::default() });
+    admin.hello(&target).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn a_new_cluster_requires_tls_and_clients_verify_it_with_the_secrets_ca() {
+    let env = Env::new("tls-new").await;
+    let users = "  users:\n    - name: app\n      db: admin\n      roles: [{name: readWrite, db: orders}]\n";
+    env.create_cluster(&cluster_yaml("vault", 3, users)).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "vault", None).await;
+    let c = ready_in(&env, "vault", TlsMode::Require).await;
+    let tls = tls_status(&c).expect("status.tls");
+    let expires = tls.certificate_not_after.expect("the certificate's expiry").0;
+    let days = (expires.as_second() - k8s_openapi::jiff::Timestamp::now().as_second()) / 86_400;
+    assert!((89..=90).contains(&days), "a 90-day certificate by default: {days} days left");
+    assert!(tls.ca_not_after.is_some());
+    // The members run requireTLS, started so: no restart was needed.
+    for p in env.pods("vault").await {
+        assert!(
+            p.annotations().get("mongo.operator.rs/tls-restart").is_some_and(|t| t.starts_with("requireTLS@")),
+            "{}",
+            p.name_any()
+        );
+    }
+    // A plaintext client is refused; one with the cluster's CA gets in; one with another CA
+    // is refused, with a message that says why.
+    let ca = sim.ca_file().await;
+    let pod = "vault-0";
+    hello(&sim, pod, Some(ca.clone())).await.expect("TLS with the cluster's CA");
+    let plain = hello(&sim, pod, None).await.expect_err("plain text refused under requireTLS");
+    assert!(!plain.is_empty());
+    let now = time::OffsetDateTime::now_utc();
+    let stranger = mongo_operator::certs::issue_ca("elsewhere/other", now, Duration::from_secs(86_400)).expect("CA");
+    let wrong = support::members::write_ca("wrong-ca", &stranger.cert_pem);
+    let refused = hello(&sim, pod, Some(wrong)).await.expect_err("another CA refused");
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    // The connection Secret alone is enough: tls=true in both strings, and the CA.
+    let standard = env.secret_text("vault-admin-app", "connectionString.standard").await.expect("uri");
+    let srv = env.secret_text("vault-admin-app", "connectionString.standardSrv").await.expect("srv");
+    assert!(standard.ends_with("&tls=true") && srv.ends_with("&tls=true"), "{standard} {srv}");
+    let secret_ca = env.secret_text("vault-admin-app", "ca.crt").await.expect("ca.crt");
+    let password = env.secret_text("vault-admin-app", "password").await.expect("password");
+    let mut app = sim.target(pod, Some(Credentials::scram("app", "admin", &password))).await;
+    app.tls = Some(support::members::write_ca("vault-app", &secret_ca));
+    let admin = DriverAdmin::new(Timeouts::default());
+    admin
+        .users(&app, "admin")
+        .await
+        .map(|_| ())
+        .or_else(|e| match e {
+            // `usersInfo` of others needs more than readWrite: logged in is what is shown.
+            mongo_operator::mongo::AdminError::Unauthorized(_) => Ok(()),
+            other => Err(other),
+        })
+        .expect("the application logs in over TLS");
+    // The CA's key never leaves its Secret; the Pods mount the members' Secret only.
+    let ca_secret = env.api::<Secret>().get("vault-ca").await.expect("CA Secret");
+    assert!(ca_secret.data.expect("data").contains_key("ca.key"));
+    for p in env.pods("vault").await {
+        let mounted: Vec<String> = p
+            .spec
+            .expect("spec")
+            .volumes
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.secret.as_ref().and_then(|s| s.secret_name.clone()))
+            .collect();
+        assert!(!mounted.contains(&"vault-ca".to_string()), "{mounted:?}");
+        assert!(mounted.contains(&"vault-tls".to_string()), "{mounted:?}");
+    }
+    env.finish().await;
+}
+
+/// Samples whether the set has a primary every 100 ms; returns the longest stretch without one.
+fn sample_primary(sim: Arc<SimMembers>) -> (Arc<AtomicBool>, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let longest = Arc::new(AtomicU64::new(0));
+    let (s, l) = (stop.clone(), longest.clone());
+    let task = tokio::spawn(async move {
+        let mut since: Option<Instant> = None;
+        while !s.load(Ordering::Relaxed) {
+            match (sim.primary(), since) {
+                (Some(_), Some(start)) => {
+                    let gap = start.elapsed().as_millis() as u64;
+                    if gap > 3_000 {
+                        println!("no primary for {gap} ms, until {:?}", std::time::SystemTime::now());
+                    }
+                    l.fetch_max(gap, Ordering::Relaxed);
+                    since = None;
+                }
+                (None, None) => since = Some(Instant::now()),
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (stop, longest, task)
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn tls_is_turned_on_and_off_on_a_running_cluster_one_step_at_a_time() {
+    let env = Env::new("tls-move").await;
+    env.create_cluster(&cluster_yaml("ledger", 3, "  tls: {mode: Disabled}\n")).await;
+    let sim = Arc::new(SimMembers::follow(&env.client, &env.ns, "ledger", None).await);
+    ready_in(&env, "ledger", TlsMode::Disabled).await;
+    assert!(env.api::<Secret>().get_opt("ledger-tls").await.expect("read").is_none(), "no certificate while off");
+    let (stop, longest, sampler) = sample_primary(sim.clone());
+
+    // On: one rolling restart into allowTLS, then preferTLS and requireTLS at run time.
+    env.patch_spec("ledger", serde_json::json!({ "tls": { "mode": "Require" } })).await;
+    ready_in(&env, "ledger", TlsMode::Require).await;
+    // The Events recorder folds repeats about one object into a series: counted with them.
+    let restarts = env.event_count("MemberRestarting").await;
+    assert_eq!(restarts, 3, "one rolling restart turned TLS on");
+    let raised: Vec<String> = env.recorded("TlsModeRaised", 1).await.into_iter().filter_map(|e| e.note).collect();
+    assert!(raised.iter().any(|n| n.contains("allowTLS to preferTLS")), "{raised:?}");
+    assert_eq!(env.event_count("TlsModeRaised").await, 2, "allowTLS → preferTLS → requireTLS at run time");
+    assert!(hello(&sim, "ledger-1", None).await.is_err(), "plain text refused once required");
+    let uids: Vec<_> = env.pods("ledger").await.iter().map(|p| p.uid()).collect();
+
+    // Off: three rolling restarts, one mode down each.
+    env.patch_spec("ledger", serde_json::json!({ "tls": { "mode": "Disabled" } })).await;
+    ready_in(&env, "ledger", TlsMode::Disabled).await;
+    assert_eq!(env.event_count("MemberRestarting").await, restarts + 9, "three rolling restarts turned it off");
+    hello(&sim, "ledger-1", None).await.expect("plain text again");
+    assert!(env.pods("ledger").await.iter().all(|p| !uids.contains(&p.uid())));
+
+    stop.store(true, Ordering::Relaxed);
+    sampler.await.expect("sampler");
+    // Members restart one at a time, the primary last after a step-down: the set is without
+    // a primary only for the election that follows each step-down.
+    let gap = longest.load(Ordering::Relaxed);
+    println!("longest time without a primary while TLS was turned on and off: {gap} ms");
+    assert!(gap < 5_000, "{gap} ms without a primary");
+    env.finish().await;
+}
+
+fn tls_secret(name: &str, cert: &str, key: &str, ca: &str) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(
+            [("tls.crt", cert), ("tls.key", key), ("ca.crt", ca)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn a_users_certificate_is_checked_used_and_refused_with_the_reason() {
+    let env = Env::new("tls-user").await;
+    let now = time::OffsetDateTime::now_utc();
+    let day = Duration::from_secs(86_400);
+    let names = mongo_operator::build::names::ClusterNames::new("shop", &env.ns);
+    let ca = mongo_operator::certs::issue_ca("their/ca", now, day * 30).expect("CA");
+    let good = mongo_operator::certs::issue_server(
+        &ca,
+        "their/shop",
+        &mongo_operator::certs::server_names(&names, "cluster.local"),
+        now,
+        day * 10,
+    )
+    .expect("certificate");
+    let narrow =
+        mongo_operator::certs::issue_server(&ca, "their/shop", &["localhost".into()], now, day).expect("narrow");
+    let secrets = env.api::<Secret>();
+    secrets
+        .create(&PostParams::default(), &tls_secret("theirs", &good.cert_pem, &good.key_pem, &ca.cert_pem))
+        .await
+        .expect("create");
+    secrets
+        .create(&PostParams::default(), &tls_secret("too-narrow", &narrow.cert_pem, &narrow.key_pem, &ca.cert_pem))
+        .await
+        .expect("create");
+
+    // A certificate that does not cover the members is refused, with the reason.
+    env.create_cluster(&cluster_yaml("shop", 1, "  tls: {certificateSecretRef: {name: too-narrow}}\n")).await;
+    let c = support::eventually("the refusal", READY_TIMEOUT, || async {
+        let c = env.api::<MongoCluster>().get("shop").await.ok()?;
+        let degraded = c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Degraded")?.clone();
+        (degraded.reason == "TlsCertificateUnusable").then_some(degraded.message)
+    })
+    .await;
+    assert!(c.contains("too-narrow") && c.contains("not valid for name"), "{c}");
+
+    // The user's certificate is what the members present once the spec names it.
+    env.patch_spec("shop", serde_json::json!({ "tls": { "certificateSecretRef": { "name": "theirs" } } })).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "shop", None).await;
+    ready_in(&env, "shop", TlsMode::Require).await;
+    let members = env.secret_text("shop-tls", "tls.crt").await.expect("members' Secret");
+    assert_eq!(members, good.cert_pem, "the user's certificate");
+    assert!(env.api::<Secret>().get_opt("shop-ca").await.expect("read").is_none(), "no CA of the operator's");
+    let theirs = support::members::write_ca("their-ca", &ca.cert_pem);
+    hello(&sim, "shop-0", Some(theirs)).await.expect("verified with the user's CA");
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn a_renewed_certificate_reaches_running_members_without_a_restart() {
+    let env = Env::new("tls-renew").await;
+    // A 40-second life renewed half-way: the production settings, made short to see it happen.
+    env.create_cluster(&cluster_yaml("clock", 3, "  tls: {certificateLifetime: 40s, renewAtPercent: 50}\n")).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "clock", None).await;
+    let c = ready_in(&env, "clock", TlsMode::Require).await;
+    let first = support::eventually("the members seen presenting the certificate", READY_TIMEOUT, || async {
+        tls_status(&env.api::<MongoCluster>().get("clock").await.ok()?)?.served_certificate
+    })
+    .await;
+    let before: Vec<_> = env.pods("clock").await.iter().map(|p| (p.name_any(), p.uid())).collect();
+    let renewed =
+        support::eventually("a renewed certificate presented by every member", Duration::from_secs(120), || async {
+            let served = tls_status(&env.api::<MongoCluster>().get("clock").await.ok()?)?.served_certificate?;
+            (served != first).then_some(served)
+        })
+        .await;
+    let admin = DriverAdmin::new(Timeouts::default());
+    for (pod, _) in &before {
+        let target = sim.target(pod, None).await;
+        let presented = admin.presented_certificate(&target).await.expect("a TLS handshake");
+        let current = mongo_operator::mongo::handshake::fingerprint(
+            &env.secret_text("clock-tls", "tls.crt").await.expect("certificate"),
+        );
+        // The Secret may have been renewed again since; what a member presents is what the
+        // status said, or newer.
+        assert!(presented == renewed || Some(&presented) == current.as_ref(), "{pod} presents {presented}");
+    }
+    // The Events recorder folds repeats of one reason about one object into a series.
+    for (reason, at_least) in [("CertificateRenewed", 1), ("CertificateRotated", 3)] {
+        support::eventually(&format!("{at_least} {reason}"), Duration::from_secs(30), || async {
+            (env.event_count(reason).await >= at_least).then_some(())
+        })
+        .await;
+    }
+    let after: Vec<_> = env.pods("clock").await.iter().map(|p| (p.name_any(), p.uid())).collect();
+    assert_eq!(before, after, "no Pod was restarted");
+    assert!(is_ready(&c));
+    env.finish().await;
+}
