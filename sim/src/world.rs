@@ -621,3 +621,25 @@ impl World {
         self.append_oplog();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_forgets_the_step_down_period_as_mongod_keeps_it_in_memory_only() {
+        let mut world = World::new(Options::default());
+        let listen: SocketAddr = "127.0.0.1:1".parse().expect("address");
+        world.add_member("db-0", "db-0.db:27017", listen);
+        let later = Instant::now() + Duration::from_secs(60);
+        if let Some(m) = world.members.get_mut("db-0") {
+            m.stepdown_until = Some(later);
+        }
+        // Still in force while it runs.
+        assert!(world.start("db-0"));
+        assert_eq!(world.member("db-0").and_then(|m| m.stepdown_until), Some(later));
+        world.stop("db-0");
+        world.start("db-0");
+        assert_eq!(world.member("db-0").and_then(|m| m.stepdown_until), None);
+    }
+}
