@@ -399,6 +399,19 @@ impl Default for NetworkIsolationSpec {
     }
 }
 
+impl MongoCluster {
+    /// TLS as the members were last seen running it.
+    pub fn reported_tls(&self) -> Option<&super::TlsStatus> {
+        self.status.as_ref()?.tls.as_ref()
+    }
+
+    /// Whether Jobs reach the members over TLS: when they all run with TLS on, as the status
+    /// last said, or (before the status says) as the spec asks.
+    pub fn members_speak_tls(&self) -> bool {
+        self.reported_tls().map_or(self.spec.tls.mode, |t| t.mode).on()
+    }
+}
+
 impl NetworkIsolationSpec {
     /// Whether backup and restore Jobs have somewhere to connect to.
     pub fn stores_reachable(&self) -> bool {

@@ -77,17 +77,29 @@ pub fn internal(
     operator_password: &str,
 ) -> Secret {
     Secret {
-        metadata: ObjectMeta {
-            name: Some(names.internal_secret()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(labels(&names.cluster, INTERNAL_COMPONENT)),
-            annotations: Some(bound_to(owner)),
-            owner_references: owners(policy, owner),
-            ..ObjectMeta::default()
-        },
+        metadata: meta(names, names.internal_secret(), INTERNAL_COMPONENT, policy, owner),
         type_: Some("Opaque".into()),
         data: Some(data(&[(KEY_FILE_KEY, key_file), (OPERATOR_PASSWORD_KEY, operator_password)])),
         ..Secret::default()
+    }
+}
+
+/// The metadata of a Secret the operator keeps for a cluster: its labels with `component`,
+/// bound to the cluster's UID, owned by it under `deletionPolicy: Delete` only.
+pub(crate) fn meta(
+    names: &ClusterNames,
+    name: String,
+    component: &str,
+    policy: DeletionPolicy,
+    owner: &OwnerReference,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels(&names.cluster, component)),
+        annotations: Some(bound_to(owner)),
+        owner_references: owners(policy, owner),
+        ..ObjectMeta::default()
     }
 }
 
@@ -99,6 +111,17 @@ pub(crate) fn bound_to(owner: &OwnerReference) -> BTreeMap<String, String> {
 /// The UID of the cluster a Secret was written for, if it says.
 pub fn bound_uid(secret: &Secret) -> Option<&str> {
     secret.metadata.annotations.as_ref()?.get(CLUSTER_UID_ANNOTATION).map(String::as_str)
+}
+
+/// Whether a stored Secret already holds what `wanted` would write: the same data, bound to
+/// the same cluster's UID, and owned by the cluster exactly when `wanted` is. Applying it again
+/// would change nothing.
+pub fn holds(existing: &Secret, wanted: &Secret) -> bool {
+    existing.data == wanted.data
+        && existing.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
+            == wanted.metadata.owner_references.is_some()
+        && bound_uid(existing).is_some()
+        && bound_uid(existing) == bound_uid(wanted)
 }
 
 /// Only the ownership of the internal Secret, applied on its own so that a `deletionPolicy`

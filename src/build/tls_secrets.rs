@@ -2,11 +2,10 @@
 //! one the members mount, in the shapes mongod and cert-manager users expect.
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::labels::labels;
 use super::names::ClusterNames;
-use super::secrets::{bound_to, data, owners};
+use super::secrets::{data, meta};
 use crate::api::DeletionPolicy;
 
 /// Keys of the members' TLS Secret. `tls.pem` is the key and the certificate in one file,
@@ -21,23 +20,6 @@ pub const CA_KEY: &str = "ca.key";
 /// `app.kubernetes.io/component` of the two Secrets.
 pub const CA_COMPONENT: &str = "certificate-authority";
 pub const MEMBER_CERTIFICATE_COMPONENT: &str = "member-certificate";
-
-fn meta(
-    names: &ClusterNames,
-    name: String,
-    component: &str,
-    policy: DeletionPolicy,
-    owner: &OwnerReference,
-) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some(names.namespace.clone()),
-        labels: Some(labels(&names.cluster, component)),
-        annotations: Some(bound_to(owner)),
-        owner_references: owners(policy, owner),
-        ..ObjectMeta::default()
-    }
-}
 
 /// The cluster's CA: certificate and key. It never leaves this Secret; Pods get `ca.crt` only,
 /// through the members' Secret.

@@ -75,12 +75,16 @@ impl Lifetimes {
     }
 }
 
-/// Whether a certificate valid from `info.not_before` to `info.not_after` is due for renewal at
-/// `now`: past `renew_at` of its life, or already expired.
+/// When a certificate valid from `info.not_before` to `info.not_after` is renewed: `renew_at`
+/// into its life, and no later than its expiry.
+pub fn renewal_time(info: &CertInfo, renew_at: f64) -> OffsetDateTime {
+    let life = info.not_after - info.not_before;
+    (info.not_before + life * renew_at).min(info.not_after)
+}
+
+/// Whether a certificate is due for renewal at `now`: past `renew_at` of its life, or expired.
 pub fn renewal_due(info: &CertInfo, now: OffsetDateTime, renew_at: f64) -> bool {
-    let life = (info.not_after - info.not_before).as_seconds_f64();
-    let lived = (now - info.not_before).as_seconds_f64();
-    now >= info.not_after || lived >= life * renew_at
+    now >= renewal_time(info, renew_at)
 }
 
 #[cfg(test)]

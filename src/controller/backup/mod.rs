@@ -4,7 +4,7 @@
 //! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
 //! [`retention`].
 
-pub(crate) mod one_off;
+mod one_off;
 mod policy;
 pub mod prune;
 pub mod retention;

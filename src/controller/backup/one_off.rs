@@ -49,12 +49,6 @@ pub fn secret_files(names: &ClusterNames, backup: &MongoBackup, tls: bool) -> Ve
     files
 }
 
-/// Whether a Job reaches the cluster's members over TLS: when they all run with TLS on, as
-/// the status last said, or (before the status says) as the spec asks.
-pub fn members_speak_tls(cluster: &crate::api::MongoCluster) -> bool {
-    cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map_or(cluster.spec.tls.mode, |t| t.mode).on()
-}
-
 fn is_active(job: &Job) -> bool {
     !job.status
         .as_ref()
@@ -173,7 +167,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         return pending(&backups, backup, status, &events, "WaitingForAnotherBackup", message, None).await;
     }
     let names = ClusterNames::new(cluster_name, &namespace);
-    let tls = members_speak_tls(&cluster);
+    let tls = cluster.members_speak_tls();
     let files = secret_files(&names, backup, tls);
     let secrets = SecretsRead::of(&ctx.client, &namespace, &files).await?;
     let absent = secrets.missing(&files);

@@ -64,9 +64,11 @@ pub async fn ensure(
 ) -> Result<Certificates, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let now = OffsetDateTime::now_utc();
+    let lifetimes = lifetimes(spec);
     let wanted = certs::server_names(names, domain);
     let member = names.member_host(0, domain);
     let member = member.rsplit_once(':').map_or(member.as_str(), |(h, _)| h).to_string();
+    let current = api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
     let (cert_pem, key_pem, ca_bundle) = match &spec.tls.certificate_secret_ref {
         Some(reference) => {
             let secret = api.get_opt(&reference.name).await.doing(|| format!("reading Secret {}", reference.name))?;
@@ -76,18 +78,15 @@ pub async fn ensure(
             }
         }
         None => {
-            let ca = ensure_ca(&api, names, spec, owner, now, events).await?;
-            let current =
-                api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
-            match reason_to_issue(current.as_ref(), &ca, &wanted, &member, now, lifetimes(spec).renew_at) {
+            let ca = ensure_ca(&api, names, spec, owner, (now, lifetimes.ca), events).await?;
+            match reason_to_issue(current.as_ref(), &ca, &wanted, &member, now, lifetimes.renew_at) {
                 None => {
                     let current = current.as_ref();
                     let text = |k: &str| current.and_then(|s| secret_text(s, k)).unwrap_or_default();
                     (text(TLS_CRT), text(TLS_KEY), ca.cert_pem.clone())
                 }
                 Some(why) => {
-                    let unit = format!("{}/{}", names.namespace, names.cluster);
-                    let server = certs::issue_server(&ca, &unit, &wanted, now, lifetimes(spec).server)
+                    let server = certs::issue_server(&ca, &unit(names), &wanted, now, lifetimes.server)
                         .map_err(|e| Error::Certificate(e.to_string()))?;
                     let reason = if current.is_some() { "CertificateRenewed" } else { "CertificateIssued" };
                     events
@@ -103,16 +102,21 @@ pub async fn ensure(
         }
     };
     let desired = tls_secrets::members(names, spec.deletion_policy, owner, &cert_pem, &key_pem, &ca_bundle);
-    apply(&api, &desired).await?;
+    // Looked at in every reconcile: written only when it would change.
+    if !current.as_ref().is_some_and(|c| crate::build::secrets::holds(c, &desired)) {
+        apply(&api, &desired).await?;
+    }
     let server = certs::inspect(&cert_pem).map_err(|e| Error::Certificate(e.to_string()))?;
     let ca = certs::inspect(&ca_bundle).ok();
     let ca_file = ca_file(&ca_bundle).map_err(|e| Error::Certificate(format!("cannot write the CA file: {e}")))?;
     let fingerprint = crate::mongo::handshake::fingerprint(&cert_pem);
-    let renew_at = spec.tls.certificate_secret_ref.is_none().then(|| {
-        let life = server.not_after - server.not_before;
-        server.not_before + life * lifetimes(spec).renew_at
-    });
+    let renew_at = spec.tls.certificate_secret_ref.is_none().then(|| certs::renewal_time(&server, lifetimes.renew_at));
     Ok(Certificates::Ready(ClusterTls { ca_bundle, ca_file, server, ca, fingerprint, renew_at }))
+}
+
+/// The subject's organisational unit of the cluster's certificates: `namespace/name`.
+fn unit(names: &ClusterNames) -> String {
+    format!("{}/{}", names.namespace, names.cluster)
 }
 
 fn unusable(message: String, secret: &str) -> Problem {
@@ -125,7 +129,7 @@ async fn ensure_ca(
     names: &ClusterNames,
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
-    now: OffsetDateTime,
+    (now, lifetime): (OffsetDateTime, Duration),
     events: &Events<'_>,
 ) -> Result<Issued, Error> {
     let existing = api.get_opt(&names.ca_secret()).await.doing(|| format!("reading Secret {}", names.ca_secret()))?;
@@ -137,8 +141,7 @@ async fn ensure_ca(
     if let Some(ca) = found {
         return Ok(ca);
     }
-    let unit = format!("{}/{}", names.namespace, names.cluster);
-    let ca = certs::issue_ca(&unit, now, lifetimes(spec).ca).map_err(|e| Error::Certificate(e.to_string()))?;
+    let ca = certs::issue_ca(&unit(names), now, lifetime).map_err(|e| Error::Certificate(e.to_string()))?;
     apply(api, &tls_secrets::ca(names, spec.deletion_policy, owner, &ca.cert_pem, &ca.key_pem)).await?;
     events
         .normal(
@@ -234,44 +237,50 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
 
-    fn secret(pairs: &[(&str, &str)]) -> Secret {
+    const DAY: Duration = Duration::from_secs(86_400);
+    const MEMBER: &str = "ledger-0.ledger-members.bank.svc.cluster.local";
+
+    /// A Secret holding `cert` and its key, with `ca` as its `ca.crt`.
+    fn stored(cert: &Issued, ca: &Issued) -> Secret {
+        let pairs = [(TLS_CRT, &cert.cert_pem), (TLS_KEY, &cert.key_pem), (CA_CRT, &ca.cert_pem)];
         Secret {
             data: Some(pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
             ..Secret::default()
         }
     }
 
+    /// The names the members' certificate of cluster `bank/ledger` must cover.
+    fn wanted() -> Vec<String> {
+        certs::server_names(&ClusterNames::new("ledger", "bank"), "cluster.local")
+    }
+
     #[test]
     fn a_users_certificate_is_refused_with_the_reason_when_it_cannot_serve_the_members() {
-        let now = OffsetDateTime::now_utc();
-        let day = Duration::from_secs(86_400);
-        let names = ClusterNames::new("ledger", "bank");
-        let wanted = certs::server_names(&names, "cluster.local");
-        let member = "ledger-0.ledger-members.bank.svc.cluster.local";
+        let (now, day, member, wanted) = (OffsetDateTime::now_utc(), DAY, MEMBER, wanted());
         let ca = certs::issue_ca("bank/ledger", now, day * 10).unwrap();
         let good = certs::issue_server(&ca, "bank/ledger", &wanted, now, day).unwrap();
-        let ok = secret(&[(TLS_CRT, &good.cert_pem), (TLS_KEY, &good.key_pem), (CA_CRT, &ca.cert_pem)]);
+        let ok = stored(&good, &ca);
         assert!(users_certificate(Some(&ok), "mine", member, now).is_ok());
 
         let other = certs::issue_ca("bank/other", now, day).unwrap();
-        let wrong_ca = secret(&[(TLS_CRT, &good.cert_pem), (TLS_KEY, &good.key_pem), (CA_CRT, &other.cert_pem)]);
+        let wrong_ca = stored(&good, &other);
         let e = users_certificate(Some(&wrong_ca), "mine", member, now).unwrap_err();
         assert!(e.contains("not usable for ledger-0") && e.contains("UnknownIssuer"), "{e}");
 
         let expired = certs::issue_server(&ca, "bank/ledger", &wanted, now - time::Duration::days(3), day).unwrap();
-        let old = secret(&[(TLS_CRT, &expired.cert_pem), (TLS_KEY, &expired.key_pem), (CA_CRT, &ca.cert_pem)]);
+        let old = stored(&expired, &ca);
         let e = users_certificate(Some(&old), "mine", member, now).unwrap_err();
         assert!(e.contains("certificate expired"), "{e}");
 
         let narrow = certs::issue_server(&ca, "bank/ledger", &["ledger.bank.svc".to_string()], now, day).unwrap();
-        let names_wrong = secret(&[(TLS_CRT, &narrow.cert_pem), (TLS_KEY, &narrow.key_pem), (CA_CRT, &ca.cert_pem)]);
+        let names_wrong = stored(&narrow, &ca);
         let e = users_certificate(Some(&names_wrong), "mine", member, now).unwrap_err();
         assert!(e.contains("not valid for name"), "{e}");
 
         let no_localhost =
             certs::issue_server(&ca, "bank/ledger", &["*.ledger-members.bank.svc.cluster.local".to_string()], now, day)
                 .unwrap();
-        let s = secret(&[(TLS_CRT, &no_localhost.cert_pem), (TLS_KEY, &no_localhost.key_pem), (CA_CRT, &ca.cert_pem)]);
+        let s = stored(&no_localhost, &ca);
         let e = users_certificate(Some(&s), "mine", member, now).unwrap_err();
         assert!(e.contains("localhost"), "{e}");
         assert!(users_certificate(None, "mine", member, now).unwrap_err().contains("does not exist"));
@@ -279,14 +288,10 @@ mod tests {
 
     #[test]
     fn the_members_certificate_is_issued_again_only_when_it_must_be() {
-        let now = OffsetDateTime::now_utc();
-        let day = Duration::from_secs(86_400);
-        let names = ClusterNames::new("ledger", "bank");
-        let wanted = certs::server_names(&names, "cluster.local");
-        let member = "ledger-0.ledger-members.bank.svc.cluster.local";
+        let (now, day, member, wanted) = (OffsetDateTime::now_utc(), DAY, MEMBER, wanted());
         let ca = certs::issue_ca("bank/ledger", now, day * 900).unwrap();
         let fresh = certs::issue_server(&ca, "bank/ledger", &wanted, now, day * 90).unwrap();
-        let stored = secret(&[(TLS_CRT, &fresh.cert_pem), (TLS_KEY, &fresh.key_pem), (CA_CRT, &ca.cert_pem)]);
+        let stored = stored(&fresh, &ca);
         assert_eq!(reason_to_issue(Some(&stored), &ca, &wanted, member, now, 0.66), None);
         assert!(reason_to_issue(None, &ca, &wanted, member, now, 0.66).is_some());
         let later = now + time::Duration::days(61);

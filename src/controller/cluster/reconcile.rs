@@ -98,9 +98,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
         // Its members are still looked at, over TLS where they speak it.
         if let Some(ca) = super::certificates::existing_ca_file(&ctx.client, names).await? {
-            for pod in &mut world.pods {
-                pod.ca_file = Some(ca.clone());
-            }
+            world.verify_members_with(&ca);
         }
         let (observed, versions) = match &world.internal_secret {
             Some(secret) => observe_only(ctx, names, &world, secret).await,

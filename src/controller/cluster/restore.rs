@@ -344,7 +344,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         return Ok(i.failed("EndpointNotAllowed", message).await);
     }
     // The set being restored into was just created in the mode its spec asks for.
-    let tls = crate::controller::backup::one_off::members_speak_tls(i.cluster);
+    let tls = i.cluster.members_speak_tls();
     let mut files = secret_files(i.names, &source);
     if tls {
         files.push(backup_job::members_ca_file(i.names));

@@ -39,31 +39,29 @@ pub async fn prepare<A: MongoAdmin>(
 ) -> Result<(TlsState, Option<Problem>), Error> {
     let spec = &cluster.spec;
     let current = world.tls_token().map(str::to_string);
-    let reported = cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map(|t| t.mode);
+    let reported = cluster.reported_tls().map(|t| t.mode);
     let in_force = tls_mode::in_force(reported, current.as_deref(), world.statefulset.is_some(), spec.tls.mode);
     let generation = cluster.metadata.generation.unwrap_or_default();
-    let mut plan = tls_mode::plan(spec.tls.mode, in_force, current.as_deref(), generation);
-    let mut state = TlsState { plan: plan.clone(), in_force, wanted: spec.tls.mode, certificates: None };
+    let plan = tls_mode::plan(spec.tls.mode, in_force, current.as_deref(), generation);
+    let mut state = TlsState { plan, in_force, wanted: spec.tls.mode, certificates: None };
     if !spec.tls.mode.on() && !in_force.on() {
         return Ok((state, None));
     }
     let domain = ctx.settings.cluster_domain.as_str();
     match certificates::ensure(&ctx.client, names, spec, owner, domain, events).await? {
         Certificates::Ready(tls) => {
-            for pod in &mut world.pods {
-                pod.ca_file = Some(tls.ca_file.clone());
-            }
+            world.verify_members_with(&tls.ca_file);
             state.certificates = Some(tls);
             Ok((state, None))
         }
         Certificates::Unusable(problem) => {
-            plan = TlsPlan {
+            // Nothing about TLS moves: the members keep the mode and template they have.
+            state.plan = TlsPlan {
                 conf: in_force,
-                token: current.unwrap_or(plan.token),
+                token: current.unwrap_or(state.plan.token),
                 runtime: None,
                 step: Some(format!("waiting for a usable certificate: {}", problem.message)),
             };
-            state.plan = plan;
             Ok((state, Some(problem)))
         }
     }
@@ -79,7 +77,7 @@ pub async fn settle<A: MongoAdmin>(
     members: &[Target],
     events: &Events<'_>,
 ) -> Result<TlsStatus, Error> {
-    let reported = cluster.status.as_ref().and_then(|s| s.tls.as_ref()).map(|t| t.mode);
+    let reported = cluster.reported_tls().map(|t| t.mode);
     let mut mode = state.in_force;
     if reported != Some(state.wanted) || state.plan.runtime.is_some() {
         let mut modes = read_modes(admin, members).await?;
@@ -103,8 +101,7 @@ pub async fn settle<A: MongoAdmin>(
     let mut step = (mode != state.wanted).then(|| state.plan.step.clone()).flatten();
     let served = match (state.certificates.as_ref(), mode.on()) {
         (Some(certificates), true) => {
-            let previous =
-                cluster.status.as_ref().and_then(|s| s.tls.as_ref()).and_then(|t| t.served_certificate.clone());
+            let previous = cluster.reported_tls().and_then(|t| t.served_certificate.clone());
             let (served, waiting) = rotate(admin, certificates, previous, members, events).await?;
             if let Some(waiting) = waiting {
                 step = Some(waiting);
@@ -115,6 +112,7 @@ pub async fn settle<A: MongoAdmin>(
     };
     let time = |t: time::OffsetDateTime| k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp()).ok().map(Time);
     let certificates = state.certificates.as_ref();
+    tracing::debug!(cluster = %cluster.name_any(), mode = mode.mongod(), "TLS settled");
     Ok(TlsStatus {
         mode,
         step,
@@ -122,7 +120,6 @@ pub async fn settle<A: MongoAdmin>(
         ca_not_after: certificates.and_then(|c| c.ca.as_ref()).and_then(|c| time(c.not_after)),
         served_certificate: served,
     })
-    .inspect(|_| tracing::debug!(cluster = %cluster.name_any(), mode = mode.mongod(), "TLS settled"))
 }
 
 /// Makes every member present the certificate of the members' Secret, without a restart: a

@@ -104,12 +104,9 @@ impl<A: MongoAdmin> Users<'_, A> {
     /// with an Event.
     async fn write(&self, api: &Api<Secret>, wanted: &Secret, existing: Option<&Secret>) -> Result<(), Error> {
         let same = existing.is_some_and(|e| {
-            e.data == wanted.data
+            secrets::holds(e, wanted)
                 && e.metadata.annotations.as_ref().map(|a| a.get(APPLIED_PASSWORD_ANNOTATION))
                     == wanted.metadata.annotations.as_ref().map(|a| a.get(APPLIED_PASSWORD_ANNOTATION))
-                && e.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty())
-                    == wanted.metadata.owner_references.is_some()
-                && secrets::bound_uid(e) == Some(self.owner.uid.as_str())
         });
         if !same {
             apply(api, wanted).await?;

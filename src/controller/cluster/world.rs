@@ -95,6 +95,13 @@ pub struct World {
 }
 
 impl World {
+    /// The member Pods' connections verify their certificate with this CA file.
+    pub fn verify_members_with(&mut self, ca_file: &std::path::Path) {
+        for pod in &mut self.pods {
+            pod.ca_file = Some(ca_file.to_path_buf());
+        }
+    }
+
     /// The TLS restart token of the StatefulSet's Pod template.
     pub fn tls_token(&self) -> Option<&str> {
         let template = self.statefulset.as_ref()?.spec.as_ref()?.template.metadata.as_ref()?;
