@@ -6,6 +6,11 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// An annotation of a MongoCluster whose new value asks the operator to renew the cluster's CA
+/// now (after a key was exposed, or by policy), through the same bundle a scheduled renewal
+/// goes through. Any value; each new value renews once.
+pub const RENEW_CA_ANNOTATION: &str = "mongo.operator.rs/renew-ca";
+
 /// mongod's `net.tls.mode`, in the order a running cluster moves through them.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum TlsMode {
@@ -79,7 +84,9 @@ pub struct TlsSpec {
     #[schemars(regex(pattern = r"^[0-9]{1,5}[smhd]$"))]
     pub certificate_lifetime: String,
     /// How far into its life an operator-issued certificate is renewed, in percent (66 by
-    /// default: a 90-day certificate is renewed after about 60 days).
+    /// default: a 90-day certificate is renewed after about 60 days). The cluster's CA is
+    /// renewed as far into its own life. A certificate from `certificateSecretRef` that is
+    /// this far into its life and not renewed raises the `TlsCertificateExpiring` condition.
     #[serde(default = "default_renew_at")]
     #[schemars(range(min = 10, max = 90))]
     pub renew_at_percent: i32,

@@ -80,6 +80,9 @@ pub fn issue_server(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
     validity(&mut params, now, lifetime)?;
+    // Never past the CA's own expiry: the chain would stop verifying then anyway.
+    let ca_expiry = super::inspect(&ca.cert_pem)?.not_after;
+    params.not_after = params.not_after.min(ca_expiry);
     let cert = params.signed_by(&key, &issuer).map_err(error)?;
     Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }

@@ -2,9 +2,11 @@
 //! and the members' certificate, reading any certificate's validity and names, and deciding
 //! when one is due for renewal. Pure: no I/O, time passed in.
 
+mod authority;
 mod inspect;
 mod issue;
 
+pub use authority::{Authority, Change, Phase};
 pub use inspect::{CertInfo, inspect, inspect_bundle, verify_chain};
 pub use issue::{Issued, issue_ca, issue_server};
 

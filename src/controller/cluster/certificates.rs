@@ -7,16 +7,19 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::validate::Problem;
 use super::world::secret_text;
-use crate::api::{MongoClusterSpec, span};
+use crate::api::{MongoCluster, MongoClusterSpec, RENEW_CA_ANNOTATION, span};
 use crate::build::names::ClusterNames;
-use crate::build::tls_secrets::{self, CA_CRT, CA_KEY, TLS_CRT, TLS_KEY};
-use crate::certs::{self, CertInfo, Issued, Lifetimes};
+use crate::build::tls_secrets::{
+    self, CA_CRT, CA_KEY, HONOURED_RENEWAL_ANNOTATION, NEXT_CA_CRT, NEXT_CA_KEY, RENEWAL_BEGAN_ANNOTATION,
+    RETIRED_CA_CRT, TLS_CRT, TLS_KEY,
+};
+use crate::certs::{self, Authority, CertInfo, Change, Issued, Lifetimes, Phase};
 use crate::controller::Events;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::ssa::apply;
@@ -33,13 +36,21 @@ pub struct ClusterTls {
     pub ca: Option<CertInfo>,
     /// The fingerprint of the members' certificate, as [`crate::mongo::handshake`] reads it.
     pub fingerprint: Option<String>,
-    /// When the operator renews the members' certificate (None for the user's own).
+    /// When the operator renews the members' certificate or its CA, whichever comes first
+    /// (None for the user's own).
     pub renew_at: Option<OffsetDateTime>,
+    /// The step of a CA renewal under way.
+    pub ca_step: Option<&'static str>,
+    /// The CA renewal's next move is waiting for the members only (not for the clients' grace
+    /// period, which `renew_at` covers): look again soon.
+    pub ca_moves_soon: bool,
+    /// The user's certificate is past its renewal point and was not renewed.
+    pub expiring: Option<Problem>,
 }
 
 /// What the stage found.
 pub enum Certificates {
-    Ready(ClusterTls),
+    Ready(Box<ClusterTls>),
     /// The certificate cannot be used; nothing about TLS changes until it is fixed.
     Unusable(Problem),
 }
@@ -53,15 +64,16 @@ fn lifetimes(spec: &MongoClusterSpec) -> Lifetimes {
     Lifetimes::new(server, f64::from(spec.tls.renew_at_percent) / 100.0)
 }
 
-/// Brings the members' TLS Secret up to date and returns what it holds.
+/// Brings the members' TLS Secret (and the cluster's CA) up to date and returns what it holds.
 pub async fn ensure(
     client: &Client,
     names: &ClusterNames,
-    spec: &MongoClusterSpec,
+    cluster: &MongoCluster,
     owner: &OwnerReference,
     domain: &str,
     events: &Events<'_>,
 ) -> Result<Certificates, Error> {
+    let spec = &cluster.spec;
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let now = OffsetDateTime::now_utc();
     let lifetimes = lifetimes(spec);
@@ -69,24 +81,31 @@ pub async fn ensure(
     let member = names.member_host(0, domain);
     let member = member.rsplit_once(':').map_or(member.as_str(), |(h, _)| h).to_string();
     let current = api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
+    let mut authority = None;
+    let mut expiring = None;
     let (cert_pem, key_pem, ca_bundle) = match &spec.tls.certificate_secret_ref {
         Some(reference) => {
             let secret = api.get_opt(&reference.name).await.doing(|| format!("reading Secret {}", reference.name))?;
             match users_certificate(secret.as_ref(), &reference.name, &member, now) {
-                Ok(found) => found,
+                Ok(found) => {
+                    expiring = not_renewed(&found.0, &reference.name, now, lifetimes.renew_at);
+                    found
+                }
                 Err(message) => return Ok(Certificates::Unusable(unusable(message, &reference.name))),
             }
         }
         None => {
-            let ca = ensure_ca(&api, names, spec, owner, (now, lifetimes.ca), events).await?;
-            match reason_to_issue(current.as_ref(), &ca, &wanted, &member, now, lifetimes.renew_at) {
+            let ca = CaContext { api: &api, names, cluster, owner, now, lifetimes, members: current.as_ref() };
+            let ca = ensure_ca(&ca, events).await?;
+            let bundle = ca.bundle();
+            let issued = match reason_to_issue(current.as_ref(), &ca, &wanted, &member, now, lifetimes.renew_at) {
                 None => {
                     let current = current.as_ref();
                     let text = |k: &str| current.and_then(|s| secret_text(s, k)).unwrap_or_default();
-                    (text(TLS_CRT), text(TLS_KEY), ca.cert_pem.clone())
+                    (text(TLS_CRT), text(TLS_KEY), bundle)
                 }
                 Some(why) => {
-                    let server = certs::issue_server(&ca, &unit(names), &wanted, now, lifetimes.server)
+                    let server = certs::issue_server(&ca.signing, &unit(names), &wanted, now, lifetimes.server)
                         .map_err(|e| Error::Certificate(e.to_string()))?;
                     let reason = if current.is_some() { "CertificateRenewed" } else { "CertificateIssued" };
                     events
@@ -96,9 +115,11 @@ pub async fn ensure(
                             format!("issued the members' certificate in Secret {} ({why})", names.tls_secret()),
                         )
                         .await;
-                    (server.cert_pem, server.key_pem, ca.cert_pem.clone())
+                    (server.cert_pem, server.key_pem, bundle)
                 }
-            }
+            };
+            authority = Some(ca);
+            issued
         }
     };
     let desired = tls_secrets::members(names, spec.deletion_policy, owner, &cert_pem, &key_pem, &ca_bundle);
@@ -110,8 +131,33 @@ pub async fn ensure(
     let ca = certs::inspect(&ca_bundle).ok();
     let ca_file = ca_file(&ca_bundle).map_err(|e| Error::Certificate(format!("cannot write the CA file: {e}")))?;
     let fingerprint = crate::mongo::handshake::fingerprint(&cert_pem);
-    let renew_at = spec.tls.certificate_secret_ref.is_none().then(|| certs::renewal_time(&server, lifetimes.renew_at));
-    Ok(Certificates::Ready(ClusterTls { ca_bundle, ca_file, server, ca, fingerprint, renew_at }))
+    let grace = grace(lifetimes);
+    let renew_at = authority.as_ref().map(|authority| {
+        let server_due = certs::renewal_time(&server, lifetimes.renew_at);
+        let signing = certs::inspect(&authority.signing.cert_pem).ok();
+        let due = signing.map_or(server_due, |ca| server_due.min(certs::renewal_time(&ca, lifetimes.renew_at)));
+        match authority.began.filter(|_| authority.phase() == Phase::Distributing) {
+            Some(began) => due.min(began + grace),
+            None => due,
+        }
+    });
+    let ca_step = authority.as_ref().and_then(Authority::step);
+    let ca_moves_soon = authority.as_ref().is_some_and(|a| match a.phase() {
+        Phase::Steady => false,
+        Phase::Distributing => a.began.is_none_or(|b| now >= b + grace),
+        Phase::Switched => true,
+    });
+    Ok(Certificates::Ready(Box::new(ClusterTls {
+        ca_bundle,
+        ca_file,
+        server,
+        ca,
+        fingerprint,
+        renew_at,
+        ca_step,
+        ca_moves_soon,
+        expiring,
+    })))
 }
 
 /// The subject's organisational unit of the cluster's certificates: `namespace/name`.
@@ -123,40 +169,121 @@ fn unusable(message: String, secret: &str) -> Problem {
     Problem { reason: "TlsCertificateUnusable", message, blocks_all: false, secret: Some(secret.to_string()) }
 }
 
-/// The cluster's CA, created when there is none (or the one there cannot be read).
-async fn ensure_ca(
-    api: &Api<Secret>,
-    names: &ClusterNames,
-    spec: &MongoClusterSpec,
-    owner: &OwnerReference,
-    (now, lifetime): (OffsetDateTime, Duration),
-    events: &Events<'_>,
-) -> Result<Issued, Error> {
-    let existing = api.get_opt(&names.ca_secret()).await.doing(|| format!("reading Secret {}", names.ca_secret()))?;
-    let found = existing.as_ref().and_then(|s| {
-        let (cert, key) = (secret_text(s, CA_CRT)?, secret_text(s, CA_KEY)?);
-        let info = certs::inspect(&cert).ok()?;
-        (info.is_ca && now < info.not_after).then_some(Issued { cert_pem: cert, key_pem: key })
-    });
-    if let Some(ca) = found {
-        return Ok(ca);
-    }
-    let ca = certs::issue_ca(&unit(names), now, lifetime).map_err(|e| Error::Certificate(e.to_string()))?;
-    apply(api, &tls_secrets::ca(names, spec.deletion_policy, owner, &ca.cert_pem, &ca.key_pem)).await?;
-    events
-        .normal(
-            "CertificateAuthorityCreated",
-            "Issue",
-            format!("created the cluster's CA in Secret {}", names.ca_secret()),
-        )
-        .await;
-    Ok(ca)
+/// A certificate from the user's Secret that is past the point where it should have been
+/// renewed (cert-manager renews at two thirds of a certificate's life by default).
+fn not_renewed(cert_pem: &str, secret: &str, now: OffsetDateTime, renew_at: f64) -> Option<Problem> {
+    let info = certs::inspect(cert_pem).ok()?;
+    certs::renewal_due(&info, now, renew_at).then(|| Problem {
+        reason: "TlsCertificateExpiring",
+        message: format!(
+            "the members' certificate in Secret {secret} expires at {} and has not been renewed; renew it (or fix \
+             what renews it) before then, or clients and members will refuse it",
+            info.not_after
+        ),
+        blocks_all: false,
+        secret: Some(secret.to_string()),
+    })
+}
+
+/// What the CA stage reads.
+struct CaContext<'a> {
+    api: &'a Api<Secret>,
+    names: &'a ClusterNames,
+    cluster: &'a MongoCluster,
+    owner: &'a OwnerReference,
+    now: OffsetDateTime,
+    lifetimes: Lifetimes,
+    /// The members' Secret as it is.
+    members: Option<&'a Secret>,
+}
+
+/// The cluster's CA: created when there is none (or the one there cannot be read, or has
+/// expired, when there is nothing left to keep trusting), renewed through a bundle when due or
+/// asked for (see [`Authority`]), one step per reconcile once the members caught up.
+async fn ensure_ca(c: &CaContext<'_>, events: &Events<'_>) -> Result<Authority, Error> {
+    let (names, now) = (c.names, c.now);
+    let existing = c.api.get_opt(&names.ca_secret()).await.doing(|| format!("reading Secret {}", names.ca_secret()))?;
+    let requested = c.cluster.annotations().get(RENEW_CA_ANNOTATION).map(String::as_str);
+    let honoured = existing.as_ref().and_then(|s| s.annotations().get(HONOURED_RENEWAL_ANNOTATION)).map(String::as_str);
+    let new_ca = || certs::issue_ca(&unit(names), now, c.lifetimes.ca);
+    let write = |authority: &Authority, honoured: Option<&str>| {
+        tls_secrets::ca(names, c.cluster.spec.deletion_policy, c.owner, authority, honoured)
+    };
+    let Some(authority) = existing.as_ref().and_then(|s| read_authority(s, now)) else {
+        let authority = Authority::new(new_ca().map_err(|e| Error::Certificate(e.to_string()))?);
+        apply(c.api, &write(&authority, requested)).await?;
+        let note = format!("created the cluster's CA in Secret {}", names.ca_secret());
+        events.normal("CertificateAuthorityCreated", "Issue", note).await;
+        return Ok(authority);
+    };
+    let signing = certs::inspect(&authority.signing.cert_pem).map_err(|e| Error::Certificate(e.to_string()))?;
+    let asked = requested.is_some() && requested != honoured;
+    let due = certs::renewal_due(&signing, now, c.lifetimes.renew_at) || asked;
+    let settled = c.members.is_some_and(|m| members_caught_up(m, &authority, c.cluster));
+    let change = authority
+        .change((settled, due), now, grace(c.lifetimes), new_ca)
+        .map_err(|e| Error::Certificate(e.to_string()))?;
+    let Some(change) = change else { return Ok(authority) };
+    let (reason, note) = match &change {
+        Change::Begin(_) => {
+            let why = if asked {
+                format!("asked for by annotation {RENEW_CA_ANNOTATION}")
+            } else {
+                format!("the CA expires {}", signing.not_after.date())
+            };
+            ("CertificateAuthorityRenewing", format!("made a new CA ({why}); members and clients now trust both"))
+        }
+        Change::Switch => {
+            ("CertificateAuthoritySwitched", "the members' certificate is now signed by the new CA".to_string())
+        }
+        Change::Retire => ("CertificateAuthorityRenewed", "the old CA is trusted no more".to_string()),
+    };
+    let honoured = if matches!(change, Change::Begin(_)) { requested } else { honoured };
+    let authority = authority.after(change, now);
+    apply(c.api, &write(&authority, honoured)).await?;
+    events.normal(reason, "Issue", note).await;
+    Ok(authority)
+}
+
+/// How long a CA renewal trusts both CAs before the new one signs: clients that read their CA
+/// file only when they start get as long to be restarted as a members' certificate lives
+/// before its renewal (60 days by default).
+fn grace(lifetimes: Lifetimes) -> time::Duration {
+    time::Duration::try_from(lifetimes.server).unwrap_or(time::Duration::ZERO) * lifetimes.renew_at
+}
+
+/// The CA the Secret holds, unless it cannot be read or its signing CA has expired.
+fn read_authority(secret: &Secret, now: OffsetDateTime) -> Option<Authority> {
+    let pair =
+        |crt: &str, key: &str| Some(Issued { cert_pem: secret_text(secret, crt)?, key_pem: secret_text(secret, key)? });
+    let signing = pair(CA_CRT, CA_KEY)?;
+    let info = certs::inspect(&signing.cert_pem).ok()?;
+    (info.is_ca && now < info.not_after).then(|| Authority {
+        signing,
+        next: pair(NEXT_CA_CRT, NEXT_CA_KEY),
+        retired: secret_text(secret, RETIRED_CA_CRT),
+        began: secret
+            .annotations()
+            .get(RENEWAL_BEGAN_ANNOTATION)
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()),
+    })
+}
+
+/// Whether every member was last seen presenting the certificate of the members' Secret, and
+/// that Secret trusts exactly this CA's bundle: then every member has read that bundle too
+/// (the kubelet replaces a mounted Secret's files all at once).
+fn members_caught_up(members: &Secret, authority: &Authority, cluster: &MongoCluster) -> bool {
+    let served = cluster.reported_tls().and_then(|t| t.served_certificate.as_deref());
+    let current = secret_text(members, TLS_CRT).and_then(|c| crate::mongo::handshake::fingerprint(&c));
+    secret_text(members, CA_CRT).as_deref() == Some(authority.bundle().as_str())
+        && served.is_some()
+        && served == current.as_deref()
 }
 
 /// Why the members' certificate must be issued again, or None when the one there is good.
 fn reason_to_issue(
     current: Option<&Secret>,
-    ca: &Issued,
+    ca: &Authority,
     wanted: &[String],
     member: &str,
     now: OffsetDateTime,
@@ -166,11 +293,11 @@ fn reason_to_issue(
     let (Some(cert), Some(_key)) = (secret_text(secret, TLS_CRT), secret_text(secret, TLS_KEY)) else {
         return Some("the Secret lacked its certificate or key".into());
     };
-    if secret_text(secret, CA_CRT).as_deref() != Some(ca.cert_pem.as_str()) {
-        return Some("the CA changed".into());
+    if secret_text(secret, CA_CRT).as_deref() != Some(ca.bundle().as_str()) {
+        return Some("the CAs to trust changed".into());
     }
     let Ok(info) = certs::inspect(&cert) else { return Some("the certificate there could not be read".into()) };
-    if let Err(e) = certs::verify_chain(&ca.cert_pem, &cert, member, now) {
+    if let Err(e) = certs::verify_chain(&ca.signing.cert_pem, &cert, member, now) {
         return Some(format!("the certificate there does not verify: {e}"));
     }
     let missing = certs::uncovered(&info.sans, wanted);
@@ -292,11 +419,18 @@ mod tests {
         let ca = certs::issue_ca("bank/ledger", now, day * 900).unwrap();
         let fresh = certs::issue_server(&ca, "bank/ledger", &wanted, now, day * 90).unwrap();
         let stored = stored(&fresh, &ca);
-        assert_eq!(reason_to_issue(Some(&stored), &ca, &wanted, member, now, 0.66), None);
-        assert!(reason_to_issue(None, &ca, &wanted, member, now, 0.66).is_some());
+        let authority = Authority::new(ca.clone());
+        assert_eq!(reason_to_issue(Some(&stored), &authority, &wanted, member, now, 0.66), None);
+        assert!(reason_to_issue(None, &authority, &wanted, member, now, 0.66).is_some());
         let later = now + time::Duration::days(61);
-        assert!(reason_to_issue(Some(&stored), &ca, &wanted, member, later, 0.66).unwrap().contains("expires"));
+        assert!(reason_to_issue(Some(&stored), &authority, &wanted, member, later, 0.66).unwrap().contains("expires"));
+        // Each step of a CA renewal changes the CAs to trust, so the certificate is issued
+        // again with each, and the members' presenting it shows they read the new bundle.
         let new_ca = certs::issue_ca("bank/ledger", now, day * 900).unwrap();
-        assert!(reason_to_issue(Some(&stored), &new_ca, &wanted, member, now, 0.66).unwrap().contains("CA changed"));
+        let distributing = authority.clone().after(Change::Begin(new_ca.clone()), now);
+        let why = reason_to_issue(Some(&stored), &distributing, &wanted, member, now, 0.66).unwrap();
+        assert!(why.contains("CAs to trust changed"), "{why}");
+        let replaced = Authority::new(new_ca);
+        assert!(reason_to_issue(Some(&stored), &replaced, &wanted, member, now, 0.66).is_some());
     }
 }

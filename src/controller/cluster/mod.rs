@@ -50,11 +50,13 @@ fn spec_or_request(cluster: &MongoCluster) -> Option<u64> {
     let mut h = DefaultHasher::new();
     cluster.metadata.generation.hash(&mut h);
     cluster.annotations().get(RECONCILE_REQUEST_ANNOTATION).hash(&mut h);
+    cluster.annotations().get(crate::api::RENEW_CA_ANNOTATION).hash(&mut h);
     Some(h.finish())
 }
 
 /// The clusters a Secret concerns: its owner, the cluster named by its instance label (Secrets
-/// kept under `Retain` have no owner), and every cluster whose users read a password from it.
+/// kept under `Retain` have no owner), every cluster whose users read a password from it, and
+/// every cluster whose members' certificate comes from it (a renewal is followed at once).
 fn clusters_of_secret(
     store: &Store<MongoCluster>,
     secret: &kube::core::PartialObjectMeta<Secret>,
@@ -68,7 +70,8 @@ fn clusters_of_secret(
         refs.push(ObjectRef::new(instance).within(&ns));
     }
     for c in store.state() {
-        let references = c.spec.users.iter().any(|u| u.password_secret_ref.as_ref().is_some_and(|r| r.name == name));
+        let references = c.spec.users.iter().any(|u| u.password_secret_ref.as_ref().is_some_and(|r| r.name == name))
+            || c.spec.tls.certificate_secret_ref.as_ref().is_some_and(|r| r.name == name);
         if references && c.namespace().as_deref() == Some(ns.as_str()) {
             refs.push(ObjectRef::from_obj(&*c));
         }

@@ -614,10 +614,11 @@ async fn in_sync<A: MongoAdmin>(
         Rollout::Done => {
             let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
             if i.healthy {
-                let tls = tls_stage::settle(&ctx.admin, i.cluster, i.tls, i.members, i.events).await?;
-                if tls.step.is_some() {
+                let (tls, soon) = tls_stage::settle(&ctx.admin, i.cluster, i.tls, i.members, i.events).await?;
+                if soon {
                     // The next step (a run-time move, the next rolling restart, members that
-                    // have yet to load a renewed certificate) follows.
+                    // have yet to load a renewed certificate, a CA renewal's next move)
+                    // follows; a CA renewal's grace period is waited for through `renew_at`.
                     outcome.next = Some(WHILE_WAITING);
                 }
                 outcome.tls = Some(tls);

@@ -28,7 +28,8 @@ pub struct TlsState {
 
 /// Plans the TLS step and brings the certificates up to date; the member Pods of `world`
 /// learn the CA file their connections verify with. A certificate that cannot be used is a
-/// problem, and TLS then stays as it is.
+/// problem, and TLS then stays as it is; one close to expiry and not renewed is a problem too,
+/// that changes nothing.
 pub async fn prepare<A: MongoAdmin>(
     ctx: &Context<A>,
     cluster: &MongoCluster,
@@ -48,11 +49,12 @@ pub async fn prepare<A: MongoAdmin>(
         return Ok((state, None));
     }
     let domain = ctx.settings.cluster_domain.as_str();
-    match certificates::ensure(&ctx.client, names, spec, owner, domain, events).await? {
+    match certificates::ensure(&ctx.client, names, cluster, owner, domain, events).await? {
         Certificates::Ready(tls) => {
             world.verify_members_with(&tls.ca_file);
-            state.certificates = Some(tls);
-            Ok((state, None))
+            let expiring = tls.expiring.clone();
+            state.certificates = Some(*tls);
+            Ok((state, expiring))
         }
         Certificates::Unusable(problem) => {
             // Nothing about TLS moves: the members keep the mode and template they have.
@@ -69,14 +71,15 @@ pub async fn prepare<A: MongoAdmin>(
 
 /// With the set healthy and every member on the current template: reads what mode each member
 /// runs, takes the run-time step the plan names on the members still below it, and returns the
-/// TLS status. A settled cluster (the mode it reported is the one wanted) is not asked again.
+/// TLS status, and whether to look again soon (a step under way that waits for nothing but
+/// the members). A settled cluster (the mode it reported is the one wanted) is not asked again.
 pub async fn settle<A: MongoAdmin>(
     admin: &A,
     cluster: &MongoCluster,
     state: &TlsState,
     members: &[Target],
     events: &Events<'_>,
-) -> Result<TlsStatus, Error> {
+) -> Result<(TlsStatus, bool), Error> {
     let reported = cluster.reported_tls().map(|t| t.mode);
     let mut mode = state.in_force;
     if reported != Some(state.wanted) || state.plan.runtime.is_some() {
@@ -99,13 +102,15 @@ pub async fn settle<A: MongoAdmin>(
         mode = modes.iter().map(|(_, m)| *m).min().unwrap_or(state.in_force);
     }
     let mut step = (mode != state.wanted).then(|| state.plan.step.clone()).flatten();
+    let mut soon = step.is_some();
     let served = match (state.certificates.as_ref(), mode.on()) {
         (Some(certificates), true) => {
             let previous = cluster.reported_tls().and_then(|t| t.served_certificate.clone());
             let (served, waiting) = rotate(admin, certificates, previous, members, events).await?;
-            if let Some(waiting) = waiting {
-                step = Some(waiting);
-            }
+            // Members still to present the current certificate come first; a CA renewal's
+            // next step waits for them.
+            soon = soon || waiting.is_some() || certificates.ca_moves_soon;
+            step = waiting.or_else(|| certificates.ca_step.map(str::to_string)).or(step);
             served
         }
         _ => None,
@@ -113,13 +118,14 @@ pub async fn settle<A: MongoAdmin>(
     let time = |t: time::OffsetDateTime| k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp()).ok().map(Time);
     let certificates = state.certificates.as_ref();
     tracing::debug!(cluster = %cluster.name_any(), mode = mode.mongod(), "TLS settled");
-    Ok(TlsStatus {
+    let status = TlsStatus {
         mode,
         step,
         certificate_not_after: certificates.and_then(|c| time(c.server.not_after)),
         ca_not_after: certificates.and_then(|c| c.ca.as_ref()).and_then(|c| time(c.not_after)),
         served_certificate: served,
-    })
+    };
+    Ok((status, soon))
 }
 
 /// Makes every member present the certificate of the members' Secret, without a restart: a
