@@ -7,9 +7,9 @@
 # A finished build leaves a `.done` marker, so an interrupted build is redone, and a warm
 # cache makes this script return in milliseconds.
 #
-#   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health]...
-#   (all = what the tests need today: k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus
-#   argocd-health)
+#   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health|
+#                 cert-manager-crds]...
+#   (all = what the tests need today: every one of them)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
 
@@ -27,6 +27,9 @@ MONGOTOOLS_PSEUDO=v0.0.0-20250715155915-887641268977
 MONGOTOOLS_H1=h1:J9wFLko0N7sbovyHahuRw1NyfMUsNhaauLK87wQ3ruc=
 S3SFS_VERSION=0.14.1
 CYCLONUS_VERSION=v0.5.6
+# cert-manager's CRDs (its Certificate schema, which the API server then validates what the
+# operator writes against). Its controller's binary is in a module the proxy does not serve.
+CERT_MANAGER_VERSION=v1.19.1
 
 CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,6 +69,7 @@ dir_of() {
     s3sfs) echo "$CACHE/bin/s3sfs-$S3SFS_VERSION" ;;
     cyclonus) echo "$CACHE/bin/cyclonus-$CYCLONUS_VERSION" ;;
     argocd-health) echo "$CACHE/bin/argocd-health-$(source_hash "$ARGOCD_HEALTH_SRC")" ;;
+    cert-manager-crds) echo "$CACHE/bin/cert-manager-crds-$CERT_MANAGER_VERSION" ;;
     *) log "unknown tool: $1"; return 1 ;;
   esac
 }
@@ -182,7 +186,15 @@ build_argocd_health() {
   go build -C "$ARGOCD_HEALTH_SRC" -buildvcs=false -ldflags "-s -w" -o "$out/argocd-health" .
 }
 
-ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health)
+build_cert_manager_crds() {
+  local out=$1 M=github.com/cert-manager/cert-manager
+  printf 'module local/cm\n\ngo 1.25\n' > go.mod
+  go mod download "$M@$CERT_MANAGER_VERSION"
+  local src; src="$(go env GOMODCACHE)/github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION/deploy/crds"
+  cp "$src"/cert-manager.io_*.yaml "$out/"
+}
+
+ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health cert-manager-crds)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;

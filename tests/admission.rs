@@ -106,6 +106,21 @@ fn invalid_creates() -> Vec<Invalid> {
             "mongod.config must not set net.tls",
         ),
         c(
+            "two sources for the members' certificate",
+            "version: 8.0.4\ntls: {issuerRef: {name: ca}, certificateSecretRef: {name: mine}}",
+            "tls.issuerRef and tls.certificateSecretRef are two sources of one certificate",
+        ),
+        c(
+            "a cert-manager certificate living under an hour",
+            "version: 8.0.4\ntls: {issuerRef: {name: ca}, certificateLifetime: 40m}",
+            "cert-manager refuses lives under an hour",
+        ),
+        c(
+            "an issuer without TLS",
+            "version: 8.0.4\ntls: {mode: Disabled, issuerRef: {name: ca}}",
+            "tls.issuerRef is only used when tls.mode is not Disabled",
+        ),
+        c(
             "cpu limit that is not a quantity",
             "version: 8.0.4\nresources: {limits: {cpu: lots}}",
             "resources.limits must be quantities",

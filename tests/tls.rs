@@ -414,3 +414,78 @@ async fn a_ca_renewal_goes_through_a_bundle_and_cuts_off_no_client_that_took_it(
     assert_eq!(before, after, "no Pod was restarted");
     env.finish().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn an_issuer_ref_gets_the_certificate_from_cert_manager_and_follows_its_renewals() {
+    use support::cert_manager::{CaIssuer, install_crds, remove_crds};
+    let env = Env::new("tls-cm").await;
+    // Without cert-manager, the condition says what is missing; nothing else changes.
+    remove_crds(&env.client).await;
+    env.create_cluster(&cluster_yaml("mint", 3, "  tls: {issuerRef: {name: corp-ca, kind: ClusterIssuer}}\n")).await;
+    let degraded = |want: &'static str| {
+        let env = &env;
+        async move {
+            support::eventually(&format!("Degraded {want}"), READY_TIMEOUT, || async {
+                let c = env.api::<MongoCluster>().get("mint").await.ok()?;
+                let d = c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Degraded")?.clone();
+                (d.reason == want).then_some(d.message)
+            })
+            .await
+        }
+    };
+    let missing = degraded("CertManagerNotInstalled").await;
+    assert!(missing.contains("cert-manager.io/v1"), "{missing}");
+
+    // cert-manager's CRDs: the operator's Certificate must pass its schema. The operator looks
+    // again every minute; asking for a reconcile is quicker.
+    install_crds(&env.client).await;
+    let patch = serde_json::json!({"metadata": {"annotations": {"mongo.operator.rs/reconcile-requested-at": "now"}}});
+    env.api::<MongoCluster>()
+        .patch("mint", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+    let pending = degraded("TlsCertificatePending").await;
+    assert!(pending.contains("Certificate mint-members") && pending.contains("mint-tls-issued"), "{pending}");
+    let certificates: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        env.client.clone(),
+        &env.ns,
+        &mongo_operator::build::cert_manager::certificate_resource(),
+    );
+    let certificate = certificates.get("mint-members").await.expect("the Certificate");
+    let spec = &certificate.data["spec"];
+    let member = format!("*.mint-members.{}.svc.cluster.local", env.ns);
+    assert!(spec["dnsNames"].as_array().expect("dnsNames").iter().any(|n| n.as_str() == Some(member.as_str())));
+    assert_eq!(spec["ipAddresses"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(spec["issuerRef"]["kind"], "ClusterIssuer");
+    assert_eq!(spec["duration"], "2160h0m0s");
+
+    // cert-manager issues it: the members start with it.
+    let now = time::OffsetDateTime::now_utc();
+    let corp = mongo_operator::certs::issue_ca("corp/ca", now, Duration::from_secs(86_400 * 365)).expect("CA");
+    let issuer = CaIssuer::start(env.client.clone(), &env.ns, corp.clone());
+    let sim = SimMembers::follow(&env.client, &env.ns, "mint", None).await;
+    let c = ready_in(&env, "mint", TlsMode::Require).await;
+    let issued = env.secret_text("mint-tls-issued", "tls.crt").await.expect("cert-manager's Secret");
+    assert_eq!(env.secret_text("mint-tls", "tls.crt").await.as_ref(), Some(&issued));
+    assert!(env.api::<Secret>().get_opt("mint-ca").await.expect("read").is_none(), "no CA of the operator's");
+    hello(&sim, "mint-1", Some(support::members::write_ca("corp-ca", &corp.cert_pem))).await.expect("corp CA");
+    let first = tls_status(&c).and_then(|t| t.served_certificate);
+    let before: Vec<_> = env.pods("mint").await.iter().map(|p| (p.name_any(), p.uid())).collect();
+
+    // cert-manager renews it: the operator follows at once and rotates it into every member.
+    issuer.renew("mint-members").await;
+    let renewed = support::eventually("the renewal presented by every member", Duration::from_secs(60), || async {
+        let served = tls_status(&env.api::<MongoCluster>().get("mint").await.ok()?)?.served_certificate;
+        (served.is_some() && served != first).then_some(served)
+    })
+    .await;
+    let now_issued = env.secret_text("mint-tls-issued", "tls.crt").await.expect("renewed");
+    assert_eq!(renewed, mongo_operator::mongo::handshake::fingerprint(&now_issued));
+    let after: Vec<_> = env.pods("mint").await.iter().map(|p| (p.name_any(), p.uid())).collect();
+    assert_eq!(before, after, "no Pod was restarted");
+    drop(issuer);
+    let client = env.client.clone();
+    env.finish().await;
+    remove_crds(&client).await;
+}

@@ -39,10 +39,10 @@ pub const REFUSED_KEYS: &[(&str, KeyType, &str)] = &[
     (
         "net.tls",
         KeyType::Object,
-        "TLS is not managed by the operator yet: certificates set here would not reach the operator's own \
-         connections, the probes or the backup Jobs",
+        "the operator manages TLS: set spec.tls (mode, certificateSecretRef or issuerRef) instead, so that the \
+         operator's own connections, the probes and the backup Jobs follow",
     ),
-    ("net.ssl", KeyType::Object, "the deprecated spelling of net.tls, which the operator does not manage yet"),
+    ("net.ssl", KeyType::Object, "the deprecated spelling of net.tls, which the operator manages through spec.tls"),
 ];
 
 /// Directories mongod may write to in the Pod (the root file system is read-only): its volume,

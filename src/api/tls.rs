@@ -63,6 +63,15 @@ pub enum MemberAuthentication {
     validation = Rule::new("self.mode != 'Disabled' || !has(self.certificateSecretRef)")
         .message("tls.certificateSecretRef is only used when tls.mode is not Disabled")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("self.mode != 'Disabled' || !has(self.issuerRef)")
+        .message("tls.issuerRef is only used when tls.mode is not Disabled")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.issuerRef) || !has(self.certificateSecretRef)")
+        .message("tls.issuerRef and tls.certificateSecretRef are two sources of one certificate: give one")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.issuerRef) || self.certificateLifetime.matches('^[1-9][0-9]*[hd]$')")
+        .message("with tls.issuerRef, tls.certificateLifetime is in hours or days: cert-manager refuses lives under an hour")
+        .reason(Reason::FieldValueInvalid),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
@@ -77,6 +86,12 @@ pub struct TlsSpec {
     /// for every member's DNS name; a renewed Secret is followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_secret_ref: Option<LocalObjectReference>,
+    /// A cert-manager issuer for the members' certificate: the operator writes a cert-manager
+    /// `Certificate` for the cluster (every member's name, `localhost`, `127.0.0.1`, the
+    /// lifetime and renewal point below) and uses the Secret cert-manager writes, following
+    /// each renewal. Needs cert-manager installed; a condition says so when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
     /// The life of certificates the operator issues: a number followed by s, m, h or d, "90d"
     /// by default (the cluster's CA lives ten times as long). Lives of minutes are for seeing
     /// renewal happen, not for production.
@@ -108,11 +123,38 @@ impl Default for TlsSpec {
         TlsSpec {
             mode: TlsMode::default(),
             certificate_secret_ref: None,
+            issuer_ref: None,
             certificate_lifetime: default_lifetime(),
             renew_at_percent: default_renew_at(),
             member_authentication: MemberAuthentication::default(),
         }
     }
+}
+
+/// A cert-manager issuer, as a cert-manager `Certificate` names it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// The issuer's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (in the cluster's namespace, the default) or `ClusterIssuer`, or the kind of an
+    /// external issuer.
+    #[serde(default = "default_issuer_kind")]
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// The issuer's API group: `cert-manager.io` by default.
+    #[serde(default = "default_issuer_group")]
+    #[schemars(length(min = 1, max = 253))]
+    pub group: String,
+}
+
+fn default_issuer_kind() -> String {
+    "Issuer".to_string()
+}
+
+fn default_issuer_group() -> String {
+    "cert-manager.io".to_string()
 }
 
 /// TLS as it is on the members.

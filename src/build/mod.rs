@@ -2,6 +2,7 @@
 //! the controller applies what these return.
 
 pub mod backup_job;
+pub mod cert_manager;
 pub mod labels;
 pub mod mongod_conf;
 pub mod names;

@@ -52,6 +52,17 @@ impl ClusterNames {
         format!("{}-tls", self.cluster)
     }
 
+    /// The cert-manager `Certificate` for the members, with `spec.tls.issuerRef`.
+    pub fn certificate(&self) -> String {
+        format!("{}-members", self.cluster)
+    }
+
+    /// The Secret cert-manager writes for that `Certificate`; the operator copies it into
+    /// [`Self::tls_secret`] with the combined file mongod reads.
+    pub fn issued_secret(&self) -> String {
+        format!("{}-tls-issued", self.cluster)
+    }
+
     pub fn pod_disruption_budget(&self) -> String {
         self.cluster.clone()
     }

@@ -3,6 +3,7 @@
 //! one up and points KUBECONFIG at it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod cert_manager;
 pub mod cluster_env;
 pub mod command_log;
 pub mod data_set;

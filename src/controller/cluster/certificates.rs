@@ -11,6 +11,7 @@ use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::cert_manager;
 use super::validate::Problem;
 use super::world::secret_text;
 use crate::api::{MongoCluster, MongoClusterSpec, RENEW_CA_ANNOTATION, span};
@@ -83,15 +84,27 @@ pub async fn ensure(
     let current = api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
     let mut authority = None;
     let mut expiring = None;
-    let (cert_pem, key_pem, ca_bundle) = match &spec.tls.certificate_secret_ref {
-        Some(reference) => {
-            let secret = api.get_opt(&reference.name).await.doing(|| format!("reading Secret {}", reference.name))?;
-            match users_certificate(secret.as_ref(), &reference.name, &member, now) {
+    // The Secret the members' certificate comes from, when it is not the operator's own.
+    let given = match (&spec.tls.certificate_secret_ref, &spec.tls.issuer_ref) {
+        (Some(reference), _) => Some((reference.name.clone(), None)),
+        (None, Some(issuer)) => match cert_manager::ensure(client, names, issuer, &wanted, lifetimes, owner).await? {
+            Ok(applied) => Some((names.issued_secret(), Some(applied))),
+            Err(problem) => return Ok(Certificates::Unusable(problem)),
+        },
+        (None, None) => None,
+    };
+    let (cert_pem, key_pem, ca_bundle) = match given {
+        Some((name, issued_by)) => {
+            let secret = api.get_opt(&name).await.doing(|| format!("reading Secret {name}"))?;
+            if let (None, Some(applied)) = (&secret, &issued_by) {
+                return Ok(Certificates::Unusable(cert_manager::pending(names, applied)));
+            }
+            match users_certificate(secret.as_ref(), &name, &member, now) {
                 Ok(found) => {
-                    expiring = not_renewed(&found.0, &reference.name, now, lifetimes.renew_at);
+                    expiring = not_renewed(&found.0, &name, now, lifetimes.renew_at);
                     found
                 }
-                Err(message) => return Ok(Certificates::Unusable(unusable(message, &reference.name))),
+                Err(message) => return Ok(Certificates::Unusable(unusable(message, &name))),
             }
         }
         None => {

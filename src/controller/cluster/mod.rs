@@ -1,6 +1,7 @@
 //! The MongoCluster controller: wiring (what wakes a reconcile) here, the reconcile itself in
 //! [`reconcile`], one stage per module.
 
+mod cert_manager;
 mod certificates;
 mod objects;
 mod reconcile;

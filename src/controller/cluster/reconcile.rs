@@ -132,13 +132,17 @@ async fn reconcile_inner<A: MongoAdmin>(
                 .await;
         }
         let (tls, tls_problem) = tls_stage::prepare(ctx, cluster, names, &owner, &mut world, events).await?;
+        let mut look_again = None;
         if let Some(problem) = tls_problem {
+            if problem.reason == super::cert_manager::NOT_INSTALLED {
+                look_again = Some(time::OffsetDateTime::now_utc() + super::cert_manager::LOOK_AGAIN);
+            }
             if !announced(cluster, &problem.message) {
                 events.warning(problem.reason, "Certificates", problem.message.clone()).await;
             }
             problems.push(problem);
         }
-        renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at);
+        renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at).or(look_again);
         let seen = observe(ctx, names, &world, &creds).await;
         let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
             Some(obs) => {
