@@ -297,12 +297,20 @@ async fn a_renewed_certificate_reaches_running_members_without_a_restart() {
     })
     .await;
     let before: Vec<_> = env.pods("clock").await.iter().map(|p| (p.name_any(), p.uid())).collect();
+    // The members' files change seconds after the Secret (the kubelet's sync): the operator
+    // says it waits for them, and asks again.
+    let waited_for_files = AtomicBool::new(false);
     let renewed =
         support::eventually("a renewed certificate presented by every member", Duration::from_secs(120), || async {
-            let served = tls_status(&env.api::<MongoCluster>().get("clock").await.ok()?)?.served_certificate?;
+            let status = tls_status(&env.api::<MongoCluster>().get("clock").await.ok()?)?;
+            if status.step.as_deref().is_some_and(|s| s.contains("to reach the files of")) {
+                waited_for_files.store(true, Ordering::Relaxed);
+            }
+            let served = status.served_certificate?;
             (served != first).then_some(served)
         })
         .await;
+    assert!(waited_for_files.load(Ordering::Relaxed), "the status said it waited for the kubelet to update the files");
     let admin = DriverAdmin::new(Timeouts::default());
     for (pod, _) in &before {
         let target = sim.target(pod, None).await;

@@ -59,6 +59,13 @@ pub fn fast_options(set_name: &str, key_file: &str) -> Options {
     }
 }
 
+/// How long after a Secret changes a member's mounted copy of it does: 0.5 to 3 s, fixed per
+/// member (its node's kubelet).
+fn volume_sync_delay(member: &str) -> Duration {
+    let spread = member.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 2_500;
+    Duration::from_millis(500 + spread)
+}
+
 impl SimMembers {
     /// Waits for the operator to write the cluster's internal Secret (the keyFile), then
     /// follows the cluster's Pods. `log` records every command the members receive.
@@ -96,11 +103,14 @@ impl SimMembers {
         let config = watcher::Config::default()
             .labels(&format!("app.kubernetes.io/instance={cluster},app.kubernetes.io/component=database"));
         // The kubelet's part for the members' TLS Secret: a change reaches the mounted files of
-        // every running member (instantly here; within about a minute on a real node).
+        // every running member, each in its own time, as each node's kubelet syncs its Pods'
+        // volumes on its own (within about a minute on a real node; within three seconds
+        // here), always the newest content.
         let certificates = {
             let (s, l) = (sim.clone(), listening.clone());
             let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
             let config = watcher::Config::default().fields(&format!("metadata.name={cluster}-tls"));
+            let newest: Arc<Mutex<String>> = Arc::default();
             tokio::spawn(async move {
                 let mut events = watcher(secrets, config).default_backoff().touched_objects().boxed();
                 while let Some(event) = events.next().await {
@@ -109,10 +119,16 @@ impl SimMembers {
                     else {
                         continue;
                     };
+                    *newest.lock().unwrap() = pem;
                     let running: Vec<String> =
                         l.lock().unwrap().iter().filter(|(_, ip)| ip.is_some()).map(|(n, _)| n.clone()).collect();
                     for name in running {
-                        s.set_tls_file(&name, &pem);
+                        let (s, newest) = (s.clone(), newest.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(volume_sync_delay(&name)).await;
+                            let pem = newest.lock().unwrap().clone();
+                            s.set_tls_file(&name, &pem);
+                        });
                     }
                 }
             })
