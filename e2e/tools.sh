@@ -8,8 +8,8 @@
 # cache makes this script return in milliseconds.
 #
 #   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health|
-#                 cert-manager-crds]...
-#   (all = what the tests need today: every one of them)
+#                 cert-manager-crds|mongodb-exporter|promtool]...
+#   (all = what the tests need today: every one of them but mongodb-exporter and promtool)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
 
@@ -30,6 +30,11 @@ CYCLONUS_VERSION=v0.5.6
 # cert-manager's CRDs (its Certificate schema, which the API server then validates what the
 # operator writes against). Its controller's binary is in a module the proxy does not serve.
 CERT_MANAGER_VERSION=v1.19.1
+# Percona's MongoDB exporter. The proxy serves only some of its tags and refuses its version
+# list (v0.51.0 is the newest tag it serves).
+MONGODB_EXPORTER_VERSION=v0.51.0
+# Prometheus's Go module versions v0.3XX.Y are Prometheus 3.XX.Y; v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_VERSION=v0.316.0
 
 CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +75,8 @@ dir_of() {
     cyclonus) echo "$CACHE/bin/cyclonus-$CYCLONUS_VERSION" ;;
     argocd-health) echo "$CACHE/bin/argocd-health-$(source_hash "$ARGOCD_HEALTH_SRC")" ;;
     cert-manager-crds) echo "$CACHE/bin/cert-manager-crds-$CERT_MANAGER_VERSION" ;;
+    mongodb-exporter) echo "$CACHE/bin/mongodb-exporter-$MONGODB_EXPORTER_VERSION" ;;
+    promtool) echo "$CACHE/bin/promtool-$PROMTOOL_VERSION" ;;
     *) log "unknown tool: $1"; return 1 ;;
   esac
 }
@@ -192,6 +199,20 @@ build_cert_manager_crds() {
   go mod download "$M@$CERT_MANAGER_VERSION"
   local src; src="$(go env GOMODCACHE)/github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION/deploy/crds"
   cp "$src"/cert-manager.io_*.yaml "$out/"
+}
+
+build_mongodb_exporter() {
+  local out=$1 M=github.com/percona/mongodb_exporter
+  # `go install pkg@version` reads the module's version list, which the proxy refuses: build
+  # through a wrapper module that requires the pinned version instead.
+  printf 'module local/mongodb-exporter\n\ngo 1.26\n\nrequire %s %s\n' "$M" "$MONGODB_EXPORTER_VERSION" > go.mod
+  # main.version is only what --version prints; the exporter starts without it.
+  go build -mod=mod -ldflags "-s -w -X main.version=$MONGODB_EXPORTER_VERSION" -o "$out/mongodb_exporter" "$M"
+}
+
+build_promtool() {
+  local out=$1
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
 }
 
 ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health cert-manager-crds)

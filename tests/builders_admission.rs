@@ -61,6 +61,7 @@ async fn built_objects_are_accepted_and_pods_pass_the_restricted_profile() {
             replicas: s.members,
             tls_token: "requireTLS@1",
             tls_on: s.tls.mode.on(),
+            exporter_credentials: "digest",
         });
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         api.create(&dry, &sts).await.unwrap_or_else(|e| panic!("StatefulSet {i} refused: {e}"));

@@ -92,6 +92,7 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             replicas: 0,
             tls_token: "requireTLS@1",
             tls_on: true,
+            exporter_credentials: "digest",
         });
         let connection = secrets::connection(&Connection {
             tls_ca: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),

@@ -143,6 +143,11 @@ pub struct MongoClusterSpec {
     #[serde(default)]
     pub tls: super::TlsSpec,
 
+    /// Metrics: an exporter next to every member (on by default), and optionally a
+    /// `PodMonitor` for the Prometheus Operator.
+    #[serde(default)]
+    pub monitoring: super::MonitoringSpec,
+
     /// What happens to volumes and Secrets when the MongoCluster is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -606,6 +611,10 @@ pub struct MongoClusterStatus {
     /// TLS as the members run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::TlsStatus>,
+    /// The PodMonitor the operator keeps for the members (`spec.monitoring.podMonitor`).
+    /// Written as null when there is none, so that the status's merge patch clears it.
+    #[serde(default)]
+    pub pod_monitor: Option<String>,
     /// The restore of `spec.bootstrap.fromBackup`, for a cluster created from a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreStatus>,

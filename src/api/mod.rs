@@ -12,6 +12,7 @@ mod backup;
 mod cluster;
 mod common;
 mod mongod_config;
+mod monitoring;
 mod tls;
 
 pub use attachment::*;
@@ -19,6 +20,7 @@ pub use backup::*;
 pub use cluster::*;
 pub use common::*;
 pub use mongod_config::{MongodConfig, REFUSED_KEYS};
+pub use monitoring::*;
 pub use tls::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -3,11 +3,13 @@
 
 pub mod backup_job;
 pub mod cert_manager;
+pub mod exporter;
 pub mod labels;
 pub mod mongod_conf;
 pub mod names;
 pub mod network_policy;
 pub mod pdb;
+pub mod pod_monitor;
 pub mod secrets;
 pub mod services;
 pub mod statefulset;

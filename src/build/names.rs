@@ -63,6 +63,11 @@ impl ClusterNames {
         format!("{}-tls-issued", self.cluster)
     }
 
+    /// The Prometheus Operator `PodMonitor` of the members.
+    pub fn pod_monitor(&self) -> String {
+        format!("{}-mongodb", self.cluster)
+    }
+
     pub fn pod_disruption_budget(&self) -> String {
         self.cluster.clone()
     }

@@ -38,6 +38,8 @@ pub const TLS_DIR: &str = "/etc/mongod-tls";
 /// The Pod template annotation with the TLS restart token: the mode members start in and the
 /// generation that asked for it; a new token rolls the members.
 pub const TLS_RESTART_ANNOTATION: &str = "mongo.operator.rs/tls-restart";
+/// The Pod template annotation with the digest of the monitoring user's password.
+pub const EXPORTER_CREDENTIALS_ANNOTATION: &str = "mongo.operator.rs/exporter-credentials";
 /// Resources when the spec gives none: memory request = limit, a 2 Gi limit for a 0.5 GB cache.
 pub const DEFAULT_MEMORY: &str = "2Gi";
 pub const DEFAULT_CPU: &str = "500m";
@@ -61,6 +63,9 @@ pub struct Inputs<'a> {
     pub tls_token: &'a str,
     /// Whether members start with TLS on (their certificate mounted, the probes speaking TLS).
     pub tls_on: bool,
+    /// A digest of the monitoring user's password: the exporter reads it from its environment
+    /// at start, so a new password restarts the members (one at a time).
+    pub exporter_credentials: &'a str,
 }
 
 /// The image mongod runs: the user's, or the official `mongo:<version>`.
@@ -335,10 +340,23 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
     };
     let (affinity, topology_spread_constraints) = scheduling(names, spec);
     let base = cluster_pod_base(spec);
+    let exporter = super::exporter::container(names, spec, i.tls_on);
+    let mut volumes = pod_volumes(names, i.tls_on);
+    if exporter.is_some() && i.tls_on {
+        volumes.push(super::exporter::ca_volume(names));
+    }
+    let mut annotations = BTreeMap::from([
+        (CONFIG_HASH_ANNOTATION.to_string(), i.config_hash.to_string()),
+        (TLS_RESTART_ANNOTATION.to_string(), i.tls_token.to_string()),
+    ]);
+    if exporter.is_some() {
+        annotations.insert(EXPORTER_CREDENTIALS_ANNOTATION.to_string(), i.exporter_credentials.to_string());
+        annotations.extend(super::exporter::scrape_annotations(spec));
+    }
     let pod = PodSpec {
         init_containers: Some(vec![install]),
-        containers: vec![mongod],
-        volumes: Some(pod_volumes(names, i.tls_on)),
+        containers: std::iter::once(mongod).chain(exporter).collect(),
+        volumes: Some(volumes),
         // Only the members have a volume to chown; skip it when its root is already theirs.
         security_context: base
             .security_context
@@ -392,10 +410,7 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(&names.cluster, "database")),
-                    annotations: Some(BTreeMap::from([
-                        (CONFIG_HASH_ANNOTATION.to_string(), i.config_hash.to_string()),
-                        (TLS_RESTART_ANNOTATION.to_string(), i.tls_token.to_string()),
-                    ])),
+                    annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),

@@ -47,6 +47,7 @@ fn build(spec: &MongoClusterSpec) -> StatefulSet {
         replicas: spec.members,
         tls_token: "requireTLS@1",
         tls_on: spec.tls.mode.on(),
+        exporter_credentials: "digest-of-the-monitoring-password",
     })
 }
 

@@ -51,6 +51,8 @@ struct MemberStateLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScheduleLabels {
     namespace: String,
+    /// The MongoCluster the schedule backs up, so alerts name it.
+    cluster: String,
     schedule: String,
 }
 
@@ -91,6 +93,21 @@ impl<L: EncodeLabelSet> Rows<L> {
         }
         Ok(())
     }
+}
+
+/// The longest gap between consecutive runs of a schedule over its next eight runs, in
+/// seconds: what "no backup for twice the schedule" is measured against (a weekday-only
+/// schedule's weekend gap, not its nightly one). None when the cron does not parse.
+fn longest_gap(spec: &crate::api::ScheduleSpec) -> Option<f64> {
+    let schedule = crate::controller::backup::schedule::Schedule::parse(spec).ok()?;
+    let mut at = schedule.next_after(chrono::Utc::now())?;
+    let mut longest = 0.0f64;
+    for _ in 0..8 {
+        let next = schedule.next_after(at)?;
+        longest = longest.max((next - at).num_seconds() as f64);
+        at = next;
+    }
+    Some(longest)
 }
 
 fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
@@ -161,12 +178,22 @@ impl Collector for ObjectGauges {
             Rows::new("backup_last_success_duration_seconds", "How long a schedule's newest successful backup took");
         let mut last_failed =
             Rows::new("backup_last_failed", "1 while a backup schedule's newest finished backup is a failure");
+        let mut interval = Rows::new(
+            "backup_schedule_interval_seconds",
+            "The longest time between two runs of a backup schedule (over its next eight runs)",
+        );
         let backups = self.backups();
         let by_name: HashMap<(Option<String>, String), &MongoBackup> =
             backups.iter().map(|b| ((b.namespace(), b.name_any()), &**b)).collect();
         for schedule in backups.iter().filter(|b| b.spec.schedule.is_some()) {
-            let labels =
-                ScheduleLabels { namespace: schedule.namespace().unwrap_or_default(), schedule: schedule.name_any() };
+            let labels = ScheduleLabels {
+                namespace: schedule.namespace().unwrap_or_default(),
+                cluster: schedule.spec.cluster_ref.name.clone(),
+                schedule: schedule.name_any(),
+            };
+            if let Some(gap) = schedule.spec.schedule.as_ref().and_then(longest_gap) {
+                interval.rows.push((labels.clone(), gap));
+            }
             let status = schedule.status.clone().unwrap_or_default();
             let failing = status
                 .conditions
@@ -206,7 +233,8 @@ impl Collector for ObjectGauges {
         last_success.encode(&mut encoder)?;
         last_size.encode(&mut encoder)?;
         last_duration.encode(&mut encoder)?;
-        last_failed.encode(&mut encoder)
+        last_failed.encode(&mut encoder)?;
+        interval.encode(&mut encoder)
     }
 }
 
@@ -267,10 +295,11 @@ mod tests {
             r#"mongo_operator_cluster_ready_members{namespace="shop",cluster="orders"} 2.0"#,
             r#"mongo_operator_certificate_expiry_timestamp_seconds{namespace="shop",cluster="orders",certificate="members"} 1804118400.0"#,
             r#"mongo_operator_certificate_expiry_timestamp_seconds{namespace="shop",cluster="orders",certificate="ca"} 1874966400.0"#,
-            r#"mongo_operator_backup_last_success_timestamp_seconds{namespace="shop",schedule="nightly"} 1796349800.0"#,
-            r#"mongo_operator_backup_last_success_size_bytes{namespace="shop",schedule="nightly"} 1048576.0"#,
-            r#"mongo_operator_backup_last_success_duration_seconds{namespace="shop",schedule="nightly"} 200.0"#,
-            r#"mongo_operator_backup_last_failed{namespace="shop",schedule="nightly"} 1.0"#,
+            r#"mongo_operator_backup_last_success_timestamp_seconds{namespace="shop",cluster="orders",schedule="nightly"} 1796349800.0"#,
+            r#"mongo_operator_backup_last_success_size_bytes{namespace="shop",cluster="orders",schedule="nightly"} 1048576.0"#,
+            r#"mongo_operator_backup_last_success_duration_seconds{namespace="shop",cluster="orders",schedule="nightly"} 200.0"#,
+            r#"mongo_operator_backup_last_failed{namespace="shop",cluster="orders",schedule="nightly"} 1.0"#,
+            r#"mongo_operator_backup_schedule_interval_seconds{namespace="shop",cluster="orders",schedule="nightly"} 86400.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -33,6 +33,13 @@ fn run(mut cmd: Command, input: Option<&str>) -> String {
 
 /// The chart's ServiceAccount and RBAC for an operator watching `watched`, named after
 /// `release`, as `helm template` renders them.
+/// `helm template` of the chart with `args`.
+pub fn helm_template(args: &[&str]) -> String {
+    let mut cmd = Command::new(tool("helm", "helm"));
+    cmd.args(["template", "mongo-operator"]).arg(repo_root().join("charts/mongo-operator")).args(args);
+    run(cmd, None)
+}
+
 pub fn render_rbac(release: &str, watched: &[&str], extra: &[&str]) -> String {
     let mut cmd = Command::new(tool("helm", "helm"));
     cmd.args(["template", release])

@@ -4,6 +4,7 @@
 mod cert_manager;
 mod certificates;
 mod objects;
+mod pod_monitor;
 mod reconcile;
 mod replica_set;
 mod restore;

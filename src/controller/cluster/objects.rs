@@ -18,6 +18,7 @@ use kube_quantity::ParsedQuantity;
 
 use crate::api::{DeletionPolicy, MongoClusterSpec, RestoreStatus};
 use crate::build::backup_job::BACKUP_USER;
+use crate::build::exporter::{MONITOR_PASSWORD_KEY, MONITOR_USER};
 use crate::build::names::ClusterNames;
 use crate::build::network_policy::{self, DnsPeer, OperatorPeer};
 use crate::build::secrets::{
@@ -39,6 +40,10 @@ pub struct InternalCredentials {
     pub operator: Credentials,
     /// The backup Jobs' user (role `backup` only).
     pub backup: Credentials,
+    /// The metrics exporter's user (`clusterMonitor`, and `read` on local).
+    pub monitor: Credentials,
+    /// Digest of its password, for the members' Pod template.
+    pub monitor_digest: String,
     /// Digest of the agent users' passwords, to tell whether MongoDB has them.
     pub agents_digest: String,
     /// The digest MongoDB is known to have (an annotation of the internal Secret).
@@ -92,13 +97,17 @@ pub fn credentials(secret: &Secret) -> Result<InternalCredentials, Error> {
     }
     let password = secret_text(secret, OPERATOR_PASSWORD_KEY)?;
     let backup = secret_text(secret, BACKUP_PASSWORD_KEY)?;
+    let monitor = secret_text(secret, MONITOR_PASSWORD_KEY)?;
+    let monitor_digest = secrets::password_digest("admin", MONITOR_USER, &monitor);
     Ok(InternalCredentials {
         system: Credentials::from_key_file(&key_file),
         operator: Credentials::scram(crate::mongo::OPERATOR_USER, "admin", &password),
-        // The digest covers the backup user alone: one that covered the restore user too (an
-        // older operator's) differs, so the agents are applied once more and the restore
-        // user is dropped then.
-        agents_digest: secrets::password_digest("admin", BACKUP_USER, &backup),
+        // The digest covers the backup and monitoring users: one that covered the restore
+        // user too (an older operator's), or the backup user alone (before the monitoring
+        // user), differs, so the agents are applied once more then.
+        agents_digest: format!("{}-{monitor_digest}", secrets::password_digest("admin", BACKUP_USER, &backup)),
+        monitor: Credentials::scram(MONITOR_USER, "admin", &monitor),
+        monitor_digest,
         agents_applied: secret.annotations().get(AGENTS_APPLIED_ANNOTATION).cloned(),
         operator_digest: secrets::password_digest("admin", crate::mongo::OPERATOR_USER, &password),
         operator_applied: secret.annotations().get(OPERATOR_APPLIED_ANNOTATION).cloned(),
@@ -183,12 +192,14 @@ pub fn adopted_from(secret: &Secret, owner: &OwnerReference) -> Option<String> {
     }
 }
 
-/// Adds the backup user's password to the internal Secret when it lacks one (a Secret made by
-/// an earlier version, or by a user), never replacing it, and removes the password of the
-/// restore user older operators kept there.
+/// Adds the backup and monitoring users' passwords to the internal Secret when it lacks them
+/// (a Secret made by an earlier version, or by a user, or one whose password was deleted to
+/// have a new one made), never replacing one, and removes the password of the restore user
+/// older operators kept there.
 async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret, Error> {
     let has = |key: &str| secret.data.as_ref().is_some_and(|d| d.contains_key(key));
-    if has(BACKUP_PASSWORD_KEY) && !has(LEGACY_RESTORE_PASSWORD_KEY) {
+    let missing: Vec<&str> = [BACKUP_PASSWORD_KEY, MONITOR_PASSWORD_KEY].into_iter().filter(|k| !has(k)).collect();
+    if missing.is_empty() && !has(LEGACY_RESTORE_PASSWORD_KEY) {
         return Ok(secret);
     }
     let mut data = serde_json::Map::new();
@@ -196,13 +207,15 @@ async fn add_agent_passwords(api: &Api<Secret>, secret: Secret) -> Result<Secret
         data.insert(LEGACY_RESTORE_PASSWORD_KEY.into(), serde_json::Value::Null);
     }
     let mut patch = serde_json::json!({ "data": data });
-    if !has(BACKUP_PASSWORD_KEY) {
-        patch["stringData"] = serde_json::json!({ BACKUP_PASSWORD_KEY: secrets::generate::password() });
+    if !missing.is_empty() {
+        let generated: serde_json::Map<String, serde_json::Value> =
+            missing.iter().map(|k| (k.to_string(), secrets::generate::password().into())).collect();
+        patch["stringData"] = serde_json::Value::Object(generated);
     }
     let name = secret.name_any();
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .doing(|| format!("keeping the backup user's password in Secret {name}"))
+        .doing(|| format!("keeping the agent users' passwords in Secret {name}"))
 }
 
 /// Records that MongoDB has the agent users with the passwords of `digest`.
@@ -262,6 +275,8 @@ pub struct Members<'a> {
     pub tls: &'a TlsPlan,
     /// The StatefulSet as it is, when it exists.
     pub current: Option<&'a StatefulSet>,
+    /// Digest of the monitoring user's password (see [`statefulset::Inputs`]).
+    pub exporter_credentials: &'a str,
 }
 
 /// Applies everything the members need.
@@ -272,7 +287,7 @@ pub async fn apply_all(
     owner: &OwnerReference,
     m: &Members<'_>,
 ) -> Result<StatefulSet, Error> {
-    let Members { operator_image, operator, resolver, replicas, tls, current } = *m;
+    let Members { operator_image, operator, resolver, replicas, tls, current, exporter_credentials } = *m;
     let ns = &names.namespace;
     let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
     let rendered = mongod_conf::render(user, tls.conf)?;
@@ -299,6 +314,7 @@ pub async fn apply_all(
         replicas,
         tls_token: &tls.token,
         tls_on,
+        exporter_credentials,
     });
     let sts_api = Api::<StatefulSet>::namespaced(client.clone(), ns);
     // The API server refuses any change to volumeClaimTemplates, so the template keeps the size
@@ -397,7 +413,12 @@ mod tests {
     use crate::api::RestorePhase;
 
     fn internal_secret(annotations: &[(&str, &str)]) -> Secret {
-        let data = [(KEY_FILE_KEY, "c2VjcmV0a2V5ZmlsZQ=="), (OPERATOR_PASSWORD_KEY, "op"), (BACKUP_PASSWORD_KEY, "bk")];
+        let data = [
+            (KEY_FILE_KEY, "c2VjcmV0a2V5ZmlsZQ=="),
+            (OPERATOR_PASSWORD_KEY, "op"),
+            (BACKUP_PASSWORD_KEY, "bk"),
+            (MONITOR_PASSWORD_KEY, "mon"),
+        ];
         Secret {
             metadata: ObjectMeta {
                 name: Some("orders-internal".into()),

@@ -93,6 +93,8 @@ async fn reconcile_inner<A: MongoAdmin>(
 
     // When the members' certificate is due for renewal: the operator comes back for it then.
     let mut renew_at = None;
+    // The PodMonitor kept, once looked at.
+    let mut pod_monitor_kept = None;
     let mut outcome = if spec.paused || blocked {
         // Nothing is changed; the status still reports what the members say.
         let progress = if spec.paused { Progress::Paused } else { Progress::Blocked };
@@ -162,10 +164,22 @@ async fn reconcile_inner<A: MongoAdmin>(
                 replicas,
                 tls: &tls.plan,
                 current: world.statefulset.as_ref(),
+                exporter_credentials: &creds.monitor_digest,
             },
         )
         .await?;
         let revision = world::update_revision(&sts);
+        let (kept, monitor_problem) = super::pod_monitor::ensure(&ctx.client, names, cluster, &owner).await?;
+        pod_monitor_kept = Some(kept);
+        if let Some(problem) = monitor_problem {
+            if !announced(cluster, &problem.message) {
+                events.warning(problem.reason, "Monitoring", problem.message.clone()).await;
+            }
+            problems.push(problem);
+            // Nothing the operator watches changes when the Prometheus Operator is installed.
+            let again = time::OffsetDateTime::now_utc() + super::cert_manager::LOOK_AGAIN;
+            renew_at = Some(renew_at.map_or(again, |at: time::OffsetDateTime| at.min(again)));
+        }
         let refused = objects::volumes(&ctx.client, names, spec, &owner).await?;
         if !refused.is_empty() {
             let message = format!(
@@ -224,6 +238,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         feature_compatibility_message: outcome.fcv_message.clone(),
         restore: outcome.restore.clone(),
         tls: outcome.tls.clone(),
+        pod_monitor: pod_monitor_kept,
         now: Timestamp::now(),
     });
     write_status(ctx, cluster, names, &status).await?;

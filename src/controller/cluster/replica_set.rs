@@ -118,26 +118,34 @@ pub async fn ensure_operator_user<A: MongoAdmin>(
     }
 }
 
-/// Creates (or resets) the user backup Jobs log in as, with the `backup` role alone, and drops
-/// the restore user older operators created (restores log in as `__system` now).
+/// Creates (or resets) the users the operator's agents log in as, each with the least it
+/// needs: backup Jobs with `backup`; the metrics exporter with `clusterMonitor` and `read` on
+/// `local` (the oplog window), as its documentation asks. Drops the restore user older
+/// operators created (restores log in as `__system` now).
 pub async fn ensure_agent_users<A: MongoAdmin>(
     admin: &A,
     primary: &Target,
     creds: &InternalCredentials,
 ) -> Result<(), Error> {
-    let user = &creds.backup;
-    let request = UserRequest {
-        db: "admin".into(),
-        name: user.username.clone(),
-        password: Some(user.password.clone()),
-        roles: Some(vec![Role { role: "backup".into(), db: "admin".into() }]),
-    };
-    match admin.create_user(primary, &request).await {
-        Ok(()) => {}
-        Err(AdminError::UserExists(_)) => {
-            admin.update_user(primary, &request).await.doing(|| format!("resetting user {}", user.username))?
+    let role = |role: &str, db: &str| Role { role: role.into(), db: db.into() };
+    let agents = [
+        (&creds.backup, vec![role("backup", "admin")]),
+        (&creds.monitor, vec![role("clusterMonitor", "admin"), role("read", "local")]),
+    ];
+    for (user, roles) in agents {
+        let request = UserRequest {
+            db: "admin".into(),
+            name: user.username.clone(),
+            password: Some(user.password.clone()),
+            roles: Some(roles),
+        };
+        match admin.create_user(primary, &request).await {
+            Ok(()) => {}
+            Err(AdminError::UserExists(_)) => {
+                admin.update_user(primary, &request).await.doing(|| format!("resetting user {}", user.username))?
+            }
+            Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
         }
-        Err(source) => return Err(Error::Mongo { action: format!("creating user {}", user.username), source }),
     }
     let users = admin.users(primary, "admin").await.doing(|| "listing the users of admin".into())?;
     if !users.iter().any(|u| u.user == LEGACY_RESTORE_USER) {

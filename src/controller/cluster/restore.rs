@@ -448,7 +448,7 @@ async fn settle_users<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<String, Error>
 
 /// The users that are neither the operator's own nor declared in the spec, as (db, name).
 pub fn foreign_users(users: &[UserInfo], cluster: &MongoCluster, creds: &InternalCredentials) -> Vec<(String, String)> {
-    let own = [creds.operator.username.as_str(), creds.backup.username.as_str()];
+    let own = [creds.operator.username.as_str(), creds.backup.username.as_str(), creds.monitor.username.as_str()];
     users
         .iter()
         .filter(|u| !(u.db == "admin" && own.contains(&u.user.as_str())))
@@ -647,6 +647,8 @@ mod tests {
             system: crate::mongo::Credentials::from_key_file("a2V5ZmlsZQ=="),
             operator: crate::mongo::Credentials::scram("mongo-operator-admin", "admin", "p"),
             backup: crate::mongo::Credentials::scram("mongo-operator-backup", "admin", "b"),
+            monitor: crate::mongo::Credentials::scram("mongo-operator-monitor", "admin", "m"),
+            monitor_digest: String::new(),
             agents_digest: String::new(),
             agents_applied: None,
             operator_digest: String::new(),
@@ -658,6 +660,7 @@ mod tests {
         let users = [
             user("admin", "mongo-operator-admin"),
             user("admin", "mongo-operator-backup"),
+            user("admin", "mongo-operator-monitor"),
             user("admin", "app"),
             user("orders", "app"),
             user("admin", "prod-dba"),

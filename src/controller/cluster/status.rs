@@ -61,6 +61,8 @@ pub struct Inputs<'a> {
     pub restore: Option<RestoreStatus>,
     /// TLS as the members run it, when this reconcile read it; otherwise the previous stays.
     pub tls: Option<crate::api::TlsStatus>,
+    /// The PodMonitor kept, when this reconcile looked at it; otherwise the previous stays.
+    pub pod_monitor: Option<Option<String>>,
     pub now: Timestamp,
 }
 
@@ -256,6 +258,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         connection: Some(connection),
         restore: i.restore.clone().or_else(|| i.previous.and_then(|p| p.restore.clone())),
         tls: i.tls.clone().or_else(|| i.previous.and_then(|p| p.tls.clone())),
+        pod_monitor: i.pod_monitor.clone().unwrap_or_else(|| i.previous.and_then(|p| p.pod_monitor.clone())),
     }
 }
 
@@ -283,6 +286,7 @@ mod tests {
             feature_compatibility_message: None,
             restore: None,
             tls: None,
+            pod_monitor: None,
             now: "2026-12-04T12:00:00Z".parse().unwrap(),
         }
     }

@@ -22,7 +22,9 @@ pub struct MemberPod {
     pub ip: Option<String>,
     /// The StatefulSet revision the Pod was created from.
     pub revision: Option<String>,
-    /// Running with every container ready.
+    /// Running, with mongod ready: the Pod's Ready condition, or (when only the metrics
+    /// exporter keeps the Pod from being Ready) mongod's own container. A broken exporter never
+    /// holds up a rollout or makes a member count as down.
     pub ready: bool,
     /// Being deleted.
     pub terminating: bool,
@@ -46,6 +48,10 @@ impl MemberPod {
         let ready_condition = status
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let containers = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+        let mongod_ready = containers.iter().any(|c| c.name == "mongod" && c.ready);
+        let only_exporter_unready = containers.iter().filter(|c| !c.ready).all(|c| c.name == "exporter");
+        let ready_condition = ready_condition || (mongod_ready && only_exporter_unready);
         Some(MemberPod {
             ordinal,
             ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
@@ -171,4 +177,36 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .await
         .doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
     Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ready_condition: bool, containers: &[(&str, bool)]) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ledger-1"},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": if ready_condition { "True" } else { "False" }}],
+                "containerStatuses": containers.iter().map(|(name, ready)| serde_json::json!({
+                    "name": name, "ready": ready, "image": "i", "imageID": "", "restartCount": 0,
+                })).collect::<Vec<_>>(),
+            },
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn a_member_is_ready_by_its_mongod_whatever_its_exporter_does() {
+        let names = ClusterNames::new("ledger", "bank");
+        let ready = |p: &Pod| MemberPod::from_pod(&names, p).expect("member").ready;
+        assert!(ready(&pod(true, &[("mongod", true), ("exporter", true)])));
+        // A crash-looping exporter makes the Pod not Ready; the member is still ready.
+        assert!(ready(&pod(false, &[("mongod", true), ("exporter", false)])));
+        assert!(!ready(&pod(false, &[("mongod", false), ("exporter", true)])));
+        assert!(!ready(&pod(false, &[("mongod", false), ("exporter", false)])));
+        // Without container statuses, the Pod's condition decides.
+        assert!(!ready(&pod(false, &[])));
+    }
 }
