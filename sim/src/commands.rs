@@ -88,7 +88,7 @@ fn needs(name: &str, db: &str) -> Needs {
     match name {
         "hello" | "isMaster" | "ismaster" | "ping" | "buildInfo" | "buildinfo" | "saslStart" | "saslContinue"
         | "endSessions" | "logout" => Needs::Nothing,
-        "replSetGetStatus" | "replSetGetConfig" => Needs::ClusterMonitor,
+        "replSetGetStatus" | "replSetGetConfig" | "getDiagnosticData" => Needs::ClusterMonitor,
         "getParameter" | "serverStatus" | "listDatabases" => Needs::ClusterRead,
         "replSetInitiate" | "replSetReconfig" | "replSetStepDown" | "setFeatureCompatibilityVersion" => {
             Needs::ClusterManager
@@ -288,6 +288,13 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             }
         }
         "replSetGetStatus" => status(world, me),
+        "serverStatus" => crate::diagnostics::server_status(world, me),
+        // `adminOnly()`: mongod refuses it elsewhere with Unauthorized (`CommandHelpers::
+        // checkAuthorizationImplPreParse` asks `adminOnly` commands for the admin database).
+        "getDiagnosticData" if db != "admin" => {
+            error(code::UNAUTHORIZED, "getDiagnosticData may only be run against the admin database.")
+        }
+        "getDiagnosticData" => crate::diagnostics::diagnostic_data(world, me),
         "replSetGetConfig" => get_config(world, me, &body),
         "replSetReconfig" => reconfig(world, me, &body).await,
         "replSetStepDown" => step_down(world, me, &body).await,
@@ -539,7 +546,7 @@ fn version_key(v: &str) -> Vec<u32> {
 /// `TopologyCoordinator::prepareStatusResponse` answers one that is not in its own config
 /// (`_selfIndex == -1`: REMOVED) with 93 "Our replica set config is invalid or we are not a
 /// member of it". Error replies carry only `ok`, `errmsg`, `code`, `codeName`.
-fn status(world: &Shared, me: &str) -> Document {
+pub(crate) fn status(world: &Shared, me: &str) -> Document {
     let w = lock(world);
     let now = Instant::now();
     let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };

@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod control;
 pub mod data;
+pub mod diagnostics;
 pub mod net;
 pub mod rules;
 pub mod scram;

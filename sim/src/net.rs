@@ -342,6 +342,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     id: i64,
     mut stream: S,
 ) {
+    let _counted = Counted::open(&world, &member, generation);
     let mut session = Session::new(id);
     let mut reply_id = 0i32;
     loop {
@@ -388,6 +389,34 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         };
         if written.is_err() {
             return;
+        }
+    }
+}
+
+/// A connection counted in its member's `serverStatus.connections` while it is open, as
+/// mongod's session manager counts sessions (`SessionManagerCommon::startSession` and
+/// `endSessionByClient`): `current` up and down, `totalCreated` up only. A connection from
+/// before a restart is no longer counted (the restart started the counts again).
+struct Counted {
+    world: Shared,
+    member: String,
+    generation: u64,
+}
+
+impl Counted {
+    fn open(world: &Shared, member: &str, generation: u64) -> Counted {
+        if let Some(m) = lock(world).members.get_mut(member).filter(|m| m.generation == generation) {
+            m.connections.current += 1;
+            m.connections.total_created += 1;
+        }
+        Counted { world: world.clone(), member: member.to_string(), generation }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(m) = lock(&self.world).members.get_mut(&self.member).filter(|m| m.generation == self.generation) {
+            m.connections.current = (m.connections.current - 1).max(0);
         }
     }
 }

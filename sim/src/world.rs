@@ -111,6 +111,15 @@ pub struct SimMember {
     pub generation: u64,
     /// TLS as the member was started with it (and moved at run time).
     pub tls: crate::tls::MemberTls,
+    /// Connections open to it now, and opened since it started (serverStatus `connections`).
+    pub connections: Connections,
+}
+
+/// `serverStatus.connections` counts: in memory only, so they start again at a restart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connections {
+    pub current: i64,
+    pub total_created: i64,
 }
 
 /// A database user.
@@ -204,6 +213,7 @@ impl World {
                 started: now,
                 generation: 0,
                 tls: crate::tls::MemberTls::default(),
+                connections: Connections::default(),
             },
         );
     }
@@ -596,6 +606,7 @@ impl World {
             // election again at once.
             m.stepdown_until = None;
             m.election_at = None;
+            m.connections = Connections::default();
         }
         true
     }
