@@ -10,44 +10,27 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use mongo_operator::api::MongoCluster;
 use mongo_operator::build::pod_monitor::pod_monitor_resource;
 use mongo_operator::mongo::{Credentials, DriverAdmin, MongoAdmin, Timeouts};
 use support::cluster_env::*;
 use support::members::SimMembers;
 
-const PO_CRDS: [&str; 3] = ["podmonitors", "prometheusrules", "servicemonitors"];
+/// The Prometheus Operator's CRDs the tests install: (file, CRD name).
+fn prometheus_operator_crds() -> Vec<(String, String)> {
+    ["podmonitors", "prometheusrules", "servicemonitors"]
+        .map(|k| (format!("monitoring.coreos.com_{k}.yaml"), format!("{k}.monitoring.coreos.com")))
+        .to_vec()
+}
 
 async fn install_prometheus_operator_crds(client: &kube::Client) {
-    let dir = support::servers::tool_dir("prometheus-operator-crds");
-    for kind in PO_CRDS {
-        let yaml = std::fs::read_to_string(dir.join(format!("monitoring.coreos.com_{kind}.yaml"))).expect("CRD");
-        support::rbac::kubectl_apply(&yaml);
-    }
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for kind in PO_CRDS {
-        let name = format!("{kind}.monitoring.coreos.com");
-        support::eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
-            let c = crds.get(&name).await.ok()?;
-            c.status?.conditions?.iter().any(|x| x.type_ == "Established" && x.status == "True").then_some(())
-        })
-        .await;
-    }
+    support::crds_from_tools::install(client, "prometheus-operator-crds", &prometheus_operator_crds()).await;
 }
 
 async fn remove_prometheus_operator_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for kind in PO_CRDS {
-        let name = format!("{kind}.monitoring.coreos.com");
-        let _ = crds.delete(&name, &DeleteParams::default()).await;
-        support::eventually(&format!("CRD {name} gone"), Duration::from_secs(60), || async {
-            crds.get_opt(&name).await.ok()?.is_none().then_some(())
-        })
-        .await;
-    }
+    support::crds_from_tools::remove(client, &prometheus_operator_crds()).await;
 }
 
 fn exporter_of(sts: &StatefulSet) -> Option<k8s_openapi::api::core::v1::Container> {

@@ -12,45 +12,27 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mongo_operator::build::cert_manager::certificate_resource;
 use mongo_operator::certs::Issued;
 use tokio::sync::Mutex;
 
-const CRDS: [&str; 3] = ["certificates", "issuers", "clusterissuers"];
+/// cert-manager's CRDs the tests install: (file, CRD name).
+fn crds() -> Vec<(String, String)> {
+    ["certificates", "issuers", "clusterissuers"]
+        .map(|k| (format!("cert-manager.io_{k}.yaml"), format!("{k}.cert-manager.io")))
+        .to_vec()
+}
 
 /// Installs cert-manager's CRDs and waits until they are served.
 pub async fn install_crds(client: &Client) {
-    let dir = super::servers::tool_dir("cert-manager-crds");
-    for crd in CRDS {
-        let yaml = std::fs::read_to_string(dir.join(format!("cert-manager.io_{crd}.yaml"))).expect("CRD file");
-        super::rbac::kubectl_apply(&yaml);
-    }
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in CRDS {
-        let name = format!("{crd}.cert-manager.io");
-        super::eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
-            let c = crds.get(&name).await.ok()?;
-            let conditions = c.status?.conditions.unwrap_or_default();
-            conditions.iter().any(|x| x.type_ == "Established" && x.status == "True").then_some(())
-        })
-        .await;
-    }
+    super::crds_from_tools::install(client, "cert-manager-crds", &crds()).await;
 }
 
-/// Removes cert-manager's CRDs (and so every object of theirs), waiting until they are gone.
+/// Removes cert-manager's CRDs (and so every object of theirs).
 pub async fn remove_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in CRDS {
-        let name = format!("{crd}.cert-manager.io");
-        let _ = crds.delete(&name, &DeleteParams::default()).await;
-        super::eventually(&format!("CRD {name} gone"), Duration::from_secs(60), || async {
-            crds.get_opt(&name).await.ok()?.is_none().then_some(())
-        })
-        .await;
-    }
+    super::crds_from_tools::remove(client, &crds()).await;
 }
 
 /// The CA issuer stand-in, issuing from `ca` in namespace `ns` until dropped.

@@ -6,6 +6,7 @@
 pub mod cert_manager;
 pub mod cluster_env;
 pub mod command_log;
+pub mod crds_from_tools;
 pub mod data_set;
 pub mod dns;
 pub mod job_runner;
