@@ -772,9 +772,12 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     assert!(message.contains("from the copy in ovh"), "the damaged first copy was passed over: {message}");
     assert!(message.contains("dropped the 1 users the backup brought: prod-dba@admin"), "{message}");
     assert_eq!(readings(&staging.ferret).await, original, "every document restored");
-    // The clone has its own users only: the operator's, and `app` with the clone's password.
+    // The clone has its own users only: the operator's (its own, the backup Jobs' and the
+    // metrics exporter's), and `app` with the clone's password.
     let users = users_of(&env, &staging, "staging").await;
-    assert_eq!(users, ["admin.app", "admin.mongo-operator-admin", "admin.mongo-operator-backup"], "{users:?}");
+    let own =
+        ["admin.app", "admin.mongo-operator-admin", "admin.mongo-operator-backup", "admin.mongo-operator-monitor"];
+    assert_eq!(users, own, "{users:?}");
     assert_eq!(env.recorded("SourceUsersDropped", 1).await.len(), 1);
     let internal = secrets.get("staging-internal").await.expect("internal Secret");
     assert_eq!(
