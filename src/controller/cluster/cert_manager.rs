@@ -15,11 +15,9 @@ use crate::build::names::ClusterNames;
 use crate::certs::Lifetimes;
 use crate::controller::error::{Error, KubeContext};
 
-/// The problem's reason when cert-manager's API is not served.
+/// The problem's reason when cert-manager's API is not served (the reconcile looks again now
+/// and then).
 pub const NOT_INSTALLED: &str = "CertManagerNotInstalled";
-/// How soon the operator looks again for cert-manager's API: nothing it watches changes when
-/// cert-manager is installed.
-pub const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Applies the cluster's `Certificate`. A problem when cert-manager's API is not served.
 pub async fn ensure(

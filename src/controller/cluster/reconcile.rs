@@ -31,6 +31,11 @@ use crate::replset::{Observed, Step, WaitReason, plan};
 const AFTER_STEP: Duration = Duration::from_secs(2);
 /// How soon to look again while waiting on MongoDB (an election, a member catching up).
 const WHILE_WAITING: Duration = Duration::from_secs(5);
+/// How soon a cluster waiting for another project's API (cert-manager's, the Prometheus
+/// Operator's) is looked at again.
+const LOOK_AGAIN: Duration = Duration::from_secs(60);
+/// The reasons of problems that end when another project's API is installed.
+const WAITING_FOR_AN_API: [&str; 2] = [super::cert_manager::NOT_INSTALLED, super::pod_monitor::NOT_INSTALLED];
 /// How often a paused or blocked cluster's members are looked at, only to report them.
 const STANDING_STILL: Duration = Duration::from_secs(300);
 
@@ -134,17 +139,13 @@ async fn reconcile_inner<A: MongoAdmin>(
                 .await;
         }
         let (tls, tls_problem) = tls_stage::prepare(ctx, cluster, names, &owner, &mut world, events).await?;
-        let mut look_again = None;
         if let Some(problem) = tls_problem {
-            if problem.reason == super::cert_manager::NOT_INSTALLED {
-                look_again = Some(time::OffsetDateTime::now_utc() + super::cert_manager::LOOK_AGAIN);
-            }
             if !announced(cluster, &problem.message) {
                 events.warning(problem.reason, "Certificates", problem.message.clone()).await;
             }
             problems.push(problem);
         }
-        renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at).or(look_again);
+        renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at);
         let seen = observe(ctx, names, &world, &creds).await;
         let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
             Some(obs) => {
@@ -176,9 +177,6 @@ async fn reconcile_inner<A: MongoAdmin>(
                 events.warning(problem.reason, "Monitoring", problem.message.clone()).await;
             }
             problems.push(problem);
-            // Nothing the operator watches changes when the Prometheus Operator is installed.
-            let again = time::OffsetDateTime::now_utc() + super::cert_manager::LOOK_AGAIN;
-            renew_at = Some(renew_at.map_or(again, |at: time::OffsetDateTime| at.min(again)));
         }
         let refused = objects::volumes(&ctx.client, names, spec, &owner).await?;
         if !refused.is_empty() {
@@ -215,6 +213,12 @@ async fn reconcile_inner<A: MongoAdmin>(
     };
 
     problems.extend(outcome.problem.take());
+    // Another project's API being installed changes nothing the operator watches: a cluster
+    // waiting for one is looked at again now and then.
+    if problems.iter().any(|p| WAITING_FOR_AN_API.contains(&p.reason)) {
+        let again = time::OffsetDateTime::now_utc() + LOOK_AGAIN;
+        renew_at = Some(renew_at.map_or(again, |at: time::OffsetDateTime| at.min(again)));
+    }
     // A wait only the user can end: one Warning Event, not one per look.
     if let Progress::Stuck(reason, message) = &outcome.progress
         && !announced(cluster, message)
