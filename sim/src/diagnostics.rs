@@ -46,7 +46,9 @@ pub fn diagnostic_data(world: &Shared, me: &str) -> Document {
 /// `serverStatus` (`CmdServerStatus::run`, `src/mongo/db/commands/server_status.cpp`): the
 /// process fields it always appends, then the sections the simulator can fill truthfully:
 /// `connections` (`ConnectionsServerStatusSection`, counted per member as mongod's session
-/// manager counts them), `repl` (`ReplicationInfoServerStatus`, the `hello` view) and, from
+/// manager counts them), `opcounters` (`OpCounterServerStatusSection`) and `opLatencies`
+/// (`Top::appendGlobalLatencyStats`, `src/mongo/db/stats/top.cpp`), counted as
+/// [`crate::op_stats`] says, `repl` (`ReplicationInfoServerStatus`, the `hello` view) and, from
 /// 7.0, `queues.execution` (`ExecutionControlServerStatusSection`): the simulator runs no
 /// operation concurrently with another's tickets, so none is ever out.
 pub fn server_status(world: &Shared, me: &str) -> Document {
@@ -81,6 +83,8 @@ pub fn server_status(world: &Shared, me: &str) -> Document {
         "uptimeEstimate": uptime.as_secs() as i64,
         "localTime": local_time,
         "connections": connections,
+        "opcounters": m.ops.opcounters(),
+        "opLatencies": m.ops.op_latencies(),
         "repl": repl,
     };
     // Before 7.0 the same counts sit under wiredTiger.concurrentTransactions.

@@ -14,6 +14,7 @@ pub mod control;
 pub mod data;
 pub mod diagnostics;
 pub mod net;
+pub mod op_stats;
 pub mod rules;
 pub mod scram;
 pub mod tls;

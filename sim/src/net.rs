@@ -355,6 +355,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
+        let began = std::time::Instant::now();
         let slow = match lock(&world).member(&member) {
             Some(m) if m.up && m.generation == generation => m.slow,
             _ => return,
@@ -373,6 +374,12 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         };
         if let Some(log) = &log {
             log.record(&member, &body, &reply);
+        }
+        if let Some(name) = body.keys().next()
+            && let Some(m) = lock(&world).members.get_mut(&member)
+            && m.generation == generation
+        {
+            m.ops.record(name, &body, &reply, began.elapsed());
         }
         if request.more_to_come {
             continue;

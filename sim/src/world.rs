@@ -113,6 +113,8 @@ pub struct SimMember {
     pub tls: crate::tls::MemberTls,
     /// Connections open to it now, and opened since it started (serverStatus `connections`).
     pub connections: Connections,
+    /// What it has served since it started (serverStatus `opcounters`, `opLatencies`).
+    pub ops: crate::op_stats::OpStats,
 }
 
 /// `serverStatus.connections` counts: in memory only, so they start again at a restart.
@@ -214,6 +216,7 @@ impl World {
                 generation: 0,
                 tls: crate::tls::MemberTls::default(),
                 connections: Connections::default(),
+                ops: crate::op_stats::OpStats::default(),
             },
         );
     }
@@ -607,6 +610,7 @@ impl World {
             m.stepdown_until = None;
             m.election_at = None;
             m.connections = Connections::default();
+            m.ops = crate::op_stats::OpStats::default();
         }
         true
     }
