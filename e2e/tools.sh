@@ -2,13 +2,15 @@
 # Builds the test-infrastructure binaries from package registries only (Go module proxy,
 # crates.io), once, into a cache outside the repository keyed by version:
 #   $MONGO_OPERATOR_CACHE/bin/<tool>-<version>/
-# Tools whose source is in this repository (argocd-health) have no release version: their key
-# is a hash of their sources, so an edit rebuilds them and an unchanged tree reuses the build.
+# Tools whose source is in this repository (argocd-health, grafana-dashboard-check) have no
+# release version: their key is a hash of their sources, so an edit rebuilds them and an
+# unchanged tree reuses the build.
 # A finished build leaves a `.done` marker, so an interrupted build is redone, and a warm
 # cache makes this script return in milliseconds.
 #
 #   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health|
-#                 cert-manager-crds|mongodb-exporter|promtool|prometheus-operator-crds]...
+#                 grafana-dashboard-check|cert-manager-crds|mongodb-exporter|promtool|
+#                 prometheus-operator-crds|exporter-recording]...
 #   (all = what the tests need today: every one of them)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
@@ -43,6 +45,10 @@ CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Runs Argo CD health scripts in gopher-lua as Argo CD does (tests/argocd_health.rs).
 ARGOCD_HEALTH_SRC="$ROOT/e2e/argocd-health"
+# Checks Grafana dashboard JSON strictly against the Grafana Foundation SDK's dashboard schema
+# (schemaVersion 42, Grafana 12): an unknown or misspelled field, a panel option included, is
+# an error rather than silently dropped, and only Prometheus queries are accepted.
+GRAFANA_DASHBOARD_CHECK_SRC="$ROOT/e2e/grafana-dashboard-check"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -modcacherw"
 
 # Go's build and module caches for a cold build live in a scratch directory of this run and
@@ -77,8 +83,10 @@ dir_of() {
     s3sfs) echo "$CACHE/bin/s3sfs-$S3SFS_VERSION" ;;
     cyclonus) echo "$CACHE/bin/cyclonus-$CYCLONUS_VERSION" ;;
     argocd-health) echo "$CACHE/bin/argocd-health-$(source_hash "$ARGOCD_HEALTH_SRC")" ;;
+    grafana-dashboard-check) echo "$CACHE/bin/grafana-dashboard-check-$(source_hash "$GRAFANA_DASHBOARD_CHECK_SRC")" ;;
     cert-manager-crds) echo "$CACHE/bin/cert-manager-crds-$CERT_MANAGER_VERSION" ;;
     mongodb-exporter) echo "$CACHE/bin/mongodb-exporter-$MONGODB_EXPORTER_VERSION" ;;
+    exporter-recording) echo "$CACHE/bin/exporter-recording-$MONGODB_EXPORTER_VERSION" ;;
     promtool) echo "$CACHE/bin/promtool-$PROMTOOL_VERSION" ;;
     prometheus-operator-crds) echo "$CACHE/bin/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION" ;;
     *) log "unknown tool: $1"; return 1 ;;
@@ -197,6 +205,14 @@ build_argocd_health() {
   go build -C "$ARGOCD_HEALTH_SRC" -buildvcs=false -ldflags "-s -w" -o "$out/argocd-health" .
 }
 
+build_grafana_dashboard_check() {
+  local out=$1
+  # The module's own go.mod and go.sum pin the Grafana Foundation SDK (v0.0.22: dashboard
+  # schemaVersion 42, Grafana 12), so this needs nothing but the module proxy, and nothing is
+  # written into the repository.
+  go build -C "$GRAFANA_DASHBOARD_CHECK_SRC" -buildvcs=false -ldflags "-s -w" -o "$out/grafana-dashboard-check" .
+}
+
 build_cert_manager_crds() {
   local out=$1 M=github.com/cert-manager/cert-manager
   printf 'module local/cm\n\ngo 1.25\n' > go.mod
@@ -212,6 +228,16 @@ build_mongodb_exporter() {
   printf 'module local/mongodb-exporter\n\ngo 1.26\n\nrequire %s %s\n' "$M" "$MONGODB_EXPORTER_VERSION" > go.mod
   # main.version is only what --version prints; the exporter starts without it.
   go build -mod=mod -ldflags "-s -w -X main.version=$MONGODB_EXPORTER_VERSION" -o "$out/mongodb_exporter" "$M"
+}
+
+build_exporter_recording() {
+  local out=$1 M=github.com/percona/mongodb_exporter
+  # A real mongod's getDiagnosticData answer (4.2.8, recorded by Percona for the exporter's
+  # own tests): replayed to the exporter, it shows the names it gives the sections no
+  # stand-in here has (WiredTiger's cache, memory) (tests/dashboard.rs).
+  printf 'module local/er\n\ngo 1.26\n' > go.mod
+  go mod download "$M@$MONGODB_EXPORTER_VERSION"
+  cp "$(go env GOMODCACHE)/github.com/percona/mongodb_exporter@$MONGODB_EXPORTER_VERSION/exporter/testdata/get_diagnostic_data.json" "$out/"
 }
 
 build_promtool() {
@@ -233,8 +259,8 @@ build_prometheus_operator_crds() {
   done
 }
 
-ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health cert-manager-crds mongodb-exporter promtool
-  prometheus-operator-crds)
+ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health grafana-dashboard-check cert-manager-crds
+  mongodb-exporter promtool prometheus-operator-crds exporter-recording)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;

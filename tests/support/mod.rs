@@ -11,8 +11,10 @@ pub mod data_set;
 pub mod dns;
 pub mod job_runner;
 pub mod members;
+pub mod metric_names;
 pub mod operator;
 pub mod rbac;
+pub mod recorded_member;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
