@@ -59,6 +59,7 @@ bench-controller:
 
 bench-backup:
 	e2e/bench/backup.sh
+	cargo bench --locked --bench archive
 
 bench-runtime:
 	e2e/bench/runtime.sh

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongo_operator::api::{BackupLocation, Compression, Destination, S3CredentialsReference, S3Destination};
+use mongo_operator::backup::archive::DigestSum;
 use mongo_operator::backup::files::{self, destination_file};
 use mongo_operator::backup::plan::{BackupPlan, Expected, Manifest, Outcome, RestorePlan};
 use mongo_operator::build::backup_job::{BACKUP_USER, member_source, set_target};
-use mongodb::bson::{Bson, DateTime, Document, doc, spec::BinarySubtype};
+use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, doc, spec::BinarySubtype};
 use support::data_set::{DataSet, KEY_FILE};
 use support::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
 
@@ -275,6 +276,33 @@ fn backed_up(
     }
 }
 
+/// The manifest's recorded contents are the source's: each user collection with its count,
+/// and its digest as a scan of the server's documents gives it.
+async fn assert_recorded(manifest: &Manifest, source: &DataSet, case: &str) {
+    let contents = manifest.contents.as_ref().unwrap_or_else(|| panic!("{case}: no contents recorded"));
+    let client = source.client().await;
+    for (db, collection, count) in [("iot", "readings", 3000), ("crm", "customers", 400)] {
+        let recorded = contents
+            .namespaces
+            .iter()
+            .find(|n| n.db == db && n.collection == collection)
+            .unwrap_or_else(|| panic!("{case}: {db}.{collection} not recorded in {contents:?}"));
+        assert_eq!(recorded.documents, count, "{case}: {db}.{collection}");
+        assert_eq!(recorded.kind, "collection");
+        assert!(recorded.indexes.iter().any(|i| i["name"] == "_id_"), "{case}: {:?}", recorded.indexes);
+        let mut digest = DigestSum::default();
+        let mut cursor =
+            client.database(db).collection::<RawDocumentBuf>(collection).find(doc! {}).await.expect("find");
+        while let Some(document) = cursor.try_next().await.expect("scan") {
+            digest.add(document.as_bytes());
+        }
+        assert_eq!(recorded.digest, digest.render(), "{case}: {db}.{collection}'s digest");
+    }
+    // The users' and the server's own collections are recorded too; the oplog by its entries.
+    assert!(contents.namespaces.iter().any(|n| n.db == "admin" && n.collection == "system.users"), "{case}");
+    assert!(contents.oplog_entries >= 1, "{case}: an --oplog dump carries at least one entry");
+}
+
 fn failed(result: (bool, Outcome)) -> String {
     match result {
         (false, Outcome::Failed { error }) => error,
@@ -337,6 +365,15 @@ async fn backup_to_two_stores_and_restore_every_document_for_each_encoding() {
             assert_eq!(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))), manifest.checksum, "{case}");
             assert_eq!(bytes.len() as u64, manifest.size_bytes, "{case}");
         }
+
+        // The stored manifest records what the archive holds: every namespace with its
+        // documents and a digest equal to one computed from the server's own bytes.
+        let stored: Manifest = serde_json::from_slice(
+            &std::fs::read(store_a.object_file(BUCKET, &format!("prod/orders/{name}/manifest.json")))
+                .expect("manifest"),
+        )
+        .expect("manifest JSON");
+        assert_recorded(&stored, &source, &case).await;
 
         // Restore from the second provider into an emptied set with --oplogReplay; every
         // document comes back, and so do the source's users (mongorestore replaces the set's

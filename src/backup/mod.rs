@@ -8,6 +8,7 @@
 //! then `manifest.json` next to the archive in every store, last. Restore reads the manifest,
 //! streams the archive into `mongorestore --archive --oplogReplay`, checking it on the way.
 
+pub mod archive;
 pub mod codec;
 pub mod command;
 pub mod files;

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::archive::Contents;
 use crate::api::{BackupLocation, Compression, Destination};
 
 /// How to reach the MongoDB deployment. The password is read from the secrets directory.
@@ -185,6 +186,10 @@ pub struct Manifest {
     /// Encryption applied after compression: "age-scrypt" (the age format with a passphrase,
     /// readable by the `age` tool), or none.
     pub encryption: Option<String>,
+    /// What the archive holds, recorded from it while it was written; none in manifests of
+    /// earlier versions, or when the archive could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<Contents>,
     /// For an encrypted backup, "hmac-sha256:<hex>": the manifest's MAC under the backup's key,
     /// which proves that it was written by whoever holds the key ([`super::seal`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,6 +200,13 @@ pub struct Manifest {
 pub const ENCRYPTION_SCHEME: &str = "age-scrypt";
 
 impl Manifest {
+    /// The manifest as an outcome reports it: without its contents, which may be far longer
+    /// than a termination message holds (they stay in the stored manifest). Its MAC is for
+    /// the stored manifest, and does not verify this one.
+    pub fn without_contents(&self) -> Manifest {
+        Manifest { contents: None, ..self.clone() }
+    }
+
     /// The archive's object name for a compression and encryption: a name that says how to
     /// read it, for example `archive.mongodump.zst.age`.
     pub fn archive_name(compression: Compression, encrypted: bool) -> String {

@@ -160,7 +160,7 @@ async fn restore_copy(
         let error = RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() };
         return Err(Failed { error, touched: true, final_: true });
     }
-    Ok(Outcome::Restored { manifest, copy: Some(destination.name.clone()) })
+    Ok(Outcome::Restored { manifest: manifest.without_contents(), copy: Some(destination.name.clone()) })
 }
 
 /// Why the manifest cannot be believed, if it cannot: it must agree with what the API or the

@@ -68,6 +68,7 @@ mod tests {
             dump_bytes: 4321,
             compression: Compression::Zstd,
             encryption: Some("age-scrypt".into()),
+            contents: Some(crate::backup::archive::Contents { oplog_entries: 3, ..Default::default() }),
             mac: None,
         }
     }
@@ -87,6 +88,8 @@ mod tests {
         assert!(!verifies(&sealed, "another key"));
         assert!(!verifies(&Manifest { oplog: false, ..sealed.clone() }, "the key"));
         assert!(!verifies(&Manifest { checksum: format!("sha256:{}", "cd".repeat(32)), ..sealed.clone() }, "the key"));
+        // The recorded contents are sealed too: a verification compares against them.
+        assert!(!verifies(&Manifest { contents: None, ..sealed.clone() }, "the key"));
         assert!(!verifies(&Manifest { mac: None, ..sealed.clone() }, "the key"));
         assert!(!verifies(&Manifest { mac: Some("hmac-sha256:zz".into()), ..sealed }, "the key"));
     }

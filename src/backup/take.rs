@@ -1,5 +1,6 @@
 //! `mongo-operator backup`: mongodump's archive, compressed, encrypted and checksummed on the
 //! way, into every destination at once; the manifest last, and only when every copy is whole.
+//! What the archive holds (namespaces, counts, digests) is recorded from the same bytes.
 
 use std::future::Future;
 use std::io::{BufReader, Read};
@@ -10,6 +11,7 @@ use object_store::ObjectStoreExt;
 use tokio::sync::mpsc;
 
 use super::BackupError;
+use super::archive::Recorder;
 use super::codec::encoder;
 use super::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use super::plan::{BackupPlan, Copy, ENCRYPTION_SCHEME, MANIFEST_FORMAT, MANIFEST_NAME, Manifest, Outcome};
@@ -68,12 +70,13 @@ pub async fn take(
 
     let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
     let compression = plan.compression;
-    let encode = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-        let mut counted = Counted { inner: BufReader::with_capacity(READ_BUFFER, stdout), bytes: 0 };
+    let encode = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Recorder)> {
+        let mut counted =
+            Counted { inner: BufReader::with_capacity(READ_BUFFER, stdout), bytes: 0, recorder: Recorder::default() };
         let mut writer = encoder(compression, passphrase, Box::new(ChunkSink::new(sender, MIN_PART_SIZE)))?;
         std::io::copy(&mut counted, &mut writer)?;
         writer.finish()?;
-        Ok(counted.bytes)
+        Ok((counted.bytes, counted.recorder))
     });
 
     let pumped = tokio::select! {
@@ -89,8 +92,8 @@ pub async fn take(
     let checked = match (pumped, encoded) {
         // mongodump's exit status decides, whatever the streams say: the archive of a dump
         // that failed half-way may be well-formed and still incomplete.
-        (Ok(uploaded), Ok(dump_bytes)) => match dump.wait() {
-            Ok(status) if status.success() => Ok((uploaded, dump_bytes)),
+        (Ok(uploaded), Ok(dumped)) => match dump.wait() {
+            Ok(status) if status.success() => Ok((uploaded, dumped)),
             Ok(status) => Err(BackupError::Dump { status: status.to_string(), output: dump.stderr_tail() }),
             Err(error) => Err(BackupError::Io(error)),
         },
@@ -104,7 +107,7 @@ pub async fn take(
             Err(BackupError::Io(error))
         }
     };
-    let (uploaded, dump_bytes) = match checked {
+    let (uploaded, (dump_bytes, recorder)) = match checked {
         Ok(done) => done,
         Err(error) => {
             uploads.abort().await;
@@ -112,6 +115,16 @@ pub async fn take(
         }
     };
     let archives = uploads.finish().await?;
+    // What the archive holds, for verification. A backup whose archive this version cannot
+    // read is still a backup mongorestore can restore: it is kept, without contents, and a
+    // verification of it says why it cannot compare.
+    let contents = match recorder.finish() {
+        Ok(contents) => Some(contents),
+        Err(error) => {
+            tracing::warn!(%error, "the archive's contents could not be recorded");
+            None
+        }
+    };
 
     let mut manifest = Manifest {
         format: MANIFEST_FORMAT,
@@ -127,6 +140,7 @@ pub async fn take(
         dump_bytes,
         compression: plan.compression,
         encryption: plan.encrypted.then(|| ENCRYPTION_SCHEME.to_string()),
+        contents,
         mac: None,
     };
     if let Some(key) = &key {
@@ -134,7 +148,7 @@ pub async fn take(
     }
     // If a manifest cannot be written everywhere, the archives go too: nothing half-done stays.
     match write_manifests(&stores, &dir, &manifest).await {
-        Ok(copies) => Ok(Outcome::BackedUp { manifest, copies }),
+        Ok(copies) => Ok(Outcome::BackedUp { manifest: manifest.without_contents(), copies }),
         Err(error) => {
             delete_all(&archives).await;
             Err(error.into())
@@ -176,16 +190,18 @@ async fn write_manifests(stores: &[OpenStore], dir: &str, manifest: &Manifest) -
         .collect())
 }
 
-/// Counts the bytes read through it.
+/// Counts the bytes read through it, and records what the archive holds.
 struct Counted<R> {
     inner: R,
     bytes: u64,
+    recorder: Recorder,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
+        self.recorder.feed(&buf[..n]);
         Ok(n)
     }
 }
