@@ -83,6 +83,15 @@ enum Command {
         #[command(flatten)]
         args: backup::command::JobArgs,
     },
+    /// Verify a backup (inside a verification Job): restore each copy into the Pod's
+    /// throwaway mongod and compare it with what the backup recorded.
+    Verify {
+        /// Log level or filter.
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+        #[command(flatten)]
+        args: backup::command::JobArgs,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -107,6 +116,10 @@ fn main() -> ExitCode {
         Command::Prune { log_level, args } => {
             let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
             backup::command::run(backup::command::Job::Prune, args)
+        }
+        Command::Verify { log_level, args } => {
+            let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
+            backup::command::run(backup::command::Job::Verify, args)
         }
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))

@@ -15,10 +15,13 @@ use futures::TryStreamExt;
 use mongo_operator::api::{BackupLocation, Compression, Destination, S3CredentialsReference, S3Destination};
 use mongo_operator::backup::archive::DigestSum;
 use mongo_operator::backup::files::{self, destination_file};
-use mongo_operator::backup::plan::{BackupPlan, Expected, Manifest, Outcome, RestorePlan};
+use mongo_operator::backup::plan::{
+    BackupPlan, CopyVerification, Expected, Manifest, Outcome, RestorePlan, VerifyPlan,
+};
 use mongo_operator::build::backup_job::{BACKUP_USER, member_source, set_target};
+use mongo_operator::build::verify_job::{THROWAWAY_SET, throwaway_source};
 use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, doc, spec::BinarySubtype};
-use support::data_set::{DataSet, KEY_FILE};
+use support::data_set::{DataSet, KEY_FILE, Throwaway};
 use support::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
 
 const BUCKET: &str = "backups";
@@ -749,4 +752,132 @@ async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is
     assert!(error.contains("copy ovh:") && error.contains("copy scaleway:"), "{error}");
     assert!(error.contains("does not match its manifest"), "the second copy's own reason: {error}");
     assert!(contents(&second_target).await.is_empty(), "nothing was restored");
+}
+
+fn verified(result: (bool, Outcome)) -> (bool, Vec<CopyVerification>) {
+    match result {
+        (ok, Outcome::Verified { copies }) => (ok, copies),
+        other => panic!("expected a verification, got {other:?}"),
+    }
+}
+
+fn verify_plan(throwaway: &Throwaway, copies: Vec<BackupLocation>, expected: &Expected) -> String {
+    serde_json::to_string(&VerifyPlan {
+        copies,
+        throwaway: throwaway_source(&throwaway.host),
+        set_name: THROWAWAY_SET.into(),
+        expected: expected.clone(),
+    })
+    .expect("json")
+}
+
+/// Rewrites a stored manifest's recorded contents, as if the restore had come back different
+/// from what was dumped (a lost namespace, a changed document): whoever can write to the
+/// bucket can do this to an unencrypted backup's manifest, which only its checksum vouches
+/// for, and the comparison must then name what differs.
+fn rewrite_contents(store: &S3Server, key: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let file = store.object_file(BUCKET, key);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("manifest")).expect("JSON");
+    change(&mut manifest["contents"]);
+    std::fs::write(&file, serde_json::to_vec(&manifest).expect("JSON")).expect("write");
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB, s3s-fs and mongo-tools built by e2e/tools.sh: run `make test`"]
+async fn verification_restores_every_copy_and_names_whatever_differs() {
+    let source = source_set().await;
+    seed(&source).await;
+    let (store_a, store_b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
+    let key = "the verification's encryption key";
+    let destinations = || vec![destination("ovh", &store_a, "prod"), destination("scaleway", &store_b, "eu/prod")];
+    let locations = |name: &str| {
+        vec![
+            BackupLocation {
+                destination: destination("ovh", &store_a, "prod"),
+                path: format!("prod/orders/{name}/manifest.json"),
+            },
+            BackupLocation {
+                destination: destination("scaleway", &store_b, "eu/prod"),
+                path: format!("eu/prod/orders/{name}/manifest.json"),
+            },
+        ]
+    };
+
+    // An encrypted backup in two stores: both copies restore and match what was recorded.
+    let secrets = Secrets::backup(&["ovh", "scaleway"], Some(key));
+    let plan = backup_plan(&source, "sealed", destinations(), Compression::Zstd, true).await;
+    let (manifest, _) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    let throwaway = Throwaway::start(THROWAWAY_SET).await;
+    let verify_secrets = Secrets::new(&["ovh", "scaleway"], Some(key), "");
+    let plan = verify_plan(&throwaway, locations("sealed"), &recorded(&manifest));
+    let (ok, copies) = verified(
+        run(Run { subcommand: "verify", plan, secrets: &verify_secrets.0, mongodump: None, env: vec![] }).await,
+    );
+    assert!(ok, "{copies:#?}");
+    assert_eq!(copies.iter().map(|c| c.destination.as_str()).collect::<Vec<_>>(), ["ovh", "scaleway"]);
+    for copy in &copies {
+        assert!(copy.passed && copy.mismatches.is_empty(), "{copy:#?}");
+        // 3,400 documents of the seed, and the backup's two users.
+        assert_eq!((copy.documents_expected, copy.documents_restored), (3402, 3402), "{copy:#?}");
+        assert!(copy.restore_seconds > 0.0 && copy.restored_bytes == manifest.dump_bytes, "{copy:#?}");
+    }
+    // The throwaway is left empty.
+    let names = throwaway.client().await.list_database_names().await.expect("databases");
+    assert!(names.iter().all(|n| ["admin", "config", "local"].contains(&n.as_str())), "{names:?}");
+
+    // The wrong key: neither copy decrypts, and the verification fails naming both.
+    let wrong = Secrets::new(&["ovh", "scaleway"], Some("not the key"), "");
+    let plan = verify_plan(&throwaway, locations("sealed"), &recorded(&manifest));
+    let (ok, copies) =
+        verified(run(Run { subcommand: "verify", plan, secrets: &wrong.0, mongodump: None, env: vec![] }).await);
+    assert!(!ok);
+    for copy in &copies {
+        assert!(!copy.passed && copy.mismatches[0].check == "restore", "{copy:#?}");
+        assert!(copy.mismatches[0].found.contains("MAC"), "{copy:#?}");
+    }
+
+    // An unencrypted backup: one copy's archive damaged in its store after the upload, and
+    // the other's manifest saying something the restore does not give back.
+    let secrets = Secrets::backup(&["ovh", "scaleway"], None);
+    let plan = backup_plan(&source, "plain", destinations(), Compression::Zstd, false).await;
+    let (manifest, _) =
+        backed_up(run(Run { subcommand: "backup", plan, secrets: &secrets.0, mongodump: None, env: vec![] }).await);
+    let archive = store_a.object_file(BUCKET, &format!("prod/orders/plain/{}", manifest.archive));
+    let mut bytes = std::fs::read(&archive).expect("archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&archive, bytes).expect("damage");
+    rewrite_contents(&store_b, "eu/prod/orders/plain/manifest.json", |contents| {
+        let namespaces = contents["namespaces"].as_array_mut().expect("namespaces");
+        for n in namespaces.iter_mut() {
+            if n["collection"] == "readings" {
+                n["digest"] = serde_json::json!("sum128-xxh3:00000000000000000000000000000001");
+            }
+            if n["collection"] == "customers" {
+                n["documents"] = serde_json::json!(401);
+            }
+        }
+        namespaces.push(serde_json::json!({"db": "crm", "collection": "invoices", "kind": "collection", "documents": 7, "digest": "sum128-xxh3:0"}));
+    });
+    let plain_secrets = Secrets::new(&["ovh", "scaleway"], None, "");
+    let plan = verify_plan(&throwaway, locations("plain"), &recorded(&manifest));
+    let (ok, copies) = verified(
+        run(Run { subcommand: "verify", plan, secrets: &plain_secrets.0, mongodump: None, env: vec![] }).await,
+    );
+    assert!(!ok);
+    let damaged = &copies[0];
+    assert!(!damaged.passed && damaged.mismatches[0].check == "restore", "{damaged:#?}");
+    assert!(damaged.mismatches[0].found.contains("does not match its manifest"), "{damaged:#?}");
+    let differing = &copies[1];
+    let mut found: Vec<(&str, &str)> =
+        differing.mismatches.iter().map(|m| (m.namespace.as_str(), m.check.as_str())).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [("crm.customers", "documents"), ("crm.invoices", "missing"), ("iot.readings", "digest")],
+        "{differing:#?}"
+    );
+    assert_eq!(differing.mismatch_count, 3);
 }

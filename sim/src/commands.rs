@@ -190,7 +190,8 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
         Some(access) => Needs::Data(access, crate::data::collection(&name, &body)),
         None => needs(&name, &db),
     };
-    if !matches!(need, Needs::Nothing) {
+    let access_control = lock(world).opts.access_control;
+    if access_control && !matches!(need, Needs::Nothing) {
         let Some((user_db, user)) = &session.user else {
             return error(code::UNAUTHORIZED, format!("Command {name} requires authentication"));
         };

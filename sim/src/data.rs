@@ -89,6 +89,9 @@ fn checked(what: &str, reply: Result<Document, String>) -> Result<Document, Stri
 pub enum Access {
     Read,
     Write,
+    /// The `validate` action: `dbAdmin` and `dbOwner` on the database, `dbAdminAnyDatabase`
+    /// outside admin, config and local (`builtin_roles.yml`).
+    Validate,
 }
 
 /// The data commands passed to the store, and what each needs (`builtin_roles.yml` grants
@@ -103,6 +106,7 @@ pub fn access(name: &str, body: &Document) -> Option<Access> {
     match name {
         "find" | "getMore" | "killCursors" | "count" | "distinct" | "listCollections" | "listIndexes" | "dbStats"
         | "collStats" | "dataSize" => Some(Access::Read),
+        "validate" => Some(Access::Validate),
         "aggregate" if writes_out() => Some(Access::Write),
         "aggregate" => Some(Access::Read),
         "insert" | "update" | "delete" | "findAndModify" | "create" | "drop" | "createIndexes" | "dropIndexes"
@@ -145,6 +149,9 @@ pub fn may(roles: &[(String, String)], access: Access, db: &str, coll: Option<&s
             (!system
                 && (has("readWrite", db) || has("dbOwner", db) || (!internal && has("readWriteAnyDatabase", "admin"))))
                 || (has("restore", "admin") && (auth_temp || !system))
+        }
+        Access::Validate => {
+            has("dbAdmin", db) || has("dbOwner", db) || (!internal && has("dbAdminAnyDatabase", "admin"))
         }
     }
 }

@@ -40,6 +40,11 @@ pub struct Options {
     /// The address of a FerretDB holding the set's data, for a set that holds data (see
     /// `data.rs`); none for a set that only answers replica-set commands.
     pub data: Option<String>,
+    /// Access control, as a member started with `--keyFile` (or `--auth`) has it. Without
+    /// it, as mongod without either, no command needs a user: `AuthorizationManager::
+    /// isAuthEnabled` is false and `AuthorizationSession` grants every privilege
+    /// (`src/mongo/db/auth/authorization_session_impl.cpp`, `_isAuthorizedForPrivilege`).
+    pub access_control: bool,
 }
 
 impl Default for Options {
@@ -54,6 +59,7 @@ impl Default for Options {
             noop_interval: Duration::from_secs(10),
             stepdown_handoff: Duration::from_millis(500),
             data: None,
+            access_control: true,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The `backup`, `restore` and `prune` subcommands as processes: arguments, the plan, SIGTERM, and the
+//! The `backup`, `restore`, `prune` and `verify` subcommands as processes: arguments, the plan, SIGTERM, and the
 //! outcome written where Kubernetes keeps it (the termination message).
 
 use std::path::PathBuf;
@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::files::{DEFAULT_SECRETS_DIR, SecretFiles};
-use super::plan::{BackupPlan, Outcome, PrunePlan, RestorePlan};
+use super::plan::{BackupPlan, Outcome, PrunePlan, RestorePlan, VerifyPlan};
 use super::tools::Tools;
 
-/// Arguments shared by `backup`, `restore` and `prune`.
+/// Arguments shared by `backup`, `restore`, `prune` and `verify`.
 #[derive(Args, Debug, Clone)]
 pub struct JobArgs {
     /// The plan, as JSON (the operator sets it in the Job).
@@ -39,6 +39,8 @@ pub enum Job {
     Restore,
     /// Delete stored backups.
     Prune,
+    /// Verify a backup.
+    Verify,
 }
 
 /// Runs a backup, restore or prune to its end and reports the outcome: exit 0 only for a
@@ -73,6 +75,10 @@ async fn execute(job: Job, args: &JobArgs) -> Outcome {
             }
             Err(error) => Err(format!("the restore plan is not valid: {error}")),
         },
+        Job::Verify => match serde_json::from_str::<VerifyPlan>(&args.plan) {
+            Ok(plan) => super::verify::verify(&plan, &secrets, &tools).await.map_err(in_full),
+            Err(error) => Err(format!("the verification plan is not valid: {error}")),
+        },
         Job::Prune => match serde_json::from_str::<PrunePlan>(&args.plan) {
             Ok(plan) => Ok(super::prune::prune(&plan, &secrets).await),
             Err(error) => Err(format!("the prune plan is not valid: {error}")),
@@ -102,6 +108,8 @@ fn report(args: &JobArgs, outcome: Outcome) -> ExitCode {
             tracing::error!(%error, "failed");
             ExitCode::FAILURE
         }
+        // A verification that ran and found a copy wanting fails, so that the Job says so.
+        Outcome::Verified { copies } if copies.iter().any(|c| !c.passed) => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     }
 }

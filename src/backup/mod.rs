@@ -21,6 +21,7 @@ pub mod store;
 pub mod take;
 pub mod tools;
 pub mod upload;
+pub mod verify;
 
 use files::SecretFileError;
 use store::StoreError;

@@ -93,6 +93,69 @@ pub struct RestorePlan {
     pub expected: Expected,
 }
 
+/// One verification: every copy of a backup restored in turn into a throwaway mongod, and
+/// compared with what its manifest recorded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyPlan {
+    /// Every copy to verify, one per destination.
+    pub copies: Vec<BackupLocation>,
+    /// The throwaway mongod: on the Pod's loopback, without access control, started by the
+    /// Pod with `--replSet` [`VerifyPlan::set_name`] and initiated by the verification.
+    pub throwaway: Source,
+    /// The throwaway's replica-set name.
+    pub set_name: String,
+    /// What is known of the backup from the API.
+    pub expected: Expected,
+}
+
+/// What a verification found in one copy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyVerification {
+    /// The copy's destination.
+    pub destination: String,
+    /// Every check passed.
+    pub passed: bool,
+    /// Seconds from the first byte read from the store to mongorestore's exit.
+    pub restore_seconds: f64,
+    /// Bytes mongodump had written, as the manifest says: what mongorestore read.
+    pub restored_bytes: u64,
+    /// Namespaces the manifest recorded.
+    pub namespaces: u32,
+    /// Documents the manifest recorded, and documents found after the restore.
+    pub documents_expected: u64,
+    pub documents_restored: u64,
+    /// The first differences, at most [`MISMATCHES_REPORTED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<Mismatch>,
+    /// How many there were in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mismatch_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many differences a verification reports per copy (the count says how many in all):
+/// the outcome must fit a termination message.
+pub const MISMATCHES_REPORTED: usize = 3;
+
+/// One difference between a restored copy and its manifest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Mismatch {
+    /// `db.collection`, or empty for the copy as a whole (it did not restore).
+    pub namespace: String,
+    /// What differs: `restore`, `missing`, `unexpected`, `kind`, `options`, `indexes`,
+    /// `documents`, `digest` or `validate`.
+    pub check: String,
+    /// What the manifest says, and what was found (or why the check failed).
+    pub expected: String,
+    pub found: String,
+}
+
 /// What a restore knows of a backup without reading its bucket: from the MongoBackup's status
 /// in the API (a restore by name), or from the MongoCluster's spec (a restore by location).
 /// Whoever can write to a bucket can replace both the archive and the manifest next to it, so
@@ -253,6 +316,12 @@ pub enum Outcome {
         /// The destination whose copy was restored.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copy: Option<String>,
+    },
+    /// What a verification found, copy by copy.
+    #[serde(rename_all = "camelCase")]
+    Verified {
+        /// One per copy, in the plan's order.
+        copies: Vec<CopyVerification>,
     },
     /// What a prune deleted.
     #[serde(rename_all = "camelCase")]

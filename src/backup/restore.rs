@@ -51,8 +51,20 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
     let mut failures: Vec<(String, RestoreError)> = Vec::new();
     for location in std::iter::once(&plan.location).chain(&plan.fallbacks) {
         let copy = location.destination.name.clone();
-        match restore_copy(location, plan, password.as_deref(), secrets, tools).await {
-            Ok(outcome) => return Ok(outcome),
+        let restored = restore_copy(
+            location,
+            &plan.expected,
+            &plan.target,
+            password.as_deref(),
+            secrets,
+            tools,
+            OplogReplay::AsRecorded,
+        )
+        .await;
+        match restored {
+            Ok(restored) => {
+                return Ok(Outcome::Restored { manifest: restored.manifest.without_contents(), copy: Some(copy) });
+            }
             Err(Failed { error, touched, final_ }) => {
                 tracing::warn!(%copy, %error, "this copy cannot be restored");
                 if touched {
@@ -78,13 +90,31 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
 }
 
 /// Why one copy did not restore, and what it left.
-struct Failed {
-    error: RestoreError,
+pub(super) struct Failed {
+    pub(super) error: RestoreError,
     /// mongorestore ran: the target may hold part of the copy.
-    touched: bool,
+    pub(super) touched: bool,
     /// The archive was whole and mongorestore still failed: another copy of the same bytes
     /// would fare no better.
-    final_: bool,
+    pub(super) final_: bool,
+}
+
+/// What happens to the oplog an `--oplog` archive carries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum OplogReplay {
+    /// Replayed to its end (`--oplogReplay`) when the manifest says the archive has one: a
+    /// restore, consistent as of the dump's end.
+    AsRecorded,
+    /// Not replayed: the collections exactly as they were dumped, which is what a
+    /// verification compares with the counts and digests recorded from the archive.
+    Never,
+}
+
+/// A copy mongorestore restored.
+pub(super) struct RestoredCopy {
+    pub(super) manifest: Manifest,
+    /// mongorestore's last lines of output (its summary is the last).
+    pub(super) output: String,
 }
 
 impl Failed {
@@ -95,31 +125,32 @@ impl Failed {
 
 /// Streams one copy into mongorestore: the manifest first (a copy without one is incomplete,
 /// and never touches the target), then the archive, hashed as it passes.
-async fn restore_copy(
+pub(super) async fn restore_copy(
     location: &BackupLocation,
-    plan: &RestorePlan,
+    expected: &Expected,
+    target: &Source,
     password: Option<&str>,
     secrets: &SecretFiles,
     tools: &Tools,
-) -> Result<Outcome, Failed> {
+    replay: OplogReplay,
+) -> Result<RestoredCopy, Failed> {
     let destination = &location.destination;
     let credentials = secrets.store_credentials(destination).map_err(|e| Failed::untouched(e.into()))?;
     let store = open(destination, &credentials).map_err(|e| Failed::untouched(e.into()))?;
     let manifest_key = Path::from(location.path.as_str());
     let manifest = read_manifest(&store, &manifest_key).await.map_err(Failed::untouched)?;
     let archive_key = archive_key(&location.path, &manifest.archive);
-    let passphrase = match manifest.encryption.is_some() || plan.expected.encrypted {
+    let passphrase = match manifest.encryption.is_some() || expected.encrypted {
         true => Some(secrets.required(ENCRYPTION_KEY).map_err(|e| Failed::untouched(e.into()))?),
         false => None,
     };
-    vouched(&manifest, &plan.expected, passphrase.as_deref())
+    vouched(&manifest, expected, passphrase.as_deref())
         .map_err(|reason| Failed::untouched(RestoreError::Untrusted { url: store.url(&manifest_key), reason }))?;
-    let target = &plan.target;
     let mut args = vec!["--archive".to_string(), "--drop".to_string()];
     // An --oplog archive is replayed to its end, for a consistent copy. No namespace may be
     // excluded then: mongorestore refuses excludes, includes and renames with --oplogReplay
     // (`ParseAndValidateOptions`); the backup's users are dealt with by the operator after.
-    if manifest.oplog {
+    if manifest.oplog && replay == OplogReplay::AsRecorded {
         args.push("--oplogReplay".into());
     }
     let mut tool = ToolProcess::spawn(&tools.mongorestore, target, password, &args, true, false)
@@ -160,7 +191,7 @@ async fn restore_copy(
         let error = RestoreError::Restore { status: status.to_string(), output: tool.stderr_tail() };
         return Err(Failed { error, touched: true, final_: true });
     }
-    Ok(Outcome::Restored { manifest: manifest.without_contents(), copy: Some(destination.name.clone()) })
+    Ok(RestoredCopy { manifest, output: tool.stderr_tail() })
 }
 
 /// Why the manifest cannot be believed, if it cannot: it must agree with what the API or the
@@ -192,7 +223,7 @@ fn vouched(manifest: &Manifest, expected: &Expected, passphrase: Option<&str>) -
 
 /// Drops every database a failed copy may have put into the target (all but admin, config
 /// and local), so that the next copy, or the next attempt, starts from an empty set.
-async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
+pub(super) async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
     let client = super::server::client(target, password, "mongo-operator-restore").await.map_err(|e| e.to_string())?;
     let names = client.list_database_names().await.map_err(|e| e.to_string())?;
     for name in names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())) {

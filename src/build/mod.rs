@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod services;
 pub mod statefulset;
 pub mod tls_secrets;
+pub mod verify_job;
 
 #[cfg(test)]
 mod tests;

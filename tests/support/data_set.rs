@@ -125,3 +125,43 @@ impl DataSet {
         users
     }
 }
+
+/// The throwaway mongod of a verification Job's Pod: one simulated member in front of a
+/// FerretDB, without access control (mongod started without `--auth` or `--keyFile`, as the
+/// Pod starts it on its loopback), with `--replSet` `set_name` and not yet initiated: the
+/// verification initiates it.
+pub struct Throwaway {
+    pub ferret: Ferret,
+    pub sim: Arc<Sim>,
+    /// `127.0.0.1:<port>`, where it listens.
+    pub host: String,
+}
+
+impl Throwaway {
+    pub async fn start(set_name: &str) -> Throwaway {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        Throwaway::start_at(set_name, &format!("127.0.0.1:{port}")).await
+    }
+
+    pub async fn start_at(set_name: &str, host: &str) -> Throwaway {
+        let ferret = Ferret::start();
+        let opts = Options {
+            set_name: set_name.into(),
+            election_timeout: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_millis(50),
+            initial_sync: Duration::from_millis(100),
+            noop_interval: Duration::from_millis(500),
+            data: Some(ferret.address.clone()),
+            access_control: false,
+            ..Options::default()
+        };
+        let sim = Sim::start(opts, None);
+        sim.add_member("m0", host, host.parse().expect("address")).await.expect("listen");
+        Throwaway { ferret, sim, host: host.to_string() }
+    }
+
+    /// A driver client, no credentials needed.
+    pub async fn client(&self) -> mongodb::Client {
+        mongodb::Client::with_uri_str(format!("mongodb://{}/?directConnection=true", self.host)).await.expect("client")
+    }
+}
