@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use mongo_operator::api::{BackupPhase, MongoBackup, MongoCluster};
+use mongo_operator::api::{BackupPhase, MongoBackup, MongoCluster, VerificationPhase};
 use mongo_operator::controller::backup::trust::CREDENTIALS_LABEL;
 use support::job_runner::JobRunner;
 use support::members::SimMembers;
@@ -851,5 +851,97 @@ async fn clusters_created_from_a_backup_restore_it_before_they_are_ready() {
     assert_eq!(wrong.status.and_then(|s| s.phase), Some(mongo_operator::api::ClusterPhase::Degraded));
     assert!(readings(&wrong_held.ferret).await.is_empty(), "nothing applied with a wrong key");
     assert!(secrets.get_opt("wrong-admin-app").await.expect("get").is_none());
+    env.finish().await;
+}
+
+/// The backup's verification, once it has finished.
+async fn verification_of(env: &Env, name: &str) -> mongo_operator::api::VerificationStatus {
+    env.wait(&format!("{name}'s verification to finish"), || async {
+        let v = env.backup(name).await?.status?.verification?;
+        matches!(v.phase, VerificationPhase::Passed | VerificationPhase::Failed).then_some(v)
+    })
+    .await
+}
+
+fn verified_condition(backup: &MongoBackup) -> Option<(String, String)> {
+    let c = backup.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Verified")?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server, FerretDB, s3s-fs and mongo-tools: run `make test`"]
+async fn a_backup_asking_for_verification_is_restored_copy_by_copy_into_a_throwaway_and_judged() {
+    let env = Env::new("backup-verify").await;
+    let (a, b) = (S3Server::start(&[BUCKET]), S3Server::start(&[BUCKET]));
+    env.secrets().await;
+    let orders = env.cluster("orders").await;
+    seed(&orders.ferret).await;
+    let runner = JobRunner::start(env.client.clone(), &env.ns);
+    let both = format!("{}{}", destination("ovh", &a, "s3-keys"), destination("scaleway", &b, "s3-keys"));
+    let verified = "  encryption:\n    keySecretRef:\n      name: backup-key\n      key: key\n  verification: {}\n";
+
+    // A good backup: both copies restore into the Pod's throwaway mongod and match.
+    env.apply_yaml::<MongoBackup>(&one_off("checked", "orders", &both, verified)).await;
+    let v = verification_of(&env, "checked").await;
+    assert_eq!(v.phase, VerificationPhase::Passed, "{v:#?}");
+    assert_eq!(v.copies.iter().map(|c| c.destination.as_str()).collect::<Vec<_>>(), ["ovh", "scaleway"]);
+    for copy in &v.copies {
+        assert!(copy.passed && copy.mismatches.is_empty(), "{copy:#?}");
+        assert!(copy.documents_expected >= 500 && copy.documents_restored == copy.documents_expected, "{copy:#?}");
+        assert!(copy.restore_seconds > 0.0 && copy.throughput_bytes_per_second > 0, "{copy:#?}");
+    }
+    let checked = env.backup("checked").await.expect("backup");
+    assert_eq!(checked.status.as_ref().and_then(|s| s.phase), Some(BackupPhase::Succeeded));
+    assert_eq!(verified_condition(&checked), Some(("True".into(), "BackupVerified".into())));
+    assert_eq!(env.recorded("BackupVerified", 1).await.len(), 1);
+
+    // The Job: the throwaway mongod of the cluster's image as a native sidecar, on the Pod's
+    // loopback; no retry, a deadline; the stores' keys and the encryption key, and no
+    // MongoDB password (the throwaway has no access control, and the cluster is not reached).
+    let jobs: Api<Job> = env.api();
+    let job = jobs.get("checked-verify").await.expect("the verification Job");
+    let spec = job.spec.clone().expect("spec");
+    assert_eq!((spec.backoff_limit, spec.active_deadline_seconds), (Some(0), Some(3600)));
+    let pod = spec.template.spec.expect("pod");
+    let sidecar = pod.init_containers.iter().flatten().find(|c| c.name == "mongod").expect("the throwaway");
+    assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(sidecar.image.as_deref(), Some("mongo:8.0.4"));
+    let command = sidecar.command.clone().unwrap_or_default().join(" ");
+    assert!(command.contains("--bind_ip 127.0.0.1") && command.contains("--replSet verify"), "{command}");
+    let projected: Vec<String> = pod
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|s| s.secret.as_ref())
+        .flat_map(|s| s.items.iter().flatten().map(|i| i.path.clone()))
+        .collect();
+    assert!(!projected.iter().any(|p| p == mongo_operator::backup::files::MONGODB_PASSWORD), "{projected:?}");
+    assert!(projected.iter().any(|p| p == mongo_operator::backup::files::ENCRYPTION_KEY), "{projected:?}");
+
+    // A copy damaged in its store after the backup: that copy fails, naming why; the backup
+    // stays Succeeded, and nothing is deleted.
+    env.apply_yaml::<MongoBackup>(&one_off("damaged", "orders", &both, verified)).await;
+    env.phase("damaged", BackupPhase::Running).await;
+    runner.hold();
+    env.phase("damaged", BackupPhase::Succeeded).await;
+    let archive = b.object_file(BUCKET, "prod/orders/damaged/archive.mongodump.zst.age");
+    let mut bytes = std::fs::read(&archive).expect("the stored archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&archive, bytes).expect("damage it");
+    runner.release();
+    let v = verification_of(&env, "damaged").await;
+    assert_eq!(v.phase, VerificationPhase::Failed, "{v:#?}");
+    assert!(v.copies[0].passed, "{v:#?}");
+    let bad = &v.copies[1];
+    assert!(!bad.passed && bad.mismatches[0].check == "restore", "{bad:#?}");
+    assert!(v.message.as_deref().is_some_and(|m| m.contains("copy scaleway")), "{v:#?}");
+    let damaged = env.backup("damaged").await.expect("backup");
+    assert_eq!(damaged.status.as_ref().and_then(|s| s.phase), Some(BackupPhase::Succeeded));
+    assert_eq!(verified_condition(&damaged), Some(("False".into(), "VerificationFailed".into())));
+    assert_eq!(env.recorded("VerificationFailed", 1).await.len(), 1);
+    assert!(b.keys(BUCKET).contains(&"prod/orders/damaged/manifest.json".to_string()), "kept");
     env.finish().await;
 }

@@ -31,6 +31,7 @@ pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Size", type_ = "string", json_path = ".status.sizeHuman"),
     printcolumn(name = "Last Success", type_ = "date", json_path = ".status.lastSuccessfulTime"),
+    printcolumn(name = "Verified", type_ = "string", json_path = ".status.verification.phase"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("!has(self.spec.schedule) || size(self.metadata.name) <= 40")
         .message("a scheduled MongoBackup's name must be at most 40 characters: each backup it takes is named <name>-<yyyymmddhhmm>")
@@ -95,12 +96,50 @@ pub struct MongoBackupSpec {
     #[serde(default)]
     pub suspend: bool,
 
+    /// Prove that backups restore: after a backup succeeds, a Job restores every copy in
+    /// turn into a throwaway mongod of the cluster's image, inside the Job's own Pod, and
+    /// compares it with what the backup recorded (namespaces, options, indexes, document
+    /// counts and digests, `validate`). On a schedule, every `every`th backup it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSpec>,
+
     /// CPU and memory of the backup Job's container. Unset: requests 250m CPU and 256Mi,
     /// memory limit 1Gi. The data path's memory does not grow with the database; more CPU
     /// makes compression and encryption of a large database faster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::common::resources_schema")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// How backups are verified.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSpec {
+    /// On a schedule, verify one backup in this many (1: every backup). Ignored by a one-off
+    /// backup, which is verified.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub every: u32,
+    /// How long the verification Job may run before it is stopped and counted as failed.
+    #[serde(default = "default_verification_deadline")]
+    #[schemars(range(min = 60, max = 604800))]
+    pub deadline_seconds: i64,
+    /// CPU and memory of the throwaway mongod. Unset: 500m CPU, 1Gi of memory (its
+    /// WiredTiger cache then gets 0.25 GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How long a verification may take, by default.
+pub const DEFAULT_VERIFICATION_DEADLINE_SECONDS: i64 = 3600;
+
+fn default_verification_deadline() -> i64 {
+    DEFAULT_VERIFICATION_DEADLINE_SECONDS
 }
 
 /// When scheduled backups run.
@@ -324,6 +363,9 @@ pub struct MongoBackupStatus {
     /// Size of the stored archive, for people (for example "1.2 GiB").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_human: Option<String>,
+    /// Bytes mongodump wrote (before compression and encryption): what a restore reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump_bytes: Option<i64>,
     /// SHA-256 of the stored archive, as "sha256:<hex>".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -356,6 +398,90 @@ pub struct MongoBackupStatus {
     /// For a schedule: when the newest successful backup finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<Time>,
+    /// For a backup with `verification`: whether, and how fast, each copy restored and
+    /// matched what was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationStatus>,
+    /// For a schedule: the newest backup whose verification passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_backup: Option<String>,
+    /// For a schedule: when that verification finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
+}
+
+/// A backup's verification.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStatus {
+    /// Pending, Running, Passed or Failed.
+    pub phase: VerificationPhase,
+    /// When the verification Job started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// One per copy, each restored and checked on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<VerifiedCopy>,
+    /// What is happening, or the first thing that differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a verification.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VerificationPhase {
+    /// Waiting (for another verification of the same cluster, or a Secret).
+    #[default]
+    Pending,
+    /// The verification Job is running.
+    Running,
+    /// Every copy restored and matched.
+    Passed,
+    /// A copy did not restore or did not match; the backup is kept.
+    Failed,
+}
+
+/// What the verification found in one copy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedCopy {
+    /// The destination whose copy this is.
+    pub destination: String,
+    /// It restored, and matched what was recorded.
+    pub passed: bool,
+    /// Measured restore time of this copy, in seconds (store to mongorestore's end): the
+    /// recovery time this backup's size gives.
+    pub restore_seconds: f64,
+    /// Bytes restored per second (mongodump's bytes over the restore time).
+    pub throughput_bytes_per_second: i64,
+    /// Documents the backup recorded, in the collections verified and its users and roles.
+    pub documents_expected: i64,
+    /// Documents found there after the restore.
+    pub documents_restored: i64,
+    /// The first differences, by namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<VerificationMismatch>,
+    /// How many differences in all.
+    #[serde(default)]
+    pub mismatch_count: i32,
+}
+
+/// One difference between a restored copy and what the backup recorded.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationMismatch {
+    /// `db.collection`; empty for the copy as a whole.
+    pub namespace: String,
+    /// restore, contents, missing, unexpected, kind, options, indexes, documents, digest or
+    /// validate.
+    pub check: String,
+    /// What the backup recorded.
+    pub expected: String,
+    /// What the restore gave, or why the check failed.
+    pub found: String,
 }
 
 /// Phase of a backup or a backup schedule.

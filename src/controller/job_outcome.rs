@@ -18,7 +18,9 @@ use crate::backup::plan::Outcome;
 pub enum JobState {
     /// Still running (or waiting to run, or retrying).
     Active,
-    /// Finished successfully, with the outcome it reported.
+    /// Finished, with the outcome it reported: successfully, or a verification that ran
+    /// and found a copy wanting (its process exits non-zero so that the Job shows it, and
+    /// its outcome says what it found).
     Succeeded(Option<Outcome>),
     /// Failed for good; the best explanation available.
     Failed(String),
@@ -51,6 +53,11 @@ fn newest_outcome(pods: &[Pod], container: &str) -> Option<Outcome> {
     message.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
 }
 
+/// Whether `job` has not finished (neither Complete nor Failed).
+pub fn is_active(job: &Job) -> bool {
+    condition(job, "Complete").is_none() && condition(job, "Failed").is_none()
+}
+
 /// Reads Job `name` in `namespace` and its Pods: its state, or None when there is no such Job.
 pub async fn read(client: &Client, namespace: &str, name: &str, container: &str) -> Result<Option<JobState>, Error> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
@@ -71,6 +78,7 @@ pub fn state(job: &Job, pods: &[Pod], container: &str) -> JobState {
     if let Some(message) = condition(job, "Failed") {
         return match newest_outcome(pods, container) {
             Some(Outcome::Failed { error }) => JobState::Failed(error),
+            Some(verified @ Outcome::Verified { .. }) => JobState::Succeeded(Some(verified)),
             _ if message.is_empty() => JobState::Failed("the Job failed without a message".into()),
             _ => JobState::Failed(format!("the Job failed: {message}")),
         };

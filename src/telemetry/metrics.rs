@@ -63,6 +63,7 @@ pub struct Metrics {
     in_flight: Family<ControllerLabel, Gauge>,
     steps: Family<StepLabel, Counter>,
     backups: Family<BackupResult, Counter>,
+    verifications: Family<BackupResult, Counter>,
     leader: Gauge,
     objects: Arc<ObjectGauges>,
 }
@@ -104,6 +105,15 @@ impl Metrics {
         for result in ["succeeded", "failed"] {
             let _ = backups.get_or_create(&BackupResult { result });
         }
+        let verifications = Family::<BackupResult, Counter>::default();
+        registry.register(
+            "backup_verifications",
+            "Backup verifications finished, by result (passed, failed)",
+            verifications.clone(),
+        );
+        for result in ["passed", "failed"] {
+            let _ = verifications.get_or_create(&BackupResult { result });
+        }
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -117,7 +127,7 @@ impl Metrics {
         );
         let objects = Arc::new(ObjectGauges::default());
         registry.register_collector(Box::new(objects.clone()));
-        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, leader, objects }
+        Metrics { registry, reconciles, errors, duration, in_flight, steps, backups, verifications, leader, objects }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -145,6 +155,12 @@ impl Metrics {
             BackupOutcome::Failed => "failed",
         };
         self.backups.get_or_create(&BackupResult { result }).inc();
+    }
+
+    /// A backup's verification ended.
+    pub fn backup_verified(&self, passed: bool) {
+        let result = if passed { "passed" } else { "failed" };
+        self.verifications.get_or_create(&BackupResult { result }).inc();
     }
 
     /// Whether this replica leads.

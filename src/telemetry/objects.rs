@@ -182,6 +182,14 @@ impl Collector for ObjectGauges {
             "backup_schedule_interval_seconds",
             "The longest time between two runs of a backup schedule (over its next eight runs)",
         );
+        let mut verified_at = Rows::new(
+            "backup_verification_last_success_timestamp_seconds",
+            "When a backup schedule's newest verified backup passed its verification (Unix time)",
+        );
+        let mut verification_failed = Rows::new(
+            "backup_verification_last_failed",
+            "1 while the newest verification of a backup schedule's backups failed",
+        );
         let backups = self.backups();
         let by_name: HashMap<(Option<String>, String), &MongoBackup> =
             backups.iter().map(|b| ((b.namespace(), b.name_any()), &**b)).collect();
@@ -206,6 +214,25 @@ impl Collector for ObjectGauges {
                 .and_then(|name| by_name.get(&(schedule.namespace(), name.clone())));
             if let Some(time) = &status.last_successful_time {
                 last_success.rows.push((labels.clone(), seconds(time)));
+            }
+            if schedule.spec.verification.is_some() {
+                if let Some(time) = &status.last_verified_time {
+                    verified_at.rows.push((labels.clone(), seconds(time)));
+                }
+                // The schedule's backups whose verification ended, the newest last.
+                let newest = backups
+                    .iter()
+                    .filter(|b| {
+                        b.namespace() == schedule.namespace()
+                            && b.labels().get(crate::controller::backup::SCHEDULE_LABEL) == Some(&schedule.name_any())
+                    })
+                    .filter_map(|b| {
+                        let v = b.status.as_ref()?.verification.as_ref()?;
+                        Some((seconds(v.completion_time.as_ref()?), v.phase))
+                    })
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                let failed = newest.is_some_and(|(_, phase)| phase == crate::api::VerificationPhase::Failed);
+                verification_failed.rows.push((labels.clone(), if failed { 1.0 } else { 0.0 }));
             }
             let Some(child) = newest.and_then(|b| b.status.clone()).filter(|s| s.phase == Some(BackupPhase::Succeeded))
             else {
@@ -234,6 +261,8 @@ impl Collector for ObjectGauges {
         last_size.encode(&mut encoder)?;
         last_duration.encode(&mut encoder)?;
         last_failed.encode(&mut encoder)?;
+        verified_at.encode(&mut encoder)?;
+        verification_failed.encode(&mut encoder)?;
         interval.encode(&mut encoder)
     }
 }
@@ -271,18 +300,21 @@ mod tests {
             backup(serde_json::json!({
                 "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
                 "metadata": {"name": "nightly", "namespace": "shop"},
-                "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true, "destinations": destinations},
+                "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true, "destinations": destinations,
+                    "verification": {"every": 2}},
                 "status": {"phase": "Scheduled", "lastSuccessfulBackup": "nightly-202612040200",
-                    "lastSuccessfulTime": "2026-12-04T02:03:20Z",
+                    "lastSuccessfulTime": "2026-12-04T02:03:20Z", "lastVerifiedTime": "2026-12-03T02:10:00Z",
                     "conditions": [{"type": "Degraded", "status": "True", "reason": "LastBackupFailed", "message": "m",
                         "lastTransitionTime": "2026-12-05T02:01:00Z"}]},
             })),
             backup(serde_json::json!({
                 "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
-                "metadata": {"name": "nightly-202612040200", "namespace": "shop"},
-                "spec": {"clusterRef": {"name": "orders"}, "destinations": destinations},
+                "metadata": {"name": "nightly-202612040200", "namespace": "shop",
+                    "labels": {"mongo.operator.rs/schedule": "nightly"}},
+                "spec": {"clusterRef": {"name": "orders"}, "destinations": destinations, "verification": {}},
                 "status": {"phase": "Succeeded", "sizeBytes": 1048576,
-                    "startTime": "2026-12-04T02:00:00Z", "completionTime": "2026-12-04T02:03:20Z"},
+                    "startTime": "2026-12-04T02:00:00Z", "completionTime": "2026-12-04T02:03:20Z",
+                    "verification": {"phase": "Failed", "completionTime": "2026-12-04T02:09:00Z"}},
             })),
         ] {
             backup_writer.apply_watcher_event(&watcher::Event::Apply(b));
@@ -300,6 +332,8 @@ mod tests {
             r#"mongo_operator_backup_last_success_duration_seconds{namespace="shop",cluster="orders",schedule="nightly"} 200.0"#,
             r#"mongo_operator_backup_last_failed{namespace="shop",cluster="orders",schedule="nightly"} 1.0"#,
             r#"mongo_operator_backup_schedule_interval_seconds{namespace="shop",cluster="orders",schedule="nightly"} 86400.0"#,
+            r#"mongo_operator_backup_verification_last_success_timestamp_seconds{namespace="shop",cluster="orders",schedule="nightly"} 1796263800.0"#,
+            r#"mongo_operator_backup_verification_last_failed{namespace="shop",cluster="orders",schedule="nightly"} 1.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

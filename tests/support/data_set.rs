@@ -140,10 +140,11 @@ pub struct Throwaway {
 impl Throwaway {
     pub async fn start(set_name: &str) -> Throwaway {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-        Throwaway::start_at(set_name, &format!("127.0.0.1:{port}")).await
+        Throwaway::start_at(set_name, &format!("127.0.0.1:{port}")).await.expect("listen")
     }
 
-    pub async fn start_at(set_name: &str, host: &str) -> Throwaway {
+    /// At `host`; an error when something else listens there.
+    pub async fn start_at(set_name: &str, host: &str) -> std::io::Result<Throwaway> {
         let ferret = Ferret::start();
         let opts = Options {
             set_name: set_name.into(),
@@ -156,8 +157,8 @@ impl Throwaway {
             ..Options::default()
         };
         let sim = Sim::start(opts, None);
-        sim.add_member("m0", host, host.parse().expect("address")).await.expect("listen");
-        Throwaway { ferret, sim, host: host.to_string() }
+        sim.add_member("m0", host, host.parse().expect("address")).await?;
+        Ok(Throwaway { ferret, sim, host: host.to_string() })
     }
 
     /// A driver client, no credentials needed.

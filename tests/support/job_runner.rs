@@ -22,8 +22,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use super::data_set::Throwaway;
 use super::members::DOMAIN;
 use super::servers::tool_dir;
+use mongo_operator::build::verify_job::{THROWAWAY_CONTAINER, THROWAWAY_HOST, THROWAWAY_SET};
 
 pub struct JobRunner {
     task: tokio::task::JoinHandle<()>,
@@ -44,7 +46,7 @@ impl JobRunner {
         let held = Arc::new(AtomicBool::new(false));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore,prune)");
+        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore,prune,verify)");
         let (h, r) = (held.clone(), runs.clone());
         let task = tokio::spawn(async move {
             let started: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -79,6 +81,23 @@ impl JobRunner {
     pub fn release(&self) {
         self.held.store(false, Ordering::SeqCst);
     }
+}
+
+/// Every Pod has a loopback of its own; the Pods run here share the machine's, where one
+/// throwaway at a time can have port 27017.
+static LOOPBACK_27017: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The throwaway mongod of a verification Pod at [`THROWAWAY_HOST`], once the port is free
+/// (another test process may hold it for a while).
+async fn throwaway_on_the_pods_loopback() -> (tokio::sync::MutexGuard<'static, ()>, Throwaway) {
+    let guard = LOOPBACK_27017.lock().await;
+    for _ in 0..600 {
+        if let Ok(throwaway) = Throwaway::start_at(THROWAWAY_SET, THROWAWAY_HOST).await {
+            return (guard, throwaway);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{THROWAWAY_HOST} stayed taken for 2 minutes");
 }
 
 /// `/etc/hosts` lines for every member Pod of `pods`' namespace: what the cluster's DNS answers
@@ -158,7 +177,14 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
         .stderr(std::process::Stdio::from(
             std::fs::File::create(std::env::temp_dir().join(format!("mongo-operator-pod-{name}.log"))).expect("log"),
         ));
+    // A verification Pod's throwaway mongod (its native sidecar), on the Pod's loopback:
+    // simulated, in front of a FerretDB, as the Pod's kubelet would start the real one.
+    let throwaway = match spec.init_containers.iter().flatten().any(|c| c.name == THROWAWAY_CONTAINER) {
+        true => Some(throwaway_on_the_pods_loopback().await),
+        false => None,
+    };
     let status = tokio::task::spawn_blocking(move || command.status()).await.expect("join").expect("run the process");
+    drop(throwaway);
     let code = status.code().unwrap_or(137);
     let message = std::fs::read_to_string(&result).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);

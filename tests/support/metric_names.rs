@@ -227,9 +227,9 @@ pub fn of_the_operator() -> Families {
             "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
             "metadata": {"name": "nightly", "namespace": "shop"},
             "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true,
-                "destinations": destinations},
+                "destinations": destinations, "verification": {}},
             "status": {"phase": "Scheduled", "lastSuccessfulBackup": "nightly-202612040200",
-                "lastSuccessfulTime": "2026-12-04T02:03:20Z"},
+                "lastSuccessfulTime": "2026-12-04T02:03:20Z", "lastVerifiedTime": "2026-12-04T02:09:00Z"},
         }),
         serde_json::json!({
             "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",

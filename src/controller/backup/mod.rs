@@ -12,6 +12,7 @@ pub mod schedule;
 pub mod source;
 pub mod status;
 pub mod trust;
+pub mod verification;
 
 pub use one_off::no_route_to_stores;
 
@@ -29,6 +30,7 @@ use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
 use crate::build::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT};
 use crate::build::labels::MANAGED_BY;
+use crate::build::verify_job::VERIFY_COMPONENT;
 use crate::mongo::MongoAdmin;
 
 /// The label that marks a MongoBackup created by a schedule, with the schedule's name.
@@ -52,7 +54,11 @@ fn waiting_for(store: &Store<MongoBackup>, namespace: &str, cluster: &str) -> Ve
         .into_iter()
         .filter(|b| b.namespace().as_deref() == Some(namespace) && b.spec.cluster_ref.name == cluster)
         .filter(|b| b.spec.schedule.is_none())
-        .filter(|b| matches!(b.status.as_ref().and_then(|s| s.phase), None | Some(BackupPhase::Pending)))
+        .filter(|b| {
+            let phase = b.status.as_ref().and_then(|s| s.phase);
+            let verifying = phase == Some(BackupPhase::Succeeded) && verification::pending(b);
+            matches!(phase, None | Some(BackupPhase::Pending)) || verifying
+        })
         .map(|b| ObjectRef::from_obj(&*b))
         .collect()
 }
@@ -68,7 +74,7 @@ pub async fn run<A: MongoAdmin + 'static>(
     ctx.metrics.watch_backups_of(reader.clone());
     let jobs = watcher::Config::default()
         .labels(&format!(
-            "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component in ({BACKUP_COMPONENT},{PRUNE_COMPONENT})"
+            "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component in ({BACKUP_COMPONENT},{PRUNE_COMPONENT},{VERIFY_COMPONENT})"
         ));
     let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
     let controller = Controller::for_stream(backups, reader)

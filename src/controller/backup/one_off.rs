@@ -49,15 +49,13 @@ pub fn secret_files(names: &ClusterNames, backup: &MongoBackup, tls: bool) -> Ve
     files
 }
 
-fn is_active(job: &Job) -> bool {
-    !job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
-}
-
+/// The backup ended, and so did its verification if it asked for one.
 fn is_finished(backup: &MongoBackup) -> bool {
-    backup.status.as_ref().is_some_and(|s| matches!(s.phase, Some(BackupPhase::Succeeded | BackupPhase::Failed)))
+    match backup.status.as_ref().and_then(|s| s.phase) {
+        Some(BackupPhase::Failed) => true,
+        Some(BackupPhase::Succeeded) => !super::verification::pending(backup),
+        _ => false,
+    }
 }
 
 pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
@@ -77,6 +75,9 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         return Ok(Action::await_change());
     }
     let backup = &fresh;
+    if backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Succeeded) {
+        return super::verification::reconcile(backup, ctx).await;
+    }
     let mut status = backup.status.clone().unwrap_or_default();
     let generation = backup.metadata.generation;
     let events = Events::new(&ctx.recorder, backup.object_ref(&()));
@@ -97,6 +98,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
                 status.size_bytes = i64::try_from(manifest.size_bytes).ok();
                 status.size_human = Some(human_size(manifest.size_bytes));
                 status.checksum = Some(manifest.checksum.clone());
+                status.dump_bytes = i64::try_from(manifest.dump_bytes).ok();
                 status.encryption = manifest.encryption.clone();
                 status.mongodb_version = manifest.mongodb_version.clone();
                 status.copies = copies
@@ -118,6 +120,10 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
                 write(&backups, backup, &status).await?;
                 ctx.metrics.backup_finished(BackupOutcome::Succeeded);
                 events.normal("BackupSucceeded", "Backup", message).await;
+                if backup.spec.verification.is_some() {
+                    // Its verification starts at once, with the status just written.
+                    return Ok(Action::requeue(std::time::Duration::from_millis(100)));
+                }
             }
             JobState::Succeeded(_) => {
                 fail(
@@ -162,7 +168,7 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
         .list(&ListParams::default().labels(&query(&labels(cluster_name, BACKUP_COMPONENT))))
         .await
         .doing(|| "listing backup Jobs".into())?;
-    if let Some(other) = others.items.iter().find(|j| j.name_any() != job_name && is_active(j)) {
+    if let Some(other) = others.items.iter().find(|j| j.name_any() != job_name && job_outcome::is_active(j)) {
         let message = format!("waiting for backup Job {} of the same cluster to finish", other.name_any());
         return pending(&backups, backup, status, &events, "WaitingForAnotherBackup", message, None).await;
     }

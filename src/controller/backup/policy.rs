@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use super::SCHEDULE_LABEL;
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
 use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
-use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, condition_type};
+use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, VerificationPhase, condition_type};
 use crate::build::labels::labels;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events};
@@ -29,8 +29,27 @@ fn to_time(t: DateTime<Utc>) -> Option<Time> {
 }
 
 /// The one-off spec of the backups a schedule takes.
-fn child_spec(spec: &MongoBackupSpec) -> MongoBackupSpec {
-    MongoBackupSpec { schedule: None, retention: None, suspend: false, ..spec.clone() }
+/// The spec of a backup the schedule takes: the schedule's, less what only a schedule has;
+/// verified only when `verify`.
+fn child_spec(spec: &MongoBackupSpec, verify: bool) -> MongoBackupSpec {
+    let verification = if verify { spec.verification.clone() } else { None };
+    MongoBackupSpec { schedule: None, retention: None, suspend: false, verification, ..spec.clone() }
+}
+
+/// Whether the schedule's next backup is verified: one in `every`, counted from its newest
+/// backup that was (the first one always is). Counted from the backups that exist, so a
+/// stale cache or a retried reconcile cannot skip or double a count.
+pub fn verification_due(children: &[MongoBackup], every: u32) -> bool {
+    let mut oldest_first: Vec<&MongoBackup> = children.iter().collect();
+    oldest_first.sort_by(|a, b| {
+        let time = |c: &MongoBackup| c.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        time(a).cmp(&time(b)).then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    if oldest_first.iter().all(|c| c.spec.verification.is_none()) {
+        return true;
+    }
+    let unverified_since = oldest_first.iter().rev().take_while(|c| c.spec.verification.is_none()).count();
+    unverified_since + 1 >= every.max(1) as usize
 }
 
 pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
@@ -91,7 +110,10 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
                     owner_references: policy.controller_owner_ref(&()).map(|o| vec![o]),
                     ..ObjectMeta::default()
                 },
-                spec: child_spec(&policy.spec),
+                spec: child_spec(
+                    &policy.spec,
+                    policy.spec.verification.as_ref().is_some_and(|v| verification_due(&children, v.every)),
+                ),
                 status: None,
             };
             match api.create(&PostParams::default(), &child).await {
@@ -140,6 +162,15 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         .max_by_key(|c| c.status.as_ref().and_then(|s| s.completion_time.clone()).map(|t| t.0));
     status.last_successful_backup = succeeded.map(|c| c.name_any());
     status.last_successful_time = succeeded.and_then(|c| c.status.as_ref()?.completion_time.clone());
+    let verified = children
+        .iter()
+        .filter_map(|c| {
+            let v = c.status.as_ref()?.verification.as_ref()?;
+            (v.phase == VerificationPhase::Passed).then_some((c, v.completion_time.clone()?))
+        })
+        .max_by_key(|(_, at)| at.0);
+    status.last_verified_backup = verified.as_ref().map(|(c, _)| c.name_any());
+    status.last_verified_time = verified.map(|(_, at)| at);
     let next = if policy.spec.suspend { None } else { schedule.next_after(now) };
     status.next_schedule_time = next.and_then(to_time);
     let (phase, reason, message) = match (policy.spec.suspend, next) {
@@ -195,4 +226,39 @@ fn failing_message(failed: &MongoBackup, last_success: Option<&str>, next: &str)
         None => "no backup of this schedule has succeeded yet".to_string(),
     };
     format!("the newest backup, {}, failed: {error}; {restorable}; {next}", failed.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(minute: u32, verified: bool) -> MongoBackup {
+        let mut spec: MongoBackupSpec = serde_json::from_value(serde_json::json!({
+            "clusterRef": {"name": "orders"}, "unencrypted": true,
+            "destinations": [{"name": "s3", "s3": {"bucket": "b", "credentialsSecretRef": {"name": "k"}}}],
+        }))
+        .expect("spec");
+        if verified {
+            spec.verification = serde_json::from_value(serde_json::json!({})).expect("verification");
+        }
+        let mut backup = MongoBackup::new(&format!("nightly-2026120500{minute:02}"), spec);
+        backup.metadata.creation_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_796_000_000 + i64::from(minute) * 60).expect("time"),
+        ));
+        backup
+    }
+
+    #[test]
+    fn one_backup_in_every_is_verified_counting_from_the_newest_that_was() {
+        assert!(verification_due(&[], 3), "the first one is");
+        assert!(verification_due(&[child(0, false)], 3), "none so far: the next one is");
+        let taken = [child(0, true), child(1, false)];
+        assert!(!verification_due(&taken, 3));
+        let taken = [child(0, true), child(1, false), child(2, false)];
+        assert!(verification_due(&taken, 3));
+        assert!(verification_due(&[child(0, true)], 1), "every: 1 verifies each one");
+        // Order comes from the creation times, not the list's order.
+        let taken = [child(2, false), child(0, false), child(1, true)];
+        assert!(!verification_due(&taken, 3));
+    }
 }

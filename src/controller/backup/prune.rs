@@ -50,6 +50,11 @@ pub async fn prune<A: MongoAdmin>(
         .map(|c| Taken {
             name: c.name_any(),
             phase: c.status.as_ref().and_then(|s| s.phase),
+            verified: c
+                .status
+                .as_ref()
+                .and_then(|s| s.verification.as_ref())
+                .is_some_and(|v| v.phase == crate::api::VerificationPhase::Passed),
             time: c
                 .status
                 .as_ref()

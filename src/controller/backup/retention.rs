@@ -1,6 +1,7 @@
 //! Which backups of a schedule to delete: pure. Successful backups are kept by count
 //! (`keepLast`) and by age (`maxAge`), and the newest successful backup is never deleted, so a
-//! schedule whose recent runs fail still has something to restore. Failed backups are kept
+//! schedule whose recent runs fail still has something to restore; nor is the newest one whose
+//! verification passed, so there is always a backup known to restore. Failed backups are kept
 //! only as a short history, like a CronJob's.
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +18,8 @@ pub struct Taken {
     pub phase: Option<BackupPhase>,
     /// When it finished, or when it was created if it has not.
     pub time: DateTime<Utc>,
+    /// Its verification passed.
+    pub verified: bool,
 }
 
 /// `maxAge` ("12h", "30d", "8w") as a duration.
@@ -36,9 +39,13 @@ pub fn to_prune(taken: &[Taken], retention: Option<&RetentionSpec>, now: DateTim
     };
     let mut prune: Vec<&Taken> = Vec::new();
     let keep_last = retention.and_then(|r| r.keep_last).map(|n| n.max(1) as usize);
-    for (i, t) in newest_first(BackupPhase::Succeeded).into_iter().enumerate() {
-        // i == 0 is the newest success: kept whatever the limits say.
-        if i > 0 && (keep_last.is_some_and(|n| i >= n) || too_old(t)) {
+    let succeeded = newest_first(BackupPhase::Succeeded);
+    let newest_verified = succeeded.iter().find(|t| t.verified).map(|t| t.name.clone());
+    for (i, t) in succeeded.into_iter().enumerate() {
+        // i == 0 is the newest success, and the newest verified one is the newest known to
+        // restore: both kept whatever the limits say.
+        let kept = i == 0 || newest_verified.as_deref() == Some(t.name.as_str());
+        if !kept && (keep_last.is_some_and(|n| i >= n) || too_old(t)) {
             prune.push(t);
         }
     }
@@ -56,7 +63,7 @@ mod tests {
     use super::*;
 
     fn t(name: &str, phase: BackupPhase, hours_ago: i64, now: DateTime<Utc>) -> Taken {
-        Taken { name: name.into(), phase: Some(phase), time: now - Duration::hours(hours_ago) }
+        Taken { name: name.into(), phase: Some(phase), time: now - Duration::hours(hours_ago), verified: false }
     }
 
     fn retention(keep_last: Option<i32>, max_age: Option<&str>) -> RetentionSpec {
@@ -68,6 +75,16 @@ mod tests {
         let now = Utc::now();
         let taken: Vec<_> = (0..5).map(|i| t(&format!("b{i}"), BackupPhase::Succeeded, i * 2, now)).collect();
         assert_eq!(to_prune(&taken, Some(&retention(Some(2), None)), now), vec!["b4", "b3", "b2"]);
+    }
+
+    #[test]
+    fn the_newest_verified_backup_is_kept_whatever_the_limits_say() {
+        let now = Utc::now();
+        let mut taken: Vec<_> = (0..5).map(|i| t(&format!("b{i}"), BackupPhase::Succeeded, i * 2, now)).collect();
+        taken[3].verified = true;
+        taken[4].verified = true;
+        // b3 is the newest verified one; b4, verified too but older, may go.
+        assert_eq!(to_prune(&taken, Some(&retention(Some(1), None)), now), vec!["b4", "b2", "b1"]);
     }
 
     #[test]

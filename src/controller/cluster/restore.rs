@@ -500,6 +500,7 @@ mod tests {
                 unencrypted: false,
                 retention: None,
                 suspend: false,
+                verification: None,
                 resources: None,
             },
         );
