@@ -25,6 +25,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT, RESTORE_COMPONENT};
 use super::labels::{labels, selector};
 use super::names::{ClusterNames, bounded};
+use super::verify_job::VERIFY_COMPONENT;
 use crate::api::{AttachmentPeer, AttachmentPort, ExposeSpec, ExposeType, ObjectStoreEgress};
 use crate::replset::config::MONGODB_PORT;
 
@@ -94,14 +95,20 @@ fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
     LabelSelector { match_labels: Some(labels), match_expressions: None }
 }
 
-/// The cluster's backup and restore Pods.
-fn jobs_selector(cluster: &str) -> LabelSelector {
+/// The cluster's Jobs that talk to its members: backup, restore and prune.
+const MEMBER_JOBS: [&str; 3] = [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT];
+/// Every Job of the cluster: those, and verification, which restores into a mongod of its own
+/// Pod and needs the stores only.
+const ALL_JOBS: [&str; 4] = [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT, VERIFY_COMPONENT];
+
+/// The cluster's Pods of the Jobs named by their `components`.
+fn jobs_selector(cluster: &str, components: &[&str]) -> LabelSelector {
     LabelSelector {
         match_labels: Some(BTreeMap::from([("app.kubernetes.io/instance".to_string(), cluster.to_string())])),
         match_expressions: Some(vec![LabelSelectorRequirement {
             key: "app.kubernetes.io/component".into(),
             operator: "In".into(),
-            values: Some(vec![BACKUP_COMPONENT.into(), RESTORE_COMPONENT.into(), PRUNE_COMPONENT.into()]),
+            values: Some(components.iter().map(|c| c.to_string()).collect()),
         }]),
     }
 }
@@ -172,7 +179,7 @@ pub fn members(
     let mut rules = vec![
         ingress(vec![pods(match_labels(selector(cluster)))], vec![mongodb_port()]),
         ingress(operator_peers, vec![mongodb_port()]),
-        ingress(vec![pods(jobs_selector(cluster))], vec![mongodb_port()]),
+        ingress(vec![pods(jobs_selector(cluster, &MEMBER_JOBS))], vec![mongodb_port()]),
     ];
     if expose.type_ == ExposeType::LoadBalancer
         && let Some(lb) = &expose.load_balancer
@@ -191,8 +198,8 @@ pub fn members(
     }
 }
 
-/// The cluster's backup and restore Pods: nothing comes in; DNS, the members and the object
-/// stores are reachable.
+/// The cluster's Job Pods (backup, restore, prune, verification): nothing comes in; DNS, the
+/// members and the object stores are reachable.
 pub fn jobs(
     names: &ClusterNames,
     stores: &ObjectStoreEgress,
@@ -212,7 +219,7 @@ pub fn jobs(
     NetworkPolicy {
         metadata: meta(names, jobs_policy_name(names), owner),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(jobs_selector(&names.cluster)),
+            pod_selector: Some(jobs_selector(&names.cluster, &ALL_JOBS)),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             // No ingress rule with policy type Ingress: nothing may connect in. (An empty list
             // means the same, but the API server stores it as absent, so it would never
@@ -354,6 +361,16 @@ mod tests {
         let any = ObjectStoreEgress { cidrs: vec![], any_address: true, ports: vec![443] };
         let egress = spec(&jobs(&names, &any, &DnsPeer::default(), &owner())).egress.expect("egress");
         assert!(egress[2].to.is_none(), "any address, on the ports only");
+        // Verification Pods are fenced like the others, and the members do not admit them:
+        // they restore into a mongod of their own.
+        let components = |selector: Option<&LabelSelector>| -> Vec<String> {
+            selector.and_then(|s| s.match_expressions.as_ref()).and_then(|e| e[0].values.clone()).unwrap_or_default()
+        };
+        assert!(components(none.pod_selector.as_ref()).contains(&VERIFY_COMPONENT.to_string()));
+        let members = spec(&members(&names, &ExposeSpec::default(), &operator(), &DnsPeer::default(), &owner()));
+        let admitted = members.ingress.expect("ingress")[2].from.clone().expect("from");
+        let admitted = components(admitted[0].pod_selector.as_ref());
+        assert!(admitted.contains(&BACKUP_COMPONENT.to_string()) && !admitted.contains(&VERIFY_COMPONENT.to_string()));
     }
 
     #[test]
