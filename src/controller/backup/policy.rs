@@ -36,20 +36,31 @@ fn child_spec(spec: &MongoBackupSpec, verify: bool) -> MongoBackupSpec {
     MongoBackupSpec { schedule: None, retention: None, suspend: false, verification, ..spec.clone() }
 }
 
-/// Whether the schedule's next backup is verified: one in `every`, counted from its newest
-/// backup that was (the first one always is). Counted from the backups that exist, so a
-/// stale cache or a retried reconcile cannot skip or double a count.
-pub fn verification_due(children: &[MongoBackup], every: u32) -> bool {
-    let mut oldest_first: Vec<&MongoBackup> = children.iter().collect();
-    oldest_first.sort_by(|a, b| {
-        let time = |c: &MongoBackup| c.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        time(a).cmp(&time(b)).then_with(|| a.name_any().cmp(&b.name_any()))
-    });
-    if oldest_first.iter().all(|c| c.spec.verification.is_none()) {
-        return true;
+/// Whether the schedule's backup due `at` is verified: one in `every`, counted in scheduled
+/// times since its newest backup that asked for verification (the first one always does).
+/// Counted on the schedule itself, not in the backups that exist: retention may have
+/// deleted some in between, and it always keeps the newest verified one.
+pub fn verification_due(children: &[MongoBackup], every: u32, schedule: &Schedule, at: DateTime<Utc>) -> bool {
+    let every = every.max(1) as usize;
+    let newest_verified = children
+        .iter()
+        .filter(|c| c.spec.verification.is_some())
+        .filter_map(|c| c.metadata.creation_timestamp.as_ref().map(to_chrono))
+        .max();
+    let Some(since) = newest_verified else { return true };
+    // Scheduled times after that backup was created, up to and including `at`.
+    let mut runs = 0;
+    let mut t = since;
+    while runs < every {
+        match schedule.next_after(t) {
+            Some(next) if next <= at => {
+                runs += 1;
+                t = next;
+            }
+            _ => break,
+        }
     }
-    let unverified_since = oldest_first.iter().rev().take_while(|c| c.spec.verification.is_none()).count();
-    unverified_since + 1 >= every.max(1) as usize
+    runs >= every
 }
 
 pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
@@ -112,7 +123,11 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
                 },
                 spec: child_spec(
                     &policy.spec,
-                    policy.spec.verification.as_ref().is_some_and(|v| verification_due(&children, v.every)),
+                    policy
+                        .spec
+                        .verification
+                        .as_ref()
+                        .is_some_and(|v| verification_due(&children, v.every, &schedule, at)),
                 ),
                 status: None,
             };
@@ -241,24 +256,33 @@ mod tests {
         if verified {
             spec.verification = serde_json::from_value(serde_json::json!({})).expect("verification");
         }
-        let mut backup = MongoBackup::new(&format!("nightly-2026120500{minute:02}"), spec);
-        backup.metadata.creation_timestamp = Some(Time(
-            k8s_openapi::jiff::Timestamp::from_second(1_796_000_000 + i64::from(minute) * 60).expect("time"),
-        ));
+        let mut backup = MongoBackup::new(&format!("nightly-20261205{minute:04}"), spec);
+        // Created a few seconds after its scheduled minute.
+        backup.metadata.creation_timestamp =
+            Some(Time(k8s_openapi::jiff::Timestamp::from_second(minute_at(minute).timestamp() + 3).expect("time")));
         backup
     }
 
+    fn minute_at(minute: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_796_428_800 + i64::from(minute) * 60, 0).expect("time")
+    }
+
+    fn every_minute() -> Schedule {
+        Schedule::parse(&serde_json::from_value(serde_json::json!({"cron": "* * * * *"})).expect("spec")).expect("cron")
+    }
+
     #[test]
-    fn one_backup_in_every_is_verified_counting_from_the_newest_that_was() {
-        assert!(verification_due(&[], 3), "the first one is");
-        assert!(verification_due(&[child(0, false)], 3), "none so far: the next one is");
+    fn one_backup_in_every_is_verified_counted_in_scheduled_runs() {
+        let s = every_minute();
+        assert!(verification_due(&[], 3, &s, minute_at(0)), "the first one is");
+        assert!(verification_due(&[child(0, false)], 3, &s, minute_at(1)), "none asked so far: the next one does");
         let taken = [child(0, true), child(1, false)];
-        assert!(!verification_due(&taken, 3));
+        assert!(!verification_due(&taken, 3, &s, minute_at(2)));
         let taken = [child(0, true), child(1, false), child(2, false)];
-        assert!(verification_due(&taken, 3));
-        assert!(verification_due(&[child(0, true)], 1), "every: 1 verifies each one");
-        // Order comes from the creation times, not the list's order.
-        let taken = [child(2, false), child(0, false), child(1, true)];
-        assert!(!verification_due(&taken, 3));
+        assert!(verification_due(&taken, 3, &s, minute_at(3)));
+        assert!(verification_due(&[child(0, true)], 1, &s, minute_at(1)), "every: 1 verifies each one");
+        // Retention deleted the runs in between: they still count.
+        assert!(verification_due(&[child(0, true)], 3, &s, minute_at(3)));
+        assert!(!verification_due(&[child(0, true)], 3, &s, minute_at(2)));
     }
 }
