@@ -230,12 +230,24 @@ async fn backup_takes_one_now_with_the_schedules_settings_and_pause_resume_flip_
     let (_, text, _) = plugin(None, &["status", "orders", "-n", &env.ns]).await;
     assert!(text.contains(name), "{text}");
 
-    // A user who may only read is refused, with the reason.
-    let reader = impersonating(&format!("system:serviceaccount:{}:nobody", env.ns));
+    // A user who may only read gets `status` and a clear refusal for `backup`; one who may
+    // do nothing is refused earlier.
+    support::rbac::kubectl_apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: reader, namespace: {ns}}}\nrules:\n- apiGroups: [mongo.operator.rs]\n  resources: [mongoclusters, mongobackups]\n  verbs: [get, list]\n- apiGroups: ['']\n  resources: [pods, events]\n  verbs: [get, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: reader, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}}\nsubjects:\n- {{kind: ServiceAccount, name: reader, namespace: {ns}}}\n",
+        ns = env.ns
+    ));
+    let reader = impersonating(&format!("system:serviceaccount:{}:reader", env.ns));
+    let (code, _, _) = plugin(Some(&reader), &["status", "orders", "-n", &env.ns]).await;
+    assert_eq!(code, 0, "a reader gets status");
     let (code, _, stderr) = plugin(Some(&reader), &["backup", "orders", "-n", &env.ns]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("you may not create MongoBackups"), "{stderr}");
+    let nobody = impersonating(&format!("system:serviceaccount:{}:nobody", env.ns));
+    let (code, _, stderr) = plugin(Some(&nobody), &["backup", "orders", "-n", &env.ns]).await;
     assert_eq!(code, 2);
     assert!(stderr.contains("you may not list MongoBackups"), "{stderr}");
     let _ = std::fs::remove_file(reader);
+    let _ = std::fs::remove_file(nobody);
 
     // pause and resume flip spec.paused, once.
     let (code, out, _) = plugin(None, &["pause", "orders", "-n", &env.ns]).await;
