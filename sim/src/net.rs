@@ -346,7 +346,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let mut session = Session::new(id);
     let mut reply_id = 0i32;
     loop {
-        let request = match wire::read_request(&mut stream).await {
+        let mut request = match wire::read_request(&mut stream).await {
             Ok(r) => r,
             Err(e) => {
                 if !matches!(e, wire::WireError::Closed) {
@@ -370,7 +370,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             // mongod 6.0+: OP_QUERY only for the connection handshake (`handleLegacyQuery`).
             commands::error(5739101, "OP_QUERY is no longer supported. The client driver may require an upgrade.")
         } else {
-            commands::handle(&world, &member, &mut session, request.body).await
+            commands::handle(&world, &member, &mut session, std::mem::take(&mut request.body)).await
         };
         if let Some(log) = &log {
             log.record(&member, &body, &reply);
@@ -389,12 +389,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         reply_id = reply_id.wrapping_add(1);
-        let written = if request.legacy {
-            wire::write_legacy_reply(&mut stream, request.request_id, reply_id, &reply).await
-        } else {
-            wire::write_reply(&mut stream, request.request_id, reply_id, &reply).await
-        };
-        if written.is_err() {
+        if wire::write_answer(&mut stream, &request, reply_id, &reply).await.is_err() {
             return;
         }
     }

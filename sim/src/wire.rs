@@ -186,6 +186,20 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
     write_message(w, request_id, response_to, OP_MSG, &fields, body).await
 }
 
+/// Answers `request` in its own kind: an OP_REPLY to a legacy OP_QUERY, an OP_MSG otherwise.
+pub async fn write_answer<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    request: &Request,
+    reply_id: i32,
+    body: &Document,
+) -> Result<(), WireError> {
+    if request.legacy {
+        write_legacy_reply(w, request.request_id, reply_id, body).await
+    } else {
+        write_reply(w, request.request_id, reply_id, body).await
+    }
+}
+
 /// Writes one command as a client would (for tests and tools that talk to the simulator
 /// without a driver).
 pub async fn write_request<W: AsyncWrite + Unpin>(

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, RawDocumentBuf, doc};
 
 use super::RestoreError;
-use super::archive::{Contents, DigestSum, Namespace};
+use super::archive::{Contents, DigestSum};
 use super::files::SecretFiles;
 use super::plan::{CopyVerification, MISMATCHES_REPORTED, Mismatch, Outcome, VerifyPlan};
 use super::restore::{Failed, OplogReplay, restore_copy, wipe};
@@ -77,8 +77,12 @@ pub async fn verify(plan: &VerifyPlan, secrets: &SecretFiles, tools: &Tools) -> 
                     Some(contents) => {
                         result.namespaces = contents.namespaces.len() as u32;
                         // Over what is verified: the collections, and the users and roles.
-                        result.documents_expected =
-                            contents.namespaces.iter().filter(|n| checked(n).is_some()).map(|n| n.documents).sum();
+                        result.documents_expected = contents
+                            .namespaces
+                            .iter()
+                            .filter(|n| checked(&n.db, &n.collection).is_some())
+                            .map(|n| n.documents)
+                            .sum();
                         match inspect(plan).await {
                             Ok(found) => {
                                 result.documents_restored = found.values().map(|f| f.documents).sum();
@@ -171,12 +175,12 @@ fn key(db: &str, collection: &str) -> String {
     format!("{db}.{collection}")
 }
 
-/// Whether a namespace of the manifest is checked, and how far.
-fn checked(n: &Namespace) -> Option<bool> {
-    if n.db == "admin" && AUTHORIZATION.contains(&n.collection.as_str()) {
-        return Some(false); // its count only
+/// Whether `db.collection` is checked (None: not at all), and how far (false: its count only).
+fn checked(db: &str, collection: &str) -> Option<bool> {
+    if db == "admin" && AUTHORIZATION.contains(&collection) {
+        return Some(false);
     }
-    if SYSTEM_DATABASES.contains(&n.db.as_str()) || n.collection.starts_with("system.") {
+    if SYSTEM_DATABASES.contains(&db) || collection.starts_with("system.") {
         return None;
     }
     Some(true)
@@ -202,9 +206,7 @@ async fn inspect(plan: &VerifyPlan) -> Result<BTreeMap<String, Found>, String> {
                 _ => "collection",
             };
             let options = mongodb::bson::to_bson(&spec.options).map(canonical).unwrap_or_default();
-            let namespace =
-                Namespace { db: db_name.clone(), collection: name.clone(), kind: kind.into(), ..Namespace::default() };
-            let Some(full) = checked(&namespace) else { continue };
+            let Some(full) = checked(&db_name, &name) else { continue };
             let mut entry = Found { kind: kind.into(), options, ..Found::default() };
             if kind == "view" {
                 found.insert(key(&db_name, &name), entry);
@@ -290,7 +292,7 @@ pub fn compare(recorded: &Contents, found: &BTreeMap<String, Found>) -> Vec<Mism
     };
     let mut expected_names = Vec::new();
     for n in &recorded.namespaces {
-        let Some(full) = checked(n) else { continue };
+        let Some(full) = checked(&n.db, &n.collection) else { continue };
         let name = key(&n.db, &n.collection);
         expected_names.push(name.clone());
         let Some(f) = found.get(&name) else {
@@ -336,6 +338,7 @@ pub fn compare(recorded: &Contents, found: &BTreeMap<String, Found>) -> Vec<Mism
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::archive::Namespace;
 
     fn recorded() -> Contents {
         let ns = |db: &str, c: &str, documents: u64, digest: &str| Namespace {

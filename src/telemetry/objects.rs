@@ -13,7 +13,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::api::{BackupPhase, MongoBackup, MongoCluster};
+use crate::api::{BackupPhase, MongoBackup, MongoCluster, VerificationPhase};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
@@ -193,6 +193,22 @@ impl Collector for ObjectGauges {
         let backups = self.backups();
         let by_name: HashMap<(Option<String>, String), &MongoBackup> =
             backups.iter().map(|b| ((b.namespace(), b.name_any()), &**b)).collect();
+        // Each schedule's newest ended verification, in one pass over the backups (not one
+        // pass per schedule): (namespace, schedule) -> (when, phase).
+        let mut newest_verification: HashMap<(Option<String>, String), (f64, VerificationPhase)> = HashMap::new();
+        for b in &backups {
+            let Some(schedule) = b.labels().get(crate::controller::backup::SCHEDULE_LABEL) else { continue };
+            let Some((at, phase)) = b.status.as_ref().and_then(|s| {
+                let v = s.verification.as_ref()?;
+                Some((seconds(v.completion_time.as_ref()?), v.phase))
+            }) else {
+                continue;
+            };
+            let entry = newest_verification.entry((b.namespace(), schedule.clone())).or_insert((at, phase));
+            if at > entry.0 {
+                *entry = (at, phase);
+            }
+        }
         for schedule in backups.iter().filter(|b| b.spec.schedule.is_some()) {
             let labels = ScheduleLabels {
                 namespace: schedule.namespace().unwrap_or_default(),
@@ -219,19 +235,9 @@ impl Collector for ObjectGauges {
                 if let Some(time) = &status.last_verified_time {
                     verified_at.rows.push((labels.clone(), seconds(time)));
                 }
-                // The schedule's backups whose verification ended, the newest last.
-                let newest = backups
-                    .iter()
-                    .filter(|b| {
-                        b.namespace() == schedule.namespace()
-                            && b.labels().get(crate::controller::backup::SCHEDULE_LABEL) == Some(&schedule.name_any())
-                    })
-                    .filter_map(|b| {
-                        let v = b.status.as_ref()?.verification.as_ref()?;
-                        Some((seconds(v.completion_time.as_ref()?), v.phase))
-                    })
-                    .max_by(|a, b| a.0.total_cmp(&b.0));
-                let failed = newest.is_some_and(|(_, phase)| phase == crate::api::VerificationPhase::Failed);
+                let failed = newest_verification
+                    .get(&(schedule.namespace(), schedule.name_any()))
+                    .is_some_and(|(_, phase)| *phase == VerificationPhase::Failed);
                 verification_failed.rows.push((labels.clone(), if failed { 1.0 } else { 0.0 }));
             }
             let Some(child) = newest.and_then(|b| b.status.clone()).filter(|s| s.phase == Some(BackupPhase::Succeeded))

@@ -84,12 +84,7 @@ impl RecordedMember {
                             continue;
                         }
                         reply_id += 1;
-                        let written = if request.legacy {
-                            wire::write_legacy_reply(&mut stream, request.request_id, reply_id, &reply).await
-                        } else {
-                            wire::write_reply(&mut stream, request.request_id, reply_id, &reply).await
-                        };
-                        if written.is_err() {
+                        if wire::write_answer(&mut stream, &request, reply_id, &reply).await.is_err() {
                             return;
                         }
                     }

@@ -28,7 +28,7 @@ use crate::mongo::MongoAdmin;
 
 /// How often to look again while a Secret the backup needs is missing (Secrets are not
 /// watched by this controller).
-const SECRET_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const SECRET_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The secret files a backup of `cluster` with `backup`'s spec reads; with `tls`, the CAs of
 /// the members' certificate too.
@@ -119,11 +119,9 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
                 set_phase(&mut status, BackupPhase::Succeeded, "BackupSucceeded", &message, generation);
                 write(&backups, backup, &status).await?;
                 ctx.metrics.backup_finished(BackupOutcome::Succeeded);
+                // A verification, when asked for, starts from the reconcile this status write
+                // brings (the MongoBackup watch has no filter).
                 events.normal("BackupSucceeded", "Backup", message).await;
-                if backup.spec.verification.is_some() {
-                    // Its verification starts at once, with the status just written.
-                    return Ok(Action::requeue(std::time::Duration::from_millis(100)));
-                }
             }
             JobState::Succeeded(_) => {
                 fail(

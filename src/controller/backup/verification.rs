@@ -238,7 +238,8 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
     Ok(Action::await_change())
 }
 
-/// Records why the verification waits. Secrets are not watched here: look again in 30 s.
+/// Records why the verification waits. Secrets are not watched here: look again as a
+/// backup waiting for one does.
 async fn wait(
     api: &Api<MongoBackup>,
     backup: &MongoBackup,
@@ -250,7 +251,7 @@ async fn wait(
     verification.message = Some(message);
     status.verification = Some(verification);
     write(api, backup, &status).await?;
-    Ok(Action::requeue(std::time::Duration::from_secs(30)))
+    Ok(Action::requeue(super::one_off::SECRET_RETRY))
 }
 
 #[cfg(test)]
