@@ -98,3 +98,28 @@ fn all_kinds_share_the_mongo_category_and_have_status() {
         assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 3));
     }
 }
+
+/// `make crds` (which the drift message above sends people to) and `make run` (the README's
+/// way to run the operator) call `cargo run`, which must know which binary to run now that the
+/// kubectl plugin is built from the same package: the operator is `default-run`. (Both were
+/// broken for a while by the plugin's arrival, and nothing said so.)
+#[test]
+fn cargo_run_runs_the_operator() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(support::repo_root())
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metadata: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "mongo-operator"))
+        .expect("the package");
+    let binaries = package["targets"]
+        .as_array()
+        .map_or(0, |t| t.iter().filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))).count());
+    assert!(binaries > 1 && package["default_run"] == "mongo-operator", "{}", package["default_run"]);
+    let makefile = std::fs::read_to_string(support::repo_root().join("Makefile")).expect("Makefile");
+    assert!(makefile.contains("cargo run --locked -- run"), "make run runs the operator's `run`");
+}
