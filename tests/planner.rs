@@ -173,10 +173,10 @@ fn members_keep_their_id_and_new_ones_prefer_their_ordinal() {
 fn a_rollout_restarts_the_primary_only_after_stepping_it_down() {
     let obs = observed(config(&[(0, true), (1, true), (2, true)], 3), 1, &[]);
     assert_eq!(
-        plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some(&host(1))),
+        plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some((&host(1), StepDownReason::Restart))),
         Step::StepDown { primary: host(1), reason: StepDownReason::Restart }
     );
-    assert_eq!(plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some(&host(2))), Step::InSync);
+    assert_eq!(plan(SET, &desired(&[0, 1, 2]), Some(&obs), Some((&host(2), StepDownReason::Restart))), Step::InSync);
     assert_eq!(plan(SET, &desired(&[0, 1, 2]), Some(&obs), None), Step::InSync);
 }
 

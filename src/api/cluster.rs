@@ -618,6 +618,34 @@ pub struct MongoClusterStatus {
     /// The restore of `spec.bootstrap.fromBackup`, for a cluster created from a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreStatus>,
+    /// The answer to the last step-down request (the `mongo.operator.rs/step-down` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_down: Option<StepDownStatus>,
+}
+
+/// What the operator did with a step-down request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepDownStatus {
+    /// The request answered: the annotation's value.
+    pub request: String,
+    /// What came of it.
+    pub result: StepDownResult,
+    /// What was done, or why not.
+    pub message: String,
+    /// When it was answered.
+    pub time: Time,
+}
+
+/// What came of a step-down request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum StepDownResult {
+    /// The member stepped down; another member is elected.
+    SteppedDown,
+    /// The member named was not the primary (any more): nothing was done.
+    NotPrimary,
+    /// No other member can become primary (a single member, or no other electable member).
+    Refused,
 }
 
 /// Where the restore of a cluster created from a backup is.

@@ -13,6 +13,7 @@ mod cluster;
 mod common;
 mod mongod_config;
 mod monitoring;
+mod requests;
 mod tls;
 
 pub use attachment::*;
@@ -21,6 +22,7 @@ pub use cluster::*;
 pub use common::*;
 pub use mongod_config::{MongodConfig, REFUSED_KEYS};
 pub use monitoring::*;
+pub use requests::*;
 pub use tls::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -157,6 +157,8 @@ pub enum StepDownReason {
     Removal,
     /// It is about to be restarted (rollout).
     Restart,
+    /// A person asked for it (`kubectl mongo stepdown`, the step-down annotation).
+    Requested,
 }
 
 /// How many voters `n` data-bearing members should have: all, up to 7, and odd.
@@ -190,9 +192,15 @@ fn free_id(config: &ReplSetConfig, preferred: i64) -> Option<i64> {
 /// The next safe step, or why there is none.
 ///
 /// `observed` is None when no reachable member has a config (the set was never initiated).
-/// `restart` names a member the rollout wants to restart next; if it is the primary, the
-/// planner steps it down first (once the membership itself is in sync).
-pub fn plan(set_name: &str, desired: &[DesiredMember], observed: Option<&Observed>, restart: Option<&str>) -> Step {
+/// `stepping_down` names a member that should stop being primary, and why: the member a rollout
+/// wants to restart next, or one a person asked to step down. If it is the primary, the
+/// planner steps it down (once the membership itself is in sync and a successor has caught up).
+pub fn plan(
+    set_name: &str,
+    desired: &[DesiredMember],
+    observed: Option<&Observed>,
+    stepping_down: Option<(&str, StepDownReason)>,
+) -> Step {
     let Some(obs) = observed else {
         // A REMOVED member answers `hello` like a new one; initiating would only meet 23
         // AlreadyInitialized (`processReplSetInitiate`), and the set it left must be found.
@@ -282,11 +290,12 @@ pub fn plan(set_name: &str, desired: &[DesiredMember], observed: Option<&Observe
         return Step::Wait(WaitReason::MemberCatchingUp { host: m.host.clone() });
     }
 
-    // 5. Membership is in sync: a rollout may restart the primary after it steps down.
-    if let Some(host) = restart
+    // 5. Membership is in sync: the primary steps down before a rollout restarts it, or when
+    //    a person asked for it.
+    if let Some((host, reason)) = stepping_down
         && same_host(host, &primary)
     {
-        return step_down(obs, desired, &primary, StepDownReason::Restart);
+        return step_down(obs, desired, &primary, reason);
     }
     let not_ready: Vec<String> =
         desired.iter().filter(|d| !d.ready && cfg.member(&d.host).is_none()).map(|d| d.host.clone()).collect();

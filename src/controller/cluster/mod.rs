@@ -10,6 +10,7 @@ mod replica_set;
 mod restore;
 mod rollout;
 mod status;
+mod step_down;
 mod tls_mode;
 mod tls_stage;
 mod upgrade;
@@ -46,13 +47,16 @@ use crate::mongo::MongoAdmin;
 /// An annotation whose change asks for a reconcile now (like Flux's `reconcile.fluxcd.io/requestedAt`).
 pub const RECONCILE_REQUEST_ANNOTATION: &str = "mongo.operator.rs/reconcile-requested-at";
 
-/// Reconcile when the spec changes (its generation) or a reconcile is requested; status writes
+/// Reconcile when the spec changes (its generation) or a reconcile, CA renewal, restart or
+/// step-down is requested; status writes
 /// (the operator's own) do not wake it.
 fn spec_or_request(cluster: &MongoCluster) -> Option<u64> {
     let mut h = DefaultHasher::new();
     cluster.metadata.generation.hash(&mut h);
     cluster.annotations().get(RECONCILE_REQUEST_ANNOTATION).hash(&mut h);
     cluster.annotations().get(crate::api::RENEW_CA_ANNOTATION).hash(&mut h);
+    cluster.annotations().get(crate::api::RESTART_ANNOTATION).hash(&mut h);
+    cluster.annotations().get(crate::api::STEP_DOWN_ANNOTATION).hash(&mut h);
     Some(h.finish())
 }
 

@@ -15,17 +15,21 @@ use super::replica_set::{self, Seen};
 use super::restore::{self, RestoreStep};
 use super::rollout::{self, RestartReason, Rollout};
 use super::status::{self, Progress};
+use super::step_down::{self, Decision};
 use super::tls_stage::{self, TlsState};
 use super::upgrade::{self, FcvStep};
 use super::users::Users;
 use super::validate::{self, Problem};
 use super::world::{self, World};
-use crate::api::{MongoCluster, MongoClusterStatus, RestoreStatus, condition_type};
+use crate::api::{
+    self as requests, MongoCluster, MongoClusterStatus, RESTART_ANNOTATION, RestoreStatus, STEP_DOWN_ANNOTATION,
+    StepDownResult, StepDownStatus, condition_type,
+};
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events};
 use crate::mongo::{MongoAdmin, Target};
-use crate::replset::{Observed, Step, WaitReason, plan};
+use crate::replset::{Observed, Step, StepDownReason, WaitReason, plan};
 
 /// How soon to look again after a step: long enough for the step to take effect.
 const AFTER_STEP: Duration = Duration::from_secs(2);
@@ -54,11 +58,23 @@ struct Outcome {
     problem: Option<Problem>,
     /// TLS as the members run it, when this reconcile read it.
     tls: Option<crate::api::TlsStatus>,
+    /// The answer to a step-down request, when this reconcile gave one.
+    step_down: Option<StepDownStatus>,
 }
 
 impl Outcome {
     fn new(progress: Progress, observed: Option<Observed>, next: Option<Duration>) -> Outcome {
-        Outcome { progress, observed, versions: None, fcv_message: None, next, restore: None, problem: None, tls: None }
+        Outcome {
+            progress,
+            observed,
+            versions: None,
+            fcv_message: None,
+            next,
+            restore: None,
+            problem: None,
+            tls: None,
+            step_down: None,
+        }
     }
 }
 
@@ -92,6 +108,10 @@ async fn reconcile_inner<A: MongoAdmin>(
 
     // Read and validate.
     let mut world = world::read(&ctx.client, names, spec).await?;
+    let restarts = requests::restart_requested(cluster.annotations().get(RESTART_ANNOTATION).map(String::as_str));
+    for pod in &mut world.pods {
+        pod.restart_requested = pod.uid.as_deref().is_some_and(|uid| restarts.contains(uid));
+    }
     let mut problems = validate::validate(names, &ctx.settings.admin_policy, spec, cluster.status.as_ref(), &world);
     announce_problems(cluster, &problems, events).await;
     let blocked = problems.iter().any(|p| p.blocks_all);
@@ -243,6 +263,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         restore: outcome.restore.clone(),
         tls: outcome.tls.clone(),
         pod_monitor: pod_monitor_kept,
+        step_down: outcome.step_down.clone(),
         now: Timestamp::now(),
     });
     write_status(ctx, cluster, names, &status).await?;
@@ -437,7 +458,7 @@ struct Stage<'a, A: MongoAdmin> {
 
 impl<A: MongoAdmin> Stage<'_, A> {
     async fn run(&self, seen: Seen) -> Result<Outcome, Error> {
-        let Stage { cluster, ctx, names, world, creds, owner, events, .. } = *self;
+        let Stage { cluster, ctx, names, world, creds, events, .. } = *self;
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
         let set_name = names.replica_set();
@@ -494,11 +515,72 @@ impl<A: MongoAdmin> Stage<'_, A> {
             let done = restart_member(ctx, names, events, pod, uid.clone(), *why).await?;
             return Ok(Outcome::new(done.0, Some(obs), done.1));
         }
-        let restart = match &rollout {
-            Rollout::StepDownPrimary { host } => Some(host.as_str()),
+        // A rollout's step-down comes first; a person's request is answered after it.
+        let asked = requests::step_down_requested(cluster.annotations().get(STEP_DOWN_ANNOTATION).map(String::as_str));
+        let host_of_pod = |pod: &str| world.pods.iter().find(|p| p.name == pod).map(|p| host_of(p.ordinal));
+        let decision = match &rollout {
+            Rollout::StepDownPrimary { .. } => Decision::None,
+            _ => step_down::decide(asked.as_ref(), cluster.status.as_ref(), &obs, &host_of_pod),
+        };
+        let stepping_down = match (&rollout, &decision) {
+            (Rollout::StepDownPrimary { host }, _) => Some((host.as_str(), StepDownReason::Restart)),
+            (_, Decision::StepDown(host)) => Some((host.as_str(), StepDownReason::Requested)),
             _ => None,
         };
-        let step = plan(&set_name, &desired, Some(&obs), restart);
+        let answer = |result: StepDownResult, message: String| {
+            asked.as_ref().map(|r| StepDownStatus {
+                request: r.token.to_string(),
+                result,
+                message,
+                time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+            })
+        };
+        let mut answered = None;
+        if let Decision::Answer(result, message) = &decision {
+            if *result == StepDownResult::Refused {
+                events.warning("StepDownRefused", "StepDown", message.clone()).await;
+            } else {
+                events.normal("StepDownNotNeeded", "StepDown", message.clone()).await;
+            }
+            answered = answer(*result, message.clone());
+        }
+        let step = plan(&set_name, &desired, Some(&obs), stepping_down);
+        if let Step::StepDown { reason: StepDownReason::Requested, .. } = &step {
+            let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
+            let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
+            let mut outcome = match done {
+                Some(done) => {
+                    ctx.metrics.replica_set_step(done.reason);
+                    events.normal(done.reason, "StepDown", done.message.clone()).await;
+                    answered = answer(StepDownResult::SteppedDown, done.message.clone());
+                    Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP))
+                }
+                None => Outcome::new(Progress::Waiting("NoPrimary", "no primary".into()), Some(obs), Some(AFTER_STEP)),
+            };
+            outcome.step_down = answered;
+            return Ok(outcome);
+        }
+        let mut outcome = self.act(step, obs, primary, &members_in_range, rollout, seen.as_system).await?;
+        outcome.step_down = answered;
+        Ok(outcome)
+    }
+
+    /// Takes the planner's step (or, when the set is in sync, the users, the restore, the
+    /// rollout and the featureCompatibilityVersion).
+    async fn act(
+        &self,
+        step: Step,
+        obs: Observed,
+        primary: Option<Target>,
+        members_in_range: &[world::MemberPod],
+        rollout: Rollout,
+        as_system: bool,
+    ) -> Result<Outcome, Error> {
+        let Stage { cluster, ctx, names, world, creds, owner, events, .. } = *self;
+        let spec = &cluster.spec;
+        let domain = ctx.settings.cluster_domain.as_str();
+        let creds_in_use = if as_system { &creds.system } else { &creds.operator };
+        let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
         match &step {
             Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) => {
                 let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
@@ -732,6 +814,7 @@ async fn restart_member<A: MongoAdmin>(
     }
     let (reason, message) = match why {
         RestartReason::Secondary => ("MemberRestarting", format!("restarting {pod} on the new Pod template")),
+        RestartReason::Requested => ("MemberRestarting", format!("restarting {pod} as requested")),
         RestartReason::NotServing => (
             "MemberReplaced",
             format!("replacing {pod}: it runs an old Pod template and serves nothing (not ready, not in the set)"),

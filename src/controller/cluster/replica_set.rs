@@ -206,7 +206,14 @@ pub async fn execute<A: MongoAdmin>(
             admin.step_down(p, 60, 10).await.doing(|| format!("stepping down {host}"))?;
             Ok(Some(Done {
                 reason: "PrimarySteppedDown",
-                message: format!("{host} stepped down ({reason:?})"),
+                message: format!(
+                    "{host} stepped down {}",
+                    match reason {
+                        crate::replset::StepDownReason::Removal => "before leaving the set",
+                        crate::replset::StepDownReason::Restart => "before its restart",
+                        crate::replset::StepDownReason::Requested => "as requested",
+                    }
+                ),
                 member: Some(member_pod(host).to_string()),
             }))
         }

@@ -49,6 +49,8 @@ pub enum RestartReason {
     NotServing,
     /// The primary, which no other member can take over from.
     WithoutFailover,
+    /// A secondary on the current template that a person asked to restart.
+    Requested,
 }
 
 /// A member's host, as in the replica-set config, for a Pod.
@@ -59,16 +61,20 @@ fn healthy_in_set(observed: &Observed, host: &str) -> bool {
     observed.members.iter().any(|m| same_host(&m.host, host) && m.healthy)
 }
 
-/// A Pod on an old template that is not ready and whose member is not `serving` (healthy in
-/// the set): it serves nothing, so replacing it loses nothing. The highest ordinal first.
+/// Whether a Pod is due for a restart: it runs an old template, or a person asked for it.
+fn due(p: &MemberPod, update: &str) -> bool {
+    p.revision.as_deref() != Some(update) || p.restart_requested
+}
+
+/// A Pod due for a restart (an old template, or asked for) that is not ready and whose member
+/// is not `serving` (healthy in the set): it serves nothing, so replacing it loses nothing. The
+/// highest ordinal first.
 pub fn not_serving<'a>(
     pods: &'a [MemberPod],
     update: &str,
     serving: &dyn Fn(&MemberPod) -> bool,
 ) -> Option<&'a MemberPod> {
-    pods.iter()
-        .filter(|p| p.revision.as_deref() != Some(update) && !p.terminating && !p.ready && !serving(p))
-        .max_by_key(|p| p.ordinal)
+    pods.iter().filter(|p| due(p, update) && !p.terminating && !p.ready && !serving(p)).max_by_key(|p| p.ordinal)
 }
 
 /// A Pod on the current template that has not served for [`PROGRESS_DEADLINE`] since it was
@@ -116,7 +122,7 @@ pub fn next(
     if let Some(stuck) = stuck(pods, update, &serving, now) {
         return stuck;
     }
-    let stale: Vec<&MemberPod> = pods.iter().filter(|p| p.revision.as_deref() != Some(update)).collect();
+    let stale: Vec<&MemberPod> = pods.iter().filter(|p| due(p, update)).collect();
     if stale.is_empty() {
         return Rollout::Done;
     }
@@ -130,7 +136,9 @@ pub fn next(
     }
     let is_primary = |p: &MemberPod| observed.primary.as_deref().is_some_and(|h| same_host(h, &host_of(p.ordinal)));
     if let Some(p) = stale.iter().filter(|p| !is_primary(p)).max_by_key(|p| p.ordinal) {
-        return Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone(), why: RestartReason::Secondary };
+        let why =
+            if p.revision.as_deref() == Some(update) { RestartReason::Requested } else { RestartReason::Secondary };
+        return Rollout::Restart { pod: p.name.clone(), uid: p.uid.clone(), why };
     }
     let Some(primary) = &observed.primary else { return Rollout::Wait("no primary".into()) };
     let successor_possible = observed.config.members.iter().any(|m| !same_host(&m.host, primary) && m.is_electable());
@@ -168,6 +176,7 @@ mod tests {
             created: Some(now() - SignedDuration::from_hours(1)),
             tls_started: true,
             ca_file: None,
+            restart_requested: false,
         }
     }
 
@@ -216,6 +225,34 @@ mod tests {
         assert_eq!(next(&primary_left, Some("new"), &obs, h, now()), Rollout::StepDownPrimary { host: host(2) });
         let done = [pod(0, "new"), pod(1, "new"), pod(2, "new")];
         assert_eq!(next(&done, Some("new"), &obs, h, now()), Rollout::Done);
+    }
+
+    #[test]
+    fn a_requested_restart_follows_the_rollout_order_and_ends_with_the_pods_it_named() {
+        let obs = observed(0, 0);
+        let h: HostOf<'_> = &host;
+        let asked = |pods: &mut [MemberPod], which: &[i32]| {
+            for p in pods.iter_mut() {
+                p.restart_requested = which.contains(&p.ordinal);
+            }
+        };
+        let mut pods = [pod(0, "cur"), pod(1, "cur"), pod(2, "cur")];
+        asked(&mut pods, &[0, 1, 2]);
+        assert_eq!(next(&pods, Some("cur"), &obs, h, now()), restart(2, RestartReason::Requested));
+        // db-2 came back (a new Pod, not named by the request).
+        asked(&mut pods, &[0, 1]);
+        assert_eq!(next(&pods, Some("cur"), &obs, h, now()), restart(1, RestartReason::Requested));
+        asked(&mut pods, &[0]);
+        assert_eq!(next(&pods, Some("cur"), &obs, h, now()), Rollout::StepDownPrimary { host: host(0) });
+        asked(&mut pods, &[]);
+        assert_eq!(next(&pods, Some("cur"), &obs, h, now()), Rollout::Done);
+        // One member asked for waits, like a rollout, for the others to be healthy.
+        asked(&mut pods, &[1]);
+        assert!(matches!(next(&pods, Some("cur"), &observed(0, 60), h, now()), Rollout::Wait(_)));
+        // A Pod on an old template is restarted for that reason, not as asked.
+        let mut mixed = [pod(0, "cur"), pod(1, "old"), pod(2, "cur")];
+        asked(&mut mixed, &[1]);
+        assert_eq!(next(&mixed, Some("cur"), &obs, h, now()), restart(1, RestartReason::Secondary));
     }
 
     #[test]

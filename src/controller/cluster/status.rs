@@ -63,6 +63,8 @@ pub struct Inputs<'a> {
     pub tls: Option<crate::api::TlsStatus>,
     /// The PodMonitor kept, when this reconcile looked at it; otherwise the previous stays.
     pub pod_monitor: Option<Option<String>>,
+    /// The answer to a step-down request given by this reconcile; otherwise the previous stays.
+    pub step_down: Option<crate::api::StepDownStatus>,
     pub now: Timestamp,
 }
 
@@ -259,6 +261,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         restore: i.restore.clone().or_else(|| i.previous.and_then(|p| p.restore.clone())),
         tls: i.tls.clone().or_else(|| i.previous.and_then(|p| p.tls.clone())),
         pod_monitor: i.pod_monitor.clone().unwrap_or_else(|| i.previous.and_then(|p| p.pod_monitor.clone())),
+        step_down: i.step_down.clone().or_else(|| i.previous.and_then(|p| p.step_down.clone())),
     }
 }
 
@@ -287,6 +290,7 @@ mod tests {
             restore: None,
             tls: None,
             pod_monitor: None,
+            step_down: None,
             now: "2026-12-04T12:00:00Z".parse().unwrap(),
         }
     }

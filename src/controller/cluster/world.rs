@@ -36,6 +36,8 @@ pub struct MemberPod {
     /// The CA file the operator verifies the member's certificate with, when it dials it over
     /// TLS; set once the certificates stage has run.
     pub ca_file: Option<std::path::PathBuf>,
+    /// A person asked for this Pod to be restarted (the restart annotation names its UID).
+    pub restart_requested: bool,
 }
 
 impl MemberPod {
@@ -66,6 +68,7 @@ impl MemberPod {
                 .and_then(|t| super::tls_mode::token_mode(t))
                 .is_some_and(|m| m.on()),
             ca_file: None,
+            restart_requested: false,
             name,
         })
     }
