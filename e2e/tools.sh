@@ -10,7 +10,7 @@
 #
 #   e2e/tools.sh [all|k8s|etcd|kwok|helm|ferretdb|mongotools|s3sfs|cyclonus|argocd-health|
 #                 grafana-dashboard-check|cert-manager-crds|mongodb-exporter|promtool|
-#                 prometheus-operator-crds|exporter-recording]...
+#                 prometheus-operator-crds|exporter-recording|krew]...
 #   (all = what the tests need today: every one of them)
 #   e2e/tools.sh path <tool>     # prints the directory holding <tool>'s binaries
 set -euo pipefail
@@ -40,6 +40,8 @@ PROMTOOL_VERSION=v0.316.0
 # The Prometheus Operator's CRDs (PodMonitor, PrometheusRule, ServiceMonitor), from its
 # module (v0.85.0: the newest the proxy serves).
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# krew, to install the plugin from its krew manifest as a user would (tests/kubectl_plugin.rs).
+KREW_VERSION=v0.4.3
 
 CACHE="${MONGO_OPERATOR_CACHE:-$HOME/.cache/mongo-operator}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,6 +91,7 @@ dir_of() {
     exporter-recording) echo "$CACHE/bin/exporter-recording-$MONGODB_EXPORTER_VERSION" ;;
     promtool) echo "$CACHE/bin/promtool-$PROMTOOL_VERSION" ;;
     prometheus-operator-crds) echo "$CACHE/bin/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION" ;;
+    krew) echo "$CACHE/bin/krew-$KREW_VERSION" ;;
     *) log "unknown tool: $1"; return 1 ;;
   esac
 }
@@ -193,6 +196,11 @@ build_s3sfs() {
   mv "$out/.cargo/bin/s3s-fs" "$out/"; rm -rf "$out/.cargo"
 }
 
+build_krew() {
+  local out=$1
+  GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/krew/cmd/krew@$KREW_VERSION"
+}
+
 build_cyclonus() {
   local out=$1
   GOBIN="$out" go install -ldflags "-s -w" "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
@@ -260,7 +268,7 @@ build_prometheus_operator_crds() {
 }
 
 ALL=(k8s etcd kwok helm ferretdb mongotools s3sfs cyclonus argocd-health grafana-dashboard-check cert-manager-crds
-  mongodb-exporter promtool prometheus-operator-crds exporter-recording)
+  mongodb-exporter promtool prometheus-operator-crds exporter-recording krew)
 
 case "${1:-all}" in
   path) dir_of "$2" ;;

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+
+use super::common::{PluginError, classify};
 
 use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, VerificationPhase};
 
@@ -20,24 +20,8 @@ pub enum BackupCommandError {
     NoSchedule { cluster: String, namespace: String },
     #[error("the schedule {schedule} has no destination named {name} (it has: {known})")]
     UnknownDestination { schedule: String, name: String, known: String },
-    #[error("you may not {action} in namespace {namespace}: {reason}")]
-    Forbidden { action: String, namespace: String, reason: String },
-    #[error("{what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn classify(action: &str, namespace: &str) -> impl FnOnce(kube::Error) -> BackupCommandError {
-    let (action, namespace) = (action.to_string(), namespace.to_string());
-    move |source| match source {
-        kube::Error::Api(e) if e.code == 403 => {
-            BackupCommandError::Forbidden { action, namespace, reason: e.message.clone() }
-        }
-        source => BackupCommandError::Kube { what: action, source },
-    }
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
 }
 
 /// The spec of a one-off backup from `schedule`'s, to the destinations named in `to` (all
@@ -128,50 +112,24 @@ pub async fn follow(
     name: &str,
     timeout: Duration,
 ) -> Result<bool, BackupCommandError> {
-    let api: Api<MongoBackup> = Api::namespaced(client.clone(), namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
     let mut last = None;
-    let followed = tokio::time::timeout(timeout, async {
-        while let Some(event) = stream.next().await {
-            let backup = match event {
-                Ok(b) => b,
-                Err(e) => {
-                    return Err(BackupCommandError::Kube {
-                        what: format!("watching MongoBackup {name}"),
-                        source: kube_watch(e),
-                    });
-                }
-            };
-            if let Some(line) = progress(&backup)
-                && last.as_ref() != Some(&line)
-            {
-                println!("{line}");
-                last = Some(line);
-            }
-            if let Some(ok) = ended(&backup) {
-                return Ok(ok);
-            }
+    let ended = super::common::follow(client, namespace, name, timeout, |backup: &MongoBackup| {
+        if let Some(line) = progress(backup)
+            && last.as_ref() != Some(&line)
+        {
+            println!("{line}");
+            last = Some(line);
         }
-        Ok(false)
+        ended(backup)
     })
-    .await;
-    followed.unwrap_or_else(|_| {
+    .await?;
+    Ok(ended.unwrap_or_else(|| {
         println!(
             "still running after {} s; `kubectl mongo status` and `kubectl get mongobackup {name}` follow it",
             timeout.as_secs()
         );
-        Ok(false)
-    })
-}
-
-fn kube_watch(e: watcher::Error) -> kube::Error {
-    match e {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
-            e
-        }
-        other => kube::Error::Service(Box::new(other)),
-    }
+        false
+    }))
 }
 
 #[cfg(test)]

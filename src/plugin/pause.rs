@@ -6,8 +6,7 @@ use kube::api::{Api, Patch, PatchParams};
 
 use crate::api::MongoCluster;
 
-/// The field manager the plugin's changes are recorded under.
-pub const FIELD_MANAGER: &str = "kubectl-mongo";
+use super::common::FIELD_MANAGER;
 
 /// Sets `spec.paused`; returns whether it changed.
 pub async fn set_paused(client: &Client, namespace: &str, name: &str, paused: bool) -> Result<bool, kube::Error> {
