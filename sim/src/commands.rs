@@ -8,7 +8,7 @@ use bson::{Binary, Bson, DateTime, Document, Timestamp, doc};
 
 use crate::rules::{self, Refusal, code, code_name};
 use crate::scram::{self, Conversation, Credentials};
-use crate::world::{State, User, World};
+use crate::world::{SimMember, State, User, World};
 
 /// Roles that exist on the server, for createUser/updateUser validation.
 const BUILTIN_ROLES: &[&str] = &[
@@ -175,6 +175,36 @@ fn optime(world: &World, applied: usize) -> (Document, DateTime) {
         increment: u32::try_from(applied).unwrap_or(u32::MAX),
     };
     (doc! { "ts": ts, "t": term }, DateTime::from_system_time(wall))
+}
+
+/// An entry of the data store's oplog as an optime, and its date.
+fn data_optime(world: &World, applied: usize) -> (Document, DateTime) {
+    match applied.checked_sub(1).and_then(|i| world.data_oplog.get(i)) {
+        Some(e) => (doc! { "ts": e.ts, "t": e.t }, DateTime::from_system_time(e.wall)),
+        None => (doc! { "ts": Timestamp { time: 0, increment: 0 }, "t": -1_i64 }, DateTime::from_millis(0)),
+    }
+}
+
+/// A member's position in one of the oplogs, and the optime at a position of it.
+type Position = fn(&SimMember) -> usize;
+type OpTimeAt = fn(&World, usize) -> (Document, DateTime);
+
+/// `hello`'s `lastWrite`, as `ReplicationCoordinatorImpl::_makeHelloResponse`
+/// (`repl/replication_coordinator_impl.cpp`) fills it: the member's last applied optime, and
+/// `majorityOpTime` from its committed snapshot, present once it has one. For a set holding
+/// data, both are positions in the data store's oplog (the entries clients' writes made),
+/// which is the oplog a reader of `local.oplog.rs` sees.
+fn last_write(world: &World, m: &SimMember) -> Document {
+    let (position, optime): (Position, OpTimeAt) =
+        if world.opts.data.is_some() { (|m| m.data_applied, data_optime) } else { (|m| m.applied, optime) };
+    let (op, date) = optime(world, position(m));
+    let mut last = doc! { "opTime": op, "lastWriteDate": date };
+    if let Some(committed) = world.commit_point(m, position).filter(|c| *c > 0) {
+        let (op, date) = optime(world, committed);
+        last.insert("majorityOpTime", op);
+        last.insert("majorityWriteDate", date);
+    }
+    last
 }
 
 /// Answers one command received by member `me`.
@@ -385,8 +415,7 @@ fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Documen
             if let Some(term) = m.primary_term {
                 d.insert("electionId", bson::oid::ObjectId::from_bytes(electionid(term)));
             }
-            let (op, date) = optime(&w, m.applied);
-            d.insert("lastWrite", doc! { "opTime": op, "lastWriteDate": date });
+            d.insert("lastWrite", last_write(&w, m));
         }
         // Never initiated, or REMOVED: the same no-config response.
         _ => {

@@ -419,6 +419,32 @@ pub async fn write_fcv(address: &str, fcv: &str) -> Result<(), String> {
     checked("writing the FCV document", once(address, "admin", body).await).map(|_| ())
 }
 
+/// The entries the data store's oplog holds after `after` (all when none), oldest first, at
+/// most a thousand: what a secondary's oplog fetcher would read from the primary next.
+pub async fn oplog_since(
+    address: &str,
+    after: Option<Timestamp>,
+) -> Result<Vec<(Timestamp, i64, std::time::SystemTime)>, String> {
+    let filter = match after {
+        Some(ts) => doc! { "ts": { "$gt": ts } },
+        None => doc! {},
+    };
+    let body =
+        doc! { "find": "oplog.rs", "filter": filter, "sort": { "$natural": 1 }, "limit": 1000, "batchSize": 1000 };
+    let found = checked("reading the oplog", once(address, "local", body).await)?;
+    let batch = found.get_document("cursor").and_then(|c| c.get_array("firstBatch")).map_err(|e| e.to_string())?;
+    Ok(batch
+        .iter()
+        .filter_map(|d| d.as_document())
+        .filter_map(|d| {
+            let ts = d.get_timestamp("ts").ok()?;
+            let t = d.get_i64("t").ok().or_else(|| d.get_i32("t").ok().map(i64::from)).unwrap_or(-1);
+            let wall = d.get_datetime("wall").map(|w| w.to_system_time()).unwrap_or(std::time::SystemTime::now());
+            Some((ts, t, wall))
+        })
+        .collect())
+}
+
 /// The primary's periodic no-op (`periodicNoopIntervalSecs`, 10 s): an `n` entry after the
 /// newest one, so that an idle set's oplog still moves and `mongodump --oplog` always finds a
 /// recent entry. Its `ts` follows the newest entry's, whatever clock wrote that one.

@@ -100,6 +100,14 @@ impl Sim {
                         tracing::warn!(error = %e, "cannot write a no-op to the data store's oplog");
                     }
                 }
+                // The members fetch what the primary's data store logged since the last round.
+                if let (Some((address, _)), Some(_)) = (&data, primary_term) {
+                    let after = lock(&w).data_oplog.last().map(|e| e.ts);
+                    match crate::data::oplog_since(address, after).await {
+                        Ok(entries) => lock(&w).fetched_data_oplog(entries),
+                        Err(e) => tracing::warn!(error = %e, "cannot read the data store's oplog"),
+                    }
+                }
             }
         });
         Arc::new(Sim {

@@ -108,6 +108,8 @@ pub struct SimMember {
     pub primary_term: Option<i64>,
     /// How many oplog entries this member has applied.
     pub applied: usize,
+    /// How many entries of the data store's oplog ([`World::data_oplog`]) it has applied.
+    pub data_applied: usize,
     pub busy_until: Instant,
     pub stepdown_until: Option<Instant>,
     pub election_at: Option<Instant>,
@@ -141,6 +143,16 @@ pub struct User {
     pub id: [u8; 16],
 }
 
+/// An entry of the data store's oplog (the writes clients made, the no-ops), as the
+/// simulated members fetch it from the primary: its position and when it was fetched.
+#[derive(Debug, Clone)]
+pub struct DataOplogEntry {
+    pub ts: bson::Timestamp,
+    pub t: i64,
+    pub wall: SystemTime,
+    pub at: Instant,
+}
+
 #[derive(Debug, Clone)]
 pub struct OplogEntry {
     pub at: Instant,
@@ -155,6 +167,8 @@ pub struct World {
     pub members: BTreeMap<String, SimMember>,
     pub users: BTreeMap<(String, String), User>,
     pub oplog: Vec<OplogEntry>,
+    /// The data store's oplog, for a set that holds data: what `hello`'s `lastWrite` reports.
+    pub data_oplog: Vec<DataOplogEntry>,
     pub term: i64,
     /// The featureCompatibilityVersion document, once the set was initiated: it is written at
     /// `replSetInitiate` with the initiator's release, and replicated to every member.
@@ -191,6 +205,7 @@ impl World {
             members: BTreeMap::new(),
             users: BTreeMap::new(),
             oplog: Vec::new(),
+            data_oplog: Vec::new(),
             term: 0,
             fcv: None,
             config_optime: BTreeMap::new(),
@@ -214,6 +229,7 @@ impl World {
                 config: None,
                 primary_term: None,
                 applied: 0,
+                data_applied: 0,
                 busy_until: now,
                 stepdown_until: None,
                 election_at: None,
@@ -272,6 +288,42 @@ impl World {
             .and_then(|v| v.as_i64().or_else(|| v.as_i32().map(i64::from)))
             .and_then(|ms| u64::try_from(ms).ok())
             .map_or(self.opts.election_timeout, Duration::from_millis)
+    }
+
+    /// Entries the primary's data store logged since the last fetch: the primary has them
+    /// applied at once, the secondaries as [`World::tick`] replicates them.
+    pub fn fetched_data_oplog(&mut self, entries: Vec<(bson::Timestamp, i64, SystemTime)>) {
+        let now = Instant::now();
+        for (ts, t, wall) in entries {
+            if self.data_oplog.last().is_some_and(|last| last.ts >= ts) {
+                continue;
+            }
+            self.data_oplog.push(DataOplogEntry { ts, t, wall, at: now });
+        }
+        let len = self.data_oplog.len();
+        if let Some(p) = self.primary().map(|p| p.name.clone())
+            && let Some(p) = self.members.get_mut(&p)
+        {
+            p.data_applied = len;
+        }
+    }
+
+    /// The set's commit point as `member` knows it, by `position` (applied entries of one
+    /// oplog): the highest position a majority of the voters of the primary's config have
+    /// reached (`TopologyCoordinator::updateLastCommittedOpTimeAndWallTime`, which takes the
+    /// majority-th highest optime of the voters), and never past what `member` has applied
+    /// itself (its committed snapshot is of its own data). None without a primary.
+    pub fn commit_point(&self, member: &SimMember, position: fn(&SimMember) -> usize) -> Option<usize> {
+        let primary = self.primary()?;
+        let cfg = primary.config.as_ref()?;
+        let mut reached: Vec<usize> = self
+            .reachable_hosts(&primary.name, cfg)
+            .filter(|m| cfg.members.iter().any(|e| e.host == m.host && e.is_voter()))
+            .map(position)
+            .collect();
+        reached.sort_unstable_by(|a, b| b.cmp(a));
+        let committed = *reached.get(majority(cfg.voters()).checked_sub(1)?)?;
+        Some(committed.min(position(member)))
     }
 
     pub fn append_oplog(&mut self) -> usize {
@@ -370,8 +422,10 @@ impl World {
             }
             let cutoff = now.checked_sub(m.lag).unwrap_or(now);
             let target = self.oplog.partition_point(|e| e.at <= cutoff).min(len);
+            let data_target = self.data_oplog.partition_point(|e| e.at <= cutoff);
             let m = self.members.get_mut(&n).expect("member exists");
             m.applied = m.applied.max(target);
+            m.data_applied = m.data_applied.max(data_target);
         }
     }
 
@@ -646,6 +700,31 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_point_is_the_majority_th_highest_voter_and_no_member_s_is_past_its_own_data() {
+        let mut world = World::new(Options::default());
+        let hosts = ["a:1", "b:1", "c:1"];
+        for (i, h) in hosts.iter().enumerate() {
+            world.add_member(&format!("m{i}"), h, "127.0.0.1:1".parse().expect("address"));
+        }
+        let members: Vec<bson::Document> =
+            hosts.iter().enumerate().map(|(i, h)| bson::doc! { "_id": i as i32, "host": *h }).collect();
+        world.initiate("m0", Some(&bson::doc! { "_id": "rs0", "members": members })).expect("initiate");
+        let config = world.members["m0"].config.clone();
+        for (name, applied) in [("m0", 10), ("m1", 8), ("m2", 5)] {
+            let m = world.members.get_mut(name).expect("member");
+            m.config = config.clone();
+            m.data_applied = applied;
+        }
+        world.members.get_mut("m0").expect("m0").primary_term = Some(1);
+        let at = |w: &World, name: &str| w.commit_point(&w.members[name], |m| m.data_applied);
+        assert_eq!(at(&world, "m0"), Some(8), "two of three voters have 8");
+        assert_eq!(at(&world, "m2"), Some(5), "m2 has applied only 5");
+        // A voter down: the two left must both have it.
+        world.members.get_mut("m1").expect("m1").up = false;
+        assert_eq!(at(&world, "m0"), Some(5));
+    }
 
     #[test]
     fn a_restart_forgets_the_step_down_period_as_mongod_keeps_it_in_memory_only() {
