@@ -60,6 +60,7 @@ bench-controller:
 bench-backup:
 	e2e/bench/backup.sh
 	cargo bench --locked --bench archive
+	cargo bench --locked --bench oplog_archive
 
 bench-runtime:
 	e2e/bench/runtime.sh

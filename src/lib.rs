@@ -11,6 +11,7 @@ pub mod certs;
 pub mod controller;
 pub mod install;
 pub mod mongo;
+pub mod pitr;
 pub mod plugin;
 pub mod probe;
 pub mod replset;

@@ -92,6 +92,16 @@ enum Command {
         #[command(flatten)]
         args: backup::command::JobArgs,
     },
+    /// Archive the oplog for point-in-time recovery (the archiver's Deployment): tail it on
+    /// one member and write a chunk of majority-committed entries to every destination every
+    /// span, continuing exactly after the last entry archived.
+    ArchiveOplog {
+        /// Log level or filter.
+        #[arg(long, default_value = "info", env = "MONGO_OPERATOR_LOG_LEVEL")]
+        log_level: String,
+        #[command(flatten)]
+        args: backup::command::JobArgs,
+    },
     /// Print the CustomResourceDefinitions as one multi-document YAML stream.
     Crd {
         /// Write one file per CRD into this directory instead of printing.
@@ -120,6 +130,10 @@ fn main() -> ExitCode {
         Command::Verify { log_level, args } => {
             let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
             backup::command::run(backup::command::Job::Verify, args)
+        }
+        Command::ArchiveOplog { log_level, args } => {
+            let _ = telemetry::init(telemetry::LogFormat::Text, &log_level);
+            mongo_operator::pitr::command::archive_oplog(args)
         }
         Command::Install { bin_dir, key_file_src, key_file_dst } => {
             run_install(&bin_dir, key_file_src.zip(key_file_dst))

@@ -31,6 +31,13 @@ pub struct Contents {
     pub namespaces: Vec<Namespace>,
     /// Entries of the oplog a `--oplog` dump carries.
     pub oplog_entries: u64,
+    /// The first of them (mongodump starts it at the newest entry when the dump begins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_first: Option<crate::pitr::OpTime>,
+    /// The last of them: a restore with `--oplogReplay` gives the database as of this entry,
+    /// which is where point-in-time recovery continues from this backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_last: Option<crate::pitr::OpTime>,
     /// mongodump's version, from the archive's header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_version: Option<String>,
@@ -135,6 +142,8 @@ pub struct Recorder {
     tallies: BTreeMap<(String, String), Tally>,
     current: Option<(String, String)>,
     tool_version: Option<String>,
+    /// The first and last entries of the oplog segment.
+    oplog_range: Option<(crate::pitr::OpTime, crate::pitr::OpTime)>,
     error: Option<ArchiveError>,
 }
 
@@ -147,6 +156,7 @@ impl Default for Recorder {
             tallies: BTreeMap::new(),
             current: None,
             tool_version: None,
+            oplog_range: None,
             error: None,
         }
     }
@@ -238,7 +248,12 @@ impl Recorder {
                     && let Some(tally) = self.tallies.get_mut(key)
                 {
                     tally.documents += 1;
-                    if !oplog(key) {
+                    if oplog(key) {
+                        let at = crate::pitr::slicer::read_entry(doc)
+                            .map_err(|e| ArchiveError::Document(format!("an oplog entry: {e}")))?
+                            .op_time;
+                        self.oplog_range = Some(self.oplog_range.map_or((at, at), |(first, _)| (first, at)));
+                    } else {
                         tally.digest.add(raw);
                     }
                 }
@@ -259,7 +274,12 @@ impl Recorder {
         if !self.pending.is_empty() || self.expect != Expect::SegmentHeader {
             return Err(ArchiveError::Truncated(self.expect.describe()));
         }
-        let mut contents = Contents { tool_version: self.tool_version, ..Contents::default() };
+        let mut contents = Contents {
+            tool_version: self.tool_version,
+            oplog_first: self.oplog_range.map(|r| r.0),
+            oplog_last: self.oplog_range.map(|r| r.1),
+            ..Contents::default()
+        };
         for mut namespace in self.prelude {
             let key = (namespace.db.clone(), namespace.collection.clone());
             if oplog(&key) {
@@ -354,8 +374,9 @@ mod tests {
             a.extend(TERMINATOR);
         }
         a.extend(header("", "oplog", false));
-        a.extend(bytes(&rawdoc! { "op": "n" }));
-        a.extend(bytes(&rawdoc! { "op": "i" }));
+        let ts = |increment| mongodb::bson::Timestamp { time: 1_796_000_000, increment };
+        a.extend(bytes(&rawdoc! { "op": "n", "ts": ts(4), "t": 7_i64 }));
+        a.extend(bytes(&rawdoc! { "op": "i", "ts": ts(9), "t": 7_i64 }));
         a.extend(TERMINATOR);
         a.extend(header("", "oplog", true));
         a.extend(TERMINATOR);
@@ -379,6 +400,8 @@ mod tests {
         }
         assert_eq!(whole.tool_version.as_deref(), Some("100.12.2"));
         assert_eq!(whole.oplog_entries, 2);
+        let op = |increment| crate::pitr::OpTime::new(crate::pitr::Ts::new(1_796_000_000, increment), 7);
+        assert_eq!((whole.oplog_first, whole.oplog_last), (Some(op(4)), Some(op(9))), "the dump's oplog range");
         let names: Vec<(&str, &str, u64)> =
             whole.namespaces.iter().map(|n| (n.collection.as_str(), n.kind.as_str(), n.documents)).collect();
         assert_eq!(names, [("orders", "collection", 5), ("logs", "collection", 1), ("big_orders", "view", 0)]);

@@ -127,4 +127,8 @@ pub enum RestoreError {
     /// Starting or feeding mongorestore failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A restore to a point in time cannot reach its target, or the archived oplog it needs
+    /// cannot be read or does not chain.
+    #[error("point-in-time restore: {0}")]
+    PointInTime(String),
 }

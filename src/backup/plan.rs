@@ -91,6 +91,36 @@ pub struct RestorePlan {
     pub target: Source,
     /// What is known of the backup from somewhere its buckets cannot change.
     pub expected: Expected,
+    /// A restore to a point in time: the base backup is the newest one in `location`'s
+    /// destination whose oplog ends before the target (`location.path` is not read), and the
+    /// archived oplog after it is replayed up to the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<PointInTimePlan>,
+}
+
+/// What a restore to a point in time is asked for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PointInTimePlan {
+    /// The cluster whose backups and archived oplog are read.
+    pub cluster: String,
+    /// `latest`, or an RFC 3339 time: every write before it is restored, none at or after it.
+    pub target: String,
+}
+
+/// What a restore to a point in time did.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PointInTimeOutcome {
+    /// The base backup restored first.
+    pub base: String,
+    /// The replay's exclusive limit, as `mongorestore --oplogLimit` took it (`<seconds>:<increment>`).
+    pub limit: String,
+    /// The target as resolved: the second the limit falls in.
+    pub resolved: DateTime<Utc>,
+    /// Archived entries replayed (no-ops included), from how many chunks.
+    pub entries: u64,
+    pub chunks: u64,
 }
 
 /// One verification: every copy of a backup restored in turn into a throwaway mongod, and
@@ -316,6 +346,9 @@ pub enum Outcome {
         /// The destination whose copy was restored.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copy: Option<String>,
+        /// For a restore to a point in time, the base and the replay.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point_in_time: Option<PointInTimeOutcome>,
     },
     /// What a verification found, copy by copy.
     #[serde(rename_all = "camelCase")]

@@ -42,6 +42,9 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
         Some(_) => Some(secrets.required(MONGODB_PASSWORD)?),
         None => None,
     };
+    if let Some(pitr) = &plan.point_in_time {
+        return crate::pitr::replay::restore_to(plan, pitr, password.as_deref(), secrets, tools).await;
+    }
     if !plan.expected.vouches() {
         return Err(RestoreError::Untrusted {
             url: plan.location.path.clone(),
@@ -63,7 +66,11 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
         .await;
         match restored {
             Ok(restored) => {
-                return Ok(Outcome::Restored { manifest: restored.manifest.without_contents(), copy: Some(copy) });
+                return Ok(Outcome::Restored {
+                    manifest: restored.manifest.without_contents(),
+                    copy: Some(copy),
+                    point_in_time: None,
+                });
             }
             Err(Failed { error, touched, final_ }) => {
                 tracing::warn!(%copy, %error, "this copy cannot be restored");
@@ -90,8 +97,8 @@ pub async fn restore(plan: &RestorePlan, secrets: &SecretFiles, tools: &Tools) -
 }
 
 /// Why one copy did not restore, and what it left.
-pub(super) struct Failed {
-    pub(super) error: RestoreError,
+pub(crate) struct Failed {
+    pub(crate) error: RestoreError,
     /// mongorestore ran: the target may hold part of the copy.
     pub(super) touched: bool,
     /// The archive was whole and mongorestore still failed: another copy of the same bytes
@@ -101,7 +108,7 @@ pub(super) struct Failed {
 
 /// What happens to the oplog an `--oplog` archive carries.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum OplogReplay {
+pub(crate) enum OplogReplay {
     /// Replayed to its end (`--oplogReplay`) when the manifest says the archive has one: a
     /// restore, consistent as of the dump's end.
     AsRecorded,
@@ -111,8 +118,8 @@ pub(super) enum OplogReplay {
 }
 
 /// A copy mongorestore restored.
-pub(super) struct RestoredCopy {
-    pub(super) manifest: Manifest,
+pub(crate) struct RestoredCopy {
+    pub(crate) manifest: Manifest,
     /// mongorestore's last lines of output (its summary is the last).
     pub(super) output: String,
 }
@@ -125,7 +132,7 @@ impl Failed {
 
 /// Streams one copy into mongorestore: the manifest first (a copy without one is incomplete,
 /// and never touches the target), then the archive, hashed as it passes.
-pub(super) async fn restore_copy(
+pub(crate) async fn restore_copy(
     location: &BackupLocation,
     expected: &Expected,
     target: &Source,
@@ -223,7 +230,7 @@ fn vouched(manifest: &Manifest, expected: &Expected, passphrase: Option<&str>) -
 
 /// Drops every database a failed copy may have put into the target (all but admin, config
 /// and local), so that the next copy, or the next attempt, starts from an empty set.
-pub(super) async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
+pub(crate) async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
     let client = super::server::client(target, password, "mongo-operator-restore").await.map_err(|e| e.to_string())?;
     let names = client.list_database_names().await.map_err(|e| e.to_string())?;
     for name in names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())) {

@@ -14,19 +14,37 @@ use sha2::Sha256;
 
 use super::plan::Manifest;
 
-/// Written before the manifest's bytes, so that the MAC cannot be taken for one of anything
-/// else made with the same key.
-const DOMAIN: &[u8] = b"mongo-operator manifest v1\n";
+/// A manifest that carries its own MAC.
+pub trait Sealed: serde::Serialize + Clone {
+    /// Written before the manifest's bytes, so that the MAC of one kind of manifest cannot be
+    /// taken for one of another kind, or of anything else made with the same key.
+    const DOMAIN: &'static [u8];
+    fn mac(&self) -> Option<&str>;
+    /// The manifest without its MAC: what the MAC is over.
+    fn unsealed(&self) -> Self;
+}
+
+impl Sealed for Manifest {
+    const DOMAIN: &'static [u8] = b"mongo-operator manifest v1\n";
+
+    fn mac(&self) -> Option<&str> {
+        self.mac.as_deref()
+    }
+
+    fn unsealed(&self) -> Self {
+        Manifest { mac: None, ..self.clone() }
+    }
+}
 
 /// The manifest's MAC under `passphrase`, as "hmac-sha256:<hex>".
-pub fn mac(manifest: &Manifest, passphrase: &str) -> Result<String, InvalidLength> {
+pub fn mac<M: Sealed>(manifest: &M, passphrase: &str) -> Result<String, InvalidLength> {
     Ok(format!("hmac-sha256:{}", hex::encode(keyed(manifest, passphrase)?.finalize().into_bytes())))
 }
 
 /// Whether the manifest's MAC is the one `passphrase` gives. The comparison takes the same
 /// time wherever the first difference is.
-pub fn verifies(manifest: &Manifest, passphrase: &str) -> bool {
-    let Some(hex_tag) = manifest.mac.as_deref().and_then(|m| m.strip_prefix("hmac-sha256:")) else {
+pub fn verifies<M: Sealed>(manifest: &M, passphrase: &str) -> bool {
+    let Some(hex_tag) = manifest.mac().and_then(|m| m.strip_prefix("hmac-sha256:")) else {
         return false;
     };
     let Ok(expected) = hex::decode(hex_tag) else {
@@ -36,14 +54,14 @@ pub fn verifies(manifest: &Manifest, passphrase: &str) -> bool {
 }
 
 /// The HMAC over the domain and the manifest's JSON without its MAC, not yet finalised.
-fn keyed(manifest: &Manifest, passphrase: &str) -> Result<Hmac<Sha256>, InvalidLength> {
-    let unsealed = Manifest { mac: None, ..manifest.clone() };
+fn keyed<M: Sealed>(manifest: &M, passphrase: &str) -> Result<Hmac<Sha256>, InvalidLength> {
+    let unsealed = manifest.unsealed();
     // Serialising a struct of plain fields cannot fail; an empty body would only make the MAC
     // fail to verify, never pass.
     let body = serde_json::to_vec(&unsealed).unwrap_or_default();
     // HMAC takes a key of any length; the error exists for the trait's other implementors.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(passphrase.as_bytes())?;
-    mac.update(DOMAIN);
+    mac.update(M::DOMAIN);
     mac.update(&body);
     Ok(mac)
 }

@@ -360,6 +360,8 @@ mod tests {
                 ns("admin", "system.version", 2, "v"),
             ],
             oplog_entries: 4,
+            oplog_first: None,
+            oplog_last: None,
             tool_version: None,
         }
     }

@@ -27,8 +27,13 @@ pub struct DataSet {
 impl DataSet {
     /// `members` members, initiated, with a primary.
     pub async fn start(name: &str, members: usize) -> DataSet {
-        let ferret = Ferret::start();
-        let opts = Options {
+        DataSet::start_on(Ferret::start(), name, members, |_| {}).await
+    }
+
+    /// The same, in front of a FerretDB started (and perhaps prepared) by the caller, with the
+    /// simulator's options changed by `configure`.
+    pub async fn start_on(ferret: Ferret, name: &str, members: usize, configure: impl FnOnce(&mut Options)) -> DataSet {
+        let mut opts = Options {
             set_name: name.into(),
             key_file: KEY_FILE.into(),
             election_timeout: Duration::from_millis(500),
@@ -39,6 +44,7 @@ impl DataSet {
             data: Some(ferret.address.clone()),
             ..Options::default()
         };
+        configure(&mut opts);
         let sim = Sim::start(opts, None);
         let mut hosts = Vec::new();
         for i in 0..members {

@@ -9,6 +9,7 @@ pub mod command_log;
 pub mod crds_from_tools;
 pub mod data_set;
 pub mod dns;
+pub mod job_files;
 pub mod job_runner;
 pub mod members;
 pub mod metric_names;

@@ -43,6 +43,12 @@ pub struct Ferret {
 
 impl Ferret {
     pub fn start() -> Self {
+        Ferret::start_with(&[])
+    }
+
+    /// With more command-line flags (for example its capped-collection cleanup, to roll an
+    /// oplog over in seconds).
+    pub fn start_with(flags: &[&str]) -> Self {
         let port = free_port();
         let dir = scratch("ferretdb", port);
         let address = format!("127.0.0.1:{port}");
@@ -52,6 +58,7 @@ impl Ferret {
             .arg(format!("--state-dir={}", dir.display()))
             .arg(format!("--listen-addr={address}"))
             .args(["--debug-addr=-", "--telemetry=disable", "--log-level=warn"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

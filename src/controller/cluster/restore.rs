@@ -267,7 +267,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         let source = i.previous().and_then(|p| p.source.clone()).unwrap_or_else(|| job_name.clone());
         return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
-            JobState::Succeeded(Some(Outcome::Restored { manifest, copy })) => {
+            JobState::Succeeded(Some(Outcome::Restored { manifest, copy, .. })) => {
                 let users = settle_users(i).await?;
                 let from = copy.map(|c| format!(" from the copy in {c}")).unwrap_or_default();
                 let message = format!(
@@ -380,6 +380,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         fallbacks,
         target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain).over_tls(tls),
         expected: source.expected.clone(),
+        point_in_time: None,
     };
     let plan_json =
         serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: job_name.clone(), problem: e.to_string() })?;

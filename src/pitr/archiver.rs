@@ -1,0 +1,304 @@
+//! `mongo-operator archive-oplog`: the oplog archiver, a long-running process (one per
+//! cluster). It tails `local.oplog.rs` on one member (a secondary when one answers) and every
+//! span cuts the majority-committed entries it read into a chunk, written to every
+//! destination of the schedule. Where it starts is decided from what the destinations hold
+//! ([`super::start`]), so a restarted archiver, or one on another member after a failover,
+//! continues exactly after the last entry archived.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
+use mongodb::options::CursorType;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+
+use super::chunk::GapRecord;
+use super::slicer::{SliceError, Slicer, read_entry};
+use super::start::{Start, decide};
+use super::store::{Archive, ChunkStoreError, list, read_manifest};
+use super::target::Base;
+use super::{OpTime, Ts};
+use crate::api::{Compression, Destination};
+use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
+use crate::backup::plan::Source;
+use crate::backup::server::client;
+use crate::backup::store::{OpenStore, open};
+
+/// How long a getMore on the tailable cursor waits for new entries.
+const AWAIT: Duration = Duration::from_secs(1);
+/// How long to wait before trying again after a failure (a member down, a store refusing).
+const RETRY: Duration = Duration::from_secs(5);
+
+/// What the archiver is asked to do (set by the operator in its Deployment).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivePlan {
+    /// The MongoCluster's name; the first part of every key.
+    pub cluster: String,
+    /// Each member, as a direct connection; the archiver reads a secondary when one answers.
+    pub members: Vec<Source>,
+    /// Every destination of the schedule: each receives every chunk.
+    pub destinations: Vec<Destination>,
+    pub compression: Compression,
+    /// Encrypt with the passphrase in the secrets directory, as the backups are.
+    pub encrypted: bool,
+    /// How often a chunk is cut, in seconds.
+    pub span_seconds: u64,
+}
+
+/// Why the archiver stopped tailing.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Slice(#[from] SliceError),
+    #[error(
+        "member {member}: the oplog no longer holds what follows {after} (its oldest entry now: {found}): the entries in between are lost to the archive"
+    )]
+    Gap { member: String, after: OpTime, found: OpTime },
+    #[error(transparent)]
+    Store(#[from] ChunkStoreError),
+    #[error("member {member}: {source}")]
+    Mongo {
+        member: String,
+        #[source]
+        source: mongodb::error::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The stores and keys the archiver writes with.
+struct Context {
+    stores: Vec<OpenStore>,
+    password: Option<String>,
+    key: Option<String>,
+}
+
+/// Runs until `shutdown` resolves: the entries read and committed by then are archived first.
+pub async fn run(
+    plan: &ArchivePlan,
+    secrets: &SecretFiles,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ArchiveError> {
+    let setup = |e: &dyn std::fmt::Display| ArchiveError::Setup(e.to_string());
+    let password = match plan.members.first().and_then(|m| m.username.as_ref()) {
+        Some(_) => Some(secrets.required(MONGODB_PASSWORD).map_err(|e| setup(&e))?),
+        None => None,
+    };
+    let key = match plan.encrypted {
+        true => Some(secrets.required(ENCRYPTION_KEY).map_err(|e| setup(&e))?),
+        false => None,
+    };
+    let mut stores = Vec::new();
+    for destination in &plan.destinations {
+        let credentials = secrets.store_credentials(destination).map_err(|e| setup(&e))?;
+        stores.push(open(destination, &credentials).map_err(|e| setup(&e))?);
+    }
+    let ctx = Context { stores, password, key };
+    tokio::pin!(shutdown);
+    loop {
+        let attempt = async {
+            let after = match starting_point(plan, &ctx).await? {
+                Start::After { after, why } => {
+                    tracing::info!(%after, %why, "archiving the oplog");
+                    after
+                }
+                Start::Wait(why) => {
+                    tracing::warn!(%why, "not archiving yet");
+                    return Ok(false);
+                }
+            };
+            tail(plan, &ctx, after).await
+        };
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            result = attempt => match result {
+                Ok(_) => tokio::time::sleep(Duration::from_secs(plan.span_seconds.max(1))).await,
+                Err(ArchiveError::Gap { member, after, found }) => {
+                    tracing::error!(%member, %after, %found, "the archive has a gap");
+                    record_gap(plan, &ctx, &member, after, found).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "archiving stopped; trying again");
+                    tokio::time::sleep(RETRY).await;
+                }
+            },
+        }
+    }
+}
+
+/// Reads the destinations: the newest chunk every one holds, the gaps, the base backups.
+async fn starting_point(plan: &ArchivePlan, ctx: &Context) -> Result<Start, ArchiveError> {
+    let mut common: Option<Vec<String>> = None;
+    let mut gaps: Vec<OpTime> = Vec::new();
+    for store in &ctx.stores {
+        let (chunks, gap_names) = list(store, &plan.cluster).await?;
+        let names: Vec<String> = chunks.into_iter().map(|c| c.manifest).collect();
+        common = Some(match common {
+            None => names,
+            Some(before) => before.into_iter().filter(|n| names.contains(n)).collect(),
+        });
+        for name in gap_names {
+            if let Ok(gap) = read_json::<GapRecord>(store, &name).await {
+                gaps.push(gap.after);
+            }
+        }
+    }
+    let newest = match common.as_ref().and_then(|names| names.last()) {
+        Some(name) => {
+            let store = ctx.stores.first().ok_or_else(|| ArchiveError::Setup("no destination".into()))?;
+            Some(read_manifest(store, name, ctx.key.as_deref()).await?.last)
+        }
+        None => None,
+    };
+    let bases = match ctx.stores.first() {
+        Some(store) => bases(store, &plan.cluster).await,
+        None => Vec::new(),
+    };
+    Ok(decide(newest, &gaps, &bases))
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(store: &OpenStore, name: &str) -> Result<T, String> {
+    let body =
+        store.store.get(&store.key(name)).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+/// The base backups a destination holds: every backup manifest of the cluster that records
+/// its dump's oplog end.
+pub async fn bases(store: &OpenStore, cluster: &str) -> Vec<Base> {
+    let prefix = store.key(cluster);
+    let Ok(listing) = store.store.list_with_delimiter(Some(&prefix)).await else { return Vec::new() };
+    let mut out = Vec::new();
+    for dir in listing.common_prefixes {
+        let Some(backup) = dir.filename().map(str::to_string) else { continue };
+        if backup.starts_with('_') {
+            continue;
+        }
+        let name = format!("{}/{backup}/{}", cluster, crate::backup::plan::MANIFEST_NAME);
+        if let Ok(manifest) = read_json::<crate::backup::plan::Manifest>(store, &name).await
+            && let Some(end) = manifest.contents.as_ref().and_then(|c| c.oplog_last)
+        {
+            out.push(Base { name: backup, oplog_end: end });
+        }
+    }
+    out
+}
+
+async fn record_gap(plan: &ArchivePlan, ctx: &Context, member: &str, after: OpTime, found: OpTime) {
+    let gap = GapRecord {
+        cluster: plan.cluster.clone(),
+        after,
+        oldest_available: Some(found),
+        member: member.to_string(),
+        found_at: chrono::Utc::now(),
+    };
+    let archive = Archive {
+        stores: &ctx.stores,
+        cluster: &plan.cluster,
+        compression: plan.compression,
+        passphrase: ctx.key.as_deref(),
+    };
+    archive.record_gap(&gap).await;
+}
+
+/// The member to read: the first secondary that answers, else the primary.
+async fn choose(plan: &ArchivePlan, ctx: &Context) -> Result<(mongodb::Client, String), ArchiveError> {
+    let mut fallback = None;
+    for member in &plan.members {
+        let Ok(c) = client(member, ctx.password.as_deref(), "mongo-operator-oplog-archiver").await else { continue };
+        let Ok(hello) = c.database("admin").run_command(doc! { "hello": 1 }).await else { continue };
+        if hello.get_bool("secondary").unwrap_or(false) {
+            return Ok((c, member.uri.clone()));
+        }
+        if fallback.is_none() && hello.get_bool("isWritablePrimary").unwrap_or(false) {
+            fallback = Some((c, member.uri.clone()));
+        }
+    }
+    fallback.ok_or_else(|| ArchiveError::Setup("no member answers as a primary or a secondary".into()))
+}
+
+/// The member's majority-committed position (`hello.lastWrite.majorityOpTime`), which
+/// `ReplicationCoordinatorImpl::_makeHelloResponse` fills from its committed snapshot.
+async fn majority(c: &mongodb::Client) -> Result<Option<Ts>, mongodb::error::Error> {
+    let hello: Document = c.database("admin").run_command(doc! { "hello": 1 }).await?;
+    Ok(hello
+        .get_document("lastWrite")
+        .ok()
+        .and_then(|w| w.get_document("majorityOpTime").ok())
+        .and_then(|o| o.get_timestamp("ts").ok())
+        .map(Ts::from))
+}
+
+/// Tails the oplog after `after` until an error (a gap, a member gone, a store refusing),
+/// cutting a chunk every span.
+async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, ArchiveError> {
+    let (c, member) = choose(plan, ctx).await?;
+    tracing::info!(%member, %after, "reading the oplog");
+    let mongo = |source| ArchiveError::Mongo { member: member.clone(), source };
+    let archive = Archive {
+        stores: &ctx.stores,
+        cluster: &plan.cluster,
+        compression: plan.compression,
+        passphrase: ctx.key.as_deref(),
+    };
+    let oplog = c.database("local").collection::<RawDocumentBuf>("oplog.rs");
+    let mut slicer = Slicer::new(after);
+    let mut every = tokio::time::interval(Duration::from_secs(plan.span_seconds.max(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        // The cursor starts at the entry to continue after, which must still be there; a
+        // cursor the server closes (an idle one, a position overwritten) is opened again at
+        // the newest entry read, which the slicer checks the same way.
+        slicer.reopen();
+        let from = slicer.resume_point();
+        let filter = doc! { "ts": { "$gte": Timestamp { time: from.ts.time, increment: from.ts.increment } } };
+        // An empty first batch keeps a tailable cursor open whatever the first query finds.
+        let mut cursor = oplog
+            .find(filter)
+            .cursor_type(CursorType::TailableAwait)
+            .max_await_time(AWAIT)
+            .batch_size(0)
+            .await
+            .map_err(mongo)?;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let Some(committed) = majority(&c).await.map_err(mongo)? else { continue };
+                    if let Some(cut) = slicer.cut(committed) {
+                        match archive.write(&cut).await {
+                            Ok(manifest) => tracing::info!(chunk = %manifest.object, entries = manifest.entries, "archived"),
+                            Err(error) => {
+                                slicer.unwind(cut);
+                                return Err(error.into());
+                            }
+                        }
+                    }
+                }
+                next = cursor.next() => match next {
+                    Some(Ok(doc)) => match slicer.push(read_entry(&doc)?) {
+                        Ok(()) => {}
+                        Err(SliceError::Gap { found, .. } | SliceError::Diverged { found, .. }) => {
+                            // What was read before the hole and is committed is still archived.
+                            if let Some(committed) = majority(&c).await.map_err(mongo)?
+                                && let Some(cut) = slicer.cut(committed)
+                            {
+                                archive.write(&cut).await?;
+                            }
+                            return Err(ArchiveError::Gap { member: member.clone(), after: slicer.after(), found });
+                        }
+                        Err(other) => return Err(other.into()),
+                    },
+                    Some(Err(error)) => return Err(mongo(error)),
+                    None => {
+                        tokio::time::sleep(AWAIT).await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
