@@ -57,8 +57,9 @@ pub async fn request(
     Ok((request, cluster.spec.paused))
 }
 
-/// Follows the restart until no Pod it named is left and every member Pod is ready, printing a
-/// line as each named member is replaced; false when `timeout` passes first.
+/// Follows the restart until every Pod it named is back (a new Pod of that name, ready) and every
+/// member Pod is ready, printing a line as each named member is replaced; false when `timeout`
+/// passes first.
 pub async fn wait(
     client: &Client,
     namespace: &str,
@@ -77,21 +78,20 @@ pub async fn wait(
             event
                 .map_err(|e| PluginError::Kube { what: "watching the members' Pods".into(), source: watch_error(e) })?;
             let pods = store.state();
-            let pending: Vec<&str> = asked
-                .pods
-                .iter()
-                .map(String::as_str)
-                .filter(|n| {
-                    pods.iter().any(|p| p.name_any() == *n && p.uid().is_some_and(|u| uids.contains(u.as_str())))
+            // A named member is back once a Pod of its name exists, is not the one asked for
+            // (a new UID), and is ready.
+            let back = |name: &str| {
+                pods.iter().any(|p| {
+                    p.name_any() == name && p.uid().is_some_and(|u| !uids.contains(u.as_str())) && pod_ready(p)
                 })
-                .collect();
-            for pod in asked.pods.iter().filter(|n| !pending.contains(&n.as_str())) {
+            };
+            for pod in asked.pods.iter().filter(|n| back(n)) {
                 if replaced.insert(pod.clone()) {
                     println!("{pod} restarted");
                 }
             }
-            let all_ready = !pods.is_empty() && pods.iter().all(|p| pod_ready(p));
-            if pending.is_empty() && all_ready {
+            let all_back = asked.pods.iter().all(|n| back(n));
+            if all_back && !pods.is_empty() && pods.iter().all(|p| pod_ready(p)) {
                 return Ok(true);
             }
         }
