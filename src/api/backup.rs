@@ -59,6 +59,12 @@ pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
     validation = Rule::new("!has(self.encryption) || !has(self.unencrypted) || !self.unencrypted")
         .message("encryption and unencrypted: true contradict each other")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.pitr) || has(self.schedule)")
+        .message("pitr applies only to a schedule (spec.schedule): the oplog is archived between the backups it takes")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.pitr) || has(self.encryption)")
+        .message("pitr needs encryption.keySecretRef: a restore to a point in time picks the base backup and the oplog chunks itself, and the key's MAC is what vouches for them")
+        .reason(Reason::FieldValueRequired),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MongoBackupSpec {
@@ -109,6 +115,39 @@ pub struct MongoBackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::common::resources_schema")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Point-in-time recovery: archive the cluster's oplog between the schedule's backups, to
+    /// every destination, compressed and encrypted like them. Needs a schedule and encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrSpec>,
+}
+
+impl MongoBackupSpec {
+    /// The spec of one backup taken with this schedule's settings: without what only a
+    /// schedule has (its times, retention, suspension, oplog archiving).
+    pub fn one_backup(&self) -> MongoBackupSpec {
+        MongoBackupSpec { schedule: None, retention: None, suspend: false, pitr: None, ..self.clone() }
+    }
+}
+
+/// How the oplog is archived.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PitrSpec {
+    /// Minutes between two chunks of the archive: how far behind the latest restorable time
+    /// may be. The oplog must hold at least twice this (the status warns when it does not).
+    #[serde(default = "default_span_minutes")]
+    #[schemars(range(min = 1, max = 60))]
+    pub span_minutes: i32,
+    /// CPU and memory of the archiver's container. Unset: requests 50m CPU and 128Mi, memory
+    /// limit 512Mi (a chunk is held in memory while it is written: 10 minutes of writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn default_span_minutes() -> i32 {
+    10
 }
 
 /// How backups are verified.
@@ -408,6 +447,35 @@ pub struct MongoBackupStatus {
     /// For a schedule: when that verification finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// A schedule's oplog archiver (`spec.pitr`). Written as null when there is none, so that
+    /// the status's merge patch clears it.
+    #[serde(default)]
+    pub pitr: Option<PitrStatus>,
+}
+
+/// Where a schedule's oplog archiver is.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PitrStatus {
+    /// Waiting (for the cluster or an input), Starting (its Pod is not ready yet) or Running.
+    pub phase: PitrPhase,
+    /// The archiver's Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// What it waits for, or what it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a schedule's oplog archiver.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PitrPhase {
+    /// Waiting for the cluster, a Secret, or a route to the stores; no archiver runs.
+    Waiting,
+    /// Its Deployment exists and its Pod is not ready yet.
+    Starting,
+    /// Its Pod runs.
+    Running,
 }
 
 /// A backup's verification.

@@ -149,6 +149,30 @@ pub fn job_name(name: &str, suffix: &str) -> String {
 
 /// The Job.
 pub fn build(i: &JobInputs<'_>) -> Job {
+    let template = pod_template(i, "Never");
+    Job {
+        metadata: ObjectMeta {
+            name: Some(i.name.to_string()),
+            namespace: Some(i.namespace.to_string()),
+            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+            owner_references: Some(vec![i.owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(BACKOFF_LIMIT),
+            ttl_seconds_after_finished: i.ttl_seconds_after_finished,
+            template,
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Pod of a data-path process (a backup, restore or prune Job's, or the oplog archiver's):
+/// the operator's binary copied in by an init container and run in the cluster's MongoDB image
+/// (which carries mongodump and mongorestore), its plan in the environment and its secrets as
+/// read-only files, with the cluster's placement and a restricted security context.
+pub fn pod_template(i: &JobInputs<'_>, restart_policy: &str) -> PodTemplateSpec {
     let mut labels = labels(i.cluster, i.component);
     labels.insert(FOR_LABEL.to_string(), truncate_label(i.for_name));
     let install = Container {
@@ -206,41 +230,23 @@ pub fn build(i: &JobInputs<'_>) -> Job {
         .collect();
     let empty =
         || Some(EmptyDirVolumeSource { size_limit: Some(Quantity("64Mi".into())), ..EmptyDirVolumeSource::default() });
-    Job {
-        metadata: ObjectMeta {
-            name: Some(i.name.to_string()),
-            namespace: Some(i.namespace.to_string()),
-            labels: Some(labels.clone()),
-            owner_references: Some(vec![i.owner.clone()]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(BACKOFF_LIMIT),
-            ttl_seconds_after_finished: i.ttl_seconds_after_finished,
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    init_containers: Some(vec![install]),
-                    containers: vec![main],
-                    volumes: Some(vec![
-                        Volume { name: "bin".into(), empty_dir: empty(), ..Volume::default() },
-                        Volume { name: "tmp".into(), empty_dir: empty(), ..Volume::default() },
-                        Volume {
-                            name: "secrets".into(),
-                            projected: Some(ProjectedVolumeSource {
-                                sources: Some(sources),
-                                default_mode: Some(0o400),
-                            }),
-                            ..Volume::default()
-                        },
-                    ]),
-                    ..cluster_pod_base(i.spec)
-                }),
-            },
-            ..JobSpec::default()
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+        spec: Some(PodSpec {
+            restart_policy: Some(restart_policy.into()),
+            init_containers: Some(vec![install]),
+            containers: vec![main],
+            volumes: Some(vec![
+                Volume { name: "bin".into(), empty_dir: empty(), ..Volume::default() },
+                Volume { name: "tmp".into(), empty_dir: empty(), ..Volume::default() },
+                Volume {
+                    name: "secrets".into(),
+                    projected: Some(ProjectedVolumeSource { sources: Some(sources), default_mode: Some(0o400) }),
+                    ..Volume::default()
+                },
+            ]),
+            ..cluster_pod_base(i.spec)
         }),
-        status: None,
     }
 }
 
@@ -248,7 +254,9 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..EnvVar::default() }
 }
 
-fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+/// CPU and memory requests and a memory limit (no CPU limit: a data path that may use an idle
+/// core should).
+pub fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".into(), Quantity(cpu.into())),

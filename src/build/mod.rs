@@ -1,6 +1,7 @@
 //! Pure builders: the Kubernetes objects a MongoCluster needs, from its validated spec. No I/O;
 //! the controller applies what these return.
 
+pub mod archiver_deployment;
 pub mod backup_job;
 pub mod cert_manager;
 pub mod exporter;

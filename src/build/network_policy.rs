@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::archiver_deployment::OPLOG_ARCHIVER_COMPONENT;
 use super::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT, RESTORE_COMPONENT};
 use super::labels::{labels, selector};
 use super::names::{ClusterNames, bounded};
@@ -95,11 +96,12 @@ fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
     LabelSelector { match_labels: Some(labels), match_expressions: None }
 }
 
-/// The cluster's Jobs that talk to its members: backup, restore and prune.
-const MEMBER_JOBS: [&str; 3] = [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT];
+/// The cluster's Pods that talk to its members: backup, restore and prune Jobs, and the oplog archiver.
+const MEMBER_JOBS: [&str; 4] = [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT, OPLOG_ARCHIVER_COMPONENT];
 /// Every Job of the cluster: those, and verification, which restores into a mongod of its own
 /// Pod and needs the stores only.
-const ALL_JOBS: [&str; 4] = [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT, VERIFY_COMPONENT];
+const ALL_JOBS: [&str; 5] =
+    [BACKUP_COMPONENT, RESTORE_COMPONENT, PRUNE_COMPONENT, VERIFY_COMPONENT, OPLOG_ARCHIVER_COMPONENT];
 
 /// The cluster's Pods of the Jobs named by their `components`.
 fn jobs_selector(cluster: &str, components: &[&str]) -> LabelSelector {

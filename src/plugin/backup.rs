@@ -27,7 +27,7 @@ pub enum BackupCommandError {
 /// The spec of a one-off backup from `schedule`'s, to the destinations named in `to` (all
 /// when empty): pure.
 pub fn one_off_spec(schedule: &MongoBackup, to: &[String]) -> Result<MongoBackupSpec, BackupCommandError> {
-    let mut spec = MongoBackupSpec { schedule: None, retention: None, suspend: false, ..schedule.spec.clone() };
+    let mut spec = schedule.spec.one_backup();
     if !to.is_empty() {
         for name in to {
             if !spec.destinations.iter().any(|d| &d.name == name) {

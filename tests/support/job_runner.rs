@@ -46,7 +46,8 @@ impl JobRunner {
         let held = Arc::new(AtomicBool::new(false));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let config = watcher::Config::default().labels("app.kubernetes.io/component in (backup,restore,prune,verify)");
+        let config = watcher::Config::default()
+            .labels("app.kubernetes.io/component in (backup,restore,prune,verify,oplog-archiver)");
         let (h, r) = (held.clone(), runs.clone());
         let task = tokio::spawn(async move {
             let started: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -183,6 +184,20 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
         true => Some(throwaway_on_the_pods_loopback().await),
         false => None,
     };
+    // The oplog archiver runs until its Pod goes (its Deployment is removed or replaced);
+    // kwok keeps the Pod Running and Ready meanwhile, as a kubelet would.
+    if subcommand == "archive-oplog" {
+        // Where it starts and what it archives is logged at info.
+        command.env("MONGO_OPERATOR_LOG_LEVEL", "info");
+        let mut child = command.spawn().expect("start the archiver");
+        while pods.get_opt(&name).await.ok().flatten().is_some_and(|p| p.metadata.deletion_timestamp.is_none()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return 0;
+    }
     let status = tokio::task::spawn_blocking(move || command.status()).await.expect("join").expect("run the process");
     drop(throwaway);
     let code = status.code().unwrap_or(137);

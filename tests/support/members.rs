@@ -78,12 +78,33 @@ impl SimMembers {
         SimMembers::follow_with(client, ns, cluster, None, Some(data.to_string())).await
     }
 
+    /// Like [`SimMembers::holding_data`], without the simulator's periodic no-ops in FerretDB's
+    /// oplog: written with a timestamp of the simulator's choosing, they can leave that oplog
+    /// out of timestamp order (docs/testing.md), which the oplog archiver rightly refuses.
+    pub async fn holding_data_in_order(client: &Client, ns: &str, cluster: &str, data: &str) -> SimMembers {
+        SimMembers::follow_configured(client, ns, cluster, None, Some(data.to_string()), |o| {
+            o.noop_interval = Duration::from_secs(3600)
+        })
+        .await
+    }
+
     async fn follow_with(
         client: &Client,
         ns: &str,
         cluster: &str,
         log: Option<CommandLog>,
         data: Option<String>,
+    ) -> SimMembers {
+        SimMembers::follow_configured(client, ns, cluster, log, data, |_| {}).await
+    }
+
+    async fn follow_configured(
+        client: &Client,
+        ns: &str,
+        cluster: &str,
+        log: Option<CommandLog>,
+        data: Option<String>,
+        configure: impl FnOnce(&mut Options),
     ) -> SimMembers {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         let name = format!("{cluster}-internal");
@@ -97,7 +118,9 @@ impl SimMembers {
             }
         })
         .await;
-        let sim = Sim::start(Options { data, ..fast_options(cluster, &key_file) }, log);
+        let mut options = Options { data, ..fast_options(cluster, &key_file) };
+        configure(&mut options);
+        let sim = Sim::start(options, log);
         let listening: Arc<Mutex<BTreeMap<String, Option<String>>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         let config = watcher::Config::default()

@@ -4,6 +4,7 @@
 //! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
 //! [`retention`].
 
+mod archiver;
 mod one_off;
 mod policy;
 pub mod prune;
@@ -19,6 +20,7 @@ pub use one_off::no_route_to_stores;
 use std::sync::Arc;
 
 use futures::Future;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
@@ -28,6 +30,7 @@ use kube::runtime::watcher;
 use super::watch::{Scope, drive, metadata, primary};
 use super::{Context, Error};
 use crate::api::{BackupPhase, MongoBackup, MongoCluster};
+use crate::build::archiver_deployment::OPLOG_ARCHIVER_COMPONENT;
 use crate::build::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT};
 use crate::build::labels::MANAGED_BY;
 use crate::build::verify_job::VERIFY_COMPONENT;
@@ -77,8 +80,13 @@ pub async fn run<A: MongoAdmin + 'static>(
             "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component in ({BACKUP_COMPONENT},{PRUNE_COMPONENT},{VERIFY_COMPONENT})"
         ));
     let (for_jobs, for_clusters) = (reader.clone(), reader.clone());
+    let archivers = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component={OPLOG_ARCHIVER_COMPONENT}"
+    ));
     let controller = Controller::for_stream(backups, reader)
         .owns_stream(metadata::<Job>(&client, &scope, jobs.clone()))
+        // A schedule's oplog archiver: re-applied when edited or deleted, its readiness shown.
+        .owns_stream(metadata::<Deployment>(&client, &scope, archivers))
         // A schedule hears of its backups' progress through their owner reference.
         .owns_stream(metadata::<MongoBackup>(&client, &scope, watcher::Config::default()))
         // A finished backup Job lets the next backup of the same cluster start.

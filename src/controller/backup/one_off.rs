@@ -49,6 +49,26 @@ pub fn secret_files(names: &ClusterNames, backup: &MongoBackup, tls: bool) -> Ve
     files
 }
 
+/// Why the secret files a data-path Pod of `backup` reads are not usable yet, if they are not:
+/// a key missing, a weak encryption key, store credentials without the label that lets them
+/// be used (a reason and a message for status).
+pub(super) async fn inputs_problem<A: MongoAdmin>(
+    ctx: &Context<A>,
+    namespace: &str,
+    backup: &MongoBackup,
+    files: &[SecretFile],
+) -> Result<Option<(&'static str, String)>, Error> {
+    let secrets = SecretsRead::of(&ctx.client, namespace, files).await?;
+    let absent = secrets.missing(files);
+    if !absent.is_empty() {
+        return Ok(Some(("SecretMissing", format!("missing Secret keys: {}", absent.join(", ")))));
+    }
+    if let Some(message) = backup.spec.encryption.as_ref().and_then(|e| trust::weak_key(&secrets, &e.key_secret_ref)) {
+        return Ok(Some(("WeakEncryptionKey", message)));
+    }
+    Ok(trust::unlabelled_credentials(&secrets, &backup.spec.destinations).map(|m| ("CredentialsNotLabelled", m)))
+}
+
 /// The backup ended, and so did its verification if it asked for one.
 fn is_finished(backup: &MongoBackup) -> bool {
     match backup.status.as_ref().and_then(|s| s.phase) {
@@ -173,17 +193,8 @@ pub async fn reconcile<A: MongoAdmin>(cached: &MongoBackup, ctx: &Context<A>) ->
     let names = ClusterNames::new(cluster_name, &namespace);
     let tls = cluster.members_speak_tls();
     let files = secret_files(&names, backup, tls);
-    let secrets = SecretsRead::of(&ctx.client, &namespace, &files).await?;
-    let absent = secrets.missing(&files);
-    if !absent.is_empty() {
-        let message = format!("missing Secret keys: {}", absent.join(", "));
-        return pending(&backups, backup, status, &events, "SecretMissing", message, Some(SECRET_RETRY)).await;
-    }
-    if let Some(message) = backup.spec.encryption.as_ref().and_then(|e| trust::weak_key(&secrets, &e.key_secret_ref)) {
-        return pending(&backups, backup, status, &events, "WeakEncryptionKey", message, Some(SECRET_RETRY)).await;
-    }
-    if let Some(message) = trust::unlabelled_credentials(&secrets, &backup.spec.destinations) {
-        return pending(&backups, backup, status, &events, "CredentialsNotLabelled", message, Some(SECRET_RETRY)).await;
+    if let Some((reason, message)) = inputs_problem(ctx, &namespace, backup, &files).await? {
+        return pending(&backups, backup, status, &events, reason, message, Some(SECRET_RETRY)).await;
     }
 
     let plan = BackupPlan {

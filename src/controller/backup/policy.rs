@@ -33,7 +33,7 @@ fn to_time(t: DateTime<Utc>) -> Option<Time> {
 /// verified only when `verify`.
 fn child_spec(spec: &MongoBackupSpec, verify: bool) -> MongoBackupSpec {
     let verification = if verify { spec.verification.clone() } else { None };
-    MongoBackupSpec { schedule: None, retention: None, suspend: false, verification, ..spec.clone() }
+    MongoBackupSpec { verification, ..spec.one_backup() }
 }
 
 /// Whether the schedule's backup due `at` is verified: one in `every`, counted in scheduled
@@ -206,13 +206,17 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         }
         _ => set_phase(&mut status, phase, reason, &message, generation),
     }
+    let (pitr, pitr_retry) = super::archiver::reconcile(policy, ctx, &events).await?;
+    status.pitr = pitr;
     write(&api, policy, &status).await?;
 
-    Ok(match next {
-        // Come back at the next scheduled time (a second late, so it is due), or earlier when
-        // a child or the spec changes.
-        Some(next) => Action::requeue(((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1)),
-        None => Action::await_change(),
+    // Come back at the next scheduled time (a second late, so it is due), or earlier when a
+    // child or the spec changes, or when the archiver waits for an input nothing watched brings.
+    let at_next = next.map(|next| ((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1));
+    Ok(match (at_next, pitr_retry) {
+        (Some(a), Some(b)) => Action::requeue(a.min(b)),
+        (Some(a), None) | (None, Some(a)) => Action::requeue(a),
+        (None, None) => Action::await_change(),
     })
 }
 

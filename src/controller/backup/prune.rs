@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
@@ -201,14 +199,7 @@ async fn start<A: MongoAdmin>(
         serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: job.into(), problem: e.to_string() })?;
     let owner = policy.controller_owner_ref(&()).ok_or(Error::Incomplete("MongoBackup", "uid"))?;
     // Deleting a few objects needs little; the defaults are sized for mongodump.
-    let small = ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), Quantity("10m".into())),
-            ("memory".into(), Quantity("32Mi".into())),
-        ])),
-        limits: Some(BTreeMap::from([("memory".into(), Quantity("128Mi".into()))])),
-        ..ResourceRequirements::default()
-    };
+    let small = backup_job::resources("10m", "32Mi", "128Mi");
     let built = backup_job::build(&JobInputs {
         name: job,
         namespace,

@@ -503,6 +503,7 @@ mod tests {
                 suspend: false,
                 verification: None,
                 resources: None,
+                pitr: None,
             },
         );
         b.status = Some(MongoBackupStatus {
