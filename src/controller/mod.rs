@@ -79,3 +79,11 @@ impl<A: MongoAdmin> Context<A> {
         self
     }
 }
+
+/// The sooner of two times to look again.
+pub fn sooner(a: Option<std::time::Duration>, b: Option<std::time::Duration>) -> Option<std::time::Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::options::CursorType;
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::chunk::GapRecord;
@@ -161,8 +160,7 @@ async fn starting_point(plan: &ArchivePlan, ctx: &Context) -> Result<Start, Arch
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(store: &OpenStore, name: &str) -> Result<T, String> {
-    let body =
-        store.store.get(&store.key(name)).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+    let body = super::store::read(store, name).await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 

@@ -201,6 +201,12 @@ pub async fn list(store: &OpenStore, cluster: &str) -> Result<(Vec<ChunkRef>, Ve
     Ok((chunks, gaps))
 }
 
+/// One object's bytes, by its name under the destination's prefix.
+pub async fn read(store: &OpenStore, name: &str) -> Result<Bytes, ChunkStoreError> {
+    let object = store.store.get(&store.key(name)).await.map_err(store_error(store, format!("reading {name}")))?;
+    object.bytes().await.map_err(store_error(store, format!("reading {name}")))
+}
+
 /// Reads a chunk's manifest; with a passphrase, only one whose MAC it verifies.
 pub async fn read_manifest(
     store: &OpenStore,
@@ -208,14 +214,7 @@ pub async fn read_manifest(
     passphrase: Option<&str>,
 ) -> Result<ChunkManifest, ChunkStoreError> {
     let key = store.key(name);
-    let body = store
-        .store
-        .get(&key)
-        .await
-        .map_err(store_error(store, format!("reading {name}")))?
-        .bytes()
-        .await
-        .map_err(store_error(store, format!("reading {name}")))?;
+    let body = read(store, name).await?;
     let invalid = |reason: String| ChunkStoreError::Invalid { url: store.url(&key), reason };
     let manifest: ChunkManifest = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
     if manifest.format != CHUNK_FORMAT {
@@ -239,14 +238,7 @@ pub async fn read_chunk(
     passphrase: Option<&str>,
 ) -> Result<Vec<u8>, ChunkStoreError> {
     let key = store.key(&manifest.object);
-    let stored = store
-        .store
-        .get(&key)
-        .await
-        .map_err(store_error(store, format!("reading {}", manifest.object)))?
-        .bytes()
-        .await
-        .map_err(store_error(store, format!("reading {}", manifest.object)))?;
+    let stored = read(store, &manifest.object).await?;
     let checksum = format!("sha256:{}", hex::encode(Sha256::digest(&stored)));
     if checksum != manifest.checksum {
         return Err(ChunkStoreError::Invalid {

@@ -110,9 +110,10 @@ pub async fn reconcile<A: MongoAdmin>(
         resources: Some(pitr.resources.as_ref().unwrap_or(&defaults)),
         ttl_seconds_after_finished: None,
     });
-    let existed = deployments.get_opt(&name).await.doing(|| format!("reading Deployment {name}"))?.is_some();
+    // Announced once, when the status first names the Deployment.
+    let announced = policy.status.as_ref().and_then(|s| s.pitr.as_ref()).is_some_and(|p| p.deployment.is_some());
     let applied = apply(&deployments, &wanted).await?;
-    if !existed {
+    if !announced {
         let message = format!(
             "started the oplog archiver (Deployment {name}): a chunk every {} minute(s) to {}",
             pitr.span_minutes,

@@ -213,10 +213,9 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
     // Come back at the next scheduled time (a second late, so it is due), or earlier when a
     // child or the spec changes, or when the archiver waits for an input nothing watched brings.
     let at_next = next.map(|next| ((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1));
-    Ok(match (at_next, pitr_retry) {
-        (Some(a), Some(b)) => Action::requeue(a.min(b)),
-        (Some(a), None) | (None, Some(a)) => Action::requeue(a),
-        (None, None) => Action::await_change(),
+    Ok(match crate::controller::sooner(at_next, pitr_retry) {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
     })
 }
 

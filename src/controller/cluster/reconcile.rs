@@ -27,7 +27,7 @@ use crate::api::{
 };
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
-use crate::controller::{Context, Events};
+use crate::controller::{Context, Events, sooner};
 use crate::mongo::{MongoAdmin, Target};
 use crate::replset::{Observed, Step, StepDownReason, WaitReason, plan};
 
@@ -280,14 +280,6 @@ async fn reconcile_inner<A: MongoAdmin>(
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
-}
-
-/// The sooner of two times to look again.
-fn sooner(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// No member answers. A Pod on an old template that is not ready serves nothing and is
@@ -545,22 +537,12 @@ impl<A: MongoAdmin> Stage<'_, A> {
             answered = answer(*result, message.clone());
         }
         let step = plan(&set_name, &desired, Some(&obs), stepping_down);
-        if let Step::StepDown { reason: StepDownReason::Requested, .. } = &step {
-            let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
-            let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
-            let mut outcome = match done {
-                Some(done) => {
-                    ctx.metrics.replica_set_step(done.reason);
-                    events.normal(done.reason, "StepDown", done.message.clone()).await;
-                    answered = answer(StepDownResult::SteppedDown, done.message.clone());
-                    Outcome::new(Progress::Acting(done.reason, done.message), Some(obs), Some(AFTER_STEP))
-                }
-                None => Outcome::new(Progress::Waiting("NoPrimary", "no primary".into()), Some(obs), Some(AFTER_STEP)),
-            };
-            outcome.step_down = answered;
-            return Ok(outcome);
-        }
+        let requested = matches!(step, Step::StepDown { reason: StepDownReason::Requested, .. });
         let mut outcome = self.act(step, obs, primary, &members_in_range, rollout, seen.as_system).await?;
+        // A requested step-down the planner took is answered with what it did.
+        if let (true, Progress::Acting(_, message)) = (requested, &outcome.progress) {
+            answered = answer(StepDownResult::SteppedDown, message.clone());
+        }
         outcome.step_down = answered;
         Ok(outcome)
     }
