@@ -56,6 +56,8 @@ pub enum ArchiveError {
         "member {member}: the oplog no longer holds what follows {after} (its oldest entry now: {found}): the entries in between are lost to the archive"
     )]
     Gap { member: String, after: OpTime, found: OpTime },
+    #[error("member {member}: oplog entry {found} appeared after {archived} was archived: the archive lacks it")]
+    Late { member: String, archived: OpTime, found: OpTime },
     #[error(transparent)]
     Store(#[from] ChunkStoreError),
     #[error("member {member}: {source}")]
@@ -117,7 +119,14 @@ pub async fn run(
                 Ok(_) => tokio::time::sleep(Duration::from_secs(plan.span_seconds.max(1))).await,
                 Err(ArchiveError::Gap { member, after, found }) => {
                     tracing::error!(%member, %after, %found, "the archive has a gap");
-                    record_gap(plan, &ctx, &member, after, found).await;
+                    record_gap(plan, &ctx, &member, after, Some(found), None).await;
+                }
+                Err(ArchiveError::Late { member, archived, found }) => {
+                    // Going on would bridge the missing entry silently: the range is closed
+                    // at the last entry archived, and a new base backup starts the next.
+                    tracing::error!(%member, %archived, %found, "an entry older than the archive appeared");
+                    let reason = format!("entry {found} appeared after {archived} was archived");
+                    record_gap(plan, &ctx, &member, archived, None, Some(reason)).await;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "archiving stopped; trying again");
@@ -185,11 +194,19 @@ pub async fn bases(store: &OpenStore, cluster: &str) -> Vec<Base> {
     out
 }
 
-async fn record_gap(plan: &ArchivePlan, ctx: &Context, member: &str, after: OpTime, found: OpTime) {
+async fn record_gap(
+    plan: &ArchivePlan,
+    ctx: &Context,
+    member: &str,
+    after: OpTime,
+    oldest_available: Option<OpTime>,
+    reason: Option<String>,
+) {
     let gap = GapRecord {
         cluster: plan.cluster.clone(),
         after,
-        oldest_available: Some(found),
+        oldest_available,
+        reason,
         member: member.to_string(),
         found_at: chrono::Utc::now(),
     };
@@ -287,6 +304,9 @@ async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, 
                                 archive.write(&cut).await?;
                             }
                             return Err(ArchiveError::Gap { member: member.clone(), after: slicer.after(), found });
+                        }
+                        Err(SliceError::Late { archived, found }) => {
+                            return Err(ArchiveError::Late { member: member.clone(), archived, found });
                         }
                         Err(other) => return Err(other.into()),
                     },

@@ -161,6 +161,9 @@ pub struct GapRecord {
     /// The oldest entry the member's oplog still held, when it held any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_available: Option<OpTime>,
+    /// Why the range ends, when it is not the oplog rolling past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The member read.
     pub member: String,
     pub found_at: DateTime<Utc>,

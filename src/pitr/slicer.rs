@@ -36,6 +36,11 @@ pub enum SliceError {
     Diverged { after: OpTime, found: OpTime },
     #[error("oplog entry {found} comes after {previous}, which is not earlier")]
     OutOfOrder { previous: OpTime, found: OpTime },
+    /// An entry older than one already archived: the archive lacks it, and reading again
+    /// from the last archived entry would never return it. mongod never shows a cursor such
+    /// an entry (it hides oplog holes until they are filled); a stand-in's oplog can.
+    #[error("oplog entry {found} appeared after {archived} was archived: the archive lacks it, so the range ends here")]
+    Late { archived: OpTime, found: OpTime },
     #[error("an oplog entry is malformed: {0}")]
     Malformed(String),
 }
@@ -159,6 +164,9 @@ impl Slicer {
             });
         }
         let previous = self.pending.last().map_or(self.after, |e| e.op_time);
+        if found.ts <= self.after.ts {
+            return Err(SliceError::Late { archived: self.after, found });
+        }
         if found.ts <= previous.ts {
             return Err(SliceError::OutOfOrder { previous, found });
         }
@@ -238,7 +246,10 @@ mod tests {
         assert_eq!(second.after, first.last().expect("last").op_time);
         assert_eq!(second.first().map(|o| o.ts.time), Some(103));
         assert_eq!(s.pending(), 0);
-        assert!(matches!(s.push(entry(104, 2, "i")), Err(SliceError::OutOfOrder { .. })));
+        s.push(entry(105, 2, "i")).expect("in order");
+        assert!(matches!(s.push(entry(105, 2, "i")), Err(SliceError::OutOfOrder { .. })), "not archived yet");
+        let late = s.push(entry(103, 2, "i")).expect_err("archived past it");
+        assert_eq!(late, SliceError::Late { archived: entry(104, 2, "d").op_time, found: entry(103, 2, "i").op_time });
     }
 
     #[test]
