@@ -133,11 +133,13 @@ impl DriverAdmin {
         match tokio::time::timeout(self.timeouts.command, database.run_command(command)).await {
             Ok(Err(error)) => {
                 let error = AdminError::from(error);
-                if matches!(error, AdminError::AuthenticationFailed(_)) {
+                if matches!(error, AdminError::AuthenticationFailed(_) | AdminError::Unauthorized(_)) {
                     // The driver keeps a server whose handshake failed authentication marked
                     // unusable until its next heartbeat (10 s): a client whose credentials
                     // failed is dropped, so the next attempt (the user was just created, or
-                    // its password reset) starts afresh.
+                    // its password reset) starts afresh. Unauthorized likewise: its pooled
+                    // connections may have logged in as a user since dropped (a restore), and
+                    // a new one logs in again or fails to.
                     self.clients.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(target));
                 }
                 Err(error)

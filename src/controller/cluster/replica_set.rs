@@ -78,8 +78,13 @@ pub async fn observe_set<A: MongoAdmin>(
     let as_operator = reachable(names, domain, pods, &creds.operator);
     match observe(admin, &as_operator, &creds.system).await {
         Ok(observation) => Ok(Seen { observation, as_system: false }),
-        // The user is gone or has another password (a restore replaced the users).
-        Err(AdminError::AuthenticationFailed(_) | AdminError::UserNotFound(_)) => as_system().await,
+        // The user is gone or has another password (a restore replaced the users). A
+        // connection that logged in before the user was dropped is answered Unauthorized, not
+        // AuthenticationFailed: mongod takes a user that no longer exists out of the sessions
+        // it authenticated (`AuthorizationSessionImpl::_refreshUserInfoAsNeeded`).
+        Err(AdminError::AuthenticationFailed(_) | AdminError::UserNotFound(_) | AdminError::Unauthorized(_)) => {
+            as_system().await
+        }
         Err(source) => Err(Error::Mongo { action: "observing the replica set".into(), source }),
     }
 }
