@@ -1068,3 +1068,100 @@ async fn a_schedule_with_pitr_runs_an_oplog_archiver_after_its_base_backup_until
     .await;
     env.finish().await;
 }
+
+/// Every document of `shop.orders` in a FerretDB, by `_id`.
+async fn orders_in(ferret: &Ferret) -> Vec<mongodb::bson::Document> {
+    use futures::TryStreamExt;
+    let client = ferret.client().await;
+    let orders = client.database("shop").collection::<mongodb::bson::Document>("orders");
+    let cursor = orders.find(mongodb::bson::doc! {}).sort(mongodb::bson::doc! { "_id": 1 }).await.expect("find");
+    cursor.try_collect().await.expect("documents")
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane and the test tools: run `make test`"]
+async fn a_cluster_restored_to_a_point_in_time_holds_every_write_before_it_and_none_after() {
+    use mongo_operator::api::RestorePhase;
+    use support::job_files::Secrets;
+    use support::pitr;
+
+    let env = Env::new("backup-pitr-restore").await;
+    env.secrets().await;
+    let store = S3Server::start(&[BUCKET]);
+    // The source's base backup and archived oplog, made by the real `backup` and
+    // `archive-oplog` binaries under the keys the schedule below names (prefix `prod`, cluster
+    // `orders`): the same data path as the schedule's Jobs and archiver, outside the control
+    // plane, where FerretDB's oplog stays in timestamp order (docs/testing.md).
+    let set = pitr::source_set(None).await;
+    pitr::write(&set, 0, 20).await;
+    let (destinations, opened) = pitr::stores(&[("s3", &store, "prod")]);
+    let files = Secrets::backup(&["s3"], Some(pitr::KEY));
+    pitr::base_backup(&set, "orders-every-2h-202612050800", &destinations, &files.0, &opened[0]).await;
+    let archiver = pitr::Archiver::start(&set, &destinations, &files.0, 1);
+    pitr::write(&set, 100, 20).await;
+    let now = chrono::Utc::now();
+    let target = chrono::DateTime::from_timestamp(now.timestamp() + 1, 0).expect("time");
+    tokio::time::sleep((target - now).to_std().unwrap_or_default() + Duration::from_millis(300)).await;
+    let at_target = pitr::orders(&set).await;
+    pitr::write(&set, 200, 20).await;
+    pitr::wait_archived(&opened, pitr::newest_entry(&set).await, &archiver).await;
+    let latest = pitr::orders(&set).await;
+    assert_ne!(at_target, latest);
+
+    env.apply_yaml::<Secret>(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pitr-key\nstringData:\n  key: \"{}\"\n",
+        pitr::KEY
+    ))
+    .await;
+    let encrypted = "  encryption:\n    keySecretRef: {name: pitr-key, key: key}\n  pitr: {spanMinutes: 10}\n";
+    env.apply_yaml::<MongoBackup>(&schedule("orders-every-2h", "orders", "0 3 1 1 *", encrypted, &store)).await;
+
+    // Admission: a point in time is a second (or `latest`).
+    let fraction = clone_of("x", "      backupName: orders-every-2h\n      pointInTime: \"2026-12-05T10:15:00.5Z\"\n");
+    let refused = env
+        .api::<MongoCluster>()
+        .create(&PostParams::default(), &serde_yaml::from_str(&fraction).expect("yaml"))
+        .await
+        .expect_err("a fraction of a second is refused")
+        .to_string();
+    assert!(refused.contains("pointInTime"), "{refused}");
+
+    let runner = JobRunner::start(env.client.clone(), &env.ns);
+    let from = |at: &str| format!("      backupName: orders-every-2h\n      pointInTime: \"{at}\"\n");
+    env.apply_yaml::<MongoCluster>(&clone_of("before", &from(&target.to_rfc3339()))).await;
+    let before = env.holding("before").await;
+    env.apply_yaml::<MongoCluster>(&clone_of("newest", &from("latest"))).await;
+    let newest = env.holding("newest").await;
+    env.wait_restore("before", RestorePhase::Succeeded).await;
+    let restored = env.restore_status("before").await.expect("status");
+    let p = restored.point_in_time.clone().expect("status.restore.pointInTime");
+    assert_eq!(
+        (p.target.as_str(), p.resolved.0.as_second(), p.oplog_limit.clone(), p.base_backup.as_str()),
+        (
+            target.to_rfc3339().as_str(),
+            target.timestamp(),
+            format!("{}:0", target.timestamp()),
+            "orders-every-2h-202612050800"
+        )
+    );
+    assert!(p.entries_replayed > 20 && p.chunks >= 1, "{p:?}");
+    assert_eq!(
+        restored.source.as_deref(),
+        Some(format!("MongoBackup orders-every-2h to {}", target.to_rfc3339()).as_str())
+    );
+    assert_eq!(orders_in(&before.ferret).await, at_target, "the writes before the second, none after");
+    env.wait_restore("newest", RestorePhase::Succeeded).await;
+    assert_eq!(orders_in(&newest.ferret).await, latest, "every archived write");
+
+    // Before the first base: the restore fails with the ranges there are; nothing is written.
+    env.apply_yaml::<MongoCluster>(&clone_of("early", &from("2020-01-01T00:00:00Z"))).await;
+    let early = env.holding("early").await;
+    env.wait_restore("early", RestorePhase::Failed).await;
+    let failed = env.restore_status("early").await.and_then(|s| s.message).unwrap_or_default();
+    assert!(failed.contains("outside every restorable range") && failed.contains(" to "), "{failed}");
+    assert_eq!(env.ready_condition("early").await, Some(("False".into(), "RestoreFailed".into())));
+    assert!(orders_in(&early.ferret).await.is_empty());
+    drop(runner);
+    drop(archiver);
+    env.finish().await;
+}

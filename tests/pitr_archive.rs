@@ -6,191 +6,22 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mongo_operator::api::BackupLocation;
-use mongo_operator::api::{Compression, Destination};
-use mongo_operator::backup::plan::{BackupPlan, Expected, Manifest, Outcome, PointInTimePlan, RestorePlan};
-use mongo_operator::backup::store::{OpenStore, StoreCredentials, open};
-use mongo_operator::build::backup_job::{BACKUP_USER, member_source, set_target};
-use mongo_operator::pitr::archiver::ArchivePlan;
+use mongo_operator::api::{BackupLocation, Destination};
+use mongo_operator::backup::plan::{Expected, Outcome, PointInTimePlan, RestorePlan};
+use mongo_operator::backup::store::OpenStore;
+use mongo_operator::build::backup_job::set_target;
 use mongo_operator::pitr::slicer::{documents, replay_file};
 use mongo_operator::pitr::timeline::timelines;
 use mongo_operator::pitr::{OpTime, Ts, store};
 use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
 use support::data_set::DataSet;
-use support::job_files::{BACKUP_PASSWORD, BUCKET, Secrets, destination};
-use support::servers::{S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, tool_dir};
-
-const KEY: &str = "the backups' passphrase";
-
-/// The source set. The simulator's periodic no-ops are off: it writes them into FerretDB's
-/// oplog with a timestamp of its own choosing, which FerretDB's next entry may precede (its
-/// clock is not the simulator's), so that the oplog would not be in timestamp order, as
-/// mongod's always is (docs/testing.md).
-async fn source_set(ferret: Option<support::servers::Ferret>) -> DataSet {
-    let ferret = ferret.unwrap_or_else(support::servers::Ferret::start);
-    let set = DataSet::start_on(ferret, "orders", 3, |o| o.noop_interval = Duration::from_secs(3600)).await;
-    set.create_user(BACKUP_USER, BACKUP_PASSWORD, &[("backup", "admin")]).await;
-    set
-}
-
-fn stores(servers: &[(&str, &S3Server, &str)]) -> (Vec<Destination>, Vec<OpenStore>) {
-    let credentials = StoreCredentials {
-        access_key_id: Some(S3_ACCESS_KEY.into()),
-        secret_access_key: Some(S3_SECRET_KEY.into()),
-        ..StoreCredentials::default()
-    };
-    let destinations: Vec<Destination> = servers.iter().map(|(n, s, p)| destination(n, s, p)).collect();
-    let opened = destinations.iter().map(|d| open(d, &credentials).expect("open")).collect();
-    (destinations, opened)
-}
-
-/// Takes a base backup with the real binary and mongodump; its manifest as stored (the
-/// outcome's leaves out what the archive holds).
-async fn base_backup(
-    set: &DataSet,
-    name: &str,
-    destinations: &[Destination],
-    secrets: &Path,
-    first: &OpenStore,
-) -> Manifest {
-    let secondary = (set.primary().await + 1) % set.hosts.len();
-    let plan = serde_json::to_string(&BackupPlan {
-        cluster: "orders".into(),
-        backup: name.into(),
-        source: member_source(&set.hosts[secondary]),
-        oplog: true,
-        destinations: destinations.to_vec(),
-        compression: Compression::Zstd,
-        encrypted: true,
-    })
-    .expect("json");
-    let (_, outcome, stderr) = run_operator("backup", plan, secrets).await;
-    match outcome {
-        Some(Outcome::BackedUp { copies, .. }) => {
-            let path = object_store::path::Path::from(copies[0].path.as_str());
-            mongo_operator::backup::restore::read_manifest(first, &path).await.expect("the stored manifest")
-        }
-        other => panic!("{other:?}: {stderr}"),
-    }
-}
-
-/// Runs a data-path subcommand of the operator binary with mongo-tools: its success, its
-/// outcome and its error output.
-async fn run_operator(subcommand: &str, plan: String, secrets: &Path) -> (bool, Option<Outcome>, String) {
-    let tools = tool_dir("mongotools");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mongo-operator"));
-    command
-        .arg(subcommand)
-        .env("MONGO_OPERATOR_PLAN", plan)
-        .env("MONGO_OPERATOR_SECRETS_DIR", secrets)
-        .env("MONGODUMP", tools.join("mongodump"))
-        .env("MONGORESTORE", tools.join("mongorestore"))
-        .env("MONGO_OPERATOR_LOG_LEVEL", "warn");
-    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let outcome = serde_json::from_str::<Outcome>(stdout.lines().last().unwrap_or_default()).ok();
-    (output.status.success(), outcome, String::from_utf8_lossy(&output.stderr).into_owned())
-}
-/// The archiver as its Deployment runs it; its log goes to a file, shown when a check fails.
-struct Archiver {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Archiver {
-    fn start(set: &DataSet, destinations: &[Destination], secrets: &Path, span_seconds: u64) -> Archiver {
-        let plan = ArchivePlan {
-            cluster: "orders".into(),
-            members: set.hosts.iter().map(|h| member_source(h)).collect(),
-            destinations: destinations.to_vec(),
-            compression: Compression::Zstd,
-            encrypted: true,
-            span_seconds,
-        };
-        let log = std::env::temp_dir().join(format!(
-            "archiver-{}-{}.log",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
-            .arg("archive-oplog")
-            .env("MONGO_OPERATOR_PLAN", serde_json::to_string(&plan).expect("json"))
-            .env("MONGO_OPERATOR_SECRETS_DIR", secrets)
-            .env("MONGO_OPERATOR_LOG_LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the archiver");
-        Archiver { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Killed, as a node failure kills it: nothing is flushed.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Archiver {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// The newest entry of the data store's oplog.
-async fn newest_entry(set: &DataSet) -> Ts {
-    let client = set.ferret.client().await;
-    let newest = client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .find_one(doc! {})
-        .sort(doc! { "$natural": -1 })
-        .await
-        .expect("find")
-        .expect("an entry");
-    newest.get_timestamp("ts").expect("ts").into()
-}
-
-/// Waits until every destination holds a chunk reaching `ts`.
-async fn wait_archived(stores: &[OpenStore], ts: Ts, archiver: &Archiver) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut reached = true;
-        for s in stores {
-            let (chunks, _) = store::list(s, "orders").await.expect("list");
-            reached &= chunks.iter().any(|c| c.last.ts >= ts);
-        }
-        if reached {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the archive did not reach {ts}; archiver log:\n{}", archiver.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn write(set: &DataSet, from: i64, n: i64) {
-    let client = set.client().await;
-    let orders = client.database("shop").collection::<Document>("orders");
-    for i in from..from + n {
-        orders.insert_one(doc! { "_id": i, "total": i * 10 }).await.expect("insert");
-        if i % 3 == 0 {
-            orders.update_one(doc! { "_id": i }, doc! { "$set": { "paid": true } }).await.expect("update");
-        }
-        if i % 7 == 0 {
-            orders.delete_one(doc! { "_id": i }).await.expect("delete");
-        }
-    }
-}
+use support::job_files::{BUCKET, Secrets};
+use support::pitr::{
+    Archiver, KEY, base_backup, newest_entry, orders, run_operator, source_set, stores, wait_archived, write,
+};
+use support::servers::S3Server;
 
 /// What a destination archived: its one range, and the raw entries after `base_end`.
 async fn archived(s: &OpenStore, base_end: OpTime) -> (OpTime, Vec<Vec<u8>>) {
@@ -343,20 +174,6 @@ async fn an_oplog_that_rolled_past_the_archive_is_a_recorded_gap_and_a_new_base_
     let (last, entries) = archived(&opened[0], second_end).await;
     assert_eq!(entries, oplog_between(&set, second_end.ts, last.ts).await);
     assert!(archiver.log().contains("rolled past"), "{}", archiver.log());
-}
-
-/// Every document of `shop.orders`, by `_id`.
-async fn orders(set: &DataSet) -> Vec<Document> {
-    use futures::TryStreamExt;
-    let client = set.client().await;
-    let cursor = client
-        .database("shop")
-        .collection::<Document>("orders")
-        .find(doc! {})
-        .sort(doc! { "_id": 1 })
-        .await
-        .expect("find");
-    cursor.try_collect().await.expect("documents")
 }
 
 /// Restores into `into` as the operator's restore Job would, to `target`.

@@ -537,6 +537,9 @@ pub struct BootstrapSpec {
 #[x_kube(validation = Rule::new("!has(self.location) || has(self.encryptionKeySecretRef) || has(self.checksum)")
     .message("bootstrap.fromBackup.location needs encryptionKeySecretRef or checksum: whoever can write to the bucket could otherwise put any archive there")
     .reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.pointInTime) || has(self.backupName)")
+    .message("bootstrap.fromBackup.pointInTime needs backupName: the MongoBackup schedule whose spec.pitr archives the oplog")
+    .reason(Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct FromBackupSpec {
     /// Name of a succeeded MongoBackup in this namespace.
@@ -563,6 +566,18 @@ pub struct FromBackupSpec {
     /// not keep production's credentials. User-defined roles are always kept.
     #[serde(default)]
     pub keep_source_users: bool,
+    /// Restore to a point in time: `latest` (every archived write), or an RFC 3339 time to the
+    /// second, such as `2026-12-05T10:15:00Z`. Every write made before that second is restored
+    /// and none made at or after it (exclusive, as `mongorestore --oplogLimit` applies it).
+    /// `backupName` then names the MongoBackup schedule whose `spec.pitr` archives the oplog:
+    /// the restore takes the newest of its base backups that ends before the target and
+    /// replays the archived oplog up to it. A target outside every restorable range is
+    /// refused with the ranges there are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    ))]
+    pub point_in_time: Option<String>,
     /// CPU and memory of the restore Job's container. Unset: requests 250m CPU and 256Mi,
     /// memory limit 1Gi. More CPU makes decryption, decompression and mongorestore faster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -673,6 +688,29 @@ pub struct RestoreStatus {
     /// the restore Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a restore to a point in time: the target as resolved, the base backup and the
+    /// archived oplog replayed on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<RestoredPointInTime>,
+}
+
+/// What a restore to a point in time did.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredPointInTime {
+    /// `spec.bootstrap.fromBackup.pointInTime` as asked.
+    pub target: String,
+    /// The second before which every write was restored and none after: for `latest`, the
+    /// second of the last archived entry's limit.
+    pub resolved: Time,
+    /// The exclusive limit given to `mongorestore --oplogLimit`, `<seconds>:<increment>`.
+    pub oplog_limit: String,
+    /// The base backup restored first.
+    pub base_backup: String,
+    /// Archived oplog entries replayed after the base (no-ops included), and from how many
+    /// chunks.
+    pub entries_replayed: u64,
+    pub chunks: u64,
 }
 
 /// Phase of a restore.

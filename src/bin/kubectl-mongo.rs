@@ -95,12 +95,17 @@ enum Command {
     Restore {
         /// The new MongoCluster's name.
         new: String,
-        /// The MongoBackup to restore (one backup, not a schedule).
+        /// The MongoBackup to restore: one backup, or with --point-in-time the schedule whose
+        /// spec.pitr archives the oplog.
         #[arg(long, value_name = "BACKUP")]
         from: String,
         /// Members of the new cluster (the backed-up cluster's count by default).
         #[arg(long)]
         members: Option<i32>,
+        /// Restore to a point in time: `latest`, or an RFC 3339 time to the second; every write
+        /// before it is restored, none at or after it.
+        #[arg(long, value_name = "TIME")]
+        point_in_time: Option<String>,
         /// Create the cluster instead of printing its manifest.
         #[arg(long)]
         apply: bool,
@@ -236,11 +241,13 @@ async fn run(cli: Cli) -> ExitCode {
             restart(&client, &namespace, &name, member.as_deref(), wait.then_some(Duration::from_secs(timeout))).await
         }
         Command::Stepdown { name, timeout } => stepdown(&client, &namespace, &name, Duration::from_secs(timeout)).await,
-        Command::Restore { new, from, members, apply } => {
-            let cluster = match plugin::restore::build(&client, &namespace, &new, &from, members).await {
-                Ok(c) => c,
-                Err(e) => return fail(&e.to_string()),
-            };
+        Command::Restore { new, from, members, point_in_time, apply } => {
+            let cluster =
+                match plugin::restore::build(&client, &namespace, &new, &from, members, point_in_time.as_deref()).await
+                {
+                    Ok(c) => c,
+                    Err(e) => return fail(&e.to_string()),
+                };
             if apply {
                 return match plugin::restore::apply(&client, &namespace, &cluster).await {
                     Ok(()) => {

@@ -13,8 +13,8 @@ use std::io::Write;
 
 use super::slicer::replay_file;
 use super::store::{list, read_chunk, read_manifest};
-use super::target::{Target, select};
-use crate::api::BackupLocation;
+use super::target::{Selection, Target, select};
+use crate::api::{BackupLocation, Destination};
 use crate::backup::RestoreError;
 use crate::backup::files::{ENCRYPTION_KEY, SecretFiles};
 use crate::backup::plan::{Expected, Outcome, PointInTimeOutcome, PointInTimePlan, RestorePlan};
@@ -35,34 +35,34 @@ pub async fn restore_to(
     tools: &Tools,
 ) -> Result<Outcome, RestoreError> {
     let target = Target::parse(&pitr.target).map_err(refused)?;
-    let destination = &plan.location.destination;
-    let store = open(destination, &secrets.store_credentials(destination)?)?;
     let key = secrets.optional(ENCRYPTION_KEY)?.ok_or_else(|| {
         refused("only encrypted backups are restored to a point in time: the key is what vouches for the manifests the restore picks")
     })?;
-    let (chunks, _) = list(&store, &pitr.cluster).await.map_err(refused)?;
-    let bases = super::archiver::bases(&store, &pitr.cluster).await;
-    let selection = select(target, &bases, &chunks).map_err(refused)?;
-    tracing::info!(base = %selection.base.name, limit = %selection.limit, chunks = selection.chunks.len(), "restoring to a point in time");
-
-    // The archived entries are read, checked and chained before the target is touched.
-    let mut raw = Vec::new();
-    let mut previous = None;
-    for chunk in &selection.chunks {
-        let manifest = read_manifest(&store, &chunk.manifest, Some(&key)).await.map_err(refused)?;
-        if let Some(previous) = previous
-            && manifest.after != previous
-        {
-            return Err(refused(format!(
-                "chunk {} follows {}, not {previous}, the last entry of the chunk before it",
-                chunk.manifest, manifest.after
-            )));
+    // Each destination of the schedule holds its own copy of the bases and the archive: the
+    // first that can reach the target is used, the others are tried when it cannot.
+    let mut failures = Vec::new();
+    let mut found = None;
+    for location in std::iter::once(&plan.location).chain(&plan.fallbacks) {
+        match archived(&location.destination, target, &pitr.cluster, &key, secrets).await {
+            Ok(archive) => {
+                found = Some((&location.destination, archive));
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(destination = %location.destination.name, %error, "this destination cannot reach the target");
+                failures.push((location.destination.name.clone(), error));
+            }
         }
-        previous = Some(manifest.last);
-        raw.push(read_chunk(&store, &manifest, Some(&key)).await.map_err(refused)?);
     }
-    let (oplog, entries) = replay_file(raw.iter().map(Vec::as_slice), selection.base.oplog_end.ts).map_err(refused)?;
-
+    let Some((destination, (selection, oplog, entries))) = found else {
+        if failures.len() == 1
+            && let Some((_, error)) = failures.pop()
+        {
+            return Err(error);
+        }
+        let each: Vec<String> = failures.iter().map(|(name, error)| format!("{name}: {error}")).collect();
+        return Err(refused(each.join("; ")));
+    };
     let base = BackupLocation {
         destination: destination.clone(),
         path: manifest_key(destination, &pitr.cluster, &selection.base.name),
@@ -89,6 +89,40 @@ pub async fn restore_to(
             chunks: selection.chunks.len() as u64,
         }),
     })
+}
+
+/// In one destination: the base and chunks that reach `target`, and the `oplog.bson` to replay
+/// with its entry count. The archived entries are read, checked and chained before the
+/// target is touched.
+async fn archived(
+    destination: &Destination,
+    target: Target,
+    cluster: &str,
+    key: &str,
+    secrets: &SecretFiles,
+) -> Result<(Selection, Vec<u8>, u64), RestoreError> {
+    let store = open(destination, &secrets.store_credentials(destination)?)?;
+    let (chunks, _) = list(&store, cluster).await.map_err(refused)?;
+    let bases = super::archiver::bases(&store, cluster).await;
+    let selection = select(target, &bases, &chunks).map_err(refused)?;
+    tracing::info!(destination = %destination.name, base = %selection.base.name, limit = %selection.limit, chunks = selection.chunks.len(), "restoring to a point in time");
+    let mut raw = Vec::new();
+    let mut previous = None;
+    for chunk in &selection.chunks {
+        let manifest = read_manifest(&store, &chunk.manifest, Some(key)).await.map_err(refused)?;
+        if let Some(previous) = previous
+            && manifest.after != previous
+        {
+            return Err(refused(format!(
+                "chunk {} follows {}, not {previous}, the last entry of the chunk before it",
+                chunk.manifest, manifest.after
+            )));
+        }
+        previous = Some(manifest.last);
+        raw.push(read_chunk(&store, &manifest, Some(key)).await.map_err(refused)?);
+    }
+    let (oplog, entries) = replay_file(raw.iter().map(Vec::as_slice), selection.base.oplog_end.ts).map_err(refused)?;
+    Ok((selection, oplog, entries))
 }
 
 /// Runs mongorestore on a directory holding only `oplog.bson`.

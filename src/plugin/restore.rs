@@ -11,16 +11,26 @@ use kube::{Client, ResourceExt};
 use super::common::{FIELD_MANAGER, PluginError, classify, get};
 use crate::api::{BackupPhase, BootstrapSpec, FromBackupSpec, MongoBackup, MongoCluster, MongoClusterSpec};
 
-/// The new cluster: pure. `source` is the backed-up cluster, when it still exists.
+/// The new cluster: pure. `source` is the backed-up cluster, when it still exists;
+/// `point_in_time` a restore to a point in time from the schedule `backup`.
 pub fn manifest(
     new: &str,
     backup: &MongoBackup,
     source: Option<&MongoCluster>,
     members: Option<i32>,
+    point_in_time: Option<&str>,
 ) -> Result<MongoCluster, PluginError> {
     let name = backup.name_any();
     let status = backup.status.clone().unwrap_or_default();
-    if backup.spec.schedule.is_some() {
+    if let Some(target) = point_in_time {
+        crate::pitr::target::Target::parse(target).map_err(PluginError::Refused)?;
+        if backup.spec.schedule.is_none() || backup.spec.pitr.is_none() {
+            return Err(PluginError::Refused(format!(
+                "--point-in-time restores from the archive of a schedule with spec.pitr; {name} is {}",
+                if backup.spec.schedule.is_none() { "a single backup" } else { "a schedule without pitr" }
+            )));
+        }
+    } else if backup.spec.schedule.is_some() {
         let hint = status
             .last_successful_backup
             .map(|b| format!(" (its newest successful one: {b})"))
@@ -29,7 +39,7 @@ pub fn manifest(
             "{name} is a backup schedule: restore one of the backups it took{hint}"
         )));
     }
-    if status.phase != Some(BackupPhase::Succeeded) {
+    if point_in_time.is_none() && status.phase != Some(BackupPhase::Succeeded) {
         let phase = status.phase.map_or_else(|| "not started".to_string(), |p| format!("{p:?}"));
         return Err(PluginError::Refused(format!("backup {name} has not succeeded ({phase}): it cannot be restored")));
     }
@@ -47,8 +57,9 @@ pub fn manifest(
                 .map_err(|e| PluginError::Refused(format!("cannot build a cluster spec: {e}")))?
         }
     };
-    // The backup's own version: the data is restored into the release that wrote it.
-    if let Some(version) = status.mongodb_version {
+    // The backup's own version: the data is restored into the release that wrote it. (A
+    // schedule records none: the restore to a point in time runs the source's version.)
+    if let Some(version) = status.mongodb_version.filter(|_| point_in_time.is_none()) {
         spec.version = version;
     }
     if let Some(n) = members {
@@ -67,6 +78,7 @@ pub fn manifest(
             encryption_key_secret_ref: None,
             checksum: None,
             keep_source_users: false,
+            point_in_time: point_in_time.map(str::to_string),
             resources: None,
         },
     });
@@ -91,6 +103,7 @@ pub async fn build(
     new: &str,
     from: &str,
     members: Option<i32>,
+    point_in_time: Option<&str>,
 ) -> Result<MongoCluster, PluginError> {
     let backup: MongoBackup = get(client, namespace, from).await?;
     let clusters: Api<MongoCluster> = Api::namespaced(client.clone(), namespace);
@@ -104,7 +117,7 @@ pub async fn build(
             "MongoCluster {new} exists already: a restore creates a new cluster; choose another name"
         )));
     }
-    manifest(new, &backup, source.as_ref(), members)
+    manifest(new, &backup, source.as_ref(), members, point_in_time)
 }
 
 /// Creates the cluster.
@@ -149,7 +162,8 @@ mod tests {
 
     #[test]
     fn the_copy_takes_the_sources_settings_but_none_of_its_secrets() {
-        let copy = manifest("orders-staging", &backup("Succeeded", false), Some(&source()), Some(1)).expect("manifest");
+        let copy =
+            manifest("orders-staging", &backup("Succeeded", false), Some(&source()), Some(1), None).expect("manifest");
         assert_eq!(copy.name_any(), "orders-staging");
         assert_eq!(copy.namespace().as_deref(), Some("shop"));
         let spec = &copy.spec;
@@ -165,15 +179,35 @@ mod tests {
 
     #[test]
     fn without_its_cluster_the_copy_has_the_defaults_and_the_backups_version() {
-        let copy = manifest("orders-staging", &backup("Succeeded", false), None, None).expect("manifest");
+        let copy = manifest("orders-staging", &backup("Succeeded", false), None, None, None).expect("manifest");
         assert_eq!((copy.spec.version.as_str(), copy.spec.members), ("8.0.4", 3));
     }
 
     #[test]
     fn a_schedule_or_an_unfinished_backup_is_refused_with_what_to_do() {
-        let refused = manifest("x", &backup("Succeeded", true), None, None).expect_err("a schedule");
+        let refused = manifest("x", &backup("Succeeded", true), None, None, None).expect_err("a schedule");
         assert!(refused.to_string().contains("orders-202612050800"), "{refused}");
-        let refused = manifest("x", &backup("Running", false), None, None).expect_err("running");
+        let refused = manifest("x", &backup("Running", false), None, None, None).expect_err("running");
         assert!(refused.to_string().contains("has not succeeded (Running)"), "{refused}");
+    }
+
+    #[test]
+    fn a_point_in_time_comes_from_a_schedule_that_archives_the_oplog() {
+        let mut schedule = backup("Succeeded", true);
+        let refused = manifest("x", &schedule, Some(&source()), None, Some("latest")).expect_err("no pitr");
+        assert!(refused.to_string().contains("a schedule without pitr"), "{refused}");
+        let refused =
+            manifest("x", &backup("Succeeded", false), Some(&source()), None, Some("latest")).expect_err("one");
+        assert!(refused.to_string().contains("a single backup"), "{refused}");
+        schedule.spec.pitr = Some(serde_json::from_value(serde_json::json!({})).expect("pitr"));
+        let refused = manifest("x", &schedule, Some(&source()), None, Some("yesterday")).expect_err("not a time");
+        assert!(refused.to_string().contains("neither `latest` nor an RFC 3339 time"), "{refused}");
+        let copy = manifest("x", &schedule, Some(&source()), None, Some("2026-12-05T10:15:00Z")).expect("manifest");
+        let from = &copy.spec.bootstrap.as_ref().expect("bootstrap").from_backup;
+        assert_eq!(
+            (from.backup_name.as_deref(), from.point_in_time.as_deref()),
+            (Some("orders-202612051000"), Some("2026-12-05T10:15:00Z"))
+        );
+        assert_eq!(copy.spec.version, "8.0.3", "the source's version: a schedule records none of its own");
     }
 }

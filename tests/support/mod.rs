@@ -14,6 +14,7 @@ pub mod job_runner;
 pub mod members;
 pub mod metric_names;
 pub mod operator;
+pub mod pitr;
 pub mod rbac;
 pub mod recorded_member;
 pub mod servers;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::Api;
 
 use super::objects::{self, InternalCredentials};
@@ -21,10 +22,10 @@ use super::status::Progress;
 use super::validate::Problem;
 use crate::api::{
     BackupLocation, BackupPhase, FromBackupSpec, MongoBackup, MongoCluster, RestorePhase, RestoreStatus,
-    SecretKeyReference,
+    RestoredPointInTime, SecretKeyReference,
 };
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
-use crate::backup::plan::{Expected, Outcome, RestorePlan};
+use crate::backup::plan::{Expected, Outcome, PointInTimeOutcome, PointInTimePlan, RestorePlan};
 use crate::backup::store::manifest_key;
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
@@ -64,6 +65,9 @@ pub struct Source {
     pub expected: Expected,
     /// How status and Events name it: the MongoBackup, or the manifest's store and key.
     pub description: String,
+    /// A restore to a point in time: the Job picks the base and the archived oplog itself
+    /// from `location`'s destination (then the fallbacks'); `location.path` is not read.
+    pub point_in_time: Option<PointInTimePlan>,
 }
 
 /// Why there is no source to restore yet, or never will be.
@@ -94,12 +98,16 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
             encryption_key: from.encryption_key_secret_ref.clone(),
             expected,
             description: format!("{}:{}", location.destination.name, location.path),
+            point_in_time: None,
         });
     }
     let name = from.backup_name.as_deref().unwrap_or_default();
     let Some(backup) = backup else {
         return Err(Unresolved::Waiting("BackupNotFound", format!("waiting for MongoBackup {name} to exist")));
     };
+    if let Some(target) = &from.point_in_time {
+        return resolve_point_in_time(from, target, backup);
+    }
     if backup.spec.schedule.is_some() {
         return Err(Unresolved::Invalid(
             "BackupIsASchedule",
@@ -150,7 +158,65 @@ pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<So
             .clone()
             .or_else(|| backup.spec.encryption.as_ref().map(|e| e.key_secret_ref.clone())),
         description: format!("MongoBackup {name}"),
+        point_in_time: None,
     })
+}
+
+/// `fromBackup.pointInTime`: `backup` must be the schedule whose `spec.pitr` archives the
+/// oplog. Its destinations are read in the order they are listed; only its encryption key
+/// vouches for what the Job picks there (no status records the chunks' checksums).
+fn resolve_point_in_time(from: &FromBackupSpec, target: &str, backup: &MongoBackup) -> Result<Source, Unresolved> {
+    let name = backup.name_any();
+    if backup.spec.schedule.is_none() || backup.spec.pitr.is_none() {
+        return Err(Unresolved::Invalid(
+            "NoOplogArchive",
+            format!(
+                "pointInTime needs the MongoBackup schedule whose spec.pitr archives the oplog; MongoBackup {name} is {}",
+                if backup.spec.schedule.is_none() { "a single backup" } else { "a schedule without pitr" }
+            ),
+        ));
+    }
+    let encryption_key = from
+        .encryption_key_secret_ref
+        .clone()
+        .or_else(|| backup.spec.encryption.as_ref().map(|e| e.key_secret_ref.clone()));
+    let Some(encryption_key) = encryption_key else {
+        return Err(Unresolved::Invalid(
+            "RestoreUnauthenticated",
+            format!(
+                "MongoBackup {name} is not encrypted: the key is what vouches for the base and the oplog a restore to a point in time picks"
+            ),
+        ));
+    };
+    let cluster = backup.spec.cluster_ref.name.clone();
+    let mut locations = backup
+        .spec
+        .destinations
+        .iter()
+        .map(|d| BackupLocation { destination: d.clone(), path: manifest_key(d, &cluster, "") });
+    let Some(location) = locations.next() else {
+        return Err(Unresolved::Invalid("BackupHasNoCopy", format!("MongoBackup {name} has no destination")));
+    };
+    Ok(Source {
+        location,
+        fallbacks: locations.collect(),
+        encryption_key: Some(encryption_key),
+        expected: Expected { checksum: None, encrypted: true },
+        description: format!("MongoBackup {name} to {target}"),
+        point_in_time: Some(PointInTimePlan { cluster, target: target.to_string() }),
+    })
+}
+
+/// What status shows of a restore to a point in time.
+pub fn restored_point_in_time(target: &str, outcome: PointInTimeOutcome) -> RestoredPointInTime {
+    RestoredPointInTime {
+        target: target.to_string(),
+        resolved: Time(Timestamp::from_second(outcome.resolved.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)),
+        oplog_limit: outcome.limit,
+        base_backup: outcome.base,
+        entries_replayed: outcome.entries,
+        chunks: outcome.chunks,
+    }
 }
 
 /// How a restore that succeeded before is reported: as its success was recorded on the
@@ -267,16 +333,27 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         let source = i.previous().and_then(|p| p.source.clone()).unwrap_or_else(|| job_name.clone());
         return Ok(match job_state {
             JobState::Active => i.running(format!("Job {job_name} is restoring {source}")),
-            JobState::Succeeded(Some(Outcome::Restored { manifest, copy, .. })) => {
+            JobState::Succeeded(Some(Outcome::Restored { manifest, copy, point_in_time })) => {
                 let users = settle_users(i).await?;
                 let from = copy.map(|c| format!(" from the copy in {c}")).unwrap_or_default();
+                let replayed = point_in_time.as_ref().map_or_else(String::new, |p| {
+                    format!(
+                        " (base backup {}, then {} archived oplog entries from {} chunks replayed up to {}, exclusive)",
+                        p.base,
+                        p.entries,
+                        p.chunks,
+                        p.resolved.to_rfc3339()
+                    )
+                });
                 let message = format!(
-                    "restored {source}{from}: {} bytes verified ({}), taken {}; {users}",
+                    "restored {source}{from}{replayed}: {} bytes verified ({}), taken {}; {users}",
                     manifest.size_bytes, manifest.checksum, manifest.completed_at
                 );
                 let mut status = i.status(RestorePhase::Succeeded, message.clone());
                 status.source = Some(source.clone());
                 status.checksum = Some(manifest.checksum);
+                let target = bootstrap.from_backup.point_in_time.as_deref().unwrap_or("latest");
+                status.point_in_time = point_in_time.map(|p| restored_point_in_time(target, p));
                 status.completion_time = Some(Time(Timestamp::now()));
                 // Recorded before it is reported: the next reconcile sees the record and
                 // reports this very status, never a second success or a second restore.
@@ -380,7 +457,7 @@ pub async fn step<A: MongoAdmin>(i: &Inputs<'_, A>) -> Result<RestoreStep, Error
         fallbacks,
         target: backup_job::restore_target(i.names, spec.members, &i.ctx.settings.cluster_domain).over_tls(tls),
         expected: source.expected.clone(),
-        point_in_time: None,
+        point_in_time: source.point_in_time.clone(),
     };
     let plan_json =
         serde_json::to_string(&plan).map_err(|e| Error::Secret { secret: job_name.clone(), problem: e.to_string() })?;
@@ -531,8 +608,45 @@ mod tests {
             encryption_key_secret_ref: None,
             checksum: None,
             keep_source_users: false,
+            point_in_time: None,
             resources: None,
         }
+    }
+
+    #[test]
+    fn a_point_in_time_reads_the_archive_of_the_schedule_from_each_destination_in_turn() {
+        let mut schedule = backup(BackupPhase::Scheduled, &[]);
+        schedule.metadata.name = Some("orders-nightly".into());
+        schedule.spec.schedule =
+            Some(ScheduleSpec { cron: "0 */2 * * *".into(), time_zone: None, starting_deadline_seconds: 3600 });
+        let from = FromBackupSpec {
+            backup_name: Some("orders-nightly".into()),
+            point_in_time: Some("2026-12-05T10:15:00Z".into()),
+            ..by_name()
+        };
+        let refused = resolve(&from, Some(&schedule)).expect_err("no pitr");
+        assert!(
+            matches!(&refused, Unresolved::Invalid("NoOplogArchive", m) if m.contains("a schedule without pitr")),
+            "{refused:?}"
+        );
+        let one = backup(BackupPhase::Succeeded, &[("ovh", None)]);
+        assert!(matches!(resolve(&from, Some(&one)), Err(Unresolved::Invalid("NoOplogArchive", _))));
+
+        schedule.spec.pitr = Some(serde_json::from_value(serde_json::json!({})).expect("pitr"));
+        let source = resolve(&from, Some(&schedule)).expect("resolves");
+        assert_eq!(
+            source.point_in_time,
+            Some(PointInTimePlan { cluster: "orders".into(), target: "2026-12-05T10:15:00Z".into() })
+        );
+        let order: Vec<&str> =
+            std::iter::once(&source.location).chain(&source.fallbacks).map(|l| l.destination.name.as_str()).collect();
+        assert_eq!(order, ["ovh", "scw"], "the destinations in the order the schedule lists them");
+        assert_eq!(source.expected, Expected { checksum: None, encrypted: true }, "the key vouches");
+        assert_eq!(source.encryption_key, Some(SecretKeyReference { name: "backup-key".into(), key: "key".into() }));
+        assert_eq!(source.description, "MongoBackup orders-nightly to 2026-12-05T10:15:00Z");
+
+        schedule.spec.encryption = None;
+        assert!(matches!(resolve(&from, Some(&schedule)), Err(Unresolved::Invalid("RestoreUnauthenticated", _))));
     }
 
     #[test]
@@ -597,6 +711,7 @@ mod tests {
             encryption_key_secret_ref: Some(key.clone()),
             checksum: None,
             keep_source_users: false,
+            point_in_time: None,
             resources: None,
         };
         let source = resolve(&from, None).expect("resolves");
