@@ -198,6 +198,16 @@ fn invalid_creates() -> Vec<Invalid> {
             "checksum",
         ),
         c(
+            "a point in time from a location",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    pointInTime: latest\n    encryptionKeySecretRef: {name: k, key: key}\n    location:\n      path: p/manifest.json\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
+            "pointInTime needs backupName",
+        ),
+        c(
+            "a point in time that is not a second",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    backupName: every-2h\n    pointInTime: yesterday",
+            "pointInTime",
+        ),
+        c(
             "bootstrap from nothing",
             "version: 8.0.4\nbootstrap: {fromBackup: {}}",
             "exactly one of backupName or location",
