@@ -98,6 +98,10 @@ impl Cut {
     }
 }
 
+/// How many of the entries read last are remembered, to tell one returned twice from one
+/// never seen (about 5 MB).
+const REMEMBERED: usize = 200_000;
+
 /// Follows the oplog from the last entry archived.
 #[derive(Debug)]
 pub struct Slicer {
@@ -107,12 +111,25 @@ pub struct Slicer {
     expect: OpTime,
     confirmed: bool,
     pending: Vec<Entry>,
+    /// The positions of the entries read last, oldest first, and the same as a set.
+    seen: std::collections::VecDeque<OpTime>,
+    seen_set: std::collections::HashSet<OpTime>,
+    /// Entries the cursor returned a second time, skipped.
+    repeated: u64,
 }
 
 impl Slicer {
     /// Continues after `after`, which the cursor's first entry must be.
     pub fn new(after: OpTime) -> Slicer {
-        Slicer { after, expect: after, confirmed: false, pending: Vec::new() }
+        Slicer {
+            after,
+            expect: after,
+            confirmed: false,
+            pending: Vec::new(),
+            seen: std::collections::VecDeque::new(),
+            seen_set: std::collections::HashSet::new(),
+            repeated: 0,
+        }
     }
 
     /// Where a new cursor must start: the newest entry read, cut or not.
@@ -149,12 +166,29 @@ impl Slicer {
         self.confirmed
     }
 
+    /// Entries the cursor returned a second time, skipped so far.
+    pub fn repeated(&self) -> u64 {
+        self.repeated
+    }
+
+    fn remember(&mut self, op_time: OpTime) {
+        if self.seen_set.insert(op_time) {
+            self.seen.push_back(op_time);
+        }
+        while self.seen.len() > REMEMBERED {
+            if let Some(old) = self.seen.pop_front() {
+                self.seen_set.remove(&old);
+            }
+        }
+    }
+
     /// Takes the next entry the cursor returned.
     pub fn push(&mut self, entry: Entry) -> Result<(), SliceError> {
         let found = entry.op_time;
         if !self.confirmed {
             if found == self.expect {
                 self.confirmed = true;
+                self.remember(found);
                 return Ok(());
             }
             return Err(if found.ts == self.expect.ts {
@@ -164,12 +198,19 @@ impl Slicer {
             });
         }
         let previous = self.pending.last().map_or(self.after, |e| e.op_time);
+        // An entry read before, returned again (a stand-in's cursor does; mongod's does not):
+        // the same position is the same entry (`ts` is unique in an oplog), already held.
+        if found.ts <= previous.ts && self.seen_set.contains(&found) {
+            self.repeated += 1;
+            return Ok(());
+        }
         if found.ts <= self.after.ts {
             return Err(SliceError::Late { archived: self.after, found });
         }
         if found.ts <= previous.ts {
             return Err(SliceError::OutOfOrder { previous, found });
         }
+        self.remember(found);
         self.pending.push(entry);
         Ok(())
     }
@@ -247,9 +288,15 @@ mod tests {
         assert_eq!(second.first().map(|o| o.ts.time), Some(103));
         assert_eq!(s.pending(), 0);
         s.push(entry(105, 2, "i")).expect("in order");
-        assert!(matches!(s.push(entry(105, 2, "i")), Err(SliceError::OutOfOrder { .. })), "not archived yet");
-        let late = s.push(entry(103, 2, "i")).expect_err("archived past it");
-        assert_eq!(late, SliceError::Late { archived: entry(104, 2, "d").op_time, found: entry(103, 2, "i").op_time });
+        assert!(
+            matches!(s.push(entry(105, 3, "i")), Err(SliceError::OutOfOrder { .. })),
+            "never read, not archived yet"
+        );
+        s.push(entry(105, 2, "i")).expect("read before: returned again, skipped");
+        s.push(entry(103, 2, "i")).expect("archived before: returned again, skipped");
+        assert_eq!((s.repeated(), s.pending()), (2, 1));
+        let late = s.push(entry(103, 3, "i")).expect_err("never read, and archived past it");
+        assert_eq!(late, SliceError::Late { archived: entry(104, 2, "d").op_time, found: entry(103, 3, "i").op_time });
     }
 
     #[test]
