@@ -707,9 +707,9 @@ pub struct RestoredPointInTime {
     pub oplog_limit: String,
     /// The base backup restored first.
     pub base_backup: String,
-    /// Archived oplog entries replayed after the base (no-ops included), and from how many
-    /// chunks.
+    /// Archived oplog entries replayed after the base (no-ops included).
     pub entries_replayed: u64,
+    /// How many archived chunks they came from.
     pub chunks: u64,
 }
 
