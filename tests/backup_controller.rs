@@ -105,12 +105,20 @@ impl Env {
         self.apply_yaml::<Secret>("apiVersion: v1\nkind: Secret\nmetadata:\n  name: backup-key\nstringData:\n  key: a long random passphrase for the test\n").await;
     }
 
-    async fn wait<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    async fn wait<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let found = tokio::time::timeout(TIMEOUT, async {
+        self.wait_long(what, TIMEOUT, check).await
+    }
+
+    async fn wait_long<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let found = tokio::time::timeout(timeout, async {
             loop {
                 if let Some(v) = check().await {
                     return v;
@@ -1052,6 +1060,40 @@ async fn a_schedule_with_pitr_runs_an_oplog_archiver_after_its_base_backup_until
         std::fs::read_to_string(log).ok()?.contains(&started).then_some(())
     })
     .await;
+
+    // The operator reads the archiver's report from its status port on the Pod's IP: the
+    // window is empty (nothing archived after the base yet), and the message is the archiver's.
+    env.wait("status.pitr showing the archiver's report", || async {
+        let pitr = env.api::<MongoBackup>().get("nightly").await.ok()?.status?.pitr?;
+        let message = pitr.message.clone().unwrap_or_default();
+        (message.contains("after the oplog end of base backup orders-base") || message.contains("reading the oplog of"))
+            .then_some(pitr)
+    })
+    .await;
+
+    // Writes after the base: the archiver cuts them into a chunk within a span (a minute
+    // here), and the operator, reading the report again a span after the last read, shows the
+    // window a restore accepts, and the metric the alert reads.
+    for i in 100..105 {
+        readings.insert_one(mongodb::bson::doc! { "_id": i, "v": i }).await.expect("write");
+    }
+    let pitr = env
+        .wait_long("status.pitr with a restorable range", Duration::from_secs(200), || async {
+            let pitr = env.api::<MongoBackup>().get("nightly").await.ok()?.status?.pitr?;
+            pitr.latest_restorable_time.is_some().then_some(pitr)
+        })
+        .await;
+    assert_eq!(pitr.restorable_ranges.len(), 1, "{pitr:?}");
+    let earliest = pitr.earliest_restorable_time.as_ref().expect("earliest").0.as_second();
+    assert_eq!(earliest, i64::from(end.ts.time) + 1, "the second after the base's oplog end");
+    assert!(pitr.latest_restorable_time.as_ref().is_some_and(|l| l.0.as_second() >= earliest), "{pitr:?}");
+    assert!(pitr.gaps.is_empty() && pitr.lag_seconds.is_some() && pitr.last_chunk_time.is_some(), "{pitr:?}");
+    let metrics = env.operator.metrics().await;
+    let series = format!(
+        "mongo_operator_pitr_latest_restorable_timestamp_seconds{{namespace=\"{}\",cluster=\"orders\",schedule=\"nightly\"}}",
+        env.ns
+    );
+    assert!(metrics.contains(&series), "{series} not in\n{metrics}");
 
     // pitr removed: the archiver goes.
     env.api::<MongoBackup>()

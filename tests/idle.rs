@@ -159,7 +159,13 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
         changed.extend(
             second_apply_changes(
                 &policies,
-                &network_policy::jobs(&names, &spec.network_isolation.object_stores, &settings.cluster_dns, &owner),
+                &network_policy::jobs(
+                    &names,
+                    &spec.network_isolation.object_stores,
+                    &settings.operator_peer,
+                    &settings.cluster_dns,
+                    &owner,
+                ),
             )
             .await,
         );

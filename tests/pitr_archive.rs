@@ -91,6 +91,28 @@ async fn the_archive_continues_a_base_backup_through_a_kill_and_a_failover_with_
     assert!(set.sim.stop_member(&format!("m{member}")));
     write(&set, 400, 30).await;
     wait_archived(&opened, newest_entry(&set).await, &archiver).await;
+
+    // What the operator shows of the archive, from the archiver's report: the one range a
+    // restore accepts (from the second after the base's end to the last archived entry's),
+    // read back from the first store as a restore reads it.
+    let (chunks, _) = store::list(&opened[0], "orders").await.expect("list");
+    let bases = mongo_operator::pitr::archiver::bases(&opened[0], "orders").await;
+    let newest = chunks.iter().map(|c| c.last.ts).max().expect("chunks");
+    // The report follows each chunk once the archiver has read the store back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let report = archiver.report().await;
+        if report.last_archived == Some(newest.to_time()) || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(report.ranges, mongo_operator::pitr::target::ranges(&bases, &chunks), "{report:?}");
+    assert_eq!(report.ranges.len(), 1, "{report:?}");
+    assert_eq!(report.ranges[0].earliest.timestamp(), i64::from(base_end.ts.time) + 1);
+    assert_eq!((report.ranges[0].latest, report.last_archived), (newest.to_time(), Some(newest.to_time())));
+    assert!(report.gaps.is_empty() && report.activity == mongo_operator::pitr::report::Activity::Archiving);
+    assert!(report.last_written.is_some() && report.member.is_some(), "{report:?}");
     archiver.kill();
 
     for s in &opened {
@@ -164,6 +186,18 @@ async fn an_oplog_that_rolled_past_the_archive_is_a_recorded_gap_and_a_new_base_
         serde_json::from_slice(&bytes).expect("a gap record")
     };
     assert_eq!(gap.after, first_end, "the gap follows the base's end");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let report = archiver.report().await;
+        if report.activity == mongo_operator::pitr::report::Activity::Waiting {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "the archiver does not say it waits: {report:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(report.message.contains("rolled past") && report.ranges.is_empty(), "{report:?}");
+    assert_eq!(report.gaps.len(), 1, "the open gap: {report:?}");
+    assert_eq!((report.gaps[0].after, report.gaps[0].resumed_after), (first_end.ts.to_time(), None));
     assert!(gap.oldest_available.is_some_and(|o| o.ts > first_end.ts));
 
     // A new base backup: the archive starts again from its end.

@@ -465,6 +465,65 @@ pub struct PitrStatus {
     /// What it waits for, or what it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The first second a restore to a point in time can reach: the start of the oldest
+    /// restorable range. Null until a chunk follows a base backup.
+    #[serde(default)]
+    pub earliest_restorable_time: Option<Time>,
+    /// The last second a restore can reach: the end of the newest range (its last archived
+    /// entry's second; `pointInTime: latest` restores up to there).
+    #[serde(default)]
+    pub latest_restorable_time: Option<Time>,
+    /// Every restorable range, oldest first: a target inside one is accepted.
+    #[serde(default)]
+    pub restorable_ranges: Vec<PitrRange>,
+    /// Holes in the archive (the oplog rolled past it): nothing between `after` and
+    /// `resumedAfter` can be restored. One without `resumedAfter` waits for a new base backup.
+    #[serde(default)]
+    pub gaps: Vec<PitrGap>,
+    /// How far the archive was behind when its newest chunk was written: seconds from the
+    /// chunk's last entry to the write (about a span while all is well). How far it is behind
+    /// now is `now - latestRestorableTime` (the metric `mongo_operator_pitr_latest_restorable_timestamp_seconds`).
+    #[serde(default)]
+    pub lag_seconds: Option<i64>,
+    /// When the newest chunk was written.
+    #[serde(default)]
+    pub last_chunk_time: Option<Time>,
+}
+
+impl PitrStatus {
+    /// A status without a report from the archiver.
+    pub fn new(phase: PitrPhase, deployment: Option<String>, message: Option<String>) -> PitrStatus {
+        PitrStatus {
+            phase,
+            deployment,
+            message,
+            earliest_restorable_time: None,
+            latest_restorable_time: None,
+            restorable_ranges: Vec::new(),
+            gaps: Vec::new(),
+            lag_seconds: None,
+            last_chunk_time: None,
+        }
+    }
+}
+
+/// A range of restorable seconds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PitrRange {
+    pub earliest: Time,
+    pub latest: Time,
+}
+
+/// A hole in the archived oplog.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PitrGap {
+    /// The last second archived before the hole.
+    pub after: Time,
+    /// Where archiving resumed, after a new base backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_after: Option<Time>,
 }
 
 /// Phase of a schedule's oplog archiver.

@@ -8,9 +8,17 @@
 //! the old one did).
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodTemplateSpec, Probe,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::backup_job::{JobInputs, pod_template};
+use crate::pitr::report::{STATUS_PATH, STATUS_PORT};
+
+/// The name of the archiver's status port.
+pub const STATUS_PORT_NAME: &str = "status";
 
 /// The archiver's component label (its Pods reach the members and the stores as backup Jobs do).
 pub const OPLOG_ARCHIVER_COMPONENT: &str = "oplog-archiver";
@@ -23,7 +31,8 @@ pub fn deployment_name(cluster: &str) -> String {
 /// The Deployment, from the same inputs as a backup Job (`component` and `subcommand` are the
 /// archiver's).
 pub fn build(i: &JobInputs<'_>) -> Deployment {
-    let template = pod_template(i, "Always");
+    let mut template = pod_template(i, "Always");
+    serve_status(&mut template);
     let selector = template.metadata.as_ref().and_then(|m| m.labels.clone());
     Deployment {
         metadata: ObjectMeta {
@@ -42,4 +51,33 @@ pub fn build(i: &JobInputs<'_>) -> Deployment {
         }),
         status: None,
     }
+}
+
+/// The archiver serves its report on the Pod's IP (the operator reads it from there), and is
+/// ready once it does.
+fn serve_status(template: &mut PodTemplateSpec) {
+    let Some(container) = template.spec.as_mut().and_then(|s| s.containers.first_mut()) else { return };
+    container.env.get_or_insert_with(Vec::new).push(EnvVar {
+        name: "POD_IP".into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: "status.podIP".into(), api_version: None }),
+            ..EnvVarSource::default()
+        }),
+    });
+    container.ports = Some(vec![ContainerPort {
+        name: Some(STATUS_PORT_NAME.into()),
+        container_port: i32::from(STATUS_PORT),
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }]);
+    container.readiness_probe = Some(Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(STATUS_PATH.into()),
+            port: IntOrString::String(STATUS_PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(10),
+        ..Probe::default()
+    });
 }

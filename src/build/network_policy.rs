@@ -6,7 +6,8 @@
 //! - `<cluster>-isolate-members`: members accept the other members, the operator, the
 //!   cluster's Jobs and the load balancer's source ranges on the MongoDB port; they may reach
 //!   DNS and the other members, nothing else.
-//! - `<cluster>-isolate-jobs`: backup and restore Pods accept nothing; they may reach DNS, the
+//! - `<cluster>-isolate-jobs`: backup and restore Pods accept nothing but the operator on a
+//!   port named `status` (only the oplog archiver has one: its report); they may reach DNS, the
 //!   members, and the object stores at the addresses and ports
 //!   `spec.networkIsolation.objectStores` names.
 //! - `<cluster>-<attachment>-access`: the attachment's peers reach the members.
@@ -22,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::archiver_deployment::OPLOG_ARCHIVER_COMPONENT;
+use super::archiver_deployment::{OPLOG_ARCHIVER_COMPONENT, STATUS_PORT_NAME};
 use super::backup_job::{BACKUP_COMPONENT, PRUNE_COMPONENT, RESTORE_COMPONENT};
 use super::labels::{labels, selector};
 use super::names::{ClusterNames, bounded};
@@ -155,6 +156,22 @@ fn to_members(cluster: &str) -> NetworkPolicyEgressRule {
     NetworkPolicyEgressRule { to: Some(vec![pods(match_labels(selector(cluster)))]), ports: Some(vec![mongodb_port()]) }
 }
 
+/// The operator's Pods (in its namespace, by their labels), or its addresses when it runs
+/// outside the Kubernetes cluster.
+fn operator_peers(operator: &OperatorPeer) -> Vec<NetworkPolicyPeer> {
+    let operator_pods = NetworkPolicyPeer {
+        namespace_selector: Some(match_labels(BTreeMap::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            operator.namespace.clone(),
+        )]))),
+        pod_selector: Some(match_labels(operator.pod_labels.clone())),
+        ip_block: None,
+    };
+    let mut peers = vec![operator_pods];
+    peers.extend(operator.cidrs.iter().map(|c| block(c, None)));
+    peers
+}
+
 fn ingress(from: Vec<NetworkPolicyPeer>, ports: Vec<NetworkPolicyPort>) -> NetworkPolicyIngressRule {
     NetworkPolicyIngressRule { from: Some(from), ports: Some(ports) }
 }
@@ -168,19 +185,9 @@ pub fn members(
     owner: &OwnerReference,
 ) -> NetworkPolicy {
     let cluster = names.cluster.as_str();
-    let operator_pods = NetworkPolicyPeer {
-        namespace_selector: Some(match_labels(BTreeMap::from([(
-            NAMESPACE_NAME_LABEL.to_string(),
-            operator.namespace.clone(),
-        )]))),
-        pod_selector: Some(match_labels(operator.pod_labels.clone())),
-        ip_block: None,
-    };
-    let mut operator_peers = vec![operator_pods];
-    operator_peers.extend(operator.cidrs.iter().map(|c| block(c, None)));
     let mut rules = vec![
         ingress(vec![pods(match_labels(selector(cluster)))], vec![mongodb_port()]),
-        ingress(operator_peers, vec![mongodb_port()]),
+        ingress(operator_peers(operator), vec![mongodb_port()]),
         ingress(vec![pods(jobs_selector(cluster, &MEMBER_JOBS))], vec![mongodb_port()]),
     ];
     if expose.type_ == ExposeType::LoadBalancer
@@ -200,11 +207,13 @@ pub fn members(
     }
 }
 
-/// The cluster's Job Pods (backup, restore, prune, verification): nothing comes in; DNS, the
-/// members and the object stores are reachable.
+/// The cluster's Job Pods (backup, restore, prune, verification, the oplog archiver): nothing
+/// comes in but the operator reading the archiver's report (a named port only the archiver's
+/// Pod has); DNS, the members and the object stores are reachable.
 pub fn jobs(
     names: &ClusterNames,
     stores: &ObjectStoreEgress,
+    operator: &OperatorPeer,
     resolver: &DnsPeer,
     owner: &OwnerReference,
 ) -> NetworkPolicy {
@@ -223,10 +232,12 @@ pub fn jobs(
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(jobs_selector(&names.cluster, &ALL_JOBS)),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            // No ingress rule with policy type Ingress: nothing may connect in. (An empty list
-            // means the same, but the API server stores it as absent, so it would never
-            // match what is stored.)
-            ingress: None,
+            // A named port matches only the Pods that declare it: every other Job Pod accepts
+            // nothing.
+            ingress: Some(vec![ingress(
+                operator_peers(operator),
+                vec![tcp(IntOrString::String(STATUS_PORT_NAME.into()))],
+            )]),
             egress: Some(egress),
         }),
     }
@@ -319,8 +330,9 @@ mod tests {
             Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), "kube-system".to_string())]))
         );
         let node_local = DnsPeer { cidrs: vec!["169.254.20.10/32".into()], ..DnsPeer::default() };
-        let jobs_dns =
-            spec(&jobs(&names, &ObjectStoreEgress::default(), &node_local, &owner())).egress.expect("egress");
+        let jobs_dns = spec(&jobs(&names, &ObjectStoreEgress::default(), &operator(), &node_local, &owner()))
+            .egress
+            .expect("egress");
         let to = jobs_dns[0].to.clone().expect("DNS has a destination");
         assert_eq!(to[1].ip_block.as_ref().map(|b| b.cidr.as_str()), Some("169.254.20.10/32"));
         assert!(egress[0].ports.as_ref().is_some_and(|p| p.len() == 2), "UDP and TCP 53");
@@ -342,18 +354,27 @@ mod tests {
     }
 
     #[test]
-    fn jobs_accept_nothing_and_reach_only_the_stores_named() {
+    fn jobs_accept_only_the_operator_on_the_archivers_status_port_and_reach_only_the_stores_named() {
         let names = ClusterNames::new("orders", "shop");
-        let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &DnsPeer::default(), &owner()));
+        let none = spec(&jobs(&names, &ObjectStoreEgress::default(), &operator(), &DnsPeer::default(), &owner()));
         assert!(none.policy_types.as_ref().is_some_and(|t| t.iter().any(|t| t == "Ingress")));
-        assert_eq!(none.ingress, None, "Ingress without rules denies every connection in");
+        let rules = none.ingress.clone().expect("one rule");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].ports,
+            Some(vec![tcp(IntOrString::String("status".into()))]),
+            "a named port: Pods that do not declare it (all but the archiver's) accept nothing"
+        );
+        let from = rules[0].from.clone().unwrap_or_default();
+        assert_eq!(from.len(), 1);
+        assert_eq!(from[0].pod_selector.as_ref().and_then(|s| s.match_labels.clone()), Some(operator().pod_labels));
         assert_eq!(none.egress.as_ref().map(Vec::len), Some(2), "no store rule without addresses");
         let stores = ObjectStoreEgress {
             cidrs: vec![Cidr("198.51.100.0/24".into())],
             any_address: false,
             ports: vec![443, 9000],
         };
-        let egress = spec(&jobs(&names, &stores, &DnsPeer::default(), &owner())).egress.expect("egress");
+        let egress = spec(&jobs(&names, &stores, &operator(), &DnsPeer::default(), &owner())).egress.expect("egress");
         let store = &egress[2];
         assert_eq!(
             store.to.as_ref().and_then(|t| t[0].ip_block.as_ref()).map(|b| b.cidr.as_str()),
@@ -361,7 +382,7 @@ mod tests {
         );
         assert_eq!(store.ports.as_ref().map(Vec::len), Some(2));
         let any = ObjectStoreEgress { cidrs: vec![], any_address: true, ports: vec![443] };
-        let egress = spec(&jobs(&names, &any, &DnsPeer::default(), &owner())).egress.expect("egress");
+        let egress = spec(&jobs(&names, &any, &operator(), &DnsPeer::default(), &owner())).egress.expect("egress");
         assert!(egress[2].to.is_none(), "any address, on the ports only");
         // Verification Pods are fenced like the others, and the members do not admit them:
         // they restore into a mongod of their own.

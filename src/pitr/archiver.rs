@@ -6,6 +6,7 @@
 //! continues exactly after the last entry archived.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,6 +15,7 @@ use mongodb::options::CursorType;
 use serde::{Deserialize, Serialize};
 
 use super::chunk::GapRecord;
+use super::report::{Activity, Report};
 use super::slicer::{SliceError, Slicer, read_entry};
 use super::start::{Start, decide};
 use super::store::{Archive, ChunkStoreError, list, read_manifest};
@@ -70,11 +72,35 @@ pub enum ArchiveError {
     Setup(String),
 }
 
-/// The stores and keys the archiver writes with.
+/// The stores and keys the archiver writes with, and the report it keeps as it goes.
 struct Context {
     stores: Vec<OpenStore>,
     password: Option<String>,
     key: Option<String>,
+    report: Arc<Mutex<Report>>,
+}
+
+impl Context {
+    fn report(&self, change: impl FnOnce(&mut Report)) {
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut report);
+    }
+
+    /// Reads what the first destination holds into the report: the ranges a restore from it
+    /// accepts. After every chunk (one listing and the base manifests: a new base backup, or
+    /// one retention removed, changes the ranges as well).
+    async fn refresh(&self, cluster: &str) {
+        let Some(store) = self.stores.first() else { return };
+        let Ok((chunks, gap_names)) = list(store, cluster).await else { return };
+        let mut gaps = Vec::new();
+        for name in gap_names {
+            if let Ok(gap) = read_json::<GapRecord>(store, &name).await {
+                gaps.push(gap.after);
+            }
+        }
+        let bases = bases(store, cluster).await;
+        self.report(|r| r.archive(&bases, &chunks, &gaps));
+    }
 }
 
 /// Runs until `shutdown` resolves: the entries read and committed by then are archived first.
@@ -97,17 +123,22 @@ pub async fn run(
         let credentials = secrets.store_credentials(destination).map_err(|e| setup(&e))?;
         stores.push(open(destination, &credentials).map_err(|e| setup(&e))?);
     }
-    let ctx = Context { stores, password, key };
+    let ctx = Context { stores, password, key, report: Arc::new(Mutex::new(Report::default())) };
+    let served = ctx.report.clone();
+    tokio::spawn(super::status_server::serve(move || served.lock().unwrap_or_else(|e| e.into_inner()).clone()));
     tokio::pin!(shutdown);
     loop {
         let attempt = async {
+            ctx.refresh(&plan.cluster).await;
             let after = match starting_point(plan, &ctx).await? {
                 Start::After { after, why } => {
                     tracing::info!(%after, %why, "archiving the oplog");
+                    ctx.report(|r| r.set(Activity::Archiving, why));
                     after
                 }
                 Start::Wait(why) => {
                     tracing::warn!(%why, "not archiving yet");
+                    ctx.report(|r| r.set(Activity::Waiting, why));
                     return Ok(false);
                 }
             };
@@ -130,6 +161,7 @@ pub async fn run(
                 }
                 Err(error) => {
                     tracing::warn!(%error, "archiving stopped; trying again");
+                    ctx.report(|r| r.set(Activity::Retrying, format!("archiving stopped; trying again: {error}")));
                     tokio::time::sleep(RETRY).await;
                 }
             },
@@ -252,6 +284,10 @@ async fn majority(c: &mongodb::Client) -> Result<Option<Ts>, mongodb::error::Err
 async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, ArchiveError> {
     let (c, member) = choose(plan, ctx).await?;
     tracing::info!(%member, %after, "reading the oplog");
+    ctx.report(|r| {
+        r.member = Some(member.clone());
+        r.set(Activity::Archiving, format!("reading the oplog of {member} after {after}"));
+    });
     let mongo = |source| ArchiveError::Mongo { member: member.clone(), source };
     let archive = Archive {
         stores: &ctx.stores,
@@ -285,7 +321,11 @@ async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, 
                     let Some(committed) = majority(&c).await.map_err(mongo)? else { continue };
                     if let Some(cut) = slicer.cut(committed) {
                         match archive.write(&cut).await {
-                            Ok(manifest) => tracing::info!(chunk = %manifest.object, entries = manifest.entries, "archived"),
+                            Ok(manifest) => {
+                                tracing::info!(chunk = %manifest.object, entries = manifest.entries, repeated = slicer.repeated(), "archived");
+                                ctx.report(|r| r.last_written = Some(manifest.written_at));
+                                ctx.refresh(&plan.cluster).await;
+                            }
                             Err(error) => {
                                 slicer.unwind(cut);
                                 return Err(error.into());

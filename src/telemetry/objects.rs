@@ -190,6 +190,14 @@ impl Collector for ObjectGauges {
             "backup_verification_last_failed",
             "1 while the newest verification of a backup schedule's backups failed",
         );
+        let mut pitr_latest = Rows::new(
+            "pitr_latest_restorable_timestamp_seconds",
+            "The last second a restore to a point in time can reach from a schedule's archived oplog (Unix time)",
+        );
+        let mut pitr_span = Rows::new(
+            "pitr_span_seconds",
+            "How often a schedule's oplog archiver writes a chunk (spec.pitr.spanMinutes)",
+        );
         let backups = self.backups();
         let by_name: HashMap<(Option<String>, String), &MongoBackup> =
             backups.iter().map(|b| ((b.namespace(), b.name_any()), &**b)).collect();
@@ -219,6 +227,12 @@ impl Collector for ObjectGauges {
                 interval.rows.push((labels.clone(), gap));
             }
             let status = schedule.status.clone().unwrap_or_default();
+            if let Some(pitr) = &schedule.spec.pitr {
+                pitr_span.rows.push((labels.clone(), f64::from(pitr.span_minutes) * 60.0));
+                if let Some(latest) = status.pitr.as_ref().and_then(|p| p.latest_restorable_time.as_ref()) {
+                    pitr_latest.rows.push((labels.clone(), seconds(latest)));
+                }
+            }
             let failing = status
                 .conditions
                 .iter()
@@ -269,6 +283,8 @@ impl Collector for ObjectGauges {
         last_failed.encode(&mut encoder)?;
         verified_at.encode(&mut encoder)?;
         verification_failed.encode(&mut encoder)?;
+        pitr_latest.encode(&mut encoder)?;
+        pitr_span.encode(&mut encoder)?;
         interval.encode(&mut encoder)
     }
 }
@@ -307,8 +323,9 @@ mod tests {
                 "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
                 "metadata": {"name": "nightly", "namespace": "shop"},
                 "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true, "destinations": destinations,
-                    "verification": {"every": 2}},
+                    "verification": {"every": 2}, "pitr": {"spanMinutes": 5}},
                 "status": {"phase": "Scheduled", "lastSuccessfulBackup": "nightly-202612040200",
+                    "pitr": {"phase": "Running", "latestRestorableTime": "2026-12-04T02:20:00Z"},
                     "lastSuccessfulTime": "2026-12-04T02:03:20Z", "lastVerifiedTime": "2026-12-03T02:10:00Z",
                     "conditions": [{"type": "Degraded", "status": "True", "reason": "LastBackupFailed", "message": "m",
                         "lastTransitionTime": "2026-12-05T02:01:00Z"}]},
@@ -340,6 +357,8 @@ mod tests {
             r#"mongo_operator_backup_schedule_interval_seconds{namespace="shop",cluster="orders",schedule="nightly"} 86400.0"#,
             r#"mongo_operator_backup_verification_last_success_timestamp_seconds{namespace="shop",cluster="orders",schedule="nightly"} 1796263800.0"#,
             r#"mongo_operator_backup_verification_last_failed{namespace="shop",cluster="orders",schedule="nightly"} 1.0"#,
+            r#"mongo_operator_pitr_latest_restorable_timestamp_seconds{namespace="shop",cluster="orders",schedule="nightly"} 1796350800.0"#,
+            r#"mongo_operator_pitr_span_seconds{namespace="shop",cluster="orders",schedule="nightly"} 300.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

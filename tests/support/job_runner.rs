@@ -131,6 +131,17 @@ pub fn with_hosts(hosts_file: &std::path::Path, program: &std::path::Path) -> st
     command
 }
 
+/// A process that ends with its owner: a long-running Pod's process must not outlive the
+/// test that started it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
     let name = pod.name_any();
     let ns = pod.namespace().unwrap_or_default();
@@ -138,6 +149,7 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
     let container = spec.containers[0].clone();
     let plan_json = container
         .env
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .find(|e| e.name == "MONGO_OPERATOR_PLAN")
@@ -187,14 +199,29 @@ async fn run_pod(client: &Client, pods: &Api<Pod>, pod: &Pod) -> i32 {
     // The oplog archiver runs until its Pod goes (its Deployment is removed or replaced);
     // kwok keeps the Pod Running and Ready meanwhile, as a kubelet would.
     if subcommand == "archive-oplog" {
-        // Where it starts and what it archives is logged at info.
+        // Where it starts and what it archives is logged at info. Its status port is on the
+        // Pod's IP (the downward API's `status.podIP`, as the kubelet would give it), which the
+        // operator reads its report from.
         command.env("MONGO_OPERATOR_LOG_LEVEL", "info");
-        let mut child = command.spawn().expect("start the archiver");
+        let declared = container.env.iter().flatten().any(|e| {
+            e.name == "POD_IP"
+                && e.value_from
+                    .as_ref()
+                    .and_then(|v| v.field_ref.as_ref())
+                    .is_some_and(|f| f.field_path == "status.podIP")
+        });
+        if declared {
+            let current = pods.get(&name).await.expect("the archiver's Pod");
+            if let Some(ip) = current.status.and_then(|s| s.pod_ip) {
+                command.env("POD_IP", ip);
+            }
+        }
+        // Killed when its Pod goes, or with this task when the test ends first.
+        let child = KillOnDrop(command.spawn().expect("start the archiver"));
         while pods.get_opt(&name).await.ok().flatten().is_some_and(|p| p.metadata.deletion_timestamp.is_none()) {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
         let _ = std::fs::remove_dir_all(&dir);
         return 0;
     }

@@ -221,15 +221,17 @@ pub fn of_the_operator() -> Families {
     cluster_writer.apply_watcher_event(&watcher::Event::Apply(cluster));
     let destinations =
         serde_json::json!([{"name": "s3", "s3": {"bucket": "b", "credentialsSecretRef": {"name": "k"}}}]);
-    // A schedule and its newest backup, which the size and duration are read from.
+    // A schedule (archiving its oplog) and its newest backup, which the size and duration are
+    // read from.
     for backup in [
         serde_json::json!({
             "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
             "metadata": {"name": "nightly", "namespace": "shop"},
             "spec": {"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 2 * * *"}, "unencrypted": true,
-                "destinations": destinations, "verification": {}},
+                "destinations": destinations, "verification": {}, "pitr": {}},
             "status": {"phase": "Scheduled", "lastSuccessfulBackup": "nightly-202612040200",
-                "lastSuccessfulTime": "2026-12-04T02:03:20Z", "lastVerifiedTime": "2026-12-04T02:09:00Z"},
+                "lastSuccessfulTime": "2026-12-04T02:03:20Z", "lastVerifiedTime": "2026-12-04T02:09:00Z",
+                "pitr": {"phase": "Running", "latestRestorableTime": "2026-12-04T02:20:00Z"}},
         }),
         serde_json::json!({
             "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",

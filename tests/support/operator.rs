@@ -57,6 +57,20 @@ impl Operator {
         let _ = self.child.kill().await;
     }
 
+    /// Its /metrics page, once it serves it.
+    pub async fn metrics(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let address = loop {
+            if let Some(address) = self.address() {
+                break address;
+            }
+            assert!(std::time::Instant::now() < deadline, "the operator never said where it serves /metrics");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let response = reqwest::get(format!("http://{address}/metrics")).await.expect("GET /metrics");
+        String::from_utf8_lossy(&response.bytes().await.expect("the page")).into_owned()
+    }
+
     /// Where it serves /metrics, /healthz and /readyz, once it has said so in its log.
     pub fn address(&self) -> Option<String> {
         self.logged_address("serving /metrics")

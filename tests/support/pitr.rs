@@ -95,7 +95,12 @@ pub async fn run_operator(subcommand: &str, plan: String, secrets: &Path) -> (bo
 pub struct Archiver {
     child: Child,
     log: std::path::PathBuf,
+    /// The address its status port listens on, as a Pod's IP would be (one per archiver).
+    pub ip: String,
 }
+
+/// Distinct loopback addresses for the archivers a test process starts.
+static NEXT_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl Archiver {
     pub fn start(set: &DataSet, destinations: &[Destination], secrets: &Path, span_seconds: u64) -> Archiver {
@@ -107,22 +112,35 @@ impl Archiver {
             encrypted: true,
             span_seconds,
         };
-        let log = std::env::temp_dir().join(format!(
-            "archiver-{}-{}.log",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        let n = NEXT_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = format!("127.0.{}.{}", 101 + n / 250, 1 + n % 250);
+        let log = std::env::temp_dir().join(format!("archiver-{}-{n}.log", std::process::id()));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_mongo-operator"))
             .arg("archive-oplog")
             .env("MONGO_OPERATOR_PLAN", serde_json::to_string(&plan).expect("json"))
             .env("MONGO_OPERATOR_SECRETS_DIR", secrets)
             .env("MONGO_OPERATOR_LOG_LEVEL", "info")
+            .env("POD_IP", &ip)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start the archiver");
-        Archiver { child, log }
+        Archiver { child, log, ip }
+    }
+
+    /// Its report, as the operator reads it from the status port.
+    pub async fn report(&self) -> mongo_operator::pitr::report::Report {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match mongo_operator::controller::backup::archive_report::read(&self.ip).await {
+                Ok(report) => return report,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "no report from {}: {error}; log:\n{}", self.ip, self.log());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 
     pub fn log(&self) -> String {

@@ -8,10 +8,11 @@
 //! the oplog since the last one is what a restore to a recent time needs.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use kube::api::{Api, DeleteParams};
 use kube::{Resource, ResourceExt};
 
+use super::archive_report;
 use super::one_off::{SECRET_RETRY, inputs_problem, no_route_to_stores, secret_files};
 use crate::api::{MongoBackup, MongoCluster, PitrPhase, PitrStatus};
 use crate::build::archiver_deployment::{self, OPLOG_ARCHIVER_COMPONENT, deployment_name};
@@ -64,7 +65,7 @@ pub async fn reconcile<A: MongoAdmin>(
         }
         return Ok((None, None));
     };
-    let waiting = |message: String| PitrStatus { phase: PitrPhase::Waiting, deployment: None, message: Some(message) };
+    let waiting = |message: String| PitrStatus::new(PitrPhase::Waiting, None, Some(message));
     let clusters: Api<MongoCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let Some(cluster) =
         clusters.get_opt(cluster_name).await.doing(|| format!("reading MongoCluster {cluster_name}"))?
@@ -122,18 +123,53 @@ pub async fn reconcile<A: MongoAdmin>(
         events.normal("OplogArchiverStarted", "Create", message).await;
     }
     let ready = applied.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0;
-    let status = if ready {
-        PitrStatus {
-            phase: PitrPhase::Running,
-            deployment: Some(name),
-            message: Some(format!("archiving the oplog, a chunk every {} minute(s)", pitr.span_minutes)),
-        }
-    } else {
-        PitrStatus {
-            phase: PitrPhase::Starting,
-            deployment: Some(name),
-            message: Some("its Pod is not ready yet".into()),
-        }
+    if !ready {
+        let status = PitrStatus::new(PitrPhase::Starting, Some(name), Some("its Pod is not ready yet".into()));
+        return Ok((Some(status), None));
+    }
+    // Running: the window is what the archiver reports. It changes once a span (a chunk), so
+    // it is read again a span later; between reads the status keeps the last report, and a
+    // report that cannot be read keeps the window it had, saying so.
+    let previous = policy.status.as_ref().and_then(|s| s.pitr.clone());
+    let mut status = match previous.filter(|p| p.phase == PitrPhase::Running) {
+        Some(p) => PitrStatus { deployment: Some(name.clone()), ..p },
+        None => PitrStatus::new(PitrPhase::Running, Some(name.clone()), None),
     };
-    Ok((Some(status), None))
+    let before = status.gaps.clone();
+    let selector = applied
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let read = match archive_report::pod_address(&pods, &selector).await? {
+        Some(ip) => archive_report::read(&ip).await,
+        None => Err("its Pod has no address".to_string()),
+    };
+    match read {
+        Ok(report) => {
+            archive_report::show(&mut status, &report);
+            for gap in archive_report::new_gaps(&before, &status.gaps) {
+                let message = format!(
+                    "the oplog archive of {cluster_name} has a gap after {}: nothing between then and {} can be \
+                     restored{}",
+                    gap.after.0,
+                    gap.resumed_after.as_ref().map_or_else(|| "the next base backup".to_string(), |t| t.0.to_string()),
+                    if gap.resumed_after.is_none() {
+                        "; archiving resumes after the schedule's next backup (or a one-off MongoBackup now)"
+                    } else {
+                        ""
+                    }
+                );
+                events.warning("OplogArchiveGap", "Archive", message).await;
+            }
+        }
+        Err(error) => {
+            status.message =
+                Some(format!("archiving; its report cannot be read ({error}): the window shown is the last one read"));
+        }
+    }
+    let span = std::time::Duration::from_secs(u64::try_from(pitr.span_minutes).unwrap_or(10).max(1) * 60);
+    Ok((Some(status), Some(span)))
 }

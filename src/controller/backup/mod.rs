@@ -4,6 +4,7 @@
 //! CronJob's), so missed runs, overlap and retention follow the rules in [`schedule`] and
 //! [`retention`].
 
+pub mod archive_report;
 mod archiver;
 mod one_off;
 mod policy;

@@ -337,7 +337,8 @@ async fn isolation(
     let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), &names.namespace);
     if spec.network_isolation.enabled {
         apply(&api, &network_policy::members(names, &spec.expose, operator, resolver, owner)).await?;
-        apply(&api, &network_policy::jobs(names, &spec.network_isolation.object_stores, resolver, owner)).await?;
+        apply(&api, &network_policy::jobs(names, &spec.network_isolation.object_stores, operator, resolver, owner))
+            .await?;
     } else {
         for name in [network_policy::members_policy_name(names), network_policy::jobs_policy_name(names)] {
             delete_if_exists(&api, &name).await?;
