@@ -35,18 +35,6 @@ use crate::world::User;
 /// as `getParameter: {authSchemaVersion: 1}` reports it and `admin.system.version` holds it.
 pub const AUTH_SCHEMA_VERSION: i32 = 5;
 
-/// The writes the simulator passes to the data store, one at a time. mongod never shows a
-/// reader of the oplog an entry while an earlier one is still being written: an oplog reader's
-/// transaction reads at the oplog visibility point (`WiredTigerRecoveryUnit::_txnOpen` sets
-/// `_oplogVisibleTs` from `WiredTigerOplogManager::getOplogReadTimestamp`,
-/// `src/mongo/db/storage/wiredtiger/wiredtiger_recovery_unit.cpp` and
-/// `wiredtiger_oplog_manager.cpp`), which only passes entries with no hole before them, so
-/// a forward cursor on `local.oplog.rs` returns entries in timestamp order. FerretDB stamps an
-/// entry's `ts` before it inserts it, so two writes at once can land in the other order; one
-/// write at a time keeps its oplog in timestamp order, as mongod's reads see it. (Writes sent
-/// to FerretDB directly, not through the simulator, are not covered.)
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// A connection to the data store, one per client connection (cursors stay on it).
 pub struct Backend {
     stream: TcpStream,
@@ -60,13 +48,8 @@ impl Backend {
         Ok(Backend { stream, next_id: 0 })
     }
 
-    /// Runs one command on `db` and returns the reply's body. Writes go one at a time (see
-    /// [`WRITES`]).
+    /// Runs one command on `db` and returns the reply's body.
     pub async fn run(&mut self, db: &str, mut body: Document) -> Result<Document, String> {
-        let _one_at_a_time = match body.keys().next().map(String::as_str) {
-            Some("insert" | "update" | "delete" | "findAndModify") => Some(WRITES.lock().await),
-            _ => None,
-        };
         body.insert("$db", db);
         self.next_id = self.next_id.wrapping_add(1);
         wire::write_request(&mut self.stream, self.next_id, &body).await.map_err(|e| e.to_string())?;
