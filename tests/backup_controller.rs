@@ -1088,6 +1088,11 @@ async fn a_schedule_with_pitr_runs_an_oplog_archiver_after_its_base_backup_until
     assert_eq!(earliest, i64::from(end.ts.time) + 1, "the second after the base's oplog end");
     assert!(pitr.latest_restorable_time.as_ref().is_some_and(|l| l.0.as_second() >= earliest), "{pitr:?}");
     assert!(pitr.gaps.is_empty() && pitr.lag_seconds.is_some() && pitr.last_chunk_time.is_some(), "{pitr:?}");
+    // The oplog here holds the test's minute or two, under twice the 60 s span: warned once.
+    assert!(pitr.oplog_window_seconds.is_some_and(|w| w < 120), "{pitr:?}");
+    assert!(pitr.message.as_deref().is_some_and(|m| m.contains("under twice the span")), "{pitr:?}");
+    let short = env.recorded("OplogWindowShort", 1).await;
+    assert_eq!(short.len(), 1, "{short:?}");
     let metrics = env.operator.metrics().await;
     let series = format!(
         "mongo_operator_pitr_latest_restorable_timestamp_seconds{{namespace=\"{}\",cluster=\"orders\",schedule=\"nightly\"}}",

@@ -113,6 +113,14 @@ async fn the_archive_continues_a_base_backup_through_a_kill_and_a_failover_with_
     assert_eq!((report.ranges[0].latest, report.last_archived), (newest.to_time(), Some(newest.to_time())));
     assert!(report.gaps.is_empty() && report.activity == mongo_operator::pitr::report::Activity::Archiving);
     assert!(report.last_written.is_some() && report.member.is_some(), "{report:?}");
+    let first = oplog_between(&set, Ts::new(0, 0), newest).await;
+    let first_time = first
+        .first()
+        .map(|e| mongodb::bson::RawDocument::from_bytes(e).expect("entry").get_timestamp("ts").expect("ts").time);
+    assert!(
+        report.oplog_window_seconds.is_some_and(|w| w <= i64::from(newest.time - first_time.unwrap_or(0)) + 1),
+        "{report:?}"
+    );
     archiver.kill();
 
     for s in &opened {

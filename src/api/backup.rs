@@ -488,6 +488,12 @@ pub struct PitrStatus {
     /// When the newest chunk was written.
     #[serde(default)]
     pub last_chunk_time: Option<Time>,
+    /// How much time the oplog of the member read holds, first entry to last, in seconds.
+    /// Under twice the span, an archiver stopped for a span or two finds the oplog rolled past
+    /// it (a Warning `OplogWindowShort` says so): make the oplog larger (`mongod.config`
+    /// `replication.oplogSizeMB`) or the span shorter.
+    #[serde(default)]
+    pub oplog_window_seconds: Option<i64>,
 }
 
 impl PitrStatus {
@@ -503,6 +509,7 @@ impl PitrStatus {
             gaps: Vec::new(),
             lag_seconds: None,
             last_chunk_time: None,
+            oplog_window_seconds: None,
         }
     }
 }

@@ -279,6 +279,17 @@ async fn majority(c: &mongodb::Client) -> Result<Option<Ts>, mongodb::error::Err
         .map(Ts::from))
 }
 
+/// The time the oplog holds, from its first entry to its last, in seconds; none when it
+/// cannot be read (the next chunk tries again).
+async fn oplog_window(oplog: &mongodb::Collection<RawDocumentBuf>) -> Option<i64> {
+    let end = |order: i32| async move {
+        let entry = oplog.find_one(doc! {}).sort(doc! { "$natural": order }).await.ok()??;
+        entry.get_timestamp("ts").ok().map(|ts| i64::from(ts.time))
+    };
+    let (first, last) = (end(1).await?, end(-1).await?);
+    Some((last - first).max(0))
+}
+
 /// Tails the oplog after `after` until an error (a gap, a member gone, a store refusing),
 /// cutting a chunk every span.
 async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, ArchiveError> {
@@ -323,7 +334,11 @@ async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, 
                         match archive.write(&cut).await {
                             Ok(manifest) => {
                                 tracing::info!(chunk = %manifest.object, entries = manifest.entries, repeated = slicer.repeated(), "archived");
-                                ctx.report(|r| r.last_written = Some(manifest.written_at));
+                                let window = oplog_window(&oplog).await;
+                                ctx.report(|r| {
+                                    r.last_written = Some(manifest.written_at);
+                                    r.oplog_window_seconds = window.or(r.oplog_window_seconds);
+                                });
                                 ctx.refresh(&plan.cluster).await;
                             }
                             Err(error) => {

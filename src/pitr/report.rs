@@ -60,6 +60,11 @@ pub struct Report {
     /// When it wrote its newest chunk (since it started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_written: Option<DateTime<Utc>>,
+    /// How much time the oplog of the member read holds, first entry to last, in seconds
+    /// (as `rs.printReplicationInfo()` counts it), read after each chunk. Under twice the span,
+    /// an archiver stopped for a span or two finds the oplog rolled past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_window_seconds: Option<i64>,
     /// The member whose oplog it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
@@ -88,6 +93,13 @@ impl Report {
         self.activity = activity;
         self.message = message.into();
     }
+}
+
+/// Whether an oplog window of `window` seconds is too short for chunks every `span`
+/// seconds: under twice the span, an archiver that stops for a span or two (a node drained, a
+/// store down) finds the oplog rolled past its last entry, and the archive has a gap.
+pub fn window_too_short(window: Option<i64>, span_seconds: i64) -> bool {
+    window.is_some_and(|w| w < 2 * span_seconds)
 }
 
 /// How far behind the archive was when it wrote its newest chunk: seconds from that chunk's
@@ -143,5 +155,12 @@ mod tests {
         assert_eq!(lag_seconds(Some(time(400)), None), None, "not written since the archiver started");
         assert_eq!(lag_seconds(Some(time(400)), Some(time(500))), Some(100));
         assert_eq!(lag_seconds(Some(time(600)), Some(time(500))), Some(0), "a clock behind the primary's is no lag");
+    }
+
+    #[test]
+    fn an_oplog_window_under_twice_the_span_is_too_short() {
+        assert!(window_too_short(Some(1_199), 600));
+        assert!(!window_too_short(Some(1_200), 600));
+        assert!(!window_too_short(None, 600), "not read yet: no warning");
     }
 }

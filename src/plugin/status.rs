@@ -43,7 +43,23 @@ pub struct StatusReport {
     pub members: Vec<MemberLine>,
     pub tls: Option<TlsLine>,
     pub backups: Vec<BackupLine>,
+    /// Each schedule of the cluster that archives its oplog (`spec.pitr`): what a restore to
+    /// a point in time can reach.
+    pub point_in_time: Vec<PitrLine>,
     pub warnings: Vec<EventLine>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PitrLine {
+    pub schedule: String,
+    pub phase: String,
+    pub earliest: Option<String>,
+    pub latest: Option<String>,
+    pub lag_seconds: Option<i64>,
+    /// Holes in the archive; one without an end waits for a new base backup.
+    pub gaps: usize,
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -127,14 +143,14 @@ pub async fn gather(client: &Client, namespace: &str, name: &str) -> Result<Stat
         zones.insert(node, zone);
     }
     let backups: Api<MongoBackup> = Api::namespaced(client.clone(), namespace);
-    let backups: Vec<MongoBackup> = backups
+    let (schedules, backups): (Vec<MongoBackup>, Vec<MongoBackup>) = backups
         .list(&ListParams::default())
         .await
         .map_err(kube_error("MongoBackups"))?
         .items
         .into_iter()
-        .filter(|b| b.spec.cluster_ref.name == name && b.spec.schedule.is_none())
-        .collect();
+        .filter(|b| b.spec.cluster_ref.name == name)
+        .partition(|b| b.spec.schedule.is_some());
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     let events = events.list(&ListParams::default().fields("type=Warning")).await.map_err(kube_error("Events"))?;
     // The cluster's own objects: the MongoCluster, its members' Pods and its backups.
@@ -152,7 +168,7 @@ pub async fn gather(client: &Client, namespace: &str, name: &str) -> Result<Stat
             own(o.kind.as_deref().unwrap_or_default(), o.name.as_deref().unwrap_or_default())
         })
         .collect();
-    Ok(report(&cluster, &pods.items, &zones, &backups, &warnings))
+    Ok(report(&cluster, &pods.items, &zones, &backups, &schedules, &warnings))
 }
 
 fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
@@ -165,6 +181,7 @@ pub fn report(
     pods: &[Pod],
     zones: &BTreeMap<String, Option<String>>,
     backups: &[MongoBackup],
+    schedules: &[MongoBackup],
     warnings: &[Event],
 ) -> StatusReport {
     let status = cluster.status.clone().unwrap_or_default();
@@ -259,7 +276,21 @@ pub fn report(
             ca_not_after: t.ca_not_after.as_ref().map(time),
         }),
         backups,
+        point_in_time: schedules.iter().filter(|s| s.spec.pitr.is_some()).map(pitr_line).collect(),
         warnings,
+    }
+}
+
+fn pitr_line(schedule: &MongoBackup) -> PitrLine {
+    let pitr = schedule.status.as_ref().and_then(|s| s.pitr.clone());
+    PitrLine {
+        schedule: schedule.name_any(),
+        phase: pitr.as_ref().map_or_else(|| "Pending".into(), |p| format!("{:?}", p.phase)),
+        earliest: pitr.as_ref().and_then(|p| p.earliest_restorable_time.as_ref()).map(time),
+        latest: pitr.as_ref().and_then(|p| p.latest_restorable_time.as_ref()).map(time),
+        lag_seconds: pitr.as_ref().and_then(|p| p.lag_seconds),
+        gaps: pitr.as_ref().map_or(0, |p| p.gaps.len()),
+        message: pitr.and_then(|p| p.message),
     }
 }
 
@@ -349,6 +380,25 @@ pub fn render(r: &StatusReport) -> String {
             .collect();
         out.push_str(&table(&["BACKUP", "PHASE", "FINISHED", "SIZE", "VERIFIED"], &rows));
     }
+    if !r.point_in_time.is_empty() {
+        out.push_str("\nPoint-in-time recovery:\n");
+        let rows: Vec<Vec<String>> = r
+            .point_in_time
+            .iter()
+            .map(|p| {
+                vec![
+                    p.schedule.clone(),
+                    p.phase.clone(),
+                    or_dash(p.earliest.as_deref()),
+                    or_dash(p.latest.as_deref()),
+                    p.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into()),
+                    p.gaps.to_string(),
+                    or_dash(p.message.as_deref()),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["SCHEDULE", "ARCHIVER", "EARLIEST", "LATEST", "LAG", "GAPS", "MESSAGE"], &rows));
+    }
     out.push_str("\nRecent warnings:\n");
     if r.warnings.is_empty() {
         out.push_str("  none\n");
@@ -369,4 +419,56 @@ pub fn render(r: &StatusReport) -> String {
         out.push_str(&table(&["LAST SEEN", "REASON", "OBJECT", "COUNT", "MESSAGE"], &rows));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_archiving_the_oplog_shows_what_a_restore_can_reach() {
+        let cluster: MongoCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoCluster",
+            "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"version": "8.0.4"},
+        }))
+        .expect("cluster");
+        let destinations =
+            serde_json::json!([{"name": "s3", "s3": {"bucket": "b", "credentialsSecretRef": {"name": "k"}}}]);
+        let schedule = |name: &str, pitr: bool| -> MongoBackup {
+            let mut spec = serde_json::json!({"clusterRef": {"name": "orders"}, "schedule": {"cron": "0 */2 * * *"},
+                "encryption": {"keySecretRef": {"name": "k", "key": "key"}}, "destinations": destinations});
+            if pitr {
+                spec["pitr"] = serde_json::json!({});
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoBackup",
+                "metadata": {"name": name, "namespace": "shop"}, "spec": spec,
+                "status": {"pitr": {"phase": "Running", "message": "reading the oplog of orders-1",
+                    "earliestRestorableTime": "2026-12-05T08:00:14Z", "latestRestorableTime": "2026-12-05T10:40:12Z",
+                    "restorableRanges": [], "gaps": [{"after": "2026-12-04T08:00:00Z", "resumedAfter": "2026-12-04T10:00:00Z"}],
+                    "lagSeconds": 604}},
+            }))
+            .expect("schedule")
+        };
+        let r =
+            report(&cluster, &[], &BTreeMap::new(), &[], &[schedule("every-2h", true), schedule("weekly", false)], &[]);
+        assert_eq!(
+            r.point_in_time,
+            vec![PitrLine {
+                schedule: "every-2h".into(),
+                phase: "Running".into(),
+                earliest: Some("2026-12-05T08:00:14Z".into()),
+                latest: Some("2026-12-05T10:40:12Z".into()),
+                lag_seconds: Some(604),
+                gaps: 1,
+                message: Some("reading the oplog of orders-1".into()),
+            }],
+            "only the schedule with pitr"
+        );
+        let screen = render(&r);
+        assert!(screen.contains("Point-in-time recovery:"), "{screen}");
+        assert!(screen.contains("every-2h  Running   2026-12-05T08:00:14Z  2026-12-05T10:40:12Z  604s"), "{screen}");
+        let plain = report(&cluster, &[], &BTreeMap::new(), &[], &[schedule("weekly", false)], &[]);
+        assert!(!render(&plain).contains("Point-in-time"), "no section without pitr");
+    }
 }

@@ -61,6 +61,7 @@ pub fn show(status: &mut PitrStatus, report: &Report) {
         .collect();
     status.lag_seconds = lag_seconds(report.last_archived, report.last_written);
     status.last_chunk_time = report.last_written.map(time);
+    status.oplog_window_seconds = report.oplog_window_seconds;
     status.message = Some(report.message.clone());
 }
 
@@ -92,6 +93,7 @@ mod tests {
             gaps: vec![GapReport { after: at(2_000), resumed_after: Some(at(2_900)) }],
             last_archived: Some(at(4_000)),
             last_written: Some(at(4_600)),
+            oplog_window_seconds: Some(86_400),
             member: Some("orders-1".into()),
         };
         let mut status = PitrStatus::new(PitrPhase::Running, Some("orders-oplog-archiver".into()), None);
@@ -100,6 +102,7 @@ mod tests {
         assert_eq!(status.latest_restorable_time, Some(time(at(4_000))));
         assert_eq!(status.restorable_ranges.len(), 2);
         assert_eq!((status.lag_seconds, status.last_chunk_time.clone()), (Some(600), Some(time(at(4_600)))));
+        assert_eq!(status.oplog_window_seconds, Some(86_400));
         let again = status.clone();
         show(&mut status, &report);
         assert_eq!(status, again, "the same report, the same status: no write, no new reconcile");

@@ -23,6 +23,7 @@ use crate::controller::ssa::apply;
 use crate::controller::{Context, Events};
 use crate::mongo::MongoAdmin;
 use crate::pitr::archiver::ArchivePlan;
+use crate::pitr::report::window_too_short;
 
 /// The archiver's container when the spec sets nothing: it holds one chunk in memory while it
 /// writes it.
@@ -127,6 +128,7 @@ pub async fn reconcile<A: MongoAdmin>(
         let status = PitrStatus::new(PitrPhase::Starting, Some(name), Some("its Pod is not ready yet".into()));
         return Ok((Some(status), None));
     }
+    let span_seconds = i64::from(pitr.span_minutes.max(1)) * 60;
     // Running: the window is what the archiver reports. It changes once a span (a chunk), so
     // it is read again a span later; between reads the status keeps the last report, and a
     // report that cannot be read keeps the window it had, saying so.
@@ -149,7 +151,20 @@ pub async fn reconcile<A: MongoAdmin>(
     };
     match read {
         Ok(report) => {
+            let was_short = window_too_short(status.oplog_window_seconds, span_seconds);
             archive_report::show(&mut status, &report);
+            if window_too_short(status.oplog_window_seconds, span_seconds) {
+                let window = status.oplog_window_seconds.unwrap_or_default();
+                let warning = format!(
+                    "the oplog holds {window} s, under twice the span ({span_seconds} s): an archiver stopped for a span \
+                     or two would find it rolled past the archive. Make the oplog larger (mongod.config \
+                     replication.oplogSizeMB) or spanMinutes shorter"
+                );
+                if !was_short {
+                    events.warning("OplogWindowShort", "Archive", warning.clone()).await;
+                }
+                status.message = Some(format!("{}; {warning}", status.message.clone().unwrap_or_default()));
+            }
             for gap in archive_report::new_gaps(&before, &status.gaps) {
                 let message = format!(
                     "the oplog archive of {cluster_name} has a gap after {}: nothing between then and {} can be \
@@ -170,6 +185,5 @@ pub async fn reconcile<A: MongoAdmin>(
                 Some(format!("archiving; its report cannot be read ({error}): the window shown is the last one read"));
         }
     }
-    let span = std::time::Duration::from_secs(u64::try_from(pitr.span_minutes).unwrap_or(10).max(1) * 60);
-    Ok((Some(status), Some(span)))
+    Ok((Some(status), Some(std::time::Duration::from_secs(span_seconds.unsigned_abs()))))
 }
