@@ -80,6 +80,15 @@ impl<A: MongoAdmin> Context<A> {
     }
 }
 
+/// A time as status and Events write it, to the second (none outside what the API can hold).
+pub(crate) fn to_time(
+    t: chrono::DateTime<chrono::Utc>,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    k8s_openapi::jiff::Timestamp::from_second(t.timestamp())
+        .ok()
+        .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)
+}
+
 /// The sooner of two times to look again.
 pub fn sooner(a: Option<std::time::Duration>, b: Option<std::time::Duration>) -> Option<std::time::Duration> {
     match (a, b) {

@@ -92,12 +92,7 @@ impl Context {
     async fn refresh(&self, cluster: &str) {
         let Some(store) = self.stores.first() else { return };
         let Ok((chunks, gap_names)) = list(store, cluster).await else { return };
-        let mut gaps = Vec::new();
-        for name in gap_names {
-            if let Ok(gap) = read_json::<GapRecord>(store, &name).await {
-                gaps.push(gap.after);
-            }
-        }
+        let gaps = recorded_gaps(store, gap_names).await;
         let bases = bases(store, cluster).await;
         self.report(|r| r.archive(&bases, &chunks, &gaps));
     }
@@ -129,7 +124,6 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let attempt = async {
-            ctx.refresh(&plan.cluster).await;
             let after = match starting_point(plan, &ctx).await? {
                 Start::After { after, why } => {
                     tracing::info!(%after, %why, "archiving the oplog");
@@ -169,22 +163,21 @@ pub async fn run(
     }
 }
 
-/// Reads the destinations: the newest chunk every one holds, the gaps, the base backups.
+/// Reads the destinations: the newest chunk every one holds, the gaps, the base backups; the
+/// report shows the first destination's archive from the same reads.
 async fn starting_point(plan: &ArchivePlan, ctx: &Context) -> Result<Start, ArchiveError> {
     let mut common: Option<Vec<String>> = None;
+    let mut first_chunks = None;
     let mut gaps: Vec<OpTime> = Vec::new();
     for store in &ctx.stores {
         let (chunks, gap_names) = list(store, &plan.cluster).await?;
-        let names: Vec<String> = chunks.into_iter().map(|c| c.manifest).collect();
+        let names: Vec<String> = chunks.iter().map(|c| c.manifest.clone()).collect();
         common = Some(match common {
             None => names,
             Some(before) => before.into_iter().filter(|n| names.contains(n)).collect(),
         });
-        for name in gap_names {
-            if let Ok(gap) = read_json::<GapRecord>(store, &name).await {
-                gaps.push(gap.after);
-            }
-        }
+        first_chunks.get_or_insert(chunks);
+        gaps.extend(recorded_gaps(store, gap_names).await);
     }
     let newest = match common.as_ref().and_then(|names| names.last()) {
         Some(name) => {
@@ -197,7 +190,19 @@ async fn starting_point(plan: &ArchivePlan, ctx: &Context) -> Result<Start, Arch
         Some(store) => bases(store, &plan.cluster).await,
         None => Vec::new(),
     };
+    ctx.report(|r| r.archive(&bases, first_chunks.as_deref().unwrap_or_default(), &gaps));
     Ok(decide(newest, &gaps, &bases))
+}
+
+/// Where the gap records `names` say the archive broke off.
+async fn recorded_gaps(store: &OpenStore, names: Vec<String>) -> Vec<OpTime> {
+    let mut gaps = Vec::new();
+    for name in names {
+        if let Ok(gap) = read_json::<GapRecord>(store, &name).await {
+            gaps.push(gap.after);
+        }
+    }
+    gaps
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(store: &OpenStore, name: &str) -> Result<T, String> {

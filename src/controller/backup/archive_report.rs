@@ -5,22 +5,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 
 use crate::api::{PitrGap, PitrRange, PitrStatus};
 use crate::controller::error::{Error, KubeContext};
+use crate::controller::to_time;
 use crate::pitr::report::{Report, STATUS_PATH, STATUS_PORT, lag_seconds};
 
 /// How long the operator waits for the report.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn time(t: DateTime<Utc>) -> Time {
-    Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
-}
 
 /// The archiver Pod's address, when one runs: `selector` is its Deployment's.
 pub async fn pod_address(pods: &Api<Pod>, selector: &str) -> Result<Option<String>, Error> {
@@ -50,17 +44,20 @@ pub async fn read(ip: &str) -> Result<Report, String> {
 /// status changes only when the archive does (a reconcile writing it would otherwise bring
 /// another).
 pub fn show(status: &mut PitrStatus, report: &Report) {
-    status.restorable_ranges =
-        report.ranges.iter().map(|r| PitrRange { earliest: time(r.earliest), latest: time(r.latest) }).collect();
+    status.restorable_ranges = report
+        .ranges
+        .iter()
+        .filter_map(|r| Some(PitrRange { earliest: to_time(r.earliest)?, latest: to_time(r.latest)? }))
+        .collect();
     status.earliest_restorable_time = status.restorable_ranges.first().map(|r| r.earliest.clone());
     status.latest_restorable_time = status.restorable_ranges.last().map(|r| r.latest.clone());
     status.gaps = report
         .gaps
         .iter()
-        .map(|g| PitrGap { after: time(g.after), resumed_after: g.resumed_after.map(time) })
+        .filter_map(|g| Some(PitrGap { after: to_time(g.after)?, resumed_after: g.resumed_after.and_then(to_time) }))
         .collect();
     status.lag_seconds = lag_seconds(report.last_archived, report.last_written);
-    status.last_chunk_time = report.last_written.map(time);
+    status.last_chunk_time = report.last_written.and_then(to_time);
     status.oplog_window_seconds = report.oplog_window_seconds;
     status.message = Some(report.message.clone());
 }
@@ -76,6 +73,7 @@ mod tests {
     use crate::api::PitrPhase;
     use crate::pitr::report::{Activity, GapReport};
     use crate::pitr::target::Range;
+    use chrono::{DateTime, Utc};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(seconds, 0).expect("time")
@@ -98,10 +96,10 @@ mod tests {
         };
         let mut status = PitrStatus::new(PitrPhase::Running, Some("orders-oplog-archiver".into()), None);
         show(&mut status, &report);
-        assert_eq!(status.earliest_restorable_time, Some(time(at(1_000))));
-        assert_eq!(status.latest_restorable_time, Some(time(at(4_000))));
+        assert_eq!(status.earliest_restorable_time, to_time(at(1_000)));
+        assert_eq!(status.latest_restorable_time, to_time(at(4_000)));
         assert_eq!(status.restorable_ranges.len(), 2);
-        assert_eq!((status.lag_seconds, status.last_chunk_time.clone()), (Some(600), Some(time(at(4_600)))));
+        assert_eq!((status.lag_seconds, status.last_chunk_time.clone()), (Some(600), to_time(at(4_600))));
         assert_eq!(status.oplog_window_seconds, Some(86_400));
         let again = status.clone();
         show(&mut status, &report);

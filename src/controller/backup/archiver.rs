@@ -142,7 +142,7 @@ pub async fn reconcile<A: MongoAdmin>(
         .spec
         .as_ref()
         .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .map(crate::build::labels::query)
         .unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let read = match archive_report::pod_address(&pods, &selector).await? {

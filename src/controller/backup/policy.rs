@@ -17,15 +17,11 @@ use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
 use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, VerificationPhase, condition_type};
 use crate::build::labels::labels;
 use crate::controller::error::{Error, KubeContext};
-use crate::controller::{Context, Events};
+use crate::controller::{Context, Events, to_time};
 use crate::mongo::MongoAdmin;
 
 pub(super) fn to_chrono(t: &Time) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
-}
-
-fn to_time(t: DateTime<Utc>) -> Option<Time> {
-    k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).ok().map(Time)
 }
 
 /// The one-off spec of the backups a schedule takes.

@@ -211,7 +211,7 @@ fn resolve_point_in_time(from: &FromBackupSpec, target: &str, backup: &MongoBack
 pub fn restored_point_in_time(target: &str, outcome: PointInTimeOutcome) -> RestoredPointInTime {
     RestoredPointInTime {
         target: target.to_string(),
-        resolved: Time(Timestamp::from_second(outcome.resolved.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)),
+        resolved: crate::controller::to_time(outcome.resolved).unwrap_or(Time(Timestamp::UNIX_EPOCH)),
         oplog_limit: outcome.limit,
         base_backup: outcome.base,
         entries_replayed: outcome.entries,
