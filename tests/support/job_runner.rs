@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use mongo_operator::build::verify_job::{THROWAWAY_CONTAINER, THROWAWAY_HOST, THR
 
 pub struct JobRunner {
     task: tokio::task::JoinHandle<()>,
-    held: Arc<AtomicBool>,
+    held: Arc<Mutex<Held>>,
     /// Pods run so far, with their exit codes.
     pub runs: Arc<Mutex<Vec<(String, i32)>>>,
 }
@@ -43,7 +42,7 @@ impl Drop for JobRunner {
 impl JobRunner {
     /// Runs the namespace's backup and restore Pods.
     pub fn start(client: Client, ns: &str) -> JobRunner {
-        let held = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Held::Nothing));
         let runs = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         let config = watcher::Config::default()
@@ -62,8 +61,9 @@ impl JobRunner {
                     continue;
                 }
                 let (pods, client, h, r) = (pods.clone(), client.clone(), h.clone(), r.clone());
+                let component = pod.labels().get("app.kubernetes.io/component").cloned().unwrap_or_default();
                 tokio::spawn(async move {
-                    while h.load(Ordering::SeqCst) {
+                    while h.lock().unwrap().holds(&component) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     let code = run_pod(&client, &pods, &pod).await;
@@ -76,11 +76,35 @@ impl JobRunner {
 
     /// Pods wait (as if their process were slow) until [`JobRunner::release`].
     pub fn hold(&self) {
-        self.held.store(true, Ordering::SeqCst);
+        *self.held.lock().unwrap() = Held::Everything;
+    }
+
+    /// Pods of one component (`app.kubernetes.io/component`, e.g. `verify`) wait until
+    /// [`JobRunner::release`]; the others run. Holding every Pod once one Job is seen would race
+    /// with the Pod of an earlier step that kwok has not marked Running yet.
+    pub fn hold_component(&self, component: &'static str) {
+        *self.held.lock().unwrap() = Held::Component(component);
     }
 
     pub fn release(&self) {
-        self.held.store(false, Ordering::SeqCst);
+        *self.held.lock().unwrap() = Held::Nothing;
+    }
+}
+
+/// Which Pods [`JobRunner`] keeps waiting.
+enum Held {
+    Nothing,
+    Everything,
+    Component(&'static str),
+}
+
+impl Held {
+    fn holds(&self, component: &str) -> bool {
+        match self {
+            Held::Nothing => false,
+            Held::Everything => true,
+            Held::Component(held) => *held == component,
+        }
     }
 }
 
