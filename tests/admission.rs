@@ -256,6 +256,25 @@ fn invalid_creates() -> Vec<Invalid> {
             "five-field cron expression",
         ),
         b(
+            "verification cron on a one-off backup",
+            &format!("clusterRef: {{name: db}}\nverification: {{cron: '30 4 * * 0'}}\ndestinations:\n{S3}"),
+            "verification.cron applies only to a schedule",
+        ),
+        b(
+            "verification with both every and a cron",
+            &format!(
+                "clusterRef: {{name: db}}\nschedule: {{cron: '0 */2 * * *'}}\nunencrypted: true\nverification: {{every: 3, cron: '30 4 * * 0'}}\ndestinations:\n{S3}"
+            ),
+            "verification.every and verification.cron",
+        ),
+        b(
+            "verification cron in words",
+            &format!(
+                "clusterRef: {{name: db}}\nschedule: {{cron: '0 */2 * * *'}}\nunencrypted: true\nverification: {{cron: sunday mornings}}\ndestinations:\n{S3}"
+            ),
+            "verification.cron must be a five-field cron expression",
+        ),
+        b(
             "retention on a one-off backup",
             &format!("clusterRef: {{name: db}}\nretention: {{keepLast: 3}}\ndestinations:\n{S3}"),
             "retention applies only to scheduled backups",

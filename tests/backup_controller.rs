@@ -955,6 +955,62 @@ async fn a_backup_asking_for_verification_is_restored_copy_by_copy_into_a_throwa
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes API server, FerretDB, s3s-fs and mongo-tools: run `make test`"]
+async fn a_verification_cron_verifies_the_newest_unverified_backup_at_each_of_its_times() {
+    use mongo_operator::controller::backup::verification::VERIFY_REQUESTED;
+
+    let env = Env::new("backup-verify-cron").await;
+    let store = S3Server::start(&[BUCKET]);
+    env.secrets().await;
+    let orders = env.cluster("orders").await;
+    seed(&orders.ferret).await;
+    let _runner = JobRunner::start(env.client.clone(), &env.ns);
+    // Backups once a year (two are made by hand below, while the schedule is suspended),
+    // verification every minute.
+    let minutely = "  suspend: true\n  verification:\n    cron: \"* * * * *\"\n    deadlineSeconds: 600\n";
+    env.apply_yaml::<MongoBackup>(&schedule("nightly", "orders", "0 0 1 1 *", minutely, &store)).await;
+    let policy = env.phase("nightly", BackupPhase::Suspended).await;
+    assert!(policy.status.as_ref().and_then(|s| s.next_verification_time.clone()).is_none(), "suspended");
+    let destinations = destination("s3", &store, "s3-keys");
+    for name in ["nightly-older", "nightly-newer"] {
+        env.child_of(&policy, name, &destinations).await;
+        env.phase(name, BackupPhase::Succeeded).await;
+    }
+    assert!(env.backup("nightly-newer").await.and_then(|b| b.status?.verification).is_none(), "not verified as taken");
+    env.api::<MongoBackup>()
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"suspend": false}})))
+        .await
+        .expect("resume");
+
+    // At its next time, the newest backup is verified, and only that one.
+    let v = verification_of(&env, "nightly-newer").await;
+    assert_eq!(v.phase, VerificationPhase::Passed, "{v:#?}");
+    assert_eq!(v.copies[0].documents_restored, v.copies[0].documents_expected);
+    let newer = env.backup("nightly-newer").await.expect("backup");
+    let chosen_at = newer.annotations().get(VERIFY_REQUESTED).cloned().expect("marked");
+    assert!(chosen_at.ends_with(":00Z"), "a minute of the cron: {chosen_at}");
+    assert_eq!(verified_condition(&newer), Some(("True".into(), "BackupVerified".into())));
+    let status = env.backup("nightly").await.and_then(|p| p.status).expect("status");
+    let next = status.next_verification_time.expect("next verification").0;
+    assert!(next.as_second() % 60 == 0 && next > k8s_openapi::jiff::Timestamp::now(), "{next}");
+
+    // At a later time, the older one, which was not verified yet; then nothing is left.
+    assert_eq!(verification_of(&env, "nightly-older").await.phase, VerificationPhase::Passed);
+    env.wait("a time with nothing left to verify", || async {
+        let skipped = env.events("VerificationSkipped").await;
+        skipped.iter().any(|e| e.note.as_deref().is_some_and(|n| n.contains("nothing to verify"))).then_some(())
+    })
+    .await;
+    // The recorder makes one Event of repeats (same reason on the same object), counted in its series.
+    let scheduled: i32 =
+        env.events("VerificationScheduled").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum();
+    assert_eq!(scheduled, 2);
+    let status = env.backup("nightly").await.and_then(|p| p.status).expect("status");
+    assert_eq!(status.last_verified_backup.as_deref(), Some("nightly-older"), "the one verified last");
+    env.finish().await;
+}
+
+#[tokio::test]
 #[ignore = "needs the local control plane and the test tools: run `make test`"]
 async fn a_schedule_with_pitr_runs_an_oplog_archiver_after_its_base_backup_until_pitr_is_removed() {
     use k8s_openapi::api::apps::v1::Deployment;

@@ -62,6 +62,9 @@ pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
     validation = Rule::new("!has(self.pitr) || has(self.schedule)")
         .message("pitr applies only to a schedule (spec.schedule): the oplog is archived between the backups it takes")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.verification) || !has(self.verification.cron) || has(self.schedule)")
+        .message("verification.cron applies only to a schedule (spec.schedule): a one-off backup is verified once it succeeds")
+        .reason(Reason::FieldValueForbidden),
     validation = Rule::new("!has(self.pitr) || has(self.encryption)")
         .message("pitr needs encryption.keySecretRef: a restore to a point in time picks the base backup and the oplog chunks itself, and the key's MAC is what vouches for them")
         .reason(Reason::FieldValueRequired),
@@ -152,6 +155,9 @@ fn default_span_minutes() -> i32 {
 
 /// How backups are verified.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.cron) || self.every == 1")
+    .message("verification.every and verification.cron are two ways to choose what is verified: set one")
+    .reason(Reason::FieldValueForbidden))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationSpec {
     /// On a schedule, verify one backup in this many (1: every backup). Ignored by a one-off
@@ -159,6 +165,16 @@ pub struct VerificationSpec {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 1000))]
     pub every: u32,
+    /// On a schedule, verify on a cron of its own instead of as backups are taken: at each
+    /// time, the newest backup that succeeded and was not verified yet is verified (for
+    /// example "30 4 * * 0" for Sunday mornings, after the night's backups). Read in
+    /// `schedule.timeZone`. The backups are then taken without verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$')")
+        .message("verification.cron must be a five-field cron expression such as '30 4 * * 0' (minute hour day-of-month month day-of-week)")
+        .reason(Reason::FieldValueInvalid))]
+    #[schemars(length(min = 9, max = 128))]
+    pub cron: Option<String>,
     /// How long the verification Job may run before it is stopped and counted as failed.
     #[serde(default = "default_verification_deadline")]
     #[schemars(range(min = 60, max = 604800))]
@@ -172,6 +188,18 @@ pub struct VerificationSpec {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for VerificationSpec {
+    /// What `verification: {}` means.
+    fn default() -> Self {
+        VerificationSpec {
+            every: one(),
+            cron: None,
+            deadline_seconds: DEFAULT_VERIFICATION_DEADLINE_SECONDS,
+            resources: None,
+        }
+    }
 }
 
 /// How long a verification may take, by default.
@@ -447,6 +475,13 @@ pub struct MongoBackupStatus {
     /// For a schedule: when that verification finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// For a schedule with `verification.cron`: the last verification time handled (a backup
+    /// chosen, or none left to verify).
+    #[serde(default)]
+    pub last_verification_schedule_time: Option<Time>,
+    /// For a schedule with `verification.cron`: when the next one is due.
+    #[serde(default)]
+    pub next_verification_time: Option<Time>,
     /// A schedule's oplog archiver (`spec.pitr`). Written as null when there is none, so that
     /// the status's merge patch clears it.
     #[serde(default)]

@@ -94,7 +94,7 @@ pub fn ended(backup: &MongoBackup) -> Option<bool> {
     let status = backup.status.as_ref()?;
     match status.phase? {
         BackupPhase::Failed => Some(false),
-        BackupPhase::Succeeded if backup.spec.verification.is_none() => Some(true),
+        BackupPhase::Succeeded if !crate::controller::backup::verification::requested(backup) => Some(true),
         BackupPhase::Succeeded => match status.verification.as_ref()?.phase {
             VerificationPhase::Passed => Some(true),
             VerificationPhase::Failed => Some(false),

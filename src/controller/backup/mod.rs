@@ -15,6 +15,7 @@ pub mod source;
 pub mod status;
 pub mod trust;
 pub mod verification;
+mod verification_schedule;
 
 pub use one_off::no_route_to_stores;
 

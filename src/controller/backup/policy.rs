@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::SCHEDULE_LABEL;
 use super::schedule::{Decision, Schedule, ScheduleState, backup_name, decide};
 use super::status::{LAST_BACKUP_FAILED, set_phase, set_schedule_failing, write};
+use super::verification::VERIFY_REQUESTED;
+use super::verification_schedule::{self, VerificationTick, requested_for};
 use crate::api::{BackupPhase, MongoBackup, MongoBackupSpec, VerificationPhase, condition_type};
 use crate::build::labels::labels;
 use crate::controller::error::{Error, KubeContext};
@@ -67,7 +69,14 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
     let generation = policy.metadata.generation;
     let mut status = policy.status.clone().unwrap_or_default();
     let Some(schedule_spec) = &policy.spec.schedule else { return Ok(Action::await_change()) };
-    let schedule = match Schedule::parse(schedule_spec) {
+    let parsed = Schedule::parse(schedule_spec).and_then(|backups| {
+        let verifications = match policy.spec.verification.as_ref().and_then(|v| v.cron.as_deref()) {
+            Some(cron) => Some(Schedule::of("verification.cron", cron, schedule_spec.time_zone.as_deref())?),
+            None => None,
+        };
+        Ok((backups, verifications))
+    });
+    let (schedule, verification_cron) = match parsed {
         Ok(s) => s,
         Err(error) => {
             let changed = status.error.as_deref() != Some(&error.to_string());
@@ -117,13 +126,14 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
                     owner_references: policy.controller_owner_ref(&()).map(|o| vec![o]),
                     ..ObjectMeta::default()
                 },
+                // Verified as it is taken, unless verification has a cron of its own.
                 spec: child_spec(
                     &policy.spec,
                     policy
                         .spec
                         .verification
                         .as_ref()
-                        .is_some_and(|v| verification_due(&children, v.every, &schedule, at)),
+                        .is_some_and(|v| v.cron.is_none() && verification_due(&children, v.every, &schedule, at)),
                 ),
                 status: None,
             };
@@ -164,6 +174,19 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
         }
         Decision::Idle => {}
     }
+
+    let next_verification = match &verification_cron {
+        Some(cron) => {
+            let handled_until = status.last_verification_schedule_time.as_ref().map(to_chrono).unwrap_or(created);
+            let tick = verification_schedule::decide(cron, handled_until, policy.spec.suspend, &children, now);
+            if let Some(at) = verify_at_its_time(&api, &events, tick).await? {
+                status.last_verification_schedule_time = to_time(at);
+            }
+            if policy.spec.suspend { None } else { cron.next_after(now) }
+        }
+        None => None,
+    };
+    status.next_verification_time = next_verification.and_then(to_time);
 
     super::prune::prune(ctx, policy, &api, &children, &events).await?;
 
@@ -208,11 +231,49 @@ pub async fn reconcile<A: MongoAdmin>(policy: &MongoBackup, ctx: &Context<A>) ->
 
     // Come back at the next scheduled time (a second late, so it is due), or earlier when a
     // child or the spec changes, or when the archiver waits for an input nothing watched brings.
-    let at_next = next.map(|next| ((next - now).to_std().unwrap_or_default()) + std::time::Duration::from_secs(1));
+    let after = |t: DateTime<Utc>| (t - now).to_std().unwrap_or_default() + std::time::Duration::from_secs(1);
+    let at_next = crate::controller::sooner(next.map(after), next_verification.map(after));
     Ok(match crate::controller::sooner(at_next, pitr_retry) {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// Does what a verification time asks: marks the backup chosen for verification (its own
+/// reconcile runs it), or says why none is. Returns the time handled, if one was.
+async fn verify_at_its_time(
+    api: &Api<MongoBackup>,
+    events: &Events<'_>,
+    tick: VerificationTick,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    match tick {
+        VerificationTick::Idle => Ok(None),
+        VerificationTick::Verify { at, backup } => {
+            let patch = serde_json::json!({"metadata": {"annotations": {VERIFY_REQUESTED: requested_for(at)}}});
+            api.patch(&backup, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .doing(|| format!("marking MongoBackup {backup} for verification"))?;
+            events
+                .normal(
+                    "VerificationScheduled",
+                    "Verify",
+                    format!("verifying {backup}, the newest backup not verified yet, for {at}"),
+                )
+                .await;
+            Ok(Some(at))
+        }
+        VerificationTick::Busy { at, backup } => {
+            let note = format!("the verification due at {at} was skipped: the verification of {backup} is still going");
+            events.normal("VerificationSkipped", "Verify", note).await;
+            Ok(Some(at))
+        }
+        VerificationTick::Chosen { at, .. } => Ok(Some(at)),
+        VerificationTick::NothingNew { at } => {
+            let note = format!("nothing to verify at {at}: every backup that succeeded was verified already");
+            events.normal("VerificationSkipped", "Verify", note).await;
+            Ok(Some(at))
+        }
+    }
 }
 
 /// The schedule's newest finished backup, when it failed. Retention always keeps the newest

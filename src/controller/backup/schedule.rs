@@ -19,9 +19,9 @@ pub struct Schedule {
 /// Why a schedule cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
-    /// The cron expression does not parse.
-    #[error("schedule.cron {0:?} is not a valid cron expression: {1}")]
-    Cron(String, String),
+    /// The cron expression (of the field named first) does not parse.
+    #[error("{0} {1:?} is not a valid cron expression: {2}")]
+    Cron(&'static str, String, String),
     /// The time zone is unknown.
     #[error("schedule.timeZone {0:?} is not an IANA time zone")]
     Zone(String),
@@ -30,11 +30,16 @@ pub enum ScheduleError {
 impl Schedule {
     /// Parses a schedule from the spec.
     pub fn parse(spec: &ScheduleSpec) -> Result<Schedule, ScheduleError> {
+        Schedule::of("schedule.cron", &spec.cron, spec.time_zone.as_deref())
+    }
+
+    /// Parses the cron expression `cron` of the field `field`, read in `time_zone`.
+    pub fn of(field: &'static str, cron: &str, time_zone: Option<&str>) -> Result<Schedule, ScheduleError> {
         let cron =
-            Cron::from_str(spec.cron.trim()).map_err(|e| ScheduleError::Cron(spec.cron.clone(), e.to_string()))?;
-        let zone = match &spec.time_zone {
+            Cron::from_str(cron.trim()).map_err(|e| ScheduleError::Cron(field, cron.to_string(), e.to_string()))?;
+        let zone = match time_zone {
             None => Tz::UTC,
-            Some(name) => Tz::from_str(name).map_err(|_| ScheduleError::Zone(name.clone()))?,
+            Some(name) => Tz::from_str(name).map_err(|_| ScheduleError::Zone(name.to_string()))?,
         };
         Ok(Schedule { cron, zone })
     }

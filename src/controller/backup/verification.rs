@@ -11,7 +11,8 @@ use kube::{Resource, ResourceExt};
 use super::one_off::secret_files;
 use super::status::{now, write};
 use crate::api::{
-    MongoBackup, MongoBackupStatus, MongoCluster, VerificationMismatch, VerificationPhase, VerifiedCopy, condition,
+    MongoBackup, MongoBackupStatus, MongoCluster, VerificationMismatch, VerificationPhase, VerificationSpec,
+    VerifiedCopy, condition,
 };
 use crate::backup::plan::{CopyVerification, Expected, Outcome, VerifyPlan};
 use crate::build::backup_job::{self, JobInputs, job_name};
@@ -28,9 +29,19 @@ use crate::mongo::MongoAdmin;
 /// The condition a verified backup carries.
 pub const VERIFIED: &str = "Verified";
 
+/// The annotation a schedule with `verification.cron` puts on the backup it chose at a
+/// verification time (the value is that time): a one-off backup's spec cannot change once
+/// created, and the backup's own reconcile runs the verification as for one that asked.
+pub const VERIFY_REQUESTED: &str = "mongo.operator.rs/verify-requested";
+
+/// Whether `backup` is to be verified: its spec asks, or its schedule chose it.
+pub fn requested(backup: &MongoBackup) -> bool {
+    backup.spec.verification.is_some() || backup.annotations().contains_key(VERIFY_REQUESTED)
+}
+
 /// Whether `backup` still has a verification to run or to finish.
 pub fn pending(backup: &MongoBackup) -> bool {
-    backup.spec.verification.is_some()
+    requested(backup)
         && !backup
             .status
             .as_ref()
@@ -103,10 +114,10 @@ fn set_verified(status: &mut MongoBackupStatus, passed: bool, reason: &str, mess
 
 /// Runs or follows the verification of `backup`, which succeeded.
 pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) -> Result<Action, Error> {
-    let Some(spec) = &backup.spec.verification else { return Ok(Action::await_change()) };
     let namespace = backup.namespace().ok_or(Error::Incomplete("MongoBackup", "namespace"))?;
     let name = backup.name_any();
     let api: Api<MongoBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(spec) = &settings(&api, backup).await? else { return Ok(Action::await_change()) };
     let events = Events::new(&ctx.recorder, backup.object_ref(&()));
     let generation = backup.metadata.generation;
     let mut status = backup.status.clone().unwrap_or_default();
@@ -236,6 +247,22 @@ pub async fn reconcile<A: MongoAdmin>(backup: &MongoBackup, ctx: &Context<A>) ->
     write(&api, backup, &status).await?;
     events.normal("VerificationStarted", "Verify", message).await;
     Ok(Action::await_change())
+}
+
+/// How `backup` is verified, if it is: its own `verification`, or for one its schedule chose
+/// on `verification.cron`, the schedule's (the defaults once the schedule is gone).
+async fn settings(api: &Api<MongoBackup>, backup: &MongoBackup) -> Result<Option<VerificationSpec>, Error> {
+    if let Some(spec) = &backup.spec.verification {
+        return Ok(Some(spec.clone()));
+    }
+    if !requested(backup) {
+        return Ok(None);
+    }
+    let schedule = match backup.labels().get(super::SCHEDULE_LABEL) {
+        Some(schedule) => api.get_opt(schedule).await.doing(|| format!("reading schedule {schedule}"))?,
+        None => None,
+    };
+    Ok(Some(schedule.and_then(|s| s.spec.verification).unwrap_or_default()))
 }
 
 /// Records why the verification waits. Secrets are not watched here: look again as a
