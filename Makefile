@@ -7,7 +7,7 @@ help:
 	@echo "make test         formatting, lints and all tests (starts and stops the local control plane)"
 	@echo "make demo         a simulated 3-member MongoCluster on the local control plane, shown Ready"
 	@echo "make bench-controller  controller benchmarks (create→Ready, steady-state requests, 300 clusters)"
-	@echo "make bench-backup     backup data path: throughput and peak memory for 1 and 4 GiB, next to cat"
+	@echo "make bench-backup     backup data path (throughput, peak memory for 1 and 4 GiB, next to cat), recording and archiving costs, verification throughput"
 	@echo "make bench-runtime    the shipped binary: size, start-to-ready time, idle memory"
 	@echo "make crds         regenerate crds/ (and the Helm chart's copy) from the code"
 	@echo "make release-manifest  render deploy/install.yaml (one-file install) from the Helm chart"
@@ -61,6 +61,8 @@ bench-backup:
 	e2e/bench/backup.sh
 	cargo bench --locked --bench archive
 	cargo bench --locked --bench oplog_archive
+	e2e/tools.sh ferretdb s3sfs mongotools > /dev/null
+	cargo bench --locked --bench verification
 
 bench-runtime:
 	e2e/bench/runtime.sh

@@ -198,9 +198,9 @@ fn invalid_creates() -> Vec<Invalid> {
             "checksum",
         ),
         c(
-            "a point in time from a location",
-            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    pointInTime: latest\n    encryptionKeySecretRef: {name: k, key: key}\n    location:\n      path: p/manifest.json\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
-            "pointInTime needs backupName",
+            "a point in time from a location without the key",
+            "version: 8.0.4\nbootstrap:\n  fromBackup:\n    pointInTime: latest\n    checksum: sha256:0000000000000000000000000000000000000000000000000000000000000000\n    location:\n      path: p/orders\n      destination: {name: d, s3: {bucket: bkt, credentialsSecretRef: {name: c}}}",
+            "or location with encryptionKeySecretRef",
         ),
         c(
             "a point in time that is not a second",

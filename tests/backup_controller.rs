@@ -1256,6 +1256,20 @@ async fn a_cluster_restored_to_a_point_in_time_holds_every_write_before_it_and_n
     env.wait_restore("newest", RestorePhase::Succeeded).await;
     assert_eq!(orders_in(&newest.ferret).await, latest, "every archived write");
 
+    // By location, as from another Kubernetes cluster where the schedule does not exist: the
+    // source cluster's directory in the store, and the key.
+    let elsewhere = format!(
+        "      location:\n        path: prod/orders\n        destination:\n          name: s3\n          s3: {{bucket: {BUCKET}, prefix: prod, endpoint: \"{}\", forcePathStyle: true, credentialsSecretRef: {{name: s3-keys}}}}\n      encryptionKeySecretRef: {{name: pitr-key, key: key}}\n      pointInTime: latest\n",
+        store.endpoint()
+    );
+    env.apply_yaml::<MongoCluster>(&clone_of("elsewhere", &elsewhere)).await;
+    let by_location = env.holding("elsewhere").await;
+    env.wait_restore("elsewhere", RestorePhase::Succeeded).await;
+    let restored = env.restore_status("elsewhere").await.expect("status");
+    assert_eq!(restored.source.as_deref(), Some("s3:prod/orders to latest"));
+    assert_eq!(restored.point_in_time.map(|p| p.base_backup).as_deref(), Some("orders-every-2h-202612050800"));
+    assert_eq!(orders_in(&by_location.ferret).await, latest, "every archived write, by location");
+
     // Before the first base: the restore fails with the ranges there are; nothing is written.
     env.apply_yaml::<MongoCluster>(&clone_of("early", &from("2020-01-01T00:00:00Z"))).await;
     let early = env.holding("early").await;

@@ -400,7 +400,9 @@ pub struct RetentionSpec {
 pub struct BackupLocation {
     /// The object store holding the backup.
     pub destination: Destination,
-    /// Key of the backup's manifest in that store, as shown in the MongoBackup's status.
+    /// Key of the backup's manifest in that store, as shown in the MongoBackup's status. For a
+    /// restore to a point in time (`pointInTime`), the source cluster's directory instead:
+    /// `<prefix>/<cluster>`, where its schedule's base backups and oplog archive are.
     #[schemars(length(min = 1, max = 1024))]
     pub path: String,
 }

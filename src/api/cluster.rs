@@ -537,8 +537,8 @@ pub struct BootstrapSpec {
 #[x_kube(validation = Rule::new("!has(self.location) || has(self.encryptionKeySecretRef) || has(self.checksum)")
     .message("bootstrap.fromBackup.location needs encryptionKeySecretRef or checksum: whoever can write to the bucket could otherwise put any archive there")
     .reason(Reason::FieldValueRequired))]
-#[x_kube(validation = Rule::new("!has(self.pointInTime) || has(self.backupName)")
-    .message("bootstrap.fromBackup.pointInTime needs backupName: the MongoBackup schedule whose spec.pitr archives the oplog")
+#[x_kube(validation = Rule::new("!has(self.pointInTime) || has(self.backupName) || has(self.encryptionKeySecretRef)")
+    .message("bootstrap.fromBackup.pointInTime needs backupName (the MongoBackup schedule whose spec.pitr archives the oplog), or location with encryptionKeySecretRef: the key is what vouches for the base and the oplog the restore picks")
     .reason(Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct FromBackupSpec {
@@ -569,10 +569,12 @@ pub struct FromBackupSpec {
     /// Restore to a point in time: `latest` (every archived write), or an RFC 3339 time to the
     /// second, such as `2026-12-05T10:15:00Z`. Every write made before that second is restored
     /// and none made at or after it (exclusive, as `mongorestore --oplogLimit` applies it).
-    /// `backupName` then names the MongoBackup schedule whose `spec.pitr` archives the oplog:
-    /// the restore takes the newest of its base backups that ends before the target and
-    /// replays the archived oplog up to it. A target outside every restorable range is
-    /// refused with the ranges there are.
+    /// `backupName` then names the MongoBackup schedule whose `spec.pitr` archives the oplog;
+    /// or, when that object is gone (another Kubernetes cluster), `location` names the source
+    /// cluster's directory in one destination (`path: <prefix>/<cluster>`), with
+    /// `encryptionKeySecretRef`. The restore takes the newest base backup there that ends
+    /// before the target and replays the archived oplog up to it. A target outside every
+    /// restorable range is refused with the ranges there are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(
         pattern = r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2}))$"

@@ -190,13 +190,21 @@ pub fn backup_dir(cluster: &str, backup: &str) -> String {
 /// The key of one backup's manifest in `destination`, exactly where a backup writes it, for
 /// finding a backup whose MongoBackup recorded no path.
 pub fn manifest_key(destination: &Destination, cluster: &str, backup: &str) -> String {
+    join_key(
+        &destination_prefix(destination),
+        &format!("{}/{}", backup_dir(cluster, backup), crate::backup::plan::MANIFEST_NAME),
+    )
+}
+
+/// The destination's prefix, without leading or trailing slashes ("" when it has none).
+pub fn destination_prefix(destination: &Destination) -> String {
     let prefix = destination
         .s3
         .as_ref()
         .and_then(|d| d.prefix.as_deref())
         .or_else(|| destination.gcs.as_ref().and_then(|d| d.prefix.as_deref()))
         .or_else(|| destination.azure.as_ref().and_then(|d| d.prefix.as_deref()));
-    join_key(&trim(prefix), &format!("{}/{}", backup_dir(cluster, backup), crate::backup::plan::MANIFEST_NAME))
+    trim(prefix)
 }
 
 fn trim(prefix: Option<&str>) -> String {

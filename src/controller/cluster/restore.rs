@@ -26,7 +26,7 @@ use crate::api::{
 };
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD};
 use crate::backup::plan::{Expected, Outcome, PointInTimeOutcome, PointInTimePlan, RestorePlan};
-use crate::backup::store::manifest_key;
+use crate::backup::store::{destination_prefix, manifest_key};
 use crate::build::backup_job::{self, JobInputs, RESTORE_COMPONENT, SecretFile, destination_files, job_name};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::KEY_FILE_KEY;
@@ -82,6 +82,9 @@ pub enum Unresolved {
 /// Resolves `fromBackup`; `backup` is the MongoBackup it names, when it names one that exists.
 pub fn resolve(from: &FromBackupSpec, backup: Option<&MongoBackup>) -> Result<Source, Unresolved> {
     if let Some(location) = &from.location {
+        if let Some(target) = &from.point_in_time {
+            return resolve_point_in_time_at(from, target, location);
+        }
         let expected =
             Expected { checksum: from.checksum.clone(), encrypted: from.encryption_key_secret_ref.is_some() };
         if !expected.vouches() {
@@ -205,6 +208,55 @@ fn resolve_point_in_time(from: &FromBackupSpec, target: &str, backup: &MongoBack
         description: format!("MongoBackup {name} to {target}"),
         point_in_time: Some(PointInTimePlan { cluster, target: target.to_string() }),
     })
+}
+
+/// `fromBackup.pointInTime` with `location`: the schedule's object is gone, and `location.path`
+/// names the source cluster's directory, `<prefix>/<cluster>`, in the one destination given.
+/// The encryption key is the only thing that vouches for what the Job picks there.
+fn resolve_point_in_time_at(
+    from: &FromBackupSpec,
+    target: &str,
+    location: &BackupLocation,
+) -> Result<Source, Unresolved> {
+    let Some(encryption_key) = from.encryption_key_secret_ref.clone() else {
+        return Err(Unresolved::Invalid(
+            "RestoreUnauthenticated",
+            "bootstrap.fromBackup.pointInTime with location needs encryptionKeySecretRef: the key is what vouches for \
+             the base and the oplog the restore picks"
+                .into(),
+        ));
+    };
+    let cluster = archive_cluster(location).map_err(|m| Unresolved::Invalid("BadArchiveLocation", m))?;
+    Ok(Source {
+        location: location.clone(),
+        fallbacks: Vec::new(),
+        encryption_key: Some(encryption_key),
+        expected: Expected { checksum: None, encrypted: true },
+        description: format!("{}:{} to {target}", location.destination.name, location.path),
+        point_in_time: Some(PointInTimePlan { cluster, target: target.to_string() }),
+    })
+}
+
+/// The source cluster whose archive `location.path` names: the one path segment after the
+/// destination's prefix.
+fn archive_cluster(location: &BackupLocation) -> Result<String, String> {
+    let prefix = destination_prefix(&location.destination);
+    let path = location.path.trim_matches('/');
+    let rest = match prefix.as_str() {
+        "" => Some(path),
+        prefix => path.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')),
+    };
+    match rest {
+        Some(cluster) if !cluster.is_empty() && !cluster.contains('/') => Ok(cluster.to_string()),
+        _ => Err(format!(
+            "with pointInTime, location.path names the source cluster's directory in destination {}: {}<cluster> \
+             (for example {}orders), not {:?}",
+            location.destination.name,
+            if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+            if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+            location.path
+        )),
+    }
 }
 
 /// What status shows of a restore to a point in time.
@@ -647,6 +699,40 @@ mod tests {
 
         schedule.spec.encryption = None;
         assert!(matches!(resolve(&from, Some(&schedule)), Err(Unresolved::Invalid("RestoreUnauthenticated", _))));
+    }
+
+    #[test]
+    fn a_point_in_time_by_location_reads_the_archive_of_the_cluster_its_path_names() {
+        let key = SecretKeyReference { name: "old-key".into(), key: "key".into() };
+        let at = |path: &str| FromBackupSpec {
+            backup_name: None,
+            location: Some(BackupLocation { destination: destination("ovh"), path: path.into() }),
+            encryption_key_secret_ref: Some(key.clone()),
+            point_in_time: Some("latest".into()),
+            ..by_name()
+        };
+        for path in ["prod/orders", "/prod/orders/"] {
+            let source = resolve(&at(path), None).expect("resolves");
+            assert_eq!(
+                source.point_in_time,
+                Some(PointInTimePlan { cluster: "orders".into(), target: "latest".into() })
+            );
+            assert_eq!((source.location.destination.name.as_str(), source.fallbacks.len()), ("ovh", 0));
+            assert_eq!(source.expected, Expected { checksum: None, encrypted: true }, "the key vouches");
+            assert_eq!(source.encryption_key, Some(key.clone()));
+        }
+        // Not the cluster's directory under the destination's prefix: named, with an example.
+        for path in ["orders", "prod", "prod/orders/nightly-202612050200/manifest.json", "staging/orders"] {
+            let refused = resolve(&at(path), None).expect_err(path);
+            assert!(
+                matches!(&refused, Unresolved::Invalid("BadArchiveLocation", m) if m.contains("for example prod/orders")),
+                "{path}: {refused:?}"
+            );
+        }
+        // Only the key vouches for what the Job picks: a checksum names one archive, not a base and chunks.
+        let unkeyed =
+            FromBackupSpec { encryption_key_secret_ref: None, checksum: Some(CHECKSUM.into()), ..at("prod/orders") };
+        assert!(matches!(resolve(&unkeyed, None), Err(Unresolved::Invalid("RestoreUnauthenticated", _))));
     }
 
     #[test]
