@@ -153,6 +153,9 @@ async fn status_shows_a_cluster_on_one_screen_and_says_by_its_exit_code_whether_
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: reader, namespace: {ns}}}\nrules:\n- apiGroups: [mongo.operator.rs]\n  resources: [mongoclusters, mongobackups]\n  verbs: [get, list]\n- apiGroups: ['']\n  resources: [pods, events]\n  verbs: [get, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: reader, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}}\nsubjects:\n- {{kind: ServiceAccount, name: reader, namespace: {ns}}}\n",
         ns = env.ns
     ));
+    for resource in ["mongoclusters.mongo.operator.rs", "mongobackups.mongo.operator.rs", "pods", "events"] {
+        support::rbac::wait_until_allowed(&reader, "list", resource, &env.ns);
+    }
     let kubeconfig = impersonating(&reader);
     let (code, text, stderr) = plugin(Some(&kubeconfig), &["status", "orders", "-n", &env.ns]).await;
     assert_eq!(code, 0, "{text}{stderr}");
@@ -236,7 +239,11 @@ async fn backup_takes_one_now_with_the_schedules_settings_and_pause_resume_flip_
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: reader, namespace: {ns}}}\nrules:\n- apiGroups: [mongo.operator.rs]\n  resources: [mongoclusters, mongobackups]\n  verbs: [get, list]\n- apiGroups: ['']\n  resources: [pods, events]\n  verbs: [get, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: reader, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}}\nsubjects:\n- {{kind: ServiceAccount, name: reader, namespace: {ns}}}\n",
         ns = env.ns
     ));
-    let reader = impersonating(&format!("system:serviceaccount:{}:reader", env.ns));
+    let user = format!("system:serviceaccount:{}:reader", env.ns);
+    for resource in ["mongoclusters.mongo.operator.rs", "mongobackups.mongo.operator.rs", "pods", "events"] {
+        support::rbac::wait_until_allowed(&user, "list", resource, &env.ns);
+    }
+    let reader = impersonating(&user);
     let (code, _, _) = plugin(Some(&reader), &["status", "orders", "-n", &env.ns]).await;
     assert_eq!(code, 0, "a reader gets status");
     let (code, _, stderr) = plugin(Some(&reader), &["backup", "orders", "-n", &env.ns]).await;

@@ -60,6 +60,25 @@ pub fn kubectl_apply(yaml: &str) {
     run(cmd, Some(yaml));
 }
 
+/// Waits (10 s at most) until the API server's authorizer lets `user` `verb` `resource` in
+/// `namespace`: RBAC objects reach the authorizer through its informers, a moment after they
+/// are stored, and a request made at once may still be refused.
+pub fn wait_until_allowed(user: &str, verb: &str, resource: &str, namespace: &str) {
+    for _ in 0..100 {
+        let allowed = Command::new(tool("k8s", "kubectl"))
+            .args(["auth", "can-i", verb, resource, "-n", namespace, "--as", user])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if allowed {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{user} is still not allowed to {verb} {resource} in {namespace} after 10 s");
+}
+
 /// A kubeconfig for the API server of the current context that authenticates with `token`.
 pub fn token_kubeconfig(token: &str, file: &Path) {
     let mut view = Command::new(tool("k8s", "kubectl"));
