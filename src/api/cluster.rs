@@ -762,6 +762,29 @@ pub struct MemberStatus {
     /// Whether the member votes in elections.
     #[serde(default)]
     pub voting: bool,
+    /// Its priority in the replica-set config: the higher, the likelier it is elected; 0 never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<f64>,
+    /// What the replica-set config makes of it. Unset for a Pod not in the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<MemberRole>,
+}
+
+/// What a member is for, as its replica-set config entry says.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MemberRole {
+    /// Votes and can become primary.
+    Electable,
+    /// Votes, holds data, never becomes primary (priority 0); clients see it.
+    Passive,
+    /// Holds data, does not vote, never becomes primary.
+    NonVoting,
+    /// Holds data, never becomes primary, and clients do not see it (`hidden`).
+    Hidden,
+    /// Hidden and applies the oplog a set time late (`secondaryDelaySecs`).
+    Delayed,
+    /// Votes and holds no data.
+    Arbiter,
 }
 
 /// How applications connect.

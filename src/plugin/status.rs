@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 
-use crate::api::{MongoBackup, MongoCluster};
+use crate::api::{MemberRole, MongoBackup, MongoCluster};
 
 /// How many backups and Warning Events the screen shows.
 const NEWEST: usize = 5;
@@ -80,6 +80,8 @@ pub struct MemberLine {
     pub healthy: bool,
     pub lag_seconds: Option<i64>,
     pub voting: bool,
+    pub priority: Option<f64>,
+    pub role: Option<MemberRole>,
     pub pod_ready: bool,
     pub node: Option<String>,
     pub zone: Option<String>,
@@ -203,6 +205,8 @@ pub fn report(
                 healthy: m.healthy,
                 lag_seconds: m.lag_seconds,
                 voting: m.voting,
+                priority: m.priority,
+                role: m.role,
                 pod_ready,
                 zone: node.as_ref().and_then(|n| zones.get(n).cloned().flatten()),
                 node,
@@ -354,13 +358,15 @@ pub fn render(r: &StatusReport) -> String {
                 if m.healthy { "yes" } else { "no" }.into(),
                 m.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into()),
                 if m.voting { "yes" } else { "no" }.into(),
+                m.priority.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                m.role.map(|r| format!("{r:?}")).unwrap_or_else(|| "-".into()),
                 if m.pod_ready { "yes" } else { "no" }.into(),
                 or_dash(m.node.as_deref()),
                 or_dash(m.zone.as_deref()),
             ]
         })
         .collect();
-    out.push_str(&table(&["MEMBER", "STATE", "HEALTHY", "LAG", "VOTES", "POD READY", "NODE", "ZONE"], &rows));
+    out.push_str(&table(&["MEMBER", "STATE", "HEALTHY", "LAG", "VOTES", "PRIORITY", "ROLE", "POD READY", "NODE", "ZONE"], &rows));
     out.push_str("\nBackups (newest first):\n");
     if r.backups.is_empty() {
         out.push_str("  none\n");

@@ -1,7 +1,7 @@
 //! The replica-set config document, typed for the fields the operator decides and keeping
 //! every other field as it was read, so a reconfig never drops a setting it does not know.
 
-use mongodb::bson::Document;
+use mongodb::bson::{Bson, Document};
 use serde::{Deserialize, Serialize};
 
 /// The MongoDB port every member listens on.
@@ -73,7 +73,22 @@ impl MemberConfig {
 
     /// Can become primary.
     pub fn is_electable(&self) -> bool {
-        self.votes == 1 && self.priority > 0.0 && !self.is_arbiter() && !self.flag("hidden")
+        self.votes == 1 && self.priority > 0.0 && !self.is_arbiter() && !self.is_hidden()
+    }
+
+    /// Hidden from clients (not in `hello`'s hosts).
+    pub fn is_hidden(&self) -> bool {
+        self.flag("hidden")
+    }
+
+    /// `secondaryDelaySecs` (`slaveDelay` before 5.0), 0 when unset.
+    pub fn delay_seconds(&self) -> i64 {
+        match self.other.get("secondaryDelaySecs").or_else(|| self.other.get("slaveDelay")) {
+            Some(Bson::Int32(d)) => i64::from(*d),
+            Some(Bson::Int64(d)) => *d,
+            Some(Bson::Double(d)) => *d as i64,
+            _ => 0,
+        }
     }
 
     /// Sets the vote, with the priority the server requires alongside it.

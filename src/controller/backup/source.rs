@@ -55,7 +55,7 @@ mod tests {
     use crate::api::MemberStatus;
 
     fn member(name: &str, state: &str, healthy: bool, lag: Option<i64>) -> MemberStatus {
-        MemberStatus { name: name.into(), state: state.into(), healthy, lag_seconds: lag, voting: true }
+        MemberStatus { name: name.into(), state: state.into(), healthy, lag_seconds: lag, voting: true, ..MemberStatus::default() }
     }
 
     fn status(members: Vec<MemberStatus>) -> MongoClusterStatus {

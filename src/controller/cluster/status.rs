@@ -5,12 +5,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ClusterPhase, ConnectionStatus, MemberStatus, MongoClusterSpec, MongoClusterStatus, RestoreStatus, Standing,
-    condition, condition_type, kstatus_conditions,
+    ClusterPhase, ConnectionStatus, MemberRole, MemberStatus, MongoClusterSpec, MongoClusterStatus, RestoreStatus,
+    Standing, condition, condition_type, kstatus_conditions,
 };
 use crate::build::names::ClusterNames;
 use crate::build::network_policy;
-use crate::replset::{MemberState, Observed, member_pod, same_host};
+use crate::replset::{MemberConfig, MemberState, Observed, member_pod, same_host};
 
 use super::validate::{Problem, Version};
 use super::world::MemberPod;
@@ -83,6 +83,25 @@ fn state_name(s: MemberState) -> &'static str {
     }
 }
 
+/// What a member's config entry makes of it. A delay is named before hiding: the server
+/// requires priority 0 of a delayed member (`MemberConfig::MemberConfig` in
+/// src/mongo/db/repl/member_config.cpp), and the delay is what a reader needs to know.
+fn role(m: &MemberConfig) -> MemberRole {
+    if m.is_arbiter() {
+        MemberRole::Arbiter
+    } else if m.delay_seconds() > 0 {
+        MemberRole::Delayed
+    } else if m.is_hidden() {
+        MemberRole::Hidden
+    } else if !m.is_voter() {
+        MemberRole::NonVoting
+    } else if m.priority <= 0.0 {
+        MemberRole::Passive
+    } else {
+        MemberRole::Electable
+    }
+}
+
 fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
     let mut out: Vec<MemberStatus> = Vec::new();
     if let Some(obs) = i.observed {
@@ -94,6 +113,8 @@ fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
                 healthy: seen.is_some_and(|o| o.healthy),
                 lag_seconds: seen.and_then(|o| o.lag_seconds),
                 voting: m.is_voter(),
+                priority: Some(m.priority),
+                role: Some(role(m)),
             });
         }
     }
@@ -268,6 +289,32 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+
+    #[test]
+    fn each_member_gets_the_role_its_config_entry_gives_it() {
+        let entry = |extra: mongodb::bson::Document| -> MemberConfig {
+            let mut d = mongodb::bson::doc! { "_id": 0, "host": "orders-0:27017" };
+            d.extend(extra);
+            mongodb::bson::from_document(d).expect("member")
+        };
+        use mongodb::bson::doc;
+        let cases = [
+            (doc! {}, MemberRole::Electable),
+            (doc! { "priority": 0.5 }, MemberRole::Electable),
+            (doc! { "priority": 0 }, MemberRole::Passive),
+            (doc! { "votes": 0, "priority": 0 }, MemberRole::NonVoting),
+            (doc! { "priority": 0, "hidden": true }, MemberRole::Hidden),
+            (doc! { "priority": 0, "hidden": true, "secondaryDelaySecs": 3600_i64 }, MemberRole::Delayed),
+            (doc! { "priority": 0, "secondaryDelaySecs": 60 }, MemberRole::Delayed),
+            (doc! { "priority": 0, "hidden": true, "secondaryDelaySecs": 0 }, MemberRole::Hidden),
+            (doc! { "arbiterOnly": true, "priority": 0 }, MemberRole::Arbiter),
+        ];
+        for (extra, expected) in cases {
+            let shown = format!("{extra}");
+            assert_eq!(role(&entry(extra)), expected, "{shown}");
+        }
+    }
 
     fn inputs<'a>(
         names: &'a ClusterNames,
