@@ -366,7 +366,10 @@ pub fn render(r: &StatusReport) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["MEMBER", "STATE", "HEALTHY", "LAG", "VOTES", "PRIORITY", "ROLE", "POD READY", "NODE", "ZONE"], &rows));
+    out.push_str(&table(
+        &["MEMBER", "STATE", "HEALTHY", "LAG", "VOTES", "PRIORITY", "ROLE", "POD READY", "NODE", "ZONE"],
+        &rows,
+    ));
     out.push_str("\nBackups (newest first):\n");
     if r.backups.is_empty() {
         out.push_str("  none\n");

@@ -55,7 +55,14 @@ mod tests {
     use crate::api::MemberStatus;
 
     fn member(name: &str, state: &str, healthy: bool, lag: Option<i64>) -> MemberStatus {
-        MemberStatus { name: name.into(), state: state.into(), healthy, lag_seconds: lag, voting: true, ..MemberStatus::default() }
+        MemberStatus {
+            name: name.into(),
+            state: state.into(),
+            healthy,
+            lag_seconds: lag,
+            voting: true,
+            ..MemberStatus::default()
+        }
     }
 
     fn status(members: Vec<MemberStatus>) -> MongoClusterStatus {

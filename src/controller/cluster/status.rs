@@ -290,7 +290,6 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
 mod tests {
     use super::*;
 
-
     #[test]
     fn each_member_gets_the_role_its_config_entry_gives_it() {
         let entry = |extra: mongodb::bson::Document| -> MemberConfig {
