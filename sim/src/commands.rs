@@ -41,6 +41,9 @@ pub struct Session {
     conversations: Vec<(i32, Conversation, bool)>,
     next_conversation: i32,
     pub connection_id: i64,
+    /// The server name the client sent in TLS SNI, if it connected over TLS and sent one:
+    /// what picks its split horizon in `hello`.
+    pub sni: Option<String>,
     /// This connection's own connection to the set's data store, opened on first use.
     backend: Option<crate::data::Backend>,
 }
@@ -400,17 +403,26 @@ fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Documen
     d.insert("secondary", state == State::Secondary);
     match (&m.config, state) {
         (Some(cfg), s) if s != State::Removed => {
+            // The client's horizon comes from this member's own entry and the SNI name
+            // (`ReplicationCoordinatorImpl::_getHorizonString`), and every address in the
+            // answer is given in it (`TopologyCoordinator::fillHelloForReplSet` calls
+            // `getHostAndPort(horizonString)` for hosts, passives, arbiters, primary and me).
+            let own = cfg.members.iter().find(|e| e.host == m.host);
+            let horizon = own.and_then(|e| e.horizon_for(session.sni.as_deref()));
+            let in_horizon = |host: &str| -> String {
+                cfg.members.iter().find(|e| e.host == host).map_or(host, |e| e.host_in(horizon)).to_string()
+            };
             let host_list = |f: &dyn Fn(&rules::Member) -> bool| -> Vec<String> {
-                cfg.members.iter().filter(|e| f(e)).map(|e| e.host.clone()).collect()
+                cfg.members.iter().filter(|e| f(e)).map(|e| e.host_in(horizon).to_string()).collect()
             };
             d.insert("setName", cfg.set_name.clone());
             d.insert("setVersion", cfg.version as i32);
             d.insert("hosts", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority > 0.0));
             d.insert("passives", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority == 0.0));
             d.insert("arbiters", host_list(&|e| e.arbiter_only));
-            d.insert("me", m.host.clone());
+            d.insert("me", in_horizon(&m.host));
             if let Some(p) = w.primary().filter(|p| w.reachable(me, &p.name)) {
-                d.insert("primary", p.host.clone());
+                d.insert("primary", in_horizon(&p.host));
             }
             if let Some(term) = m.primary_term {
                 d.insert("electionId", bson::oid::ObjectId::from_bytes(electionid(term)));
@@ -960,4 +972,46 @@ fn users_info(world: &Shared, db: &str, body: &Document) -> Document {
         })
         .collect();
     doc! { "users": users, "ok": 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::Options;
+
+    /// A set initiated with a `vpn` horizon on every member; `hello` on m0 as a client that
+    /// sent `sni` would get it.
+    fn hello_with_sni(sni: Option<&str>) -> Document {
+        let mut world = World::new(Options::default());
+        let listen: std::net::SocketAddr = "127.0.0.1:1".parse().expect("address");
+        let members: Vec<Document> = (0..3)
+            .map(|i| {
+                world.add_member(&format!("m{i}"), &format!("m{i}:27017"), listen);
+                doc! { "_id": i, "host": format!("m{i}:27017"), "horizons": { "vpn": format!("db-{i}.example.internal:27017") } }
+            })
+            .collect();
+        world.initiate("m0", Some(&doc! { "_id": "rs0", "members": members })).expect("initiate");
+        let shared: Shared = Arc::new(Mutex::new(world));
+        let mut session = Session::new(1);
+        session.sni = sni.map(str::to_string);
+        hello(&shared, "m0", &session, "hello", &doc! {})
+    }
+
+    #[test]
+    fn hello_names_every_member_in_the_horizon_the_sni_name_picks() {
+        let external = hello_with_sni(Some("db-0.example.internal"));
+        let hosts: Vec<&str> = external.get_array("hosts").expect("hosts").iter().filter_map(|h| h.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["db-0.example.internal:27017", "db-1.example.internal:27017", "db-2.example.internal:27017"]
+        );
+        assert_eq!(external.get_str("me"), Ok("db-0.example.internal:27017"));
+        for sni in [None, Some("m0"), Some("somewhere.else")] {
+            let internal = hello_with_sni(sni);
+            let hosts: Vec<&str> =
+                internal.get_array("hosts").expect("hosts").iter().filter_map(|h| h.as_str()).collect();
+            assert_eq!(hosts, ["m0:27017", "m1:27017", "m2:27017"], "{sni:?}");
+            assert_eq!(internal.get_str("me"), Ok("m0:27017"), "{sni:?}");
+        }
+    }
 }

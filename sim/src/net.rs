@@ -283,11 +283,14 @@ async fn connection(
         crate::tls::Ingress::Refuse(why) => {
             tracing::debug!(%member, why, "closing connection");
         }
-        crate::tls::Ingress::Plain => serve_connection(world, log, member, generation, id, stream).await,
+        crate::tls::Ingress::Plain => serve_connection(world, log, member, generation, id, None, stream).await,
         crate::tls::Ingress::Tls => {
             let Some(config) = tls.config else { return };
             match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(tls_stream) => serve_connection(world, log, member, generation, id, tls_stream).await,
+                Ok(tls_stream) => {
+                    let sni = tls_stream.get_ref().1.server_name().map(str::to_string);
+                    serve_connection(world, log, member, generation, id, sni, tls_stream).await
+                }
                 Err(e) => tracing::debug!(%member, error = %e, "TLS handshake failed"),
             }
         }
@@ -348,10 +351,12 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     member: String,
     generation: u64,
     id: i64,
+    sni: Option<String>,
     mut stream: S,
 ) {
     let _counted = Counted::open(&world, &member, generation);
     let mut session = Session::new(id);
+    session.sni = sni;
     let mut reply_id = 0i32;
     loop {
         let mut request = match wire::read_request(&mut stream).await {

@@ -91,6 +91,8 @@ pub struct Member {
     pub secondary_delay_secs: i64,
     pub tags: BTreeMap<String, String>,
     pub newly_added: bool,
+    /// Split horizons: name to normalised `host:port`, without `__default` (which is `host`).
+    pub horizons: BTreeMap<String, String>,
 }
 
 impl Member {
@@ -103,6 +105,71 @@ impl Member {
     pub fn is_electable(&self) -> bool {
         !self.arbiter_only && self.priority > 0.0 && !self.newly_added
     }
+
+    /// The horizon a client gets, by the name it sent in TLS SNI, as
+    /// `SplitHorizon::determineHorizon` (src/mongo/db/repl/split_horizon.cpp) picks it: the
+    /// horizon one of whose host names (the port aside) is the SNI name, else `__default`.
+    /// Without SNI (no TLS, or a client that sent none) it is `__default` too.
+    pub fn horizon_for(&self, sni: Option<&str>) -> Option<&str> {
+        let sni = sni?;
+        self.horizons.iter().find(|(_, host)| host_only(host) == sni).map(|(name, _)| name.as_str())
+    }
+
+    /// This member's address in `horizon` (`None`: `__default`, its `host`).
+    pub fn host_in(&self, horizon: Option<&str>) -> &str {
+        horizon.and_then(|h| self.horizons.get(h)).map_or(self.host.as_str(), String::as_str)
+    }
+}
+
+/// `host:port` without the port, as `HostAndPort::host` gives it.
+fn host_only(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// The name split_horizon.cpp reserves for a member's own `host`.
+const DEFAULT_HORIZON: &str = "__default";
+
+/// `horizons` of one member entry, by `computeForwardMappings` and `computeReverseMappings`
+/// (src/mongo/db/repl/split_horizon.cpp): an object of string values, not empty, without the
+/// reserved or an empty name, and no host name (the port aside) twice within the member,
+/// `host` included. Value errors get the code the other member rules get here; a wrong type,
+/// TypeMismatch (14), as for `tags`.
+fn horizons(m: &Document, host: &str) -> Result<BTreeMap<String, String>, Refusal> {
+    const BAD_VALUE: i32 = code::INVALID_REPLICA_SET_CONFIG;
+    const TYPE_MISMATCH: i32 = 14;
+    let Some(value) = m.get("horizons") else { return Ok(BTreeMap::new()) };
+    let Bson::Document(value) = value else { return refuse(TYPE_MISMATCH, "The horizons field must be an object") };
+    if value.is_empty() {
+        return refuse(BAD_VALUE, "The horizons field cannot be empty, if present.");
+    }
+    let mut out = BTreeMap::new();
+    for (name, h) in value {
+        let Bson::String(h) = h else {
+            return refuse(
+                TYPE_MISMATCH,
+                format!("horizons.{name} field has non-string value of type {:?}", h.element_type()),
+            );
+        };
+        if name == DEFAULT_HORIZON {
+            return refuse(
+                BAD_VALUE,
+                format!("Horizon name \"{DEFAULT_HORIZON}\" is reserved for internal mongodb usage"),
+            );
+        }
+        if name.is_empty() {
+            return refuse(BAD_VALUE, "Horizons cannot have empty names");
+        }
+        if out.insert(name.clone(), normalize_host(h)).is_some() {
+            return refuse(BAD_VALUE, format!("Duplicate horizon name found \"{name}\"."));
+        }
+    }
+    let mut seen = BTreeSet::from([host_only(host).to_string()]);
+    for h in out.values() {
+        if !seen.insert(host_only(h).to_string()) {
+            return refuse(BAD_VALUE, format!("Duplicate horizon member found \"{}\".", host_only(h)));
+        }
+    }
+    Ok(out)
 }
 
 /// A parsed replica-set config document.
@@ -316,8 +383,10 @@ fn parse_member(m: &Document) -> Result<Member, Refusal> {
         Some(Bson::Boolean(true)) => true,
         Some(_) => return refuse(BAD, "newlyAdded field must be true when present"),
     };
+    let horizons = horizons(m, &host)?;
     let member = Member {
         id,
+        horizons,
         host,
         votes,
         priority,
@@ -385,6 +454,41 @@ pub fn check_set(cfg: &Config, code: i32) -> Result<(), Refusal> {
                 format!("Found two member configurations with same host field, members.host == {}", m.host),
             );
         }
+    }
+    // Horizons, by `ReplSetConfig::_validate` (src/mongo/db/repl/repl_set_config.cpp): every
+    // member has the same horizon names, and no host:port is used twice across every horizon
+    // and host of the set.
+    let names = |m: &Member| m.horizons.keys().cloned().collect::<BTreeSet<String>>();
+    let expected = names(&cfg.members[0]);
+    let mut non_universal = BTreeSet::new();
+    for m in &cfg.members {
+        non_universal.extend(expected.symmetric_difference(&names(m)).cloned());
+    }
+    if !non_universal.is_empty() {
+        let list: Vec<String> = non_universal.into_iter().collect();
+        return refuse(
+            code,
+            format!(
+                "Saw a replica set member with a different horizon mapping than the others.  The following horizons were not universally present: {}",
+                list.join(", ")
+            ),
+        );
+    }
+    let mut endpoints: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &cfg.members {
+        for h in std::iter::once(&m.host).chain(m.horizons.values()) {
+            *endpoints.entry(h.as_str()).or_default() += 1;
+        }
+    }
+    let repeated: Vec<&str> = endpoints.into_iter().filter(|(_, n)| *n > 1).map(|(h, _)| h).collect();
+    if !repeated.is_empty() {
+        return refuse(
+            code,
+            format!(
+                "The following hostnames are not unique across all horizons and host specifications in the replica set: {}",
+                repeated.join(", ")
+            ),
+        );
     }
     let voters = cfg.voters();
     if voters > MAX_VOTERS {
@@ -601,6 +705,10 @@ pub fn to_document(cfg: &Config, include_newly_added: bool) -> Document {
                 "secondaryDelaySecs": m.secondary_delay_secs,
                 "votes": m.votes as i32,
             };
+            if !m.horizons.is_empty() {
+                let horizons: Document = m.horizons.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect();
+                d.insert("horizons", horizons);
+            }
             if include_newly_added && m.newly_added {
                 d.insert("newlyAdded", true);
             }
@@ -626,6 +734,66 @@ pub fn to_document(cfg: &Config, include_newly_added: bool) -> Document {
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn horizons_are_checked_as_the_server_does_and_sni_picks_one() {
+        let member = |id: i32, host: &str, horizons: Bson| {
+            let mut d = doc! { "_id": id, "host": host };
+            if horizons != Bson::Null {
+                d.insert("horizons", horizons);
+            }
+            d
+        };
+        let set = |members: Vec<Document>| doc! { "_id": "rs0", "version": 1, "members": members };
+        let external = |n: i32| Bson::Document(doc! { "vpn": format!("db-{n}.example.internal:27017") });
+        let good = set((0..3).map(|n| member(n, &format!("m{n}:27017"), external(n))).collect());
+        let cfg = validate_initiate(&good, "rs0", "m0:27017").expect("valid horizons");
+        let m1 = &cfg.members[1];
+        assert_eq!(m1.horizon_for(Some("db-1.example.internal")), Some("vpn"));
+        assert_eq!(m1.horizon_for(Some("m1")), None, "its own host name: __default");
+        assert_eq!(m1.horizon_for(Some("elsewhere")), None);
+        assert_eq!(m1.horizon_for(None), None, "no SNI: __default");
+        assert_eq!(m1.host_in(Some("vpn")), "db-1.example.internal:27017");
+        assert_eq!(m1.host_in(None), "m1:27017");
+        let shown = to_document(&cfg, false);
+        let first = shown.get_array("members").expect("members")[0].as_document().expect("member").clone();
+        assert_eq!(first.get_document("horizons").expect("horizons"), &doc! {"vpn": "db-0.example.internal:27017"});
+
+        let refused =
+            |members: Vec<Document>| validate_initiate(&set(members), "rs0", "m0:27017").expect_err("refused");
+        let cases: Vec<(&str, Vec<Document>, i32, &str)> = vec![
+            ("not an object", vec![member(0, "m0", Bson::String("x".into()))], 14, "must be an object"),
+            ("empty", vec![member(0, "m0", Bson::Document(doc! {}))], 93, "cannot be empty"),
+            ("reserved", vec![member(0, "m0", Bson::Document(doc! {"__default": "x:1"}))], 93, "reserved"),
+            ("not a string", vec![member(0, "m0", Bson::Document(doc! {"vpn": 1}))], 14, "non-string"),
+            (
+                "the same host twice in one member, the port aside",
+                vec![member(0, "m0", Bson::Document(doc! {"a": "x:1", "b": "x:2"}))],
+                93,
+                "Duplicate horizon member found \"x\"",
+            ),
+            (
+                "a horizon not on every member",
+                vec![member(0, "m0", external(0)), member(1, "m1", Bson::Null)],
+                93,
+                "not universally present: vpn",
+            ),
+            (
+                "one endpoint for two members",
+                vec![
+                    member(0, "m0", Bson::Document(doc! {"vpn": "db:27017"})),
+                    member(1, "m1", Bson::Document(doc! {"vpn": "db:27017"})),
+                ],
+                93,
+                "not unique across all horizons",
+            ),
+        ];
+        for (what, members, code, message) in cases {
+            let r = refused(members);
+            assert_eq!(r.code, code, "{what}: {r:?}");
+            assert!(r.message.contains(message), "{what}: {r:?}");
+        }
+    }
 
     fn base() -> Document {
         doc! { "_id": "rs0", "version": 1, "members": [
