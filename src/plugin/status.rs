@@ -318,8 +318,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn or_dash(value: Option<&str>) -> String {
-    value.unwrap_or("-").to_string()
+fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 /// The screen.
@@ -356,10 +356,10 @@ pub fn render(r: &StatusReport) -> String {
                 m.name.clone(),
                 m.state.clone(),
                 if m.healthy { "yes" } else { "no" }.into(),
-                m.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into()),
+                or_dash(m.lag_seconds.map(|l| format!("{l}s"))),
                 if m.voting { "yes" } else { "no" }.into(),
-                m.priority.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                m.role.map(|r| format!("{r:?}")).unwrap_or_else(|| "-".into()),
+                or_dash(m.priority),
+                or_dash(m.role.map(|r| format!("{r:?}"))),
                 if m.pod_ready { "yes" } else { "no" }.into(),
                 or_dash(m.node.as_deref()),
                 or_dash(m.zone.as_deref()),
@@ -400,7 +400,7 @@ pub fn render(r: &StatusReport) -> String {
                     p.phase.clone(),
                     or_dash(p.earliest.as_deref()),
                     or_dash(p.latest.as_deref()),
-                    p.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into()),
+                    or_dash(p.lag_seconds.map(|l| format!("{l}s"))),
                     p.gaps.to_string(),
                     or_dash(p.message.as_deref()),
                 ]

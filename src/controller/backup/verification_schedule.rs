@@ -53,9 +53,8 @@ pub fn decide(
     if at <= handled_until {
         return VerificationTick::Idle;
     }
-    if let Some(chosen) =
-        children.iter().find(|c| c.annotations().get(VERIFY_REQUESTED).is_some_and(|v| *v == requested_for(at)))
-    {
+    let marked = requested_for(at);
+    if let Some(chosen) = children.iter().find(|c| c.annotations().get(VERIFY_REQUESTED) == Some(&marked)) {
         return VerificationTick::Chosen { at, backup: chosen.name_any() };
     }
     let succeeded = |c: &&MongoBackup| c.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Succeeded);

@@ -248,14 +248,14 @@ fn archive_cluster(location: &BackupLocation) -> Result<String, String> {
     };
     match rest {
         Some(cluster) if !cluster.is_empty() && !cluster.contains('/') => Ok(cluster.to_string()),
-        _ => Err(format!(
-            "with pointInTime, location.path names the source cluster's directory in destination {}: {}<cluster> \
-             (for example {}orders), not {:?}",
-            location.destination.name,
-            if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
-            if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
-            location.path
-        )),
+        _ => {
+            let under = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+            Err(format!(
+                "with pointInTime, location.path names the source cluster's directory in destination {}: \
+                 {under}<cluster> (for example {under}orders), not {:?}",
+                location.destination.name, location.path
+            ))
+        }
     }
 }
 
