@@ -683,6 +683,33 @@ async fn restore_falls_back_to_the_next_copy_when_one_is_damaged_or_its_store_is
     assert!(contents(&second_target).await.is_empty(), "nothing was restored");
 }
 
+/// A stopped mongorestore's last writes can still be running on the server when the wipe
+/// starts, and a write re-creates the database the wipe dropped: the wipe is done only when
+/// the target stays empty. A writer that keeps inserting for a second after the wipe starts
+/// stands in for those last writes (a single drop-and-return left its later documents in).
+#[tokio::test]
+#[ignore = "needs FerretDB built by e2e/tools.sh: run `make test`"]
+async fn a_wipe_is_done_only_when_late_writes_have_stopped_landing() {
+    let target = DataSet::start("late", 1).await;
+    let client = target.client().await;
+    let writing = std::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        let collection = client.database("late").collection::<Document>("writes");
+        let mut written = 0u64;
+        while writing.elapsed() < Duration::from_secs(1) {
+            collection.insert_one(doc! { "n": written as i64 }).await.expect("insert");
+            written += 1;
+        }
+        written
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let source = set_target(&target.hosts, &target.name);
+    mongo_operator::backup::restore::wipe(&source, Some(support::data_set::KEY_FILE)).await.expect("wipe");
+    let written = writer.await.expect("writer");
+    assert!(written > 10, "the writer wrote during the wipe: {written}");
+    assert!(contents(&target).await.is_empty(), "nothing the late writes put in is left");
+}
+
 fn verified(result: (bool, Outcome)) -> (bool, Vec<CopyVerification>) {
     match result {
         (ok, Outcome::Verified { copies }) => (ok, copies),

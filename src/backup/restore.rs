@@ -28,8 +28,9 @@ use super::tools::{ToolProcess, Tools};
 use crate::api::BackupLocation;
 use crate::mongo::SYSTEM_USER;
 
-/// Databases every replica set has; a failed copy leaves the others dropped.
-const SYSTEM_DATABASES: [&str; 3] = ["admin", "config", "local"];
+/// Databases every replica set has: a failed copy leaves the others dropped, and a
+/// verification checks them only as far as the backup's users go.
+pub(crate) const SYSTEM_DATABASES: [&str; 3] = ["admin", "config", "local"];
 
 /// Restores the backup `plan` names into its target, from the first of its copies that is
 /// whole.
@@ -228,21 +229,57 @@ fn vouched(manifest: &Manifest, expected: &Expected, passphrase: Option<&str>) -
     }
 }
 
+/// How long a wipe waits before it looks at the target again. A write the stopped tool sent
+/// just before it was stopped may still be running on the server, and it re-creates the
+/// database it writes to: mongod ends an operation whose client went away only at the
+/// operation's next interrupt check (`OperationContext::checkForInterrupt`), and a request
+/// already in the socket's buffer is still read and run after the client is gone.
+const WIPE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Drops and looks again at most this many times before a target that keeps receiving writes
+/// is reported (ten seconds of writes nobody should be sending).
+const WIPE_ROUNDS: u32 = 20;
+
 /// Drops every database a failed copy may have put into the target (all but admin, config
-/// and local), so that the next copy, or the next attempt, starts from an empty set.
-pub(crate) async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
+/// and local), so that the next copy, or the next attempt, starts from an empty set. A wipe
+/// is done only when the target is still empty a settling time after the last drop: the
+/// tool's last writes may land after the first drop.
+pub async fn wipe(target: &Source, password: Option<&str>) -> Result<(), String> {
     let client = super::server::client(target, password, "mongo-operator-restore").await.map_err(|e| e.to_string())?;
-    let names = client.list_database_names().await.map_err(|e| e.to_string())?;
-    for name in names.iter().filter(|n| !SYSTEM_DATABASES.contains(&n.as_str())) {
-        client
-            .database(name)
-            .run_command(doc! { "dropDatabase": 1 })
-            .await
-            .map_err(|e| format!("dropping {name}: {e}"))?;
-        tracing::info!(database = %name, "dropped what a failed copy restored");
-    }
+    let wiped = wipe_until_empty(&client).await;
     client.shutdown().await;
-    Ok(())
+    wiped
+}
+
+async fn wipe_until_empty(client: &mongodb::Client) -> Result<(), String> {
+    let mut names = user_databases(client).await?;
+    for _ in 0..WIPE_ROUNDS {
+        for name in &names {
+            client
+                .database(name)
+                .run_command(doc! { "dropDatabase": 1 })
+                .await
+                .map_err(|e| format!("dropping {name}: {e}"))?;
+            tracing::info!(database = %name, "dropped what a failed copy restored");
+        }
+        tokio::time::sleep(WIPE_SETTLE).await;
+        names = user_databases(client).await?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(databases = ?names, "writes landed after the drop; dropping again");
+    }
+    Err(format!(
+        "{} still received writes {} s after the restore tool was stopped",
+        names.join(", "),
+        WIPE_SETTLE.as_millis() * u128::from(WIPE_ROUNDS) / 1000
+    ))
+}
+
+async fn user_databases(client: &mongodb::Client) -> Result<Vec<String>, String> {
+    let mut names = client.list_database_names().await.map_err(|e| format!("listing the databases: {e}"))?;
+    names.retain(|n| !SYSTEM_DATABASES.contains(&n.as_str()));
+    Ok(names)
 }
 
 /// Reads and checks a manifest.

@@ -17,12 +17,10 @@ use super::RestoreError;
 use super::archive::{Contents, DigestSum};
 use super::files::SecretFiles;
 use super::plan::{CopyVerification, MISMATCHES_REPORTED, Mismatch, Outcome, VerifyPlan};
-use super::restore::{Failed, OplogReplay, restore_copy, wipe};
+use super::restore::{Failed, OplogReplay, SYSTEM_DATABASES, restore_copy, wipe};
 use super::server::client;
 use super::tools::Tools;
 
-/// Databases every replica set has; verified only as far as the backup's users go.
-const SYSTEM_DATABASES: [&str; 3] = ["admin", "config", "local"];
 /// The users and roles of a backup: restored by mongorestore through `_mergeAuthzCollections`,
 /// which rewrites them, so only their numbers are compared.
 const AUTHORIZATION: [&str; 2] = ["system.users", "system.roles"];
