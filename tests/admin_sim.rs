@@ -109,9 +109,21 @@ impl Set {
 
     /// Observes and executes planned steps until the planner is satisfied.
     async fn converge(&self, wanted: &[usize]) -> Vec<String> {
+        self.converge_exposed(wanted, false).await
+    }
+
+    /// [`Set::converge`], with every member given an external address (`expose.perMember`)
+    /// when `exposed`.
+    async fn converge_exposed(&self, wanted: &[usize], exposed: bool) -> Vec<String> {
         let desired: Vec<DesiredMember> = wanted
             .iter()
-            .map(|&i| DesiredMember { host: host(i), ordinal: i as i64, ready: true, removed: false })
+            .map(|&i| DesiredMember {
+                host: host(i),
+                ordinal: i as i64,
+                ready: true,
+                removed: false,
+                external: exposed.then(|| external(i)),
+            })
             .collect();
         let all: Vec<usize> = (0..self.addrs.len()).collect();
         let mut log = Vec::new();
@@ -205,6 +217,43 @@ async fn the_planner_grows_and_shrinks_the_set_through_the_admin_layer() {
     assert_eq!(cfg.voters(), 3);
 }
 
+fn external(i: usize) -> String {
+    format!("db-{i}.mongo.example.internal:27017")
+}
+
+/// Horizons as the planner sets them pass the server's rules (the same names on every member,
+/// `ReplSetConfig::_validate`) at each step: set on every member at once, carried by a member
+/// that joins, and cleared from every member at once, while the set grows and shrinks.
+#[tokio::test]
+async fn horizons_are_set_carried_by_joining_members_and_cleared_in_steps_the_server_accepts() {
+    let mut set = Set::start(3).await;
+    set.converge(&[0, 1, 2]).await;
+    let exposed = set.converge_exposed(&[0, 1, 2], true).await;
+    assert_eq!(exposed, vec!["Horizons { external: true }"], "one reconfig for every member");
+    let externals = |cfg: &mongo_operator::replset::ReplSetConfig| {
+        cfg.members.iter().map(|m| m.external_host().map(str::to_string)).collect::<Vec<_>>()
+    };
+    let (cfg, _) = set.admin.config(&set.system(set.primary().await), false).await.expect("config");
+    assert_eq!(externals(&cfg), (0..3).map(|i| Some(external(i))).collect::<Vec<_>>());
+
+    set.add().await;
+    set.add().await;
+    let grew = set.converge_exposed(&[0, 1, 2, 3, 4], true).await;
+    assert_eq!(grew.iter().filter(|s| s.starts_with("Add")).count(), 2, "{grew:?}");
+    assert!(!grew.iter().any(|s| s.starts_with("Horizons")), "joining members carry theirs: {grew:?}");
+    set.committed().await;
+    let (cfg, _) = set.admin.config(&set.system(set.primary().await), false).await.expect("config");
+    assert_eq!(externals(&cfg), (0..5).map(|i| Some(external(i))).collect::<Vec<_>>());
+
+    // Shrinking and ending the exposure at once: the horizons go first, from every member.
+    let shrank = set.converge_exposed(&[0, 1, 2], false).await;
+    assert_eq!(shrank.first().map(String::as_str), Some("Horizons { external: false }"), "{shrank:?}");
+    set.committed().await;
+    let (cfg, _) = set.admin.config(&set.system(set.primary().await), false).await.expect("config");
+    assert_eq!(externals(&cfg), vec![None, None, None]);
+    assert!(cfg.members.iter().all(|m| !m.has_horizons()));
+}
+
 #[tokio::test]
 async fn a_removed_member_is_told_from_a_new_one_and_never_initiated() {
     let mut set = Set::start(3).await;
@@ -246,6 +295,7 @@ async fn a_removed_member_is_told_from_a_new_one_and_never_initiated() {
             ordinal: i as i64,
             ready: obs.answered.contains(&host(i)),
             removed: obs.removed.contains(&host(i)),
+            external: None,
         })
         .collect();
     match plan(SET, &desired, None, None) {

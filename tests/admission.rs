@@ -171,6 +171,31 @@ fn invalid_creates() -> Vec<Invalid> {
             "version: 8.0.4\nexpose: {type: LoadBalancer, loadBalancer: {sourceRanges: [10.0.0.0/8], annotations: {service.beta.kubernetes.io/aws-load-balancer-scheme: internet-facing}}}",
             "may not set the annotations that keep an internal load balancer internal",
         ),
+        c(
+            "members exposed one by one without TLS",
+            "version: 8.0.4\ntls: {mode: Disabled}\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8]}}}",
+            "expose.perMember needs TLS",
+        ),
+        c(
+            "members' external names without the ordinal in the first label",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db.{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8]}}}",
+            "must be a DNS name with {ordinal} in its first label",
+        ),
+        c(
+            "members' external names that are one name for all",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: db.example.internal, loadBalancer: {sourceRanges: [10.0.0.0/8]}}}",
+            "must be a DNS name with {ordinal} in its first label",
+        ),
+        c(
+            "members' load balancers without source ranges",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {}}}",
+            "expose.perMember.loadBalancer.sourceRanges must list at least one CIDR",
+        ),
+        c(
+            "members' internal load balancers made public by an annotation",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8], annotations: {networking.gke.io/load-balancer-type: External}}}}",
+            "may not set the annotations that keep an internal load balancer internal",
+        ),
         c("unknown deletion policy", "version: 8.0.4\ndeletionPolicy: Destroy", "Unsupported value: \"Destroy\""),
         c(
             "unknown anti-affinity mode",

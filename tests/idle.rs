@@ -106,6 +106,7 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             applied_digest: Some("digest"),
             policy: spec.deletion_policy,
             owner: &owner,
+            per_member: spec.expose.per_member.as_ref(),
         });
         let plan = serde_json::to_string(&BackupPlan {
             cluster: names.cluster.clone(),
@@ -144,6 +145,10 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
         let services: Api<Service> = Api::namespaced(c.clone(), &ns);
         changed.extend(second_apply_changes(&services, &services::headless(&names, &owner)).await);
         changed.extend(second_apply_changes(&services, &services::client(&names, &spec.expose, &owner)).await);
+        if let Some(per_member) = &spec.expose.per_member {
+            changed.extend(second_apply_changes(&services, &services::member(&names, per_member, 0, &owner)).await);
+            applied += 1;
+        }
         if let Some(p) = pdb::build(&names, &spec.pod_disruption_budget, &owner) {
             changed.extend(second_apply_changes(&Api::<PodDisruptionBudget>::namespaced(c.clone(), &ns), &p).await);
             applied += 1;

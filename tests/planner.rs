@@ -22,7 +22,10 @@ fn host(i: i64) -> String {
 }
 
 fn desired(ordinals: &[i64]) -> Vec<DesiredMember> {
-    ordinals.iter().map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true, removed: false }).collect()
+    ordinals
+        .iter()
+        .map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true, removed: false, external: None })
+        .collect()
 }
 
 fn config(members: &[(i64, bool)], version: i64) -> ReplSetConfig {
@@ -369,6 +372,7 @@ fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
                 ordinal: i,
                 ready: !model.not_ready.contains_key(&i) || model.id_of(&host(i)).is_some(),
                 removed: false,
+                external: None,
             })
             .collect();
         let obs = model.observed();

@@ -53,6 +53,9 @@ pub const MAX_NAME_LENGTH: usize = 40;
     validation = Rule::new("has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)")
         .message("bootstrap is only read when the cluster is created and cannot be added, changed or removed afterwards")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.expose) || !has(self.expose.perMember) || !has(self.tls) || !has(self.tls.mode) || self.tls.mode != 'Disabled'")
+        .message("expose.perMember needs TLS: a client outside Kubernetes is given the members' external names only when it names one in TLS (SNI), so tls.mode may not be Disabled")
+        .reason(Reason::FieldValueForbidden),
     validation = Rule::new("!self.podDisruptionBudget.enabled || self.members < 3 || self.podDisruptionBudget.maxUnavailable <= ((self.members > 7 ? 7 : self.members) - 1) / 2")
         .message("podDisruptionBudget.maxUnavailable must leave a majority of the voting members running: at most (voters - 1) / 2, where voters is members capped at 7")
         .reason(Reason::FieldValueForbidden),
@@ -476,6 +479,41 @@ pub struct ExposeSpec {
     /// Settings of the load balancer when `type` is `LoadBalancer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerSpec>,
+    /// Each member on a load balancer of its own, for replica-set clients outside Kubernetes
+    /// (VMs and bare metal on the private network). Those clients connect with the external
+    /// names and get them back from `hello` (split horizons, chosen by the TLS SNI name), so
+    /// this needs TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_member: Option<MemberExposeSpec>,
+}
+
+/// Every member reachable on its own address outside Kubernetes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("self.hostPattern.matches('^[a-z0-9-]*[{]ordinal[}][a-z0-9-]*([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')")
+        .message("expose.perMember.hostPattern must be a DNS name with {ordinal} in its first label, such as db-{ordinal}.mongo.example.internal: the members' certificate covers every ordinal with one wildcard name")
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("has(self.loadBalancer.sourceRanges) && size(self.loadBalancer.sourceRanges) > 0")
+        .message("expose.perMember.loadBalancer.sourceRanges must list at least one CIDR: a database is never opened to every address")
+        .reason(Reason::FieldValueRequired),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberExposeSpec {
+    /// The DNS name each member is reached by, with `{ordinal}` in its first label, such as
+    /// `db-{ordinal}.mongo.example.internal`. Point each name at its member's load balancer
+    /// (the address in the status of the Service `<cluster>-<ordinal>-external`).
+    #[schemars(length(max = 253))]
+    pub host_pattern: String,
+    /// The members' load balancers (internal by default); `sourceRanges` is required and is
+    /// also what the members' NetworkPolicy admits.
+    pub load_balancer: LoadBalancerSpec,
+}
+
+impl MemberExposeSpec {
+    /// The external name of the member with this ordinal.
+    pub fn host(&self, ordinal: i32) -> String {
+        self.host_pattern.replace("{ordinal}", &ordinal.to_string())
+    }
 }
 
 /// How clients reach the cluster.
@@ -798,6 +836,10 @@ pub struct ConnectionStatus {
     /// Secret with the administrative connection string (`connectionString.standard`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The members' external `host:port` as the replica set announces them to clients outside
+    /// Kubernetes (`expose.perMember`), in member order; empty when none is announced.
+    #[serde(default)]
+    pub external_hosts: Vec<String>,
     /// The last time this block changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<Time>,

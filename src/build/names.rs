@@ -76,6 +76,11 @@ impl ClusterNames {
         format!("{}-{ordinal}", self.cluster)
     }
 
+    /// The Service of one member, for clients outside Kubernetes (`expose.perMember`).
+    pub fn member_service(&self, ordinal: i32) -> String {
+        bounded(&self.pod(ordinal), "external")
+    }
+
     /// The replica-set name: the cluster's name.
     pub fn replica_set(&self) -> String {
         self.cluster.clone()

@@ -190,10 +190,11 @@ pub fn members(
         ingress(operator_peers(operator), vec![mongodb_port()]),
         ingress(vec![pods(jobs_selector(cluster, &MEMBER_JOBS))], vec![mongodb_port()]),
     ];
-    if expose.type_ == ExposeType::LoadBalancer
-        && let Some(lb) = &expose.load_balancer
-        && !lb.source_ranges.is_empty()
-    {
+    // The load balancers' source ranges: the client Service's, and the members' own Services'
+    // (whose `externalTrafficPolicy: Local` keeps the client's address for this rule to see).
+    let client_lb = expose.load_balancer.as_ref().filter(|_| expose.type_ == ExposeType::LoadBalancer);
+    let member_lb = expose.per_member.as_ref().map(|p| &p.load_balancer);
+    for lb in client_lb.into_iter().chain(member_lb).filter(|lb| !lb.source_ranges.is_empty()) {
         rules.push(ingress(lb.source_ranges.iter().map(|c| block(&c.0, None)).collect(), vec![mongodb_port()]));
     }
     NetworkPolicy {
@@ -344,13 +345,33 @@ mod tests {
                 source_ranges: vec![Cidr("10.30.0.0/16".into())],
                 annotations: BTreeMap::new(),
             }),
+            per_member: None,
         };
         let exposed = spec(&members(&names, &lb, &operator(), &DnsPeer::default(), &owner()));
         let rules = exposed.ingress.expect("ingress");
         assert_eq!(rules.len(), 4);
-        let ranges: Vec<String> =
-            rules[3].from.iter().flatten().filter_map(|p| p.ip_block.as_ref().map(|b| b.cidr.clone())).collect();
-        assert_eq!(ranges, vec!["10.30.0.0/16".to_string()]);
+        let ranges = |rule: &NetworkPolicyIngressRule| -> Vec<String> {
+            rule.from.iter().flatten().filter_map(|p| p.ip_block.as_ref().map(|b| b.cidr.clone())).collect()
+        };
+        assert_eq!(ranges(&rules[3]), vec!["10.30.0.0/16".to_string()]);
+
+        // Each member on its own load balancer: their source ranges are admitted too.
+        let per_member = ExposeSpec {
+            per_member: Some(crate::api::MemberExposeSpec {
+                host_pattern: "db-{ordinal}.orders.example.internal".into(),
+                load_balancer: LoadBalancerSpec {
+                    internal: true,
+                    source_ranges: vec![Cidr("192.168.40.0/24".into())],
+                    annotations: BTreeMap::new(),
+                },
+            }),
+            ..lb
+        };
+        let rules =
+            spec(&members(&names, &per_member, &operator(), &DnsPeer::default(), &owner())).ingress.expect("ingress");
+        assert_eq!(rules.len(), 5);
+        assert_eq!(ranges(&rules[4]), vec!["192.168.40.0/24".to_string()]);
+        assert_eq!(rules[4].ports, Some(vec![mongodb_port()]));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::labels::labels;
 use super::names::ClusterNames;
-use crate::api::DeletionPolicy;
+use crate::api::{DeletionPolicy, MemberExposeSpec};
+use crate::replset::config::MONGODB_PORT;
 
 /// Key of the keyFile in the internal Secret (the StatefulSet mounts it into the init container).
 pub use super::statefulset::KEY_FILE_SECRET_KEY as KEY_FILE_KEY;
@@ -30,6 +31,9 @@ pub const LEGACY_RESTORE_PASSWORD_KEY: &str = "restore-password";
 /// Keys of a user's connection Secret, as MongoDB's community operator names them.
 pub const CONNECTION_STANDARD_KEY: &str = "connectionString.standard";
 pub const CONNECTION_SRV_KEY: &str = "connectionString.standardSrv";
+/// Key of the connection string with the members' external names (`expose.perMember`), for
+/// clients outside Kubernetes.
+pub const CONNECTION_EXTERNAL_KEY: &str = "connectionString.external";
 pub const USERNAME_KEY: &str = "username";
 pub const PASSWORD_KEY: &str = "password";
 
@@ -157,32 +161,52 @@ pub struct Connection<'a> {
     pub owner: &'a OwnerReference,
     /// The CAs of the members' certificate when clients connect over TLS; None for plain text.
     pub tls_ca: Option<&'a str>,
+    /// The members' external names, when each member is exposed on its own.
+    pub per_member: Option<&'a MemberExposeSpec>,
 }
 
 /// Key of a connection Secret holding the CAs to verify the members with, when they speak TLS.
 pub const CA_KEY: &str = "ca.crt";
 
-/// `mongodb://` with every member, and `mongodb+srv://` through the headless Service's SRV
-/// records (`_mongodb._tcp.<service>`), which Kubernetes publishes for the named port.
-pub fn connection_strings(c: &Connection<'_>) -> (String, String) {
+/// A user's connection strings.
+pub struct ConnectionStrings {
+    /// `mongodb://` with every member's name inside Kubernetes.
+    pub standard: String,
+    /// `mongodb+srv://` through the headless Service's SRV records (`_mongodb._tcp.<service>`),
+    /// which Kubernetes publishes for the named port.
+    pub srv: String,
+    /// `mongodb://` with every member's external name (`expose.perMember`); the members give a
+    /// client that connects with these names the same names back (split horizons).
+    pub external: Option<String>,
+}
+
+/// The strings of a connection Secret.
+pub fn connection_strings(c: &Connection<'_>) -> ConnectionStrings {
     let user = utf8_percent_encode(c.username, USERINFO);
     let password = utf8_percent_encode(c.password, USERINFO);
     let db = utf8_percent_encode(c.db, USERINFO);
     let set = c.names.replica_set();
-    let hosts = c.names.member_hosts(c.members, c.cluster_domain);
-    // Said in both forms (SRV implies TLS unless told otherwise): the CA that goes with it is
+    // Said in every form (SRV implies TLS unless told otherwise): the CA that goes with it is
     // the Secret's `ca.crt`, which the application passes as its `tlsCAFile`.
     let tls = c.tls_ca.is_some();
-    let standard =
-        format!("mongodb://{user}:{password}@{}/{db}?replicaSet={set}&authSource={db}&tls={tls}", hosts.join(","));
+    let options = format!("{db}?replicaSet={set}&authSource={db}&tls={tls}");
+    let uri = |hosts: Vec<String>| format!("mongodb://{user}:{password}@{}/{options}", hosts.join(","));
     let srv_host = format!("{}.{}.svc.{}", c.names.headless_service(), c.names.namespace, c.cluster_domain);
-    let srv = format!("mongodb+srv://{user}:{password}@{srv_host}/{db}?replicaSet={set}&authSource={db}&tls={tls}");
-    (standard, srv)
+    ConnectionStrings {
+        standard: uri(c.names.member_hosts(c.members, c.cluster_domain)),
+        srv: format!("mongodb+srv://{user}:{password}@{srv_host}/{options}"),
+        external: c.per_member.map(|p| uri(external_hosts(p, c.members))),
+    }
+}
+
+/// Every member's external `host:port`, in ordinal order.
+pub fn external_hosts(per_member: &MemberExposeSpec, members: i32) -> Vec<String> {
+    (0..members.max(1)).map(|i| format!("{}:{MONGODB_PORT}", per_member.host(i))).collect()
 }
 
 /// A user's connection Secret.
 pub fn connection(c: &Connection<'_>) -> Secret {
-    let (standard, srv) = connection_strings(c);
+    let strings = connection_strings(c);
     let mut annotations = bound_to(c.owner);
     annotations.insert(USER_ANNOTATION.to_string(), c.username.to_string());
     annotations.insert(USER_DB_ANNOTATION.to_string(), c.db.to_string());
@@ -201,12 +225,13 @@ pub fn connection(c: &Connection<'_>) -> Secret {
         type_: Some("Opaque".into()),
         data: Some(data(
             &[
-                (CONNECTION_STANDARD_KEY, standard.as_str()),
-                (CONNECTION_SRV_KEY, &srv),
+                (CONNECTION_STANDARD_KEY, strings.standard.as_str()),
+                (CONNECTION_SRV_KEY, &strings.srv),
                 (USERNAME_KEY, c.username),
                 (PASSWORD_KEY, c.password),
             ]
             .into_iter()
+            .chain(strings.external.as_deref().map(|uri| (CONNECTION_EXTERNAL_KEY, uri)))
             .chain(c.tls_ca.map(|ca| (CA_KEY, ca)))
             .collect::<Vec<_>>(),
         )),
@@ -284,6 +309,7 @@ mod tests {
             policy: DeletionPolicy::Retain,
             owner: &o,
             tls_ca: None,
+            per_member: None,
         };
         let s = connection(&c);
         assert_eq!(
@@ -299,8 +325,24 @@ mod tests {
         assert_eq!(text(&s, USERNAME_KEY), "app");
         assert_eq!(text(&s, PASSWORD_KEY), "p@ss:w/rd");
         assert!(s.metadata.owner_references.is_none(), "Retain keeps Secrets out of garbage collection");
-        let deleting = connection(&Connection { policy: DeletionPolicy::Delete, ..c });
+        assert!(s.data.as_ref().is_some_and(|d| !d.contains_key(CONNECTION_EXTERNAL_KEY)));
+        let deleting = connection(&Connection { policy: DeletionPolicy::Delete, ..c.clone() });
         assert_eq!(deleting.metadata.owner_references.unwrap()[0].uid, "u1");
+
+        let per_member = MemberExposeSpec {
+            host_pattern: "db-{ordinal}.orders.example.internal".into(),
+            load_balancer: crate::api::LoadBalancerSpec {
+                internal: true,
+                source_ranges: vec![crate::api::Cidr("10.0.0.0/8".into())],
+                annotations: BTreeMap::new(),
+            },
+        };
+        let exposed = connection(&Connection { per_member: Some(&per_member), tls_ca: Some("CA"), ..c });
+        assert_eq!(
+            text(&exposed, CONNECTION_EXTERNAL_KEY),
+            "mongodb://app:p%40ss%3Aw%2Frd@db-0.orders.example.internal:27017,db-1.orders.example.internal:27017,\
+             db-2.orders.example.internal:27017/admin?replicaSet=orders&authSource=admin&tls=true"
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! The headless Service (stable member DNS, published before members are ready) and the client
-//! Service.
+//! The headless Service (stable member DNS, published before members are ready), the client
+//! Service, and with `expose.perMember` a load-balanced Service for each member.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::labels::selector;
+use std::collections::BTreeMap;
+
+use super::labels::{labels, selector};
 use super::names::ClusterNames;
 use super::owned_meta;
-use crate::api::{ExposeSpec, ExposeType};
+use crate::api::{ExposeSpec, ExposeType, LoadBalancerSpec, MemberExposeSpec};
 use crate::replset::config::MONGODB_PORT;
 
 /// Cloud annotations that make a load balancer internal (private network).
@@ -47,25 +49,20 @@ pub fn headless(names: &ClusterNames, owner: &OwnerReference) -> Service {
     }
 }
 
+/// Component label of the members' own Services, which the operator lists to delete those of
+/// members that are gone.
+pub const MEMBER_SERVICE_COMPONENT: &str = "member-service";
+
 /// The Service clients use: private (ClusterIP) unless a load balancer is asked for, which is
 /// internal by default and limited to the listed source ranges.
 pub fn client(names: &ClusterNames, expose: &ExposeSpec, owner: &OwnerReference) -> Service {
-    let mut annotations = std::collections::BTreeMap::new();
+    let mut annotations = BTreeMap::new();
     let mut spec =
         ServiceSpec { selector: Some(selector(&names.cluster)), ports: Some(vec![port()]), ..ServiceSpec::default() };
-    if expose.type_ == ExposeType::LoadBalancer {
-        spec.type_ = Some("LoadBalancer".into());
-        if let Some(lb) = &expose.load_balancer {
-            annotations.extend(lb.annotations.clone());
-            // Last, so that no user annotation can turn an internal load balancer public
-            // (admission refuses such annotations too).
-            if lb.internal {
-                annotations.extend(INTERNAL_LB_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            }
-            spec.load_balancer_source_ranges = Some(lb.source_ranges.iter().map(|c| c.0.clone()).collect());
-        }
-    } else {
-        spec.type_ = Some("ClusterIP".into());
+    match (expose.type_, &expose.load_balancer) {
+        (ExposeType::LoadBalancer, Some(lb)) => load_balanced(&mut spec, &mut annotations, lb),
+        (ExposeType::LoadBalancer, None) => spec.type_ = Some("LoadBalancer".into()),
+        (ExposeType::ClusterIP, _) => spec.type_ = Some("ClusterIP".into()),
     }
     Service {
         metadata: ObjectMeta {
@@ -74,5 +71,85 @@ pub fn client(names: &ClusterNames, expose: &ExposeSpec, owner: &OwnerReference)
         },
         spec: Some(spec),
         status: None,
+    }
+}
+
+/// The Service of the member with `ordinal`, for clients outside Kubernetes: a load balancer
+/// in front of that one Pod (`statefulset.kubernetes.io/pod-name`). Not-ready addresses are
+/// published, as for the headless Service: a replica-set client must reach a member that is
+/// catching up to see it, and mongod itself says what it can serve. `externalTrafficPolicy:
+/// Local` keeps the client's address, so that the members' NetworkPolicy sees who connects.
+pub fn member(names: &ClusterNames, expose: &MemberExposeSpec, ordinal: i32, owner: &OwnerReference) -> Service {
+    let mut annotations = BTreeMap::new();
+    let mut spec = ServiceSpec {
+        selector: Some(BTreeMap::from([("statefulset.kubernetes.io/pod-name".to_string(), names.pod(ordinal))])),
+        ports: Some(vec![port()]),
+        publish_not_ready_addresses: Some(true),
+        external_traffic_policy: Some("Local".into()),
+        ..ServiceSpec::default()
+    };
+    load_balanced(&mut spec, &mut annotations, &expose.load_balancer);
+    Service {
+        metadata: ObjectMeta {
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            labels: Some(labels(&names.cluster, MEMBER_SERVICE_COMPONENT)),
+            ..owned_meta(names, names.member_service(ordinal), owner)
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// A load balancer limited to the source ranges, internal unless asked otherwise.
+fn load_balanced(spec: &mut ServiceSpec, annotations: &mut BTreeMap<String, String>, lb: &LoadBalancerSpec) {
+    spec.type_ = Some("LoadBalancer".into());
+    annotations.extend(lb.annotations.clone());
+    // Last, so that no user annotation can turn an internal load balancer public (admission
+    // refuses such annotations too).
+    if lb.internal {
+        annotations.extend(INTERNAL_LB_ANNOTATIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+    spec.load_balancer_source_ranges = Some(lb.source_ranges.iter().map(|c| c.0.clone()).collect());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Cidr;
+
+    fn owner() -> OwnerReference {
+        OwnerReference { name: "ledger".into(), uid: "u".into(), ..OwnerReference::default() }
+    }
+
+    #[test]
+    fn a_member_service_is_an_internal_load_balancer_for_that_pod_only() {
+        let names = ClusterNames::new("ledger", "bank");
+        let expose = MemberExposeSpec {
+            host_pattern: "db-{ordinal}.mongo.example.internal".into(),
+            load_balancer: LoadBalancerSpec {
+                internal: true,
+                source_ranges: vec![Cidr("10.30.0.0/16".into())],
+                annotations: BTreeMap::from([("example.com/team".into(), "payments".into())]),
+            },
+        };
+        let service = member(&names, &expose, 2, &owner());
+        assert_eq!(service.metadata.name.as_deref(), Some("ledger-2-external"));
+        assert_eq!(
+            service.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/component")).map(String::as_str),
+            Some(MEMBER_SERVICE_COMPONENT)
+        );
+        let annotations = service.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(annotations.get("example.com/team").map(String::as_str), Some("payments"));
+        assert_eq!(annotations.get("networking.gke.io/load-balancer-type").map(String::as_str), Some("Internal"));
+        let spec = service.spec.unwrap_or_default();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(
+            spec.selector,
+            Some(BTreeMap::from([("statefulset.kubernetes.io/pod-name".to_string(), "ledger-2".to_string())]))
+        );
+        assert_eq!(spec.load_balancer_source_ranges, Some(vec!["10.30.0.0/16".to_string()]));
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        assert_eq!(spec.publish_not_ready_addresses, Some(true));
+        assert_eq!(expose.host(2), "db-2.mongo.example.internal");
     }
 }

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// The MongoDB port every member listens on.
 pub const MONGODB_PORT: u16 = 27017;
 
+/// The name of the split horizon the operator gives members exposed outside Kubernetes
+/// (`expose.perMember`); clients inside get `__default`, the members' `host`.
+pub const EXTERNAL_HORIZON: &str = "external";
+
 /// A replica-set config as `replSetGetConfig` returns it and `replSetReconfig` takes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ReplSetConfig {
@@ -88,6 +92,28 @@ impl MemberConfig {
             Some(Bson::Int64(d)) => *d,
             Some(Bson::Double(d)) => *d as i64,
             _ => 0,
+        }
+    }
+
+    /// The member's address in the `external` horizon, if it has one.
+    pub fn external_host(&self) -> Option<&str> {
+        self.other.get_document("horizons").ok()?.get_str(EXTERNAL_HORIZON).ok()
+    }
+
+    /// Whether the member has split horizons at all (any name).
+    pub fn has_horizons(&self) -> bool {
+        self.other.contains_key("horizons")
+    }
+
+    /// Gives the member exactly the `external` horizon at `host`, or no horizons.
+    pub fn set_external_host(&mut self, host: Option<&str>) {
+        match host {
+            Some(h) => {
+                self.other.insert("horizons", mongodb::bson::doc! { EXTERNAL_HORIZON: h });
+            }
+            None => {
+                self.other.remove("horizons");
+            }
         }
     }
 

@@ -9,7 +9,10 @@
 //! - the primary is never removed or demoted: it is stepped down first, and only when an
 //!   electable secondary has caught up;
 //! - at most 7 voters, and an odd number of them;
-//! - a host keeps its `_id`; new members get their ordinal as `_id` when it is free.
+//! - a host keeps its `_id`; new members get their ordinal as `_id` when it is free;
+//! - split horizons are the same names on every member (`ReplSetConfig::_validate`), so they
+//!   are set or cleared on all members in one reconfig, and a member joins with the horizons
+//!   the others have.
 
 use super::config::{MemberConfig, ReplSetConfig, same_host};
 
@@ -31,6 +34,9 @@ pub struct DesiredMember {
     pub ready: bool,
     /// Its mongod is REMOVED: it holds a config that does not list it, so the set exists.
     pub removed: bool,
+    /// Its address outside Kubernetes (`host:port`), announced as the `external` split
+    /// horizon; None when the cluster is not exposed per member.
+    pub external: Option<String>,
 }
 
 /// Member states as `replSetGetStatus` reports them.
@@ -113,6 +119,8 @@ pub enum Change {
     Promote { host: String },
     /// A member gives up its vote.
     Demote { host: String },
+    /// Every member's split horizons are set to its external address, or cleared.
+    Horizons { external: bool },
 }
 
 /// Why the planner waits.
@@ -170,7 +178,15 @@ pub fn target_voters(n: usize) -> usize {
 /// The config that initiates a set of these members.
 fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
     let voters = target_voters(desired.len());
-    let members = desired.iter().enumerate().map(|(i, d)| MemberConfig::new(d.ordinal, &d.host, i < voters)).collect();
+    let members = desired
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut m = MemberConfig::new(d.ordinal, &d.host, i < voters);
+            m.set_external_host(d.external.as_deref());
+            m
+        })
+        .collect();
     ReplSetConfig {
         set_name: set_name.to_string(),
         version: 1,
@@ -221,11 +237,26 @@ pub fn plan(
     let cfg = &obs.config;
     let wanted = |host: &str| desired.iter().any(|d| same_host(&d.host, host));
 
-    // 1. New members join without a vote, as soon as their mongod answers.
+    // 0. Horizons no member should have any more go first, from every member at once: a member
+    //    joining meanwhile would need one to match the others.
+    let exposed = desired.iter().any(|d| d.external.is_some());
+    if !exposed && cfg.members.iter().any(MemberConfig::has_horizons) {
+        let mut next = cfg.next();
+        next.members.iter_mut().for_each(|m| m.set_external_host(None));
+        return Step::Reconfig { config: next, change: Change::Horizons { external: false } };
+    }
+
+    // 1. New members join without a vote, as soon as their mongod answers, with horizons when
+    //    the others have them.
+    let with_horizons = cfg.members.iter().any(MemberConfig::has_horizons);
     for d in desired.iter().filter(|d| d.ready && cfg.member(&d.host).is_none()) {
         if let Some(id) = free_id(cfg, d.ordinal) {
             let mut next = cfg.next();
-            next.members.push(MemberConfig::new(id, &d.host, false));
+            let mut joining = MemberConfig::new(id, &d.host, false);
+            if with_horizons {
+                joining.set_external_host(d.external.as_deref());
+            }
+            next.members.push(joining);
             return Step::Reconfig { config: next, change: Change::Add { host: d.host.clone() } };
         }
     }
@@ -290,7 +321,22 @@ pub fn plan(
         return Step::Wait(WaitReason::MemberCatchingUp { host: m.host.clone() });
     }
 
-    // 5. Membership is in sync: the primary steps down before a rollout restarts it, or when
+    // 5. Membership is in sync: every member gets its external address as its horizon, all in
+    //    one reconfig (no vote changes, so one step is safe).
+    let external_of = |m: &MemberConfig| desired.iter().find(|d| same_host(&d.host, &m.host)).map(|d| &d.external);
+    if exposed
+        && cfg.members.iter().all(|m| external_of(m).is_some_and(Option::is_some))
+        && cfg.members.iter().any(|m| external_of(m).is_some_and(|e| e.as_deref() != m.external_host()))
+    {
+        let mut next = cfg.next();
+        for m in &mut next.members {
+            let external = external_of(m).cloned().flatten();
+            m.set_external_host(external.as_deref());
+        }
+        return Step::Reconfig { config: next, change: Change::Horizons { external: true } };
+    }
+
+    // 6. The primary steps down before a rollout restarts it, or when
     //    a person asked for it.
     if let Some((host, reason)) = stepping_down
         && same_host(host, &primary)

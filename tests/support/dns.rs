@@ -9,19 +9,26 @@
 //! `<hostname>.<subdomain>.<ns>.svc.<domain>`, and `<subdomain>.<ns>.svc.<domain>` is every
 //! such Pod that has an IP, ready or not. Anything else is NXDOMAIN.
 //!
+//! Names of the private network outside the cluster (`expose.perMember`'s external names) are
+//! answered too, once a test points one at a member's own Service, as the user points it at
+//! that Service's load balancer: kwok runs no load balancers, so the answer is the address the
+//! load balancer forwards to, the Pods the Service selects (not-ready ones too, as the Service
+//! publishes them). A Service that is gone, or selects nothing, leaves the name unanswered.
+//!
 //! The resolver of the test processes (and of the operators they start) is pointed here by
 //! `e2e/with-cluster-dns`, which `make test` runs the suite under: `/etc/resolv.conf` is
 //! replaced in a mount namespace of the suite's own, so nothing outside it is affected.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -33,6 +40,17 @@ use super::members::DOMAIN;
 pub const LISTEN: &str = "127.0.0.53:53";
 
 static STARTED: OnceLock<()> = OnceLock::new();
+
+/// External names the tests pointed at a Service: name to (namespace, Service).
+static POINTED: Mutex<BTreeMap<String, (String, String)>> = Mutex::new(BTreeMap::new());
+
+/// Makes `name` resolve to the Pods Service `service` in `namespace` selects, as a record the
+/// user made for that Service's load balancer would.
+pub fn point_at_service(name: &str, namespace: &str, service: &str) {
+    if let Ok(mut pointed) = POINTED.lock() {
+        pointed.insert(name.to_ascii_lowercase(), (namespace.to_string(), service.to_string()));
+    }
+}
 
 /// Starts answering, once per test process, on a thread of its own (each test has its own
 /// runtime, which ends with the test), and returns once the first list of Pods is in.
@@ -78,17 +96,21 @@ async fn run(ready: std::sync::mpsc::Sender<Result<(), String>>) {
         }
     };
     let (store, writer) = reflector::store();
-    let pods = watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff().reflect(writer);
+    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff().reflect(writer);
     tokio::spawn(pods.for_each(|_| async {}));
-    if store.wait_until_ready().await.is_err() {
-        let _ = ready.send(Err("the Pod watch ended before its first list".into()));
+    let (services, writer) = reflector::store();
+    let watched = watcher(Api::<Service>::all(client), watcher::Config::default()).default_backoff().reflect(writer);
+    tokio::spawn(watched.for_each(|_| async {}));
+    if store.wait_until_ready().await.is_err() || services.wait_until_ready().await.is_err() {
+        let _ = ready.send(Err("the Pod or Service watch ended before its first list".into()));
         return;
     }
+    let stores = Stores { pods: store, services };
     let _ = ready.send(Ok(()));
     let mut buffer = vec![0u8; 4096];
     loop {
         let Ok((len, peer)) = socket.recv_from(&mut buffer).await else { continue };
-        if let Some(reply) = answer(&store, &buffer[..len]) {
+        if let Some(reply) = answer(&stores, &buffer[..len]) {
             let _ = socket.send_to(&reply, peer).await;
         }
     }
@@ -110,7 +132,7 @@ async fn bind() -> Result<UdpSocket, String> {
 
 /// The reply to one query: the addresses the name has, NODATA for a known name asked for a
 /// type it has none of, NXDOMAIN for an unknown one. None for what is not a query.
-fn answer(store: &Store<Pod>, request: &[u8]) -> Option<Vec<u8>> {
+fn answer(stores: &Stores, request: &[u8]) -> Option<Vec<u8>> {
     let request = Message::from_vec(request).ok()?;
     if request.metadata.message_type != MessageType::Query {
         return None;
@@ -124,7 +146,10 @@ fn answer(store: &Store<Pod>, request: &[u8]) -> Option<Vec<u8>> {
     };
     reply.add_query(query.clone());
     let name = query.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
-    let addresses = resolve(store, &name);
+    let addresses = match POINTED.lock().ok().and_then(|p| p.get(&name).cloned()) {
+        Some((namespace, service)) => behind_service(stores, &namespace, &service),
+        None => resolve(&stores.pods, &name),
+    };
     if addresses.is_empty() {
         reply.metadata.response_code = ResponseCode::NXDomain;
     }
@@ -138,6 +163,34 @@ fn answer(store: &Store<Pod>, request: &[u8]) -> Option<Vec<u8>> {
         reply.add_answer(Record::from_rdata(query.name().clone(), 5, data));
     }
     reply.to_vec().ok()
+}
+
+/// What the resolver reads from.
+struct Stores {
+    pods: Store<Pod>,
+    services: Store<Service>,
+}
+
+/// The addresses of the Pods a Service selects, ready or not.
+fn behind_service(stores: &Stores, namespace: &str, service: &str) -> Vec<IpAddr> {
+    let Some(selector) = stores
+        .services
+        .state()
+        .iter()
+        .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == service)
+        .and_then(|s| s.spec.as_ref()?.selector.clone())
+        .filter(|s| !s.is_empty())
+    else {
+        return Vec::new();
+    };
+    stores
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace))
+        .filter(|p| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))
+        .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse::<IpAddr>().ok())
+        .collect()
 }
 
 /// The addresses of a Pod's name, or of all a headless Service's Pods.

@@ -78,7 +78,7 @@ pub async fn ensure(
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let now = OffsetDateTime::now_utc();
     let lifetimes = lifetimes(spec);
-    let wanted = certs::server_names(names, domain);
+    let wanted = certs::server_names(names, domain, spec.expose.per_member.as_ref());
     let member = names.member_host(0, domain);
     let member = member.rsplit_once(':').map_or(member.as_str(), |(h, _)| h).to_string();
     let current = api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
@@ -99,7 +99,8 @@ pub async fn ensure(
             if let (None, Some(applied)) = (&secret, &issued_by) {
                 return Ok(Certificates::Unusable(cert_manager::pending(names, applied)));
             }
-            match users_certificate(secret.as_ref(), &name, &member, now) {
+            let external = certs::external_names(spec.expose.per_member.as_ref());
+            match users_certificate(secret.as_ref(), &name, &member, &external, now) {
                 Ok(found) => {
                     expiring = not_renewed(&found.0, &name, now, lifetimes.renew_at);
                     found
@@ -325,6 +326,7 @@ fn users_certificate(
     secret: Option<&Secret>,
     name: &str,
     member: &str,
+    external: &[String],
     now: OffsetDateTime,
 ) -> Result<(String, String, String), String> {
     let secret = secret.ok_or_else(|| format!("Secret {name} (spec.tls.certificateSecretRef) does not exist"))?;
@@ -339,6 +341,14 @@ fn users_certificate(
         return Err(format!(
             "the certificate in Secret {name} is not valid for localhost, which the members' probes dial; add it to its \
              names"
+        ));
+    }
+    let missing = certs::uncovered(&info.sans, external);
+    if !missing.is_empty() {
+        return Err(format!(
+            "the certificate in Secret {name} is not valid for {}, the members' external names \
+             (expose.perMember.hostPattern), which clients outside Kubernetes verify; add it to its names",
+            missing.join(", ")
         ));
     }
     Ok((cert, private, ca))
@@ -391,7 +401,7 @@ mod tests {
 
     /// The names the members' certificate of cluster `bank/ledger` must cover.
     fn wanted() -> Vec<String> {
-        certs::server_names(&ClusterNames::new("ledger", "bank"), "cluster.local")
+        certs::server_names(&ClusterNames::new("ledger", "bank"), "cluster.local", None)
     }
 
     #[test]
@@ -400,30 +410,30 @@ mod tests {
         let ca = certs::issue_ca("bank/ledger", now, day * 10).unwrap();
         let good = certs::issue_server(&ca, "bank/ledger", &wanted, now, day).unwrap();
         let ok = stored(&good, &ca);
-        assert!(users_certificate(Some(&ok), "mine", member, now).is_ok());
+        assert!(users_certificate(Some(&ok), "mine", member, &[], now).is_ok());
 
         let other = certs::issue_ca("bank/other", now, day).unwrap();
         let wrong_ca = stored(&good, &other);
-        let e = users_certificate(Some(&wrong_ca), "mine", member, now).unwrap_err();
+        let e = users_certificate(Some(&wrong_ca), "mine", member, &[], now).unwrap_err();
         assert!(e.contains("not usable for ledger-0") && e.contains("UnknownIssuer"), "{e}");
 
         let expired = certs::issue_server(&ca, "bank/ledger", &wanted, now - time::Duration::days(3), day).unwrap();
         let old = stored(&expired, &ca);
-        let e = users_certificate(Some(&old), "mine", member, now).unwrap_err();
+        let e = users_certificate(Some(&old), "mine", member, &[], now).unwrap_err();
         assert!(e.contains("certificate expired"), "{e}");
 
         let narrow = certs::issue_server(&ca, "bank/ledger", &["ledger.bank.svc".to_string()], now, day).unwrap();
         let names_wrong = stored(&narrow, &ca);
-        let e = users_certificate(Some(&names_wrong), "mine", member, now).unwrap_err();
+        let e = users_certificate(Some(&names_wrong), "mine", member, &[], now).unwrap_err();
         assert!(e.contains("not valid for name"), "{e}");
 
         let no_localhost =
             certs::issue_server(&ca, "bank/ledger", &["*.ledger-members.bank.svc.cluster.local".to_string()], now, day)
                 .unwrap();
         let s = stored(&no_localhost, &ca);
-        let e = users_certificate(Some(&s), "mine", member, now).unwrap_err();
+        let e = users_certificate(Some(&s), "mine", member, &[], now).unwrap_err();
         assert!(e.contains("localhost"), "{e}");
-        assert!(users_certificate(None, "mine", member, now).unwrap_err().contains("does not exist"));
+        assert!(users_certificate(None, "mine", member, &[], now).unwrap_err().contains("does not exist"));
     }
 
     #[test]

@@ -275,6 +275,8 @@ pub struct Members<'a> {
     pub tls: &'a TlsPlan,
     /// The StatefulSet as it is, when it exists.
     pub current: Option<&'a StatefulSet>,
+    /// The members' own Services that exist, by name.
+    pub existing_member_services: &'a [String],
     /// Digest of the monitoring user's password (see [`statefulset::Inputs`]).
     pub exporter_credentials: &'a str,
 }
@@ -287,7 +289,16 @@ pub async fn apply_all(
     owner: &OwnerReference,
     m: &Members<'_>,
 ) -> Result<StatefulSet, Error> {
-    let Members { operator_image, operator, resolver, replicas, tls, current, exporter_credentials } = *m;
+    let Members {
+        operator_image,
+        operator,
+        resolver,
+        replicas,
+        tls,
+        current,
+        existing_member_services,
+        exporter_credentials,
+    } = *m;
     let ns = &names.namespace;
     let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
     let rendered = mongod_conf::render(user, tls.conf)?;
@@ -295,6 +306,7 @@ pub async fn apply_all(
     let svc: Api<Service> = Api::namespaced(client.clone(), ns);
     apply(&svc, &services::headless(names, owner)).await?;
     apply(&svc, &services::client(names, &spec.expose, owner)).await?;
+    member_services(&svc, names, spec, owner, replicas, existing_member_services).await?;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     match pdb::build(names, &spec.pod_disruption_budget, owner) {
         Some(p) => {
@@ -323,6 +335,30 @@ pub async fn apply_all(
         built.volume_claim_templates = current.volume_claim_templates.clone();
     }
     apply(&sts_api, &sts).await
+}
+
+/// With `expose.perMember`, a Service for each of the `replicas` Pods (a member that is leaving
+/// keeps its own until its Pod is gone, as clients may still be connected to it); every other
+/// member Service is deleted, so scaling down or ending the exposure removes them.
+async fn member_services(
+    api: &Api<Service>,
+    names: &ClusterNames,
+    spec: &MongoClusterSpec,
+    owner: &OwnerReference,
+    replicas: i32,
+    existing: &[String],
+) -> Result<(), Error> {
+    let mut wanted = Vec::new();
+    if let Some(per_member) = &spec.expose.per_member {
+        for ordinal in 0..replicas {
+            apply(api, &services::member(names, per_member, ordinal, owner)).await?;
+            wanted.push(names.member_service(ordinal));
+        }
+    }
+    for name in existing.iter().filter(|n| !wanted.contains(n)) {
+        delete_if_exists(api, name).await?;
+    }
+    Ok(())
 }
 
 /// The baseline NetworkPolicies of the members and of the cluster's Jobs, or none when

@@ -185,6 +185,7 @@ async fn reconcile_inner<A: MongoAdmin>(
                 replicas,
                 tls: &tls.plan,
                 current: world.statefulset.as_ref(),
+                existing_member_services: &world.member_services,
                 exporter_credentials: &creds.monitor_digest,
             },
         )
@@ -454,7 +455,8 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
         let set_name = names.replica_set();
-        let desired = replica_set::desired(names, domain, spec.members, &seen.observation);
+        let desired =
+            replica_set::desired(names, domain, spec.members, &seen.observation, spec.expose.per_member.as_ref());
         let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
         let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
 

@@ -1,11 +1,13 @@
 //! The replica-set stage: observe the members, then carry out the planner's one step.
 
+use crate::api::MemberExposeSpec;
 use crate::build::backup_job::LEGACY_RESTORE_USER;
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
 use crate::mongo::{
     AdminError, Credentials, MongoAdmin, OPERATOR_USER, Observation, Reachable, Role, Target, UserRequest, observe,
 };
+use crate::replset::config::MONGODB_PORT;
 use crate::replset::{DesiredMember, Observed, Step, member_pod, same_host};
 
 use super::objects::InternalCredentials;
@@ -35,14 +37,22 @@ pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: 
         .collect()
 }
 
-/// The members the spec wants: ordinals `0..members`, ready once their mongod answered.
-pub fn desired(names: &ClusterNames, domain: &str, members: i32, seen: &Observation) -> Vec<DesiredMember> {
+/// The members the spec wants: ordinals `0..members`, ready once their mongod answered, with
+/// their external address when the cluster is exposed per member.
+pub fn desired(
+    names: &ClusterNames,
+    domain: &str,
+    members: i32,
+    seen: &Observation,
+    per_member: Option<&MemberExposeSpec>,
+) -> Vec<DesiredMember> {
     (0..members)
         .map(|i| {
             let host = names.member_host(i, domain);
             let ready = seen.answered.iter().any(|a| same_host(a, &host));
             let removed = seen.removed.iter().any(|a| same_host(a, &host));
-            DesiredMember { host, ordinal: i64::from(i), ready, removed }
+            let external = per_member.map(|e| format!("{}:{MONGODB_PORT}", e.host(i)));
+            DesiredMember { host, ordinal: i64::from(i), ready, removed, external }
         })
         .collect()
 }
@@ -202,6 +212,14 @@ pub async fn execute<A: MongoAdmin>(
                 crate::replset::Change::Remove { host } => ("MemberRemoved", format!("removed {host}"), host),
                 crate::replset::Change::Promote { host } => ("MemberPromoted", format!("{host} now votes"), host),
                 crate::replset::Change::Demote { host } => ("MemberDemoted", format!("{host} no longer votes"), host),
+                crate::replset::Change::Horizons { external } => {
+                    let message: String = match external {
+                        true => "every member announces its external address to clients that name it".into(),
+                        false => "no member announces an external address any more".into(),
+                    };
+                    let message = format!("{message} (config version {})", config.version);
+                    return Ok(Some(Done { reason: "HorizonsChanged", message, member: None }));
+                }
             };
             let message = format!("{message} (config version {})", config.version);
             Ok(Some(Done { reason, message, member: Some(member_pod(host).to_string()) }))

@@ -242,10 +242,24 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
         host: format!("{}.{}.svc.{}", i.names.client_service(), i.names.namespace, i.domain),
         port: i32::from(crate::replset::config::MONGODB_PORT),
         secret_name: None,
+        // What the replica set announces (its horizons), not what the spec asks for: a client
+        // gets these names back only once the reconfig that sets them is in.
+        external_hosts: match i.observed {
+            Some(obs) => obs.config.members.iter().filter_map(|m| m.external_host().map(str::to_string)).collect(),
+            None => {
+                i.previous.and_then(|p| p.connection.as_ref()).map(|c| c.external_hosts.clone()).unwrap_or_default()
+            }
+        },
         updated: None,
     };
     let connection = match i.previous.and_then(|p| p.connection.clone()) {
-        Some(prev) if prev.host == connection.host && prev.port == connection.port => prev,
+        Some(prev)
+            if prev.host == connection.host
+                && prev.port == connection.port
+                && prev.external_hosts == connection.external_hosts =>
+        {
+            prev
+        }
         _ => ConnectionStatus { updated: Some(Time(i.now)), ..connection },
     };
     // The version every member runs, kept from before while they differ (a rollout), and when

@@ -91,6 +91,7 @@ impl<A: MongoAdmin> Users<'_, A> {
             policy: self.spec.deletion_policy,
             owner: self.owner,
             tls_ca: self.tls_ca,
+            per_member: self.spec.expose.per_member.as_ref(),
         })
     }
 

@@ -89,16 +89,25 @@ pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<()
 /// A load balancer open to ranges outside private space, which only the administrator may
 /// allow: nothing changes until the range is narrowed, so an exposed database is never made.
 fn public_load_balancer(policy: &AdminPolicy, spec: &MongoClusterSpec) -> Option<Problem> {
-    let lb = spec.expose.load_balancer.as_ref()?;
-    let public: Vec<&str> = lb.source_ranges.iter().filter(|r| !r.is_private()).map(|r| r.0.as_str()).collect();
-    if public.is_empty() || policy.allow_public_load_balancers {
+    let expose = &spec.expose;
+    let (field, public) = [
+        ("expose.loadBalancer", expose.load_balancer.as_ref()),
+        ("expose.perMember.loadBalancer", expose.per_member.as_ref().map(|p| &p.load_balancer)),
+    ]
+    .into_iter()
+    .filter_map(|(field, lb)| {
+        let public: Vec<&str> = lb?.source_ranges.iter().filter(|r| !r.is_private()).map(|r| r.0.as_str()).collect();
+        (!public.is_empty()).then_some((field, public))
+    })
+    .next()?;
+    if policy.allow_public_load_balancers {
         return None;
     }
     Some(Problem {
         reason: "PublicLoadBalancerRefused",
         message: format!(
-            "expose.loadBalancer.sourceRanges {} reach outside private address space ({}); the operator's \
-             administrator has not allowed public load balancers (--allow-public-load-balancers)",
+            "{field}.sourceRanges {} reach outside private address space ({}); the operator's administrator has not \
+             allowed public load balancers (--allow-public-load-balancers)",
             public.join(", "),
             PRIVATE_RANGES.join(", ")
         ),
@@ -200,6 +209,22 @@ mod tests {
         assert!(validate(&names, &strict, &spec(&["10.20.0.0/16", "fd00::/8"]), None, &World::default()).is_empty());
         let open = AdminPolicy { allow_public_load_balancers: true, ..AdminPolicy::default() };
         assert!(validate(&names, &open, &spec(&["0.0.0.0/0"]), None, &World::default()).is_empty());
+
+        // The members' own load balancers are held to the same rule.
+        let per_member: MongoClusterSpec = serde_json::from_value(serde_json::json!({
+            "version": "8.0.4",
+            "expose": {"perMember": {"hostPattern": "db-{ordinal}.example.internal",
+                                     "loadBalancer": {"sourceRanges": ["10.0.0.0/8", "203.0.113.0/24"]}}},
+        }))
+        .expect("spec");
+        let problems = validate(&names, &strict, &per_member, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("expose.perMember.loadBalancer.sourceRanges 203.0.113.0/24 reach outside"),
+            "{}",
+            problems[0].message
+        );
+        assert!(validate(&names, &open, &per_member, None, &World::default()).is_empty());
     }
 
     #[test]

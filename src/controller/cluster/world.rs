@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
@@ -11,6 +11,7 @@ use crate::api::MongoClusterSpec;
 use crate::build::labels::{self, labels};
 use crate::build::names::ClusterNames;
 use crate::build::secrets::USER_COMPONENT;
+use crate::build::services::MEMBER_SERVICE_COMPONENT;
 use crate::controller::error::{Error, KubeContext};
 
 /// A member Pod, reduced to what the reconcile decides on.
@@ -101,6 +102,8 @@ pub struct World {
     pub foreign_secrets: BTreeMap<String, String>,
     /// The StatefulSet, when it exists.
     pub statefulset: Option<StatefulSet>,
+    /// Names of the members' own Services (`expose.perMember`) that exist.
+    pub member_services: Vec<String>,
 }
 
 impl World {
@@ -179,7 +182,17 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .get_opt(&names.statefulset())
         .await
         .doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
-    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset })
+    let mut service_labels = labels(&names.cluster, MEMBER_SERVICE_COMPONENT);
+    service_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
+    let member_services = Api::<Service>::namespaced(client.clone(), ns)
+        .list_metadata(&ListParams::default().labels(&labels::query(&service_labels)))
+        .await
+        .doing(|| format!("listing the member Services of {}", names.cluster))?
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset, member_services })
 }
 
 #[cfg(test)]

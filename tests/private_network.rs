@@ -1,0 +1,185 @@
+//! Clients outside Kubernetes (`expose.perMember`): the real operator binary on the local
+//! control plane, simulated members that pick the split horizon by the TLS SNI name as mongod
+//! does, FerretDB holding the data, and the real driver as a VM's application.
+//!
+//! kwok runs no load balancers: the suite's resolver answers each external name with the Pods
+//! the member's own Service selects, as the user's DNS record for that Service's load balancer
+//! would lead there (`support::dns`). What only a real load balancer can show (its address,
+//! the client's address kept by `externalTrafficPolicy: Local`) is listed in docs/testing.md.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::ListParams;
+use mongo_operator::api::MongoCluster;
+use mongodb::bson::{Document, doc};
+use mongodb::options::{ClientOptions, Tls, TlsOptions};
+use support::cluster_env::*;
+use support::members::SimMembers;
+use support::servers::Ferret;
+
+const PATTERN: &str = "db-{ordinal}.vault.example.internal";
+
+fn external(ordinal: usize) -> String {
+    format!("{}:27017", PATTERN.replace("{ordinal}", &ordinal.to_string()))
+}
+
+fn external_hosts(c: &MongoCluster) -> Vec<String> {
+    c.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.external_hosts.clone()).unwrap_or_default()
+}
+
+/// Waits until the cluster is Ready and announces exactly `hosts` to clients outside.
+async fn announcing(env: &Env, hosts: Vec<String>) -> MongoCluster {
+    support::eventually(&format!("Ready, announcing {hosts:?}"), Duration::from_secs(240), || async {
+        let c = env.api::<MongoCluster>().get("vault").await.ok()?;
+        (is_ready(&c) && external_hosts(&c) == hosts).then_some(c)
+    })
+    .await
+}
+
+/// The members' own Services, by name.
+async fn member_services(env: &Env) -> Vec<String> {
+    let selector = "app.kubernetes.io/instance=vault,app.kubernetes.io/component=member-service";
+    let mut names: Vec<String> = env
+        .api::<Service>()
+        .list(&ListParams::default().labels(selector))
+        .await
+        .expect("list Services")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// A driver client from a connection string of the user's Secret, with the Secret's CA.
+async fn client_from(env: &Env, key: &str) -> mongodb::Client {
+    let uri = env.secret_text("vault-admin-app", key).await.unwrap_or_else(|| panic!("{key} in the Secret"));
+    let ca = env.secret_text("vault-admin-app", "ca.crt").await.expect("ca.crt in the Secret");
+    let mut options = ClientOptions::parse(&uri).await.expect("a connection string the driver takes");
+    options.tls = Some(Tls::Enabled(
+        TlsOptions::builder().ca_file_path(support::members::write_ca(&format!("{}-app", env.ns), &ca)).build(),
+    ));
+    options.server_selection_timeout = Some(Duration::from_secs(30));
+    mongodb::Client::with_options(options).expect("client")
+}
+
+/// What `hello` on the primary names, as (hosts and passives, primary, me): a member without
+/// a vote (the fourth of four) is a passive.
+async fn hello(client: &mongodb::Client) -> (Vec<String>, String, String) {
+    let reply = client.database("admin").run_command(doc! { "hello": 1 }).await.expect("hello");
+    let mut hosts: Vec<String> = ["hosts", "passives"]
+        .iter()
+        .filter_map(|key| reply.get_array(key).ok())
+        .flatten()
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .collect();
+    hosts.sort();
+    let text = |key: &str| reply.get_str(key).unwrap_or_default().to_string();
+    (hosts, text("primary"), text("me"))
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane and FerretDB: run `make test`"]
+async fn a_client_outside_kubernetes_connects_with_the_external_names_and_they_follow_scaling() {
+    let env = Env::new("private-net").await;
+    let extra = format!(
+        "  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: orders}}]\n  expose:\n    perMember:\n      hostPattern: \"{PATTERN}\"\n      loadBalancer:\n        sourceRanges: [10.20.0.0/16]\n"
+    );
+    env.create_cluster(&cluster_yaml("vault", 3, &extra)).await;
+    let ferret = Ferret::start();
+    let _sim = SimMembers::holding_data(&env.client, &env.ns, "vault", &ferret.address).await;
+    announcing(&env, (0..3).map(external).collect()).await;
+
+    // One internal load balancer per member, in front of that Pod alone, for the declared
+    // ranges, which the members' NetworkPolicy admits too.
+    assert_eq!(member_services(&env).await, ["vault-0-external", "vault-1-external", "vault-2-external"]);
+    for i in 0..3 {
+        let name = format!("vault-{i}-external");
+        let service = env.api::<Service>().get(&name).await.expect("the member's Service");
+        let spec = service.spec.expect("spec");
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(spec.load_balancer_source_ranges, Some(vec!["10.20.0.0/16".to_string()]));
+        assert_eq!(
+            spec.selector.and_then(|s| s.get("statefulset.kubernetes.io/pod-name").cloned()),
+            Some(format!("vault-{i}"))
+        );
+        let annotations = service.metadata.annotations.unwrap_or_default();
+        assert_eq!(annotations.get("networking.gke.io/load-balancer-type").map(String::as_str), Some("Internal"));
+        support::dns::point_at_service(&format!("db-{i}.vault.example.internal"), &env.ns, &name);
+    }
+    let policy = env.api::<NetworkPolicy>().get("vault-isolate-members").await.expect("the members' policy");
+    let admitted: Vec<String> = policy
+        .spec
+        .and_then(|s| s.ingress)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| rule.from.clone().unwrap_or_default())
+        .filter_map(|peer| peer.ip_block.map(|b| b.cidr))
+        .collect();
+    assert!(admitted.contains(&"10.20.0.0/16".to_string()), "{admitted:?}");
+    // The members' certificate covers the external names.
+    let certificate = env.secret_text("vault-tls", "tls.crt").await.expect("the members' certificate");
+    let sans = mongo_operator::certs::inspect(&certificate).expect("a certificate").sans;
+    assert!(sans.contains(&"*.vault.example.internal".to_string()), "{sans:?}");
+
+    // A VM's application: the external connection string, TLS verified against the external
+    // names, the members' addresses discovered from `hello` in the external horizon, and a
+    // write that reaches the primary.
+    let outside = client_from(&env, "connectionString.external").await;
+    outside
+        .database("orders")
+        .collection::<Document>("events")
+        .insert_one(doc! { "from": "a VM on the private network" })
+        .await
+        .expect("a write through the external names");
+    let (hosts, primary, me) = hello(&outside).await;
+    assert_eq!(hosts, (0..3).map(external).collect::<Vec<_>>());
+    assert!(hosts.contains(&primary) && primary == me, "the primary by its external name: {primary}, {me}");
+    // An application inside Kubernetes still gets the names it can resolve.
+    let inside = client_from(&env, "connectionString.standard").await;
+    let (hosts, _, _) = hello(&inside).await;
+    assert!(hosts.iter().all(|h| h.ends_with(".svc.cluster.local:27017")), "{hosts:?}");
+    let found = inside.database("orders").collection::<Document>("events").count_documents(doc! {}).await;
+    assert_eq!(found.expect("count"), 1, "the write is the set's, whichever way it came in");
+
+    // Scaling adds the member's Service and its external name, and takes them away again.
+    env.patch_spec("vault", serde_json::json!({ "members": 4 })).await;
+    announcing(&env, (0..4).map(external).collect()).await;
+    assert!(member_services(&env).await.contains(&"vault-3-external".to_string()));
+    support::dns::point_at_service("db-3.vault.example.internal", &env.ns, "vault-3-external");
+    let (hosts, _, _) = hello(&client_from(&env, "connectionString.external").await).await;
+    assert_eq!(hosts, (0..4).map(external).collect::<Vec<_>>(), "the new member by its external name");
+    env.patch_spec("vault", serde_json::json!({ "members": 3 })).await;
+    announcing(&env, (0..3).map(external).collect()).await;
+    support::eventually("vault-3-external deleted", Duration::from_secs(60), || async {
+        (member_services(&env).await.len() == 3).then_some(())
+    })
+    .await;
+
+    // Ending the exposure: no member announces an external name, the Services go, and the
+    // connection Secret loses its external string.
+    env.patch_spec("vault", serde_json::json!({ "expose": { "perMember": null } })).await;
+    announcing(&env, Vec::new()).await;
+    support::eventually("the member Services deleted", Duration::from_secs(60), || async {
+        member_services(&env).await.is_empty().then_some(())
+    })
+    .await;
+    support::eventually("the external string removed", Duration::from_secs(60), || async {
+        env.secret_text("vault-admin-app", "connectionString.external").await.is_none().then_some(())
+    })
+    .await;
+    // The set was initiated with its horizons; clearing them is one reconfig, with its Event.
+    let cleared = env.recorded("HorizonsChanged", 1).await;
+    assert!(
+        cleared
+            .iter()
+            .any(|e| e.note.as_deref().is_some_and(|n| n.contains("no member announces an external address"))),
+        "{cleared:?}"
+    );
+    env.finish().await;
+}
