@@ -123,6 +123,7 @@ impl Set {
                 ready: true,
                 removed: false,
                 external: exposed.then(|| external(i)),
+                settings: Default::default(),
             })
             .collect();
         let all: Vec<usize> = (0..self.addrs.len()).collect();
@@ -296,6 +297,7 @@ async fn a_removed_member_is_told_from_a_new_one_and_never_initiated() {
             ready: obs.answered.contains(&host(i)),
             removed: obs.removed.contains(&host(i)),
             external: None,
+            settings: Default::default(),
         })
         .collect();
     match plan(SET, &desired, None, None) {

@@ -172,6 +172,31 @@ fn invalid_creates() -> Vec<Invalid> {
             "may not set the annotations that keep an internal load balancer internal",
         ),
         c(
+            "a member in two roles",
+            "version: 8.0.4\nmembers: 3\nmemberRoles:\n- {ordinals: [1], role: Hidden}\n- {ordinals: [1, 2], role: NonVoting}",
+            "memberRoles lists an ordinal in two entries",
+        ),
+        c(
+            "a delayed member without its delay",
+            "version: 8.0.4\nmembers: 3\nmemberRoles: [{ordinals: [2], role: Delayed}]",
+            "delaySeconds is required for a Delayed member",
+        ),
+        c(
+            "a delay on a member that is not delayed",
+            "version: 8.0.4\nmembers: 3\nmemberRoles: [{ordinals: [2], role: Hidden, delaySeconds: 60}]",
+            "delaySeconds is required for a Delayed member and only allowed for one",
+        ),
+        c(
+            "a priority on a hidden member",
+            "version: 8.0.4\nmembers: 3\nmemberRoles: [{ordinals: [2], role: Hidden, priority: 5}]",
+            "priority is only for Electable members",
+        ),
+        c(
+            "a delay beyond the server's limit",
+            "version: 8.0.4\nmembers: 3\nmemberRoles: [{ordinals: [2], role: Delayed, delaySeconds: 40000000}]",
+            "should be less than or equal to 31622400",
+        ),
+        c(
             "members exposed one by one without TLS",
             "version: 8.0.4\ntls: {mode: Disabled}\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8]}}}",
             "expose.perMember needs TLS",

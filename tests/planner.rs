@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use mongo_operator::replset::planner::CAUGHT_UP_LAG_SECONDS;
 use mongo_operator::replset::{
-    Change, DesiredMember, MemberConfig, MemberState, Observed, ObservedMember, ReplSetConfig, Step, StepDownReason,
-    WaitReason, plan, target_voters,
+    Change, DesiredMember, MemberConfig, MemberSettings, MemberState, Observed, ObservedMember, ReplSetConfig, Step,
+    StepDownReason, WaitReason, plan, target_voters,
 };
 use mongo_replset_sim::rules;
 use proptest::prelude::*;
@@ -24,7 +24,14 @@ fn host(i: i64) -> String {
 fn desired(ordinals: &[i64]) -> Vec<DesiredMember> {
     ordinals
         .iter()
-        .map(|&i| DesiredMember { host: host(i), ordinal: i, ready: true, removed: false, external: None })
+        .map(|&i| DesiredMember {
+            host: host(i),
+            ordinal: i,
+            ready: true,
+            removed: false,
+            external: None,
+            settings: Default::default(),
+        })
         .collect()
 }
 
@@ -362,7 +369,19 @@ fn arb_start() -> impl Strategy<Value = Start> {
         })
 }
 
-fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
+fn run(model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
+    run_with_roles(model, wanted, &BTreeMap::new())
+}
+
+/// Runs the planner until it is in sync, every step applied as the server would, with each
+/// wanted ordinal's settings from `roles` (a plain electable member when absent); then checks
+/// the config says what was asked.
+fn run_with_roles(
+    mut model: Model,
+    wanted: &[i64],
+    roles: &BTreeMap<i64, MemberSettings>,
+) -> Result<Vec<Step>, String> {
+    let settings = |i: i64| roles.get(&i).cloned().unwrap_or_default();
     let mut steps = Vec::new();
     for _ in 0..400 {
         let want: Vec<DesiredMember> = wanted
@@ -373,6 +392,7 @@ fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
                 ready: !model.not_ready.contains_key(&i) || model.id_of(&host(i)).is_some(),
                 removed: false,
                 external: None,
+                settings: settings(i),
             })
             .collect();
         let obs = model.observed();
@@ -389,19 +409,106 @@ fn run(mut model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
             if hosts != expected {
                 return Err(format!("in sync with members {hosts:?}, wanted {expected:?}"));
             }
+            let may_vote = wanted.iter().filter(|&&i| settings(i).may_vote).count();
             let voters = cfg.members.iter().filter(|m| m.votes == 1).count();
-            if voters != target_voters(wanted.len()) {
-                return Err(format!("in sync with {voters} voters for {} members", wanted.len()));
+            if voters != target_voters(may_vote) {
+                return Err(format!("in sync with {voters} voters for {may_vote} members that may vote"));
+            }
+            for m in &cfg.members {
+                let ordinal = wanted.iter().copied().find(|&i| host(i) == m.host).ok_or("a member not wanted")?;
+                let want = settings(ordinal);
+                let priority = if m.votes == 1 { want.priority } else { 0.0 };
+                if m.votes == 1 && !want.may_vote {
+                    return Err(format!("{} votes, but its role does not", m.host));
+                }
+                if (m.priority, m.hidden, m.secondary_delay_secs, &m.tags)
+                    != (priority, want.hidden, want.delay_seconds, &want.tags)
+                {
+                    return Err(format!("{} is {m:?}, wanted {want:?}", m.host));
+                }
+            }
+            if let Some(p) = model.primary.and_then(|p| cfg.members.iter().find(|m| m.id == p))
+                && !p.is_electable()
+            {
+                return Err(format!("in sync with an unelectable primary {}", p.host));
             }
             return Ok(steps);
         }
         model.tick();
     }
-    Err(format!("no convergence after 400 steps; last: {:?}", steps.last()))
+    let last: Vec<String> = steps.iter().rev().take(6).map(|s| format!("{s:?}")).collect();
+    Err(format!("no convergence after 400 steps; the last ones, newest first: {last:#?}"))
+}
+
+/// Random roles for `wanted`: mostly electable (with a priority of 1 to 3), some non-voting,
+/// hidden or delayed, tagged or not; at least one stays electable, as validation requires.
+fn arb_roles(wanted: Vec<i64>) -> impl Strategy<Value = BTreeMap<i64, MemberSettings>> {
+    let n = wanted.len();
+    proptest::collection::vec((0u8..7, 1i32..4, any::<bool>()), n).prop_map(move |picks| {
+        let mut roles: BTreeMap<i64, MemberSettings> = wanted
+            .iter()
+            .zip(picks)
+            .map(|(&i, (kind, priority, tagged))| {
+                let tags = if tagged {
+                    BTreeMap::from([("zone".to_string(), format!("z{}", i % 3))])
+                } else {
+                    BTreeMap::new()
+                };
+                let base = MemberSettings { tags, ..MemberSettings::default() };
+                let settings = match kind {
+                    0 => MemberSettings { may_vote: false, priority: 0.0, ..base },
+                    1 => MemberSettings { priority: 0.0, hidden: true, ..base },
+                    2 => MemberSettings { may_vote: false, priority: 0.0, hidden: true, delay_seconds: 3600, ..base },
+                    _ => MemberSettings { priority: f64::from(priority), ..base },
+                };
+                (i, settings)
+            })
+            .collect();
+        if !roles.values().any(MemberSettings::electable)
+            && let Some(first) = roles.values_mut().next()
+        {
+            *first = MemberSettings { tags: first.tags.clone(), ..MemberSettings::default() };
+        }
+        roles
+    })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_running_set_reaches_any_membership_and_roles_through_legal_steps(
+        ((members, primary, wanted, sync, not_ready), roles) in arb_start().prop_flat_map(|start| {
+            let wanted = start.2.clone();
+            (Just(start), arb_roles(wanted))
+        })
+    ) {
+        let start = config(&members, 1 + members.len() as i64);
+        let parsed = rules::parse(&start.to_document().unwrap()).expect("start config parses");
+        rules::check_set(&parsed, 93).expect("start config is valid");
+        let model = Model {
+            primary: Some(members[primary].0),
+            config: Some(parsed),
+            committed: true,
+            commit_in: 0,
+            syncing: BTreeMap::new(),
+            not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
+            sync_time: sync,
+        };
+        if let Err(e) = run_with_roles(model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
+    }
+
+    #[test]
+    fn any_new_set_is_initiated_with_its_roles_through_legal_steps(
+        (wanted, roles) in proptest::collection::btree_set(0i64..12, 1..10).prop_flat_map(|w| {
+            let w: Vec<i64> = w.into_iter().collect();
+            (Just(w.clone()), arb_roles(w))
+        }),
+        sync in 0u32..4,
+    ) {
+        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync };
+        if let Err(e) = run_with_roles(model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
+    }
 
     #[test]
     fn any_running_set_reaches_any_membership_through_legal_steps((members, primary, wanted, sync, not_ready) in arb_start()) {

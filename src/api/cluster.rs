@@ -104,6 +104,19 @@ pub struct MongoClusterSpec {
     #[schemars(range(min = 1, max = 50))]
     pub members: i32,
 
+    /// Members that are not plain electable ones, by ordinal: non-voting copies, hidden members
+    /// (backups read from one), delayed members, and each member's priority and tags. Every
+    /// change is made one safe reconfig at a time; a primary that is to lose its place steps
+    /// down first. At least one member must stay Electable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(
+        validation = Rule::new("self.all(a, self.exists_one(b, b.ordinals.exists(o, o in a.ordinals)))")
+            .message("memberRoles lists an ordinal in two entries: each member has one role")
+            .reason(Reason::FieldValueInvalid),
+    )]
+    pub member_roles: Vec<super::MemberRoleSpec>,
+
     /// Persistent storage of each member.
     #[serde(default)]
     pub storage: StorageSpec,

@@ -14,6 +14,7 @@ mod common;
 mod mongod_config;
 mod monitoring;
 mod requests;
+mod roles;
 mod tls;
 
 pub use attachment::*;
@@ -23,6 +24,7 @@ pub use common::*;
 pub use mongod_config::{MongodConfig, REFUSED_KEYS};
 pub use monitoring::*;
 pub use requests::*;
+pub use roles::*;
 pub use tls::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

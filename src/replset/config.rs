@@ -1,6 +1,8 @@
 //! The replica-set config document, typed for the fields the operator decides and keeping
 //! every other field as it was read, so a reconfig never drops a setting it does not know.
 
+use std::collections::BTreeMap;
+
 use mongodb::bson::{Bson, Document};
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +12,39 @@ pub const MONGODB_PORT: u16 = 27017;
 /// The name of the split horizon the operator gives members exposed outside Kubernetes
 /// (`expose.perMember`); clients inside get `__default`, the members' `host`.
 pub const EXTERNAL_HORIZON: &str = "external";
+
+/// What the spec asks of a member beyond its membership (`spec.memberRoles`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberSettings {
+    /// It may vote (an Electable or Hidden member); whether it does is the planner's count
+    /// (at most 7 voters, an odd number).
+    pub may_vote: bool,
+    /// Its priority while it votes; 0 for a member that must never become primary. A member
+    /// without a vote has priority 0, as the server requires.
+    pub priority: f64,
+    pub hidden: bool,
+    /// `secondaryDelaySecs`.
+    pub delay_seconds: i64,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for MemberSettings {
+    /// A plain electable member.
+    fn default() -> Self {
+        MemberSettings { may_vote: true, priority: 1.0, hidden: false, delay_seconds: 0, tags: BTreeMap::new() }
+    }
+}
+
+impl MemberSettings {
+    /// Can become primary once it votes.
+    pub fn electable(&self) -> bool {
+        self.may_vote && self.priority > 0.0 && !self.hidden && self.delay_seconds == 0
+    }
+
+    fn priority_with(&self, voter: bool) -> f64 {
+        if voter { self.priority } else { 0.0 }
+    }
+}
 
 /// A replica-set config as `replSetGetConfig` returns it and `replSetReconfig` takes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -115,6 +150,32 @@ impl MemberConfig {
                 self.other.remove("horizons");
             }
         }
+    }
+
+    /// The member's tags (`{}` when it has none).
+    pub fn tags(&self) -> BTreeMap<String, String> {
+        let Ok(tags) = self.other.get_document("tags") else { return BTreeMap::new() };
+        tags.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect()
+    }
+
+    /// Whether the entry already says what `settings` ask, for the priority it should have
+    /// with the vote it has now.
+    pub fn has_settings(&self, settings: &MemberSettings) -> bool {
+        self.priority == settings.priority_with(self.is_voter())
+            && self.is_hidden() == settings.hidden
+            && self.delay_seconds() == settings.delay_seconds
+            && self.tags() == settings.tags
+    }
+
+    /// Writes `settings` into the entry, keeping its vote: the priority that goes with that
+    /// vote, `hidden`, `secondaryDelaySecs` (its name since 5.0; `slaveDelay` goes) and `tags`.
+    pub fn apply_settings(&mut self, settings: &MemberSettings) {
+        self.priority = settings.priority_with(self.is_voter());
+        self.other.insert("hidden", settings.hidden);
+        self.other.remove("slaveDelay");
+        self.other.insert("secondaryDelaySecs", settings.delay_seconds);
+        let tags: Document = settings.tags.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect();
+        self.other.insert("tags", tags);
     }
 
     /// Sets the vote, with the priority the server requires alongside it.

@@ -4,7 +4,7 @@
 pub mod config;
 pub mod planner;
 
-pub use config::{MemberConfig, ReplSetConfig, member_host, member_pod, same_host};
+pub use config::{MemberConfig, MemberSettings, ReplSetConfig, member_host, member_pod, same_host};
 pub use planner::{
     Change, DesiredMember, MemberState, Observed, ObservedMember, Step, StepDownReason, WaitReason, plan, target_voters,
 };

@@ -10,11 +10,16 @@
 //!   electable secondary has caught up;
 //! - at most 7 voters, and an odd number of them;
 //! - a host keeps its `_id`; new members get their ordinal as `_id` when it is free;
+//! - roles (`spec.memberRoles`): only members that may vote get votes, electable ones first;
+//!   a voter that may no longer vote is demoted like any other (one at a time), the primary
+//!   after stepping down; priority, `hidden`, delay and tags change in one reconfig with no
+//!   vote change, and never on the primary in a way that would make it unelectable (the
+//!   server refuses that with 104 NodeNotElectable): it steps down first;
 //! - split horizons are the same names on every member (`ReplSetConfig::_validate`), so they
 //!   are set or cleared on all members in one reconfig, and a member joins with the horizons
 //!   the others have.
 
-use super::config::{MemberConfig, ReplSetConfig, same_host};
+use super::config::{MemberConfig, MemberSettings, ReplSetConfig, same_host};
 
 /// Most voting members a replica set may have.
 pub const MAX_VOTERS: usize = 7;
@@ -37,6 +42,8 @@ pub struct DesiredMember {
     /// Its address outside Kubernetes (`host:port`), announced as the `external` split
     /// horizon; None when the cluster is not exposed per member.
     pub external: Option<String>,
+    /// What it is for (`spec.memberRoles`): a plain electable member by default.
+    pub settings: MemberSettings,
 }
 
 /// Member states as `replSetGetStatus` reports them.
@@ -121,6 +128,8 @@ pub enum Change {
     Demote { host: String },
     /// Every member's split horizons are set to its external address, or cleared.
     Horizons { external: bool },
+    /// These members' priority, `hidden`, delay or tags change (no vote does).
+    Settings { hosts: Vec<String> },
 }
 
 /// Why the planner waits.
@@ -167,6 +176,8 @@ pub enum StepDownReason {
     Restart,
     /// A person asked for it (`kubectl mongo stepdown`, the step-down annotation).
     Requested,
+    /// Its role changes to one that never becomes primary.
+    RoleChange,
 }
 
 /// How many voters `n` data-bearing members should have: all, up to 7, and odd.
@@ -177,12 +188,22 @@ pub fn target_voters(n: usize) -> usize {
 
 /// The config that initiates a set of these members.
 fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
-    let voters = target_voters(desired.len());
-    let members = desired
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut m = MemberConfig::new(d.ordinal, &d.host, i < voters);
+    // The votes go to members that may vote, electable ones first, so that a set whose first
+    // ordinals are hidden still has a member that can become primary.
+    let mut eligible: Vec<&DesiredMember> = desired.iter().filter(|d| d.settings.may_vote).collect();
+    eligible.sort_by_key(|d| (!d.settings.electable(), d.ordinal));
+    eligible.truncate(target_voters(eligible.len()));
+    // The member that receives `replSetInitiate` must be electable in it
+    // (`validateConfigForInitiate`, src/mongo/db/repl/repl_set_config_checks.cpp): the first
+    // one listed, which the operator initiates on, is an electable voter.
+    let mut ordered: Vec<&DesiredMember> = desired.iter().collect();
+    ordered.sort_by_key(|d| (eligible.first().is_none_or(|e| e.ordinal != d.ordinal), d.ordinal));
+    let members = ordered
+        .into_iter()
+        .map(|d| {
+            let voting = eligible.iter().any(|e| e.ordinal == d.ordinal);
+            let mut m = MemberConfig::new(d.ordinal, &d.host, voting);
+            m.apply_settings(&d.settings);
             m.set_external_host(d.external.as_deref());
             m
         })
@@ -253,6 +274,7 @@ pub fn plan(
         if let Some(id) = free_id(cfg, d.ordinal) {
             let mut next = cfg.next();
             let mut joining = MemberConfig::new(id, &d.host, false);
+            joining.apply_settings(&d.settings);
             if with_horizons {
                 joining.set_external_host(d.external.as_deref());
             }
@@ -261,22 +283,39 @@ pub fn plan(
         }
     }
 
+    let settings_of = |host: &str| desired.iter().find(|d| same_host(&d.host, host)).map(|d| &d.settings);
+    let may_vote = |m: &MemberConfig| !m.is_arbiter() && settings_of(&m.host).is_some_and(|s| s.may_vote);
+    let electable_role = |m: &MemberConfig| settings_of(&m.host).is_some_and(MemberSettings::electable);
     let staying: Vec<&MemberConfig> = cfg.members.iter().filter(|m| wanted(&m.host)).collect();
-    let target = target_voters(staying.len());
-    let staying_voters = staying.iter().filter(|m| m.is_voter()).count();
-    let mut candidates: Vec<&MemberConfig> =
-        staying.iter().copied().filter(|m| !m.is_voter() && !m.is_arbiter()).collect();
-    candidates.sort_by_key(|m| m.id);
+    let target = target_voters(staying.iter().filter(|m| may_vote(m)).count());
+    let staying_voters = staying.iter().filter(|m| m.is_voter() && may_vote(m)).count();
+    let mut candidates: Vec<&MemberConfig> = staying.iter().copied().filter(|m| !m.is_voter() && may_vote(m)).collect();
+    candidates.sort_by_key(|m| (!electable_role(m), m.id));
 
-    // 2. Staying members get votes up to the target, one at a time, once caught up. This comes
-    //    before removals so that a primary that must leave always has a successor.
-    if staying_voters < target
-        && cfg.voters() < MAX_VOTERS
-        && let Some(m) = candidates.iter().find(|m| obs.caught_up(&m.host))
+    // 2. Staying members get votes up to the target, one at a time, once caught up, electable
+    //    ones first. An electable member also gets one while a voter's role is not electable
+    //    (hidden): that voter then gives its vote up as the one too many (4.), so the votes end
+    //    with members that can become primary. This comes before removals so that a primary
+    //    that must leave always has a successor.
+    let swap_in = candidates.iter().find(|m| electable_role(m) && obs.caught_up(&m.host));
+    let swap_out = staying
+        .iter()
+        .filter(|m| m.is_voter() && may_vote(m) && !electable_role(m))
+        .max_by_key(|m| (!same_host(&m.host, &primary), m.id))
+        .filter(|_| swap_in.is_some());
+    let promote = match staying_voters < target {
+        true => candidates.iter().find(|m| obs.caught_up(&m.host)),
+        false => swap_in.filter(|_| swap_out.is_some()),
+    };
+    if cfg.voters() < MAX_VOTERS
+        && let Some(m) = promote
     {
         let mut next = cfg.next();
         if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
             x.set_voting(true);
+            if let Some(settings) = settings_of(&m.host) {
+                x.priority = settings.priority;
+            }
         }
         return Step::Reconfig { config: next, change: Change::Promote { host: m.host.clone() } };
     }
@@ -297,13 +336,51 @@ pub fn plan(
         return Step::Reconfig { config: next, change: Change::Remove { host: m.host.clone() } };
     }
 
-    // 4. Too many voters among the staying members (an even count, or more than 7): the one
-    //    least caught up, highest _id first, gives up its vote. Never the primary.
-    if staying_voters > target {
-        let demote = staying
-            .iter()
-            .filter(|m| m.is_voter() && !same_host(&m.host, &primary))
-            .max_by_key(|m| (!obs.caught_up(&m.host), m.id));
+    // 3b. Priority, `hidden`, delay and tags follow the roles on every member but the primary,
+    //     all in one reconfig (no vote changes). They come before any step-down for a role
+    //     change (4., 5.), so that the election after it can only pick a member that keeps
+    //     its place.
+    let differing: Vec<&MemberConfig> = cfg
+        .members
+        .iter()
+        .filter(|m| !same_host(&m.host, &primary) && settings_of(&m.host).is_some_and(|s| !m.has_settings(s)))
+        .collect();
+    if !differing.is_empty() {
+        let mut next = cfg.next();
+        for x in next.members.iter_mut().filter(|x| !same_host(&x.host, &primary)) {
+            if let Some(settings) = settings_of(&x.host) {
+                x.apply_settings(settings);
+            }
+        }
+        let hosts = differing.iter().map(|m| m.host.clone()).collect();
+        return Step::Reconfig { config: next, change: Change::Settings { hosts } };
+    }
+
+    // 4. A voter whose role no longer votes gives up its vote, the primary after stepping
+    //    down; then, with too many voters among the staying members (an even count, or more
+    //    than 7), the one least caught up, not electable first, highest _id first.
+    let unwanted_voter = staying
+        .iter()
+        .filter(|m| m.is_voter() && !may_vote(m))
+        .min_by_key(|m| (same_host(&m.host, &primary), m.id))
+        // With 7 voters already, a swap (2.) starts with the vote given up.
+        .or(swap_out.filter(|_| cfg.voters() >= MAX_VOTERS));
+    if unwanted_voter.is_some_and(|m| same_host(&m.host, &primary)) {
+        return step_down(obs, desired, &primary, StepDownReason::RoleChange);
+    }
+    if unwanted_voter.is_some() || staying_voters > target {
+        // The primary is never demoted for the count alone; one whose role is not electable
+        // (it is to be hidden) is stepped down first.
+        let demote = match unwanted_voter {
+            Some(m) => Some(m),
+            None => staying
+                .iter()
+                .filter(|m| m.is_voter() && (!same_host(&m.host, &primary) || !electable_role(m)))
+                .max_by_key(|m| (!electable_role(m), !obs.caught_up(&m.host), m.id)),
+        };
+        if demote.is_some_and(|m| same_host(&m.host, &primary)) {
+            return step_down(obs, desired, &primary, StepDownReason::RoleChange);
+        }
         if let Some(m) = demote {
             let mut next = cfg.next();
             if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
@@ -321,7 +398,27 @@ pub fn plan(
         return Step::Wait(WaitReason::MemberCatchingUp { host: m.host.clone() });
     }
 
-    // 5. Membership is in sync: every member gets its external address as its horizon, all in
+    // 5. The primary's own priority, `hidden`, delay and tags, last: when they would make it
+    //    unelectable it steps down, to a successor that keeps its place (the others' settings
+    //    are in by now, 3b), so the primary never goes back and forth between members that
+    //    are both on their way out of elections.
+    if let Some(settings) = cfg
+        .members
+        .iter()
+        .find(|m| same_host(&m.host, &primary))
+        .and_then(|m| settings_of(&m.host).filter(|s| !m.has_settings(s)))
+    {
+        if !settings.electable() {
+            return step_down(obs, desired, &primary, StepDownReason::RoleChange);
+        }
+        let mut next = cfg.next();
+        for x in next.members.iter_mut().filter(|x| same_host(&x.host, &primary)) {
+            x.apply_settings(settings);
+        }
+        return Step::Reconfig { config: next, change: Change::Settings { hosts: vec![primary.clone()] } };
+    }
+
+    // 6. Membership is in sync: every member gets its external address as its horizon, all in
     //    one reconfig (no vote changes, so one step is safe).
     let external_of = |m: &MemberConfig| desired.iter().find(|d| same_host(&d.host, &m.host)).map(|d| &d.external);
     if exposed
@@ -336,7 +433,7 @@ pub fn plan(
         return Step::Reconfig { config: next, change: Change::Horizons { external: true } };
     }
 
-    // 6. The primary steps down before a rollout restarts it, or when
+    // 7. The primary steps down before a rollout restarts it, or when
     //    a person asked for it.
     if let Some((host, reason)) = stepping_down
         && same_host(host, &primary)

@@ -2,10 +2,11 @@
 //!
 //! `mongodump --oplog` is a consistent snapshot only when every collection and the oplog come
 //! from one member. It reads from that member alone (a direct connection): a healthy secondary
-//! that has caught up, so the primary keeps its cache and its I/O for the application; the
-//! primary only when no secondary qualifies.
+//! that has caught up, so the primary keeps its cache and its I/O for the application: a hidden
+//! one first (`spec.memberRoles`), which no application reads from; never a delayed one, whose
+//! data is hours old; the primary only when no secondary qualifies.
 
-use crate::api::MongoClusterStatus;
+use crate::api::{MemberRole, MongoClusterStatus};
 use crate::replset::planner::CAUGHT_UP_LAG_SECONDS;
 
 /// The member chosen, as the cluster's status reports it.
@@ -24,16 +25,16 @@ impl DumpFrom {
     }
 }
 
-/// A healthy SECONDARY within the caught-up lag (the least behind; the highest ordinal among
-/// equals, the member a rollout restarts first, least likely to be the primary next), else a
-/// healthy PRIMARY; None when the cluster has neither.
+/// A healthy SECONDARY within the caught-up lag, not delayed (a hidden one first, then the
+/// least behind; the highest ordinal among equals, the member a rollout restarts first, least
+/// likely to be the primary next), else a healthy PRIMARY; None when the cluster has neither.
 pub fn dump_member(status: &MongoClusterStatus) -> Option<DumpFrom> {
     let secondary = status
         .members
         .iter()
-        .filter(|m| m.healthy && m.state == "SECONDARY")
+        .filter(|m| m.healthy && m.state == "SECONDARY" && m.role != Some(MemberRole::Delayed))
         .filter_map(|m| m.lag_seconds.filter(|lag| *lag <= CAUGHT_UP_LAG_SECONDS).map(|lag| (lag, m)))
-        .min_by_key(|(lag, m)| (*lag, std::cmp::Reverse(ordinal(&m.name))));
+        .min_by_key(|(lag, m)| (m.role != Some(MemberRole::Hidden), *lag, std::cmp::Reverse(ordinal(&m.name))));
     if let Some((_, m)) = secondary {
         return Some(DumpFrom { pod: m.name.clone(), state: m.state.clone() });
     }
@@ -80,6 +81,23 @@ mod tests {
         ]);
         assert_eq!(dump_member(&s), Some(DumpFrom { pod: "db-3".into(), state: "SECONDARY".into() }));
         assert_eq!(dump_member(&s).and_then(|d| d.ordinal()), Some(3));
+    }
+
+    #[test]
+    fn a_hidden_member_first_and_never_a_delayed_one() {
+        let with = |name: &str, role: MemberRole, lag: i64| MemberStatus {
+            role: Some(role),
+            ..member(name, "SECONDARY", true, Some(lag))
+        };
+        let s = status(vec![
+            member("db-0", "PRIMARY", true, Some(0)),
+            with("db-1", MemberRole::Hidden, 2),
+            with("db-2", MemberRole::Electable, 0),
+            with("db-3", MemberRole::Delayed, 0),
+        ]);
+        assert_eq!(dump_member(&s).map(|d| d.pod), Some("db-1".to_string()), "hidden, though further behind");
+        let only_delayed = status(vec![member("db-0", "PRIMARY", true, Some(0)), with("db-3", MemberRole::Delayed, 0)]);
+        assert_eq!(dump_member(&only_delayed).map(|d| d.pod), Some("db-0".to_string()));
     }
 
     #[test]

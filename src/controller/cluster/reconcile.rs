@@ -455,17 +455,27 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
         let set_name = names.replica_set();
-        let desired =
-            replica_set::desired(names, domain, spec.members, &seen.observation, spec.expose.per_member.as_ref());
+        let desired = replica_set::desired(
+            names,
+            domain,
+            spec.members,
+            &seen.observation,
+            spec.expose.per_member.as_ref(),
+            &spec.member_roles,
+        );
         let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
         let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
 
         let Some(obs) = seen.observation.set.map(|b| *b) else {
             let step = plan(&set_name, &desired, None, None);
             return match &step {
-                Step::Initiate(_) => {
-                    let first =
-                        desired.first().and_then(|d| target(&d.host)).ok_or(Error::Incomplete("member 0", "Pod IP"))?;
+                // On the member the config lists first: the planner puts an electable one there.
+                Step::Initiate(config) => {
+                    let first = config
+                        .members
+                        .first()
+                        .and_then(|m| target(&m.host))
+                        .ok_or(Error::Incomplete("the first member", "Pod IP"))?;
                     let done = replica_set::execute(&ctx.admin, &step, &first, None, creds).await?;
                     let done = done.ok_or(Error::Incomplete("initiation", "result"))?;
                     events.normal(done.reason, "ReplicaSetStep", done.message.clone()).await;

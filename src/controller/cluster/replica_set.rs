@@ -1,6 +1,6 @@
 //! The replica-set stage: observe the members, then carry out the planner's one step.
 
-use crate::api::MemberExposeSpec;
+use crate::api::{MemberExposeSpec, MemberRoleKind, MemberRoleSpec};
 use crate::build::backup_job::LEGACY_RESTORE_USER;
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
@@ -8,7 +8,7 @@ use crate::mongo::{
     AdminError, Credentials, MongoAdmin, OPERATOR_USER, Observation, Reachable, Role, Target, UserRequest, observe,
 };
 use crate::replset::config::MONGODB_PORT;
-use crate::replset::{DesiredMember, Observed, Step, member_pod, same_host};
+use crate::replset::{DesiredMember, MemberSettings, Observed, Step, member_pod, same_host};
 
 use super::objects::InternalCredentials;
 use super::world::MemberPod;
@@ -45,6 +45,7 @@ pub fn desired(
     members: i32,
     seen: &Observation,
     per_member: Option<&MemberExposeSpec>,
+    roles: &[MemberRoleSpec],
 ) -> Vec<DesiredMember> {
     (0..members)
         .map(|i| {
@@ -52,9 +53,35 @@ pub fn desired(
             let ready = seen.answered.iter().any(|a| same_host(a, &host));
             let removed = seen.removed.iter().any(|a| same_host(a, &host));
             let external = per_member.map(|e| format!("{}:{MONGODB_PORT}", e.host(i)));
-            DesiredMember { host, ordinal: i64::from(i), ready, removed, external }
+            let settings = member_settings(roles, i);
+            DesiredMember { host, ordinal: i64::from(i), ready, removed, external, settings }
         })
         .collect()
+}
+
+/// What `spec.memberRoles` makes of the member with `ordinal` (the first entry that lists it;
+/// validation refuses an ordinal listed twice).
+pub fn member_settings(roles: &[MemberRoleSpec], ordinal: i32) -> MemberSettings {
+    let Some(role) = roles.iter().find(|r| r.ordinals.contains(&ordinal)) else { return MemberSettings::default() };
+    let tags = role.tags.clone();
+    match role.role {
+        MemberRoleKind::Electable => {
+            MemberSettings { priority: f64::from(role.priority.unwrap_or(1)), tags, ..MemberSettings::default() }
+        }
+        MemberRoleKind::NonVoting => {
+            MemberSettings { may_vote: false, priority: 0.0, tags, ..MemberSettings::default() }
+        }
+        MemberRoleKind::Hidden => MemberSettings { priority: 0.0, hidden: true, tags, ..MemberSettings::default() },
+        // Without a vote: a delayed voter's acknowledgement of `w: majority` writes would come
+        // `delaySeconds` late whenever it is needed for the majority.
+        MemberRoleKind::Delayed => MemberSettings {
+            may_vote: false,
+            priority: 0.0,
+            hidden: true,
+            delay_seconds: role.delay_seconds.unwrap_or(0),
+            tags,
+        },
+    }
 }
 
 /// What observing found, and with which credentials.
@@ -212,6 +239,20 @@ pub async fn execute<A: MongoAdmin>(
                 crate::replset::Change::Remove { host } => ("MemberRemoved", format!("removed {host}"), host),
                 crate::replset::Change::Promote { host } => ("MemberPromoted", format!("{host} now votes"), host),
                 crate::replset::Change::Demote { host } => ("MemberDemoted", format!("{host} no longer votes"), host),
+                crate::replset::Change::Settings { hosts } => {
+                    let pods: Vec<&str> = hosts.iter().map(|h| member_pod(h)).collect();
+                    let message = format!(
+                        "{} now {} as spec.memberRoles says (config version {})",
+                        pods.join(", "),
+                        if pods.len() == 1 {
+                            "has the priority, visibility, delay and tags"
+                        } else {
+                            "have the priorities, visibility, delays and tags"
+                        },
+                        config.version
+                    );
+                    return Ok(Some(Done { reason: "MemberRolesChanged", message, member: None }));
+                }
                 crate::replset::Change::Horizons { external } => {
                     let message: String = match external {
                         true => "every member announces its external address to clients that name it".into(),
@@ -235,6 +276,7 @@ pub async fn execute<A: MongoAdmin>(
                         crate::replset::StepDownReason::Removal => "before leaving the set",
                         crate::replset::StepDownReason::Restart => "before its restart",
                         crate::replset::StepDownReason::Requested => "as requested",
+                        crate::replset::StepDownReason::RoleChange => "before its role takes it out of elections",
                     }
                 ),
                 member: Some(member_pod(host).to_string()),

@@ -116,6 +116,23 @@ fn public_load_balancer(policy: &AdminPolicy, spec: &MongoClusterSpec) -> Option
     })
 }
 
+/// Roles that leave no member able to become primary: the server refuses such a config
+/// ("at least one non-arbiter member with priority > 0", `ReplSetConfig::_validate`), and a
+/// set without one could never take a write.
+fn no_electable_member(spec: &MongoClusterSpec) -> Option<Problem> {
+    let electable =
+        (0..spec.members).any(|ordinal| super::replica_set::member_settings(&spec.member_roles, ordinal).electable());
+    (!electable).then(|| Problem {
+        reason: "NoElectableMember",
+        message: format!(
+            "spec.memberRoles leaves none of the {} members Electable: at least one must be able to become primary",
+            spec.members
+        ),
+        blocks_all: true,
+        secret: None,
+    })
+}
+
 /// A connection Secret name that points at a Secret the operator did not create for this
 /// cluster: the user is left alone rather than that Secret overwritten.
 fn connection_secret_problem(names: &ClusterNames, user: &UserSpec, world: &World) -> Option<Problem> {
@@ -181,6 +198,9 @@ pub fn validate(
     if let Some(problem) = public_load_balancer(policy, spec) {
         problems.push(problem);
     }
+    if let Some(problem) = no_electable_member(spec) {
+        problems.push(problem);
+    }
     problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));
     problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
     problems
@@ -225,6 +245,26 @@ mod tests {
             problems[0].message
         );
         assert!(validate(&names, &open, &per_member, None, &World::default()).is_empty());
+    }
+
+    #[test]
+    fn roles_that_leave_no_member_electable_block_every_change() {
+        let spec = |roles: serde_json::Value| -> MongoClusterSpec {
+            serde_json::from_value(serde_json::json!({"version": "8.0.4", "members": 3, "memberRoles": roles}))
+                .expect("spec")
+        };
+        let names = ClusterNames::new("orders", "shop");
+        let policy = AdminPolicy::default();
+        let none = spec(serde_json::json!([
+            {"ordinals": [0, 1], "role": "Hidden"},
+            {"ordinals": [2], "role": "Delayed", "delaySeconds": 3600},
+        ]));
+        let problems = validate(&names, &policy, &none, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "NoElectableMember");
+        assert!(problems[0].blocks_all);
+        let one_left = spec(serde_json::json!([{"ordinals": [0, 2], "role": "NonVoting"}]));
+        assert!(validate(&names, &policy, &one_left, None, &World::default()).is_empty());
     }
 
     #[test]
