@@ -381,6 +381,15 @@ fn run_with_roles(
     wanted: &[i64],
     roles: &BTreeMap<i64, MemberSettings>,
 ) -> Result<Vec<Step>, String> {
+    run_with_roles_on(&mut model, wanted, roles)
+}
+
+/// [`run_with_roles`] on a model that lives on, to be taken further.
+fn run_with_roles_on(
+    model: &mut Model,
+    wanted: &[i64],
+    roles: &BTreeMap<i64, MemberSettings>,
+) -> Result<Vec<Step>, String> {
     let settings = |i: i64| roles.get(&i).cloned().unwrap_or_default();
     let mut steps = Vec::new();
     for _ in 0..400 {
@@ -478,9 +487,13 @@ proptest! {
 
     #[test]
     fn any_running_set_reaches_any_membership_and_roles_through_legal_steps(
-        ((members, primary, wanted, sync, not_ready), roles) in arb_start().prop_flat_map(|start| {
+        ((members, primary, wanted, sync, not_ready), roles, (next_wanted, next_roles)) in arb_start().prop_flat_map(|start| {
             let wanted = start.2.clone();
-            (Just(start), arb_roles(wanted))
+            let next = proptest::collection::btree_set(0i64..12, 1..10).prop_flat_map(|w| {
+                let w: Vec<i64> = w.into_iter().collect();
+                (Just(w.clone()), arb_roles(w))
+            });
+            (Just(start), arb_roles(wanted), next)
         })
     ) {
         let start = config(&members, 1 + members.len() as i64);
@@ -495,7 +508,12 @@ proptest! {
             not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
             sync_time: sync,
         };
-        if let Err(e) = run_with_roles(model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
+        let mut model = model;
+        if let Err(e) = run_with_roles_on(&mut model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
+        // Then from those roles to others, with another membership: every role to every role.
+        if let Err(e) = run_with_roles_on(&mut model, &next_wanted, &next_roles) {
+            prop_assert!(false, "roles {:?} then {:?}: {}", roles, next_roles, e);
+        }
     }
 
     #[test]

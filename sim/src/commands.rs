@@ -417,9 +417,31 @@ fn hello(world: &Shared, me: &str, session: &Session, name: &str, body: &Documen
             };
             d.insert("setName", cfg.set_name.clone());
             d.insert("setVersion", cfg.version as i32);
+            // Hidden members are in no list; electable ones are `hosts`, priority 0 ones
+            // `passives` (`TopologyCoordinator::fillHelloForReplSet`).
             d.insert("hosts", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority > 0.0));
             d.insert("passives", host_list(&|e| !e.arbiter_only && !e.hidden && e.priority == 0.0));
             d.insert("arbiters", host_list(&|e| e.arbiter_only));
+            // The member's own entry, as `fillHelloForReplSet` gives it after the lists:
+            // arbiterOnly or passive, its delay, hidden, and its tags.
+            if let Some(e) = own {
+                if e.arbiter_only {
+                    d.insert("arbiterOnly", true);
+                } else if e.priority == 0.0 {
+                    d.insert("passive", true);
+                }
+                if e.secondary_delay_secs > 0 {
+                    d.insert("secondaryDelaySecs", e.secondary_delay_secs);
+                }
+                if e.hidden {
+                    d.insert("hidden", true);
+                }
+                if !e.tags.is_empty() {
+                    let tags: bson::Document =
+                        e.tags.iter().map(|(k, v)| (k.clone(), bson::Bson::String(v.clone()))).collect();
+                    d.insert("tags", tags);
+                }
+            }
             d.insert("me", in_horizon(&m.host));
             if let Some(p) = w.primary().filter(|p| w.reachable(me, &p.name)) {
                 d.insert("primary", in_horizon(&p.host));
@@ -1013,5 +1035,43 @@ mod tests {
             assert_eq!(hosts, ["m0:27017", "m1:27017", "m2:27017"], "{sni:?}");
             assert_eq!(internal.get_str("me"), Ok("m0:27017"), "{sni:?}");
         }
+    }
+
+    /// A set of an electable member, a hidden one with tags and a delayed one, initiated on
+    /// m0; `hello` on `on`.
+    fn hello_in_roles(on: &str) -> Document {
+        let mut world = World::new(Options::default());
+        let listen: std::net::SocketAddr = "127.0.0.1:1".parse().expect("address");
+        for i in 0..3 {
+            world.add_member(&format!("m{i}"), &format!("m{i}:27017"), listen);
+        }
+        let members = vec![
+            doc! { "_id": 0, "host": "m0:27017" },
+            doc! { "_id": 1, "host": "m1:27017", "priority": 0, "hidden": true, "tags": { "use": "analytics" } },
+            doc! { "_id": 2, "host": "m2:27017", "priority": 0, "votes": 0, "hidden": true, "secondaryDelaySecs": 3600_i64 },
+        ];
+        world.initiate("m0", Some(&doc! { "_id": "rs0", "members": members })).expect("initiate");
+        // A heartbeat takes the config to the others.
+        world.tick(std::time::Instant::now());
+        let shared: Shared = Arc::new(Mutex::new(world));
+        hello(&shared, on, &Session::new(1), "hello", &doc! {})
+    }
+
+    #[test]
+    fn hidden_and_delayed_members_are_in_no_list_and_say_what_they_are() {
+        let electable = hello_in_roles("m0");
+        let list = |d: &Document, key: &str| -> Vec<String> {
+            d.get_array(key).expect(key).iter().filter_map(|h| h.as_str().map(str::to_string)).collect()
+        };
+        assert_eq!(list(&electable, "hosts"), ["m0:27017"]);
+        assert!(list(&electable, "passives").is_empty());
+        assert!(!electable.contains_key("hidden") && !electable.contains_key("passive"));
+        let hidden = hello_in_roles("m1");
+        assert_eq!(list(&hidden, "hosts"), ["m0:27017"], "a hidden member lists only the others");
+        assert_eq!((hidden.get_bool("hidden"), hidden.get_bool("passive")), (Ok(true), Ok(true)));
+        assert_eq!(hidden.get_document("tags").ok(), Some(&doc! { "use": "analytics" }));
+        let delayed = hello_in_roles("m2");
+        assert_eq!(delayed.get_i64("secondaryDelaySecs"), Ok(3600));
+        assert_eq!(delayed.get_bool("hidden"), Ok(true));
     }
 }

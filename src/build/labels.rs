@@ -16,6 +16,12 @@ pub fn selector(cluster: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// Label the operator puts on each member Pod: "true" when clients are sent to it through the
+/// client Service, "false" for a hidden or delayed member (`spec.memberRoles`), which no
+/// application should read from. Not in the Pod template: a role change must not restart
+/// anything.
+pub const SERVES_CLIENTS_LABEL: &str = "mongo.operator.rs/serves-clients";
+
 /// [`selector`] as a list query (`k=v,k=v`).
 pub fn selector_query(cluster: &str) -> String {
     query(&selector(cluster))

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use std::collections::BTreeMap;
 
-use super::labels::{labels, selector};
+use super::labels::{SERVES_CLIENTS_LABEL, labels, selector};
 use super::names::ClusterNames;
 use super::owned_meta;
 use crate::api::{ExposeSpec, ExposeType, LoadBalancerSpec, MemberExposeSpec};
@@ -54,11 +54,14 @@ pub fn headless(names: &ClusterNames, owner: &OwnerReference) -> Service {
 pub const MEMBER_SERVICE_COMPONENT: &str = "member-service";
 
 /// The Service clients use: private (ClusterIP) unless a load balancer is asked for, which is
-/// internal by default and limited to the listed source ranges.
+/// internal by default and limited to the listed source ranges. It sends traffic only to the
+/// members labelled as serving clients (the operator labels each Pod by its role).
 pub fn client(names: &ClusterNames, expose: &ExposeSpec, owner: &OwnerReference) -> Service {
     let mut annotations = BTreeMap::new();
-    let mut spec =
-        ServiceSpec { selector: Some(selector(&names.cluster)), ports: Some(vec![port()]), ..ServiceSpec::default() };
+    // Only the members that serve clients: never a hidden or delayed one.
+    let mut members = selector(&names.cluster);
+    members.insert(SERVES_CLIENTS_LABEL.to_string(), "true".to_string());
+    let mut spec = ServiceSpec { selector: Some(members), ports: Some(vec![port()]), ..ServiceSpec::default() };
     match (expose.type_, &expose.load_balancer) {
         (ExposeType::LoadBalancer, Some(lb)) => load_balanced(&mut spec, &mut annotations, lb),
         (ExposeType::LoadBalancer, None) => spec.type_ = Some("LoadBalancer".into()),

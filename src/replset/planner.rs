@@ -292,6 +292,26 @@ pub fn plan(
     let mut candidates: Vec<&MemberConfig> = staying.iter().copied().filter(|m| !m.is_voter() && may_vote(m)).collect();
     candidates.sort_by_key(|m| (!electable_role(m), m.id));
 
+    // 1b. Priority, `hidden`, delay and tags follow the roles on every member but the primary,
+    //     all in one reconfig (no vote changes). They come before any step-down (3., 4., 5.),
+    //     so that a member about to become electable can take over, and the election after a
+    //     step-down can only pick a member that keeps its place.
+    let differing: Vec<&MemberConfig> = cfg
+        .members
+        .iter()
+        .filter(|m| !same_host(&m.host, &primary) && settings_of(&m.host).is_some_and(|s| !m.has_settings(s)))
+        .collect();
+    if !differing.is_empty() {
+        let mut next = cfg.next();
+        for x in next.members.iter_mut().filter(|x| !same_host(&x.host, &primary)) {
+            if let Some(settings) = settings_of(&x.host) {
+                x.apply_settings(settings);
+            }
+        }
+        let hosts = differing.iter().map(|m| m.host.clone()).collect();
+        return Step::Reconfig { config: next, change: Change::Settings { hosts } };
+    }
+
     // 2. Staying members get votes up to the target, one at a time, once caught up, electable
     //    ones first. An electable member also gets one while a voter's role is not electable
     //    (hidden): that voter then gives its vote up as the one too many (4.), so the votes end
@@ -313,8 +333,15 @@ pub fn plan(
         let mut next = cfg.next();
         if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
             x.set_voting(true);
-            if let Some(settings) = settings_of(&m.host) {
+            // The role's priority, unless the entry is still hidden or delayed (the server
+            // wants priority 0 then): those settings change in one step (1b.).
+            if let Some(settings) = settings_of(&m.host)
+                && !x.is_hidden()
+                && x.delay_seconds() == 0
+            {
                 x.priority = settings.priority;
+            } else {
+                x.priority = 0.0;
             }
         }
         return Step::Reconfig { config: next, change: Change::Promote { host: m.host.clone() } };
@@ -334,26 +361,6 @@ pub fn plan(
             return Step::Wait(WaitReason::WouldLoseMajority { host: m.host.clone() });
         }
         return Step::Reconfig { config: next, change: Change::Remove { host: m.host.clone() } };
-    }
-
-    // 3b. Priority, `hidden`, delay and tags follow the roles on every member but the primary,
-    //     all in one reconfig (no vote changes). They come before any step-down for a role
-    //     change (4., 5.), so that the election after it can only pick a member that keeps
-    //     its place.
-    let differing: Vec<&MemberConfig> = cfg
-        .members
-        .iter()
-        .filter(|m| !same_host(&m.host, &primary) && settings_of(&m.host).is_some_and(|s| !m.has_settings(s)))
-        .collect();
-    if !differing.is_empty() {
-        let mut next = cfg.next();
-        for x in next.members.iter_mut().filter(|x| !same_host(&x.host, &primary)) {
-            if let Some(settings) = settings_of(&x.host) {
-                x.apply_settings(settings);
-            }
-        }
-        let hosts = differing.iter().map(|m| m.host.clone()).collect();
-        return Step::Reconfig { config: next, change: Change::Settings { hosts } };
     }
 
     // 4. A voter whose role no longer votes gives up its vote, the primary after stepping
@@ -400,7 +407,7 @@ pub fn plan(
 
     // 5. The primary's own priority, `hidden`, delay and tags, last: when they would make it
     //    unelectable it steps down, to a successor that keeps its place (the others' settings
-    //    are in by now, 3b), so the primary never goes back and forth between members that
+    //    are in by now, 1b), so the primary never goes back and forth between members that
     //    are both on their way out of elections.
     if let Some(settings) = cfg
         .members

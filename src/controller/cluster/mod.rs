@@ -3,6 +3,7 @@
 
 mod cert_manager;
 mod certificates;
+mod client_pods;
 mod objects;
 mod pod_monitor;
 mod reconcile;

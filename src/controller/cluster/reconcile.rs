@@ -173,6 +173,8 @@ async fn reconcile_inner<A: MongoAdmin>(
             }
             None => spec.members,
         };
+        // Before the client Service is applied: its selector wants the label.
+        super::client_pods::label(&ctx.client, names, &spec.member_roles, &world.pods).await?;
         let sts = objects::apply_all(
             &ctx.client,
             names,

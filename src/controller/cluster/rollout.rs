@@ -177,6 +177,7 @@ mod tests {
             tls_started: true,
             ca_file: None,
             restart_requested: false,
+            serves_clients: Some(true),
         }
     }
 

@@ -39,6 +39,8 @@ pub struct MemberPod {
     pub ca_file: Option<std::path::PathBuf>,
     /// A person asked for this Pod to be restarted (the restart annotation names its UID).
     pub restart_requested: bool,
+    /// Its `mongo.operator.rs/serves-clients` label, when it has one.
+    pub serves_clients: Option<bool>,
 }
 
 impl MemberPod {
@@ -70,6 +72,7 @@ impl MemberPod {
                 .is_some_and(|m| m.on()),
             ca_file: None,
             restart_requested: false,
+            serves_clients: pod.labels().get(crate::build::labels::SERVES_CLIENTS_LABEL).map(|v| v == "true"),
             name,
         })
     }
