@@ -449,6 +449,22 @@ fn run_with_roles_on(
     Err(format!("no convergence after 400 steps; the last ones, newest first: {last:#?}"))
 }
 
+/// The model of a running set with these members, `members[primary]` its primary.
+fn running(members: &[(i64, bool)], primary: usize, sync: u32, not_ready: Vec<(i64, u32)>) -> Model {
+    let start = config(members, 1 + members.len() as i64);
+    let parsed = rules::parse(&start.to_document().expect("document")).expect("start config parses");
+    rules::check_set(&parsed, 93).expect("start config is valid");
+    Model {
+        primary: Some(members[primary].0),
+        config: Some(parsed),
+        committed: true,
+        commit_in: 0,
+        syncing: BTreeMap::new(),
+        not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
+        sync_time: sync,
+    }
+}
+
 /// Random roles for `wanted`: mostly electable (with a priority of 1 to 3), some non-voting,
 /// hidden or delayed, tagged or not; at least one stays electable, as validation requires.
 fn arb_roles(wanted: Vec<i64>) -> impl Strategy<Value = BTreeMap<i64, MemberSettings>> {
@@ -496,19 +512,7 @@ proptest! {
             (Just(start), arb_roles(wanted), next)
         })
     ) {
-        let start = config(&members, 1 + members.len() as i64);
-        let parsed = rules::parse(&start.to_document().unwrap()).expect("start config parses");
-        rules::check_set(&parsed, 93).expect("start config is valid");
-        let model = Model {
-            primary: Some(members[primary].0),
-            config: Some(parsed),
-            committed: true,
-            commit_in: 0,
-            syncing: BTreeMap::new(),
-            not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
-            sync_time: sync,
-        };
-        let mut model = model;
+        let mut model = running(&members, primary, sync, not_ready);
         if let Err(e) = run_with_roles_on(&mut model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
         // Then from those roles to others, with another membership: every role to every role.
         if let Err(e) = run_with_roles_on(&mut model, &next_wanted, &next_roles) {
@@ -530,20 +534,7 @@ proptest! {
 
     #[test]
     fn any_running_set_reaches_any_membership_through_legal_steps((members, primary, wanted, sync, not_ready) in arb_start()) {
-        let start = config(&members, 1 + members.len() as i64);
-        let doc = start.to_document().unwrap();
-        let parsed = rules::parse(&doc).expect("start config parses");
-        rules::check_set(&parsed, 93).expect("start config is valid");
-        let model = Model {
-            primary: Some(members[primary].0),
-            config: Some(parsed),
-            committed: true,
-            commit_in: 0,
-            syncing: BTreeMap::new(),
-            not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
-            sync_time: sync,
-        };
-        if let Err(e) = run(model, &wanted) { prop_assert!(false, "{}", e); }
+        if let Err(e) = run(running(&members, primary, sync, not_ready), &wanted) { prop_assert!(false, "{}", e); }
     }
 
     #[test]
