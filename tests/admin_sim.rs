@@ -9,7 +9,7 @@ use mongo_operator::mongo::{
     AdminError, Credentials, DriverAdmin, MongoAdmin, Observation, Reachable, Role, Target, Timeouts, UserRequest,
     observe,
 };
-use mongo_operator::replset::{DesiredMember, MemberConfig, ReplSetConfig, Step, WaitReason, plan};
+use mongo_operator::replset::{DesiredMember, External, MemberConfig, ReplSetConfig, Step, WaitReason, plan};
 use mongo_replset_sim::{Options, Sim};
 
 const SET: &str = "rs0";
@@ -122,7 +122,7 @@ impl Set {
                 ordinal: i as i64,
                 ready: true,
                 removed: false,
-                external: exposed.then(|| external(i)),
+                external: if exposed { External::At(external(i)) } else { External::NotExposed },
                 settings: Default::default(),
             })
             .collect();
@@ -296,7 +296,7 @@ async fn a_removed_member_is_told_from_a_new_one_and_never_initiated() {
             ordinal: i as i64,
             ready: obs.answered.contains(&host(i)),
             removed: obs.removed.contains(&host(i)),
-            external: None,
+            external: External::NotExposed,
             settings: Default::default(),
         })
         .collect();

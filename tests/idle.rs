@@ -94,6 +94,12 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             tls_on: true,
             exporter_credentials: "digest",
         });
+        // The external names the pattern gives (an example without one has none yet).
+        let external_hosts: Option<Vec<String>> = spec
+            .expose
+            .per_member
+            .as_ref()
+            .and_then(|p| (0..spec.members).map(|i| p.host(i).map(|h| format!("{h}:27017"))).collect());
         let connection = secrets::connection(&Connection {
             tls_ca: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
             names: &names,
@@ -106,7 +112,7 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             applied_digest: Some("digest"),
             policy: spec.deletion_policy,
             owner: &owner,
-            per_member: spec.expose.per_member.as_ref(),
+            external_hosts: external_hosts.as_deref(),
         });
         let plan = serde_json::to_string(&BackupPlan {
             cluster: names.cluster.clone(),

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use mongo_operator::replset::planner::CAUGHT_UP_LAG_SECONDS;
 use mongo_operator::replset::{
-    Change, DesiredMember, MemberConfig, MemberSettings, MemberState, Observed, ObservedMember, ReplSetConfig, Step,
-    StepDownReason, WaitReason, plan, target_voters,
+    Change, DesiredMember, External, MemberConfig, MemberSettings, MemberState, Observed, ObservedMember,
+    ReplSetConfig, Step, StepDownReason, WaitReason, plan, target_voters,
 };
 use mongo_replset_sim::rules;
 use proptest::prelude::*;
@@ -29,7 +29,7 @@ fn desired(ordinals: &[i64]) -> Vec<DesiredMember> {
             ordinal: i,
             ready: true,
             removed: false,
-            external: None,
+            external: External::NotExposed,
             settings: Default::default(),
         })
         .collect()
@@ -400,7 +400,7 @@ fn run_with_roles_on(
                 ordinal: i,
                 ready: !model.not_ready.contains_key(&i) || model.id_of(&host(i)).is_some(),
                 removed: false,
-                external: None,
+                external: External::NotExposed,
                 settings: settings(i),
             })
             .collect();

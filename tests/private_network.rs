@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use mongo_operator::api::MongoCluster;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{ClientOptions, Tls, TlsOptions};
@@ -181,5 +181,65 @@ async fn a_client_outside_kubernetes_connects_with_the_external_names_and_they_f
             .any(|e| e.note.as_deref().is_some_and(|n| n.contains("no member announces an external address"))),
         "{cleared:?}"
     );
+    env.finish().await;
+}
+
+/// Plays the cloud's load balancer controller (kwok runs none): gives the Service's load
+/// balancer a host name, as AWS does.
+async fn give_host_name(env: &Env, service: &str, hostname: &str) {
+    let status = serde_json::json!({ "status": { "loadBalancer": { "ingress": [{ "hostname": hostname }] } } });
+    env.api::<Service>()
+        .patch_status(service, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("the load balancer's status");
+    support::dns::point_at_service(hostname, &env.ns, service);
+}
+
+fn degraded_by(c: &MongoCluster) -> Option<String> {
+    let conditions = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    conditions.iter().find(|c| c.type_ == "Degraded" && c.status == "True").map(|c| c.reason.clone())
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn without_a_pattern_members_are_announced_by_their_load_balancers_once_all_have_a_host_name() {
+    let env = Env::new("private-lb").await;
+    let extra = "  users:\n    - name: app\n      db: admin\n      roles: [{name: readWrite, db: orders}]\n  expose:\n    perMember:\n      loadBalancer:\n        sourceRanges: [10.20.0.0/16]\n";
+    env.create_cluster(&cluster_yaml("vault", 3, extra)).await;
+    let _sim = SimMembers::follow(&env.client, &env.ns, "vault", None).await;
+    let lb = |i: usize| format!("lb-{i}.elb.example.internal");
+
+    // Ready inside Kubernetes, nothing announced outside, and the status says why.
+    let c = support::eventually("Degraded for the pending load balancers", Duration::from_secs(180), || async {
+        let c = env.api::<MongoCluster>().get("vault").await.ok()?;
+        (is_ready(&c) && degraded_by(&c).as_deref() == Some("ExternalAddressPending")).then_some(c)
+    })
+    .await;
+    assert!(external_hosts(&c).is_empty());
+    assert_eq!(env.secret_text("vault-admin-app", "connectionString.external").await, None);
+
+    // Two of three load balancers have a name: still nothing (horizons are all or none).
+    give_host_name(&env, "vault-0-external", &lb(0)).await;
+    give_host_name(&env, "vault-1-external", &lb(1)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = env.api::<MongoCluster>().get("vault").await.expect("cluster");
+    assert!(external_hosts(&c).is_empty(), "{:?}", external_hosts(&c));
+
+    // The third: every member is announced by its load balancer's name, the members'
+    // certificate is issued again for the names, and a client outside connects with them.
+    give_host_name(&env, "vault-2-external", &lb(2)).await;
+    let announced: Vec<String> = (0..3).map(|i| format!("{}:27017", lb(i))).collect();
+    let c = announcing(&env, announced.clone()).await;
+    assert_eq!(degraded_by(&c), None);
+    let certificate = env.secret_text("vault-tls", "tls.crt").await.expect("the members' certificate");
+    let sans = mongo_operator::certs::inspect(&certificate).expect("a certificate").sans;
+    assert!((0..3).all(|i| sans.contains(&lb(i))), "{sans:?}");
+    support::eventually("the external connection string", Duration::from_secs(60), || async {
+        env.secret_text("vault-admin-app", "connectionString.external").await
+    })
+    .await;
+    let (hosts, primary, me) = hello(&client_from(&env, "connectionString.external").await).await;
+    assert_eq!(hosts, announced);
+    assert!(hosts.contains(&primary) && primary == me, "{primary} {me}");
     env.finish().await;
 }

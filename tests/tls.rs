@@ -198,7 +198,7 @@ async fn a_users_certificate_is_checked_used_followed_and_refused_with_the_reaso
     let good = mongo_operator::certs::issue_server(
         &ca,
         "their/shop",
-        &mongo_operator::certs::server_names(&names, "cluster.local", None),
+        &mongo_operator::certs::server_names(&names, "cluster.local", &[]),
         now,
         day * 10,
     )
@@ -240,7 +240,7 @@ async fn a_users_certificate_is_checked_used_followed_and_refused_with_the_reaso
     // (it watches the Secret; nothing else would bring it back) and rotates it into the
     // members. One two days into a three-day life is past its renewal point: a condition and
     // a Warning say it has not been renewed.
-    let wanted_names = mongo_operator::certs::server_names(&names, "cluster.local", None);
+    let wanted_names = mongo_operator::certs::server_names(&names, "cluster.local", &[]);
     let two_days_ago = now - time::Duration::days(2);
     let aging =
         mongo_operator::certs::issue_server(&ca, "their/shop", &wanted_names, two_days_ago, day * 3).expect("aging");

@@ -503,7 +503,7 @@ pub struct ExposeSpec {
 /// Every member reachable on its own address outside Kubernetes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(
-    validation = Rule::new("self.hostPattern.matches('^[a-z0-9-]*[{]ordinal[}][a-z0-9-]*([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')")
+    validation = Rule::new("!has(self.hostPattern) || self.hostPattern.matches('^[a-z0-9-]*[{]ordinal[}][a-z0-9-]*([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')")
         .message("expose.perMember.hostPattern must be a DNS name with {ordinal} in its first label, such as db-{ordinal}.mongo.example.internal: the members' certificate covers every ordinal with one wildcard name")
         .reason(Reason::FieldValueInvalid),
     validation = Rule::new("has(self.loadBalancer.sourceRanges) && size(self.loadBalancer.sourceRanges) > 0")
@@ -514,18 +514,23 @@ pub struct ExposeSpec {
 pub struct MemberExposeSpec {
     /// The DNS name each member is reached by, with `{ordinal}` in its first label, such as
     /// `db-{ordinal}.mongo.example.internal`. Point each name at its member's load balancer
-    /// (the address in the status of the Service `<cluster>-<ordinal>-external`).
+    /// (the address in the status of the Service `<cluster>-<ordinal>-external`). Without it,
+    /// each member is announced by its load balancer's host name, once the cloud gives one
+    /// (AWS does); a load balancer that only has an IP address needs `hostPattern`, because
+    /// the address a client gets back is chosen by the TLS SNI name, which clients send for
+    /// names only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
-    pub host_pattern: String,
+    pub host_pattern: Option<String>,
     /// The members' load balancers (internal by default); `sourceRanges` is required and is
     /// also what the members' NetworkPolicy admits.
     pub load_balancer: LoadBalancerSpec,
 }
 
 impl MemberExposeSpec {
-    /// The external name of the member with this ordinal.
-    pub fn host(&self, ordinal: i32) -> String {
-        self.host_pattern.replace("{ordinal}", &ordinal.to_string())
+    /// The external name of the member with this ordinal, when `hostPattern` gives it.
+    pub fn host(&self, ordinal: i32) -> Option<String> {
+        self.host_pattern.as_ref().map(|p| p.replace("{ordinal}", &ordinal.to_string()))
     }
 }
 

@@ -75,7 +75,7 @@ mod tests {
         let owner = OwnerReference { name: "ledger".into(), ..OwnerReference::default() };
         let issuer =
             IssuerRef { name: "corp-ca".into(), kind: "ClusterIssuer".into(), group: "cert-manager.io".into() };
-        let wanted = crate::certs::server_names(&names, "cluster.local", None);
+        let wanted = crate::certs::server_names(&names, "cluster.local", &[]);
         let lifetimes = Lifetimes::new(Duration::from_secs(90 * 86_400), 0.66);
         let c = certificate(&names, &issuer, &wanted, lifetimes, &owner);
         assert_eq!(c.metadata.name.as_deref(), Some("ledger-members"));

@@ -358,7 +358,7 @@ mod tests {
         // Each member on its own load balancer: their source ranges are admitted too.
         let per_member = ExposeSpec {
             per_member: Some(crate::api::MemberExposeSpec {
-                host_pattern: "db-{ordinal}.orders.example.internal".into(),
+                host_pattern: Some("db-{ordinal}.orders.example.internal".into()),
                 load_balancer: LoadBalancerSpec {
                     internal: true,
                     source_ranges: vec![Cidr("192.168.40.0/24".into())],

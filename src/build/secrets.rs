@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::labels::labels;
 use super::names::ClusterNames;
-use crate::api::{DeletionPolicy, MemberExposeSpec};
-use crate::replset::config::MONGODB_PORT;
+use crate::api::DeletionPolicy;
 
 /// Key of the keyFile in the internal Secret (the StatefulSet mounts it into the init container).
 pub use super::statefulset::KEY_FILE_SECRET_KEY as KEY_FILE_KEY;
@@ -161,8 +160,9 @@ pub struct Connection<'a> {
     pub owner: &'a OwnerReference,
     /// The CAs of the members' certificate when clients connect over TLS; None for plain text.
     pub tls_ca: Option<&'a str>,
-    /// The members' external names, when each member is exposed on its own.
-    pub per_member: Option<&'a MemberExposeSpec>,
+    /// Every member's external `host:port`, when each member is exposed on its own and all of
+    /// them have one.
+    pub external_hosts: Option<&'a [String]>,
 }
 
 /// Key of a connection Secret holding the CAs to verify the members with, when they speak TLS.
@@ -195,13 +195,8 @@ pub fn connection_strings(c: &Connection<'_>) -> ConnectionStrings {
     ConnectionStrings {
         standard: uri(c.names.member_hosts(c.members, c.cluster_domain)),
         srv: format!("mongodb+srv://{user}:{password}@{srv_host}/{options}"),
-        external: c.per_member.map(|p| uri(external_hosts(p, c.members))),
+        external: c.external_hosts.map(|hosts| uri(hosts.to_vec())),
     }
-}
-
-/// Every member's external `host:port`, in ordinal order.
-pub fn external_hosts(per_member: &MemberExposeSpec, members: i32) -> Vec<String> {
-    (0..members.max(1)).map(|i| format!("{}:{MONGODB_PORT}", per_member.host(i))).collect()
 }
 
 /// A user's connection Secret.
@@ -309,7 +304,7 @@ mod tests {
             policy: DeletionPolicy::Retain,
             owner: &o,
             tls_ca: None,
-            per_member: None,
+            external_hosts: None,
         };
         let s = connection(&c);
         assert_eq!(
@@ -329,15 +324,8 @@ mod tests {
         let deleting = connection(&Connection { policy: DeletionPolicy::Delete, ..c.clone() });
         assert_eq!(deleting.metadata.owner_references.unwrap()[0].uid, "u1");
 
-        let per_member = MemberExposeSpec {
-            host_pattern: "db-{ordinal}.orders.example.internal".into(),
-            load_balancer: crate::api::LoadBalancerSpec {
-                internal: true,
-                source_ranges: vec![crate::api::Cidr("10.0.0.0/8".into())],
-                annotations: BTreeMap::new(),
-            },
-        };
-        let exposed = connection(&Connection { per_member: Some(&per_member), tls_ca: Some("CA"), ..c });
+        let hosts: Vec<String> = (0..3).map(|i| format!("db-{i}.orders.example.internal:27017")).collect();
+        let exposed = connection(&Connection { external_hosts: Some(&hosts), tls_ca: Some("CA"), ..c });
         assert_eq!(
             text(&exposed, CONNECTION_EXTERNAL_KEY),
             "mongodb://app:p%40ss%3Aw%2Frd@db-0.orders.example.internal:27017,db-1.orders.example.internal:27017,\

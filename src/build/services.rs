@@ -128,7 +128,7 @@ mod tests {
     fn a_member_service_is_an_internal_load_balancer_for_that_pod_only() {
         let names = ClusterNames::new("ledger", "bank");
         let expose = MemberExposeSpec {
-            host_pattern: "db-{ordinal}.mongo.example.internal".into(),
+            host_pattern: Some("db-{ordinal}.mongo.example.internal".into()),
             load_balancer: LoadBalancerSpec {
                 internal: true,
                 source_ranges: vec![Cidr("10.30.0.0/16".into())],
@@ -153,6 +153,6 @@ mod tests {
         assert_eq!(spec.load_balancer_source_ranges, Some(vec!["10.30.0.0/16".to_string()]));
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
         assert_eq!(spec.publish_not_ready_addresses, Some(true));
-        assert_eq!(expose.host(2), "db-2.mongo.example.internal");
+        assert_eq!(expose.host(2).as_deref(), Some("db-2.mongo.example.internal"));
     }
 }

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::api::MemberExposeSpec;
 use crate::build::names::ClusterNames;
 
 /// Why a certificate could not be issued or read.
@@ -29,24 +28,23 @@ pub enum CertError {
 /// The names a member's certificate must be valid for: every member's DNS name (through the
 /// headless Service's wildcard, so scaling needs no new certificate), the headless and client
 /// Services in their short and long forms, `localhost` and `127.0.0.1` for the probes, which
-/// dial the member from inside its Pod, and the external names when the members are exposed
-/// one by one.
-pub fn server_names(names: &ClusterNames, domain: &str, per_member: Option<&MemberExposeSpec>) -> Vec<String> {
+/// dial the member from inside its Pod, and `external`, the members' names outside
+/// Kubernetes when they are exposed one by one.
+pub fn server_names(names: &ClusterNames, domain: &str, external: &[String]) -> Vec<String> {
     let mut out = cluster_names(names, domain);
-    out.extend(external_names(per_member));
+    out.extend(external.iter().cloned());
     out
 }
 
-/// The members' external names (`expose.perMember.hostPattern`) as one wildcard: admission
+/// The wildcard that covers every name `expose.perMember.hostPattern` stands for: admission
 /// keeps `{ordinal}` in the first label, so `db-{ordinal}.mongo.example.internal` is
 /// `*.mongo.example.internal`, and scaling needs no new certificate.
-pub fn external_names(per_member: Option<&MemberExposeSpec>) -> Vec<String> {
-    let Some(pattern) = per_member.map(|p| p.host_pattern.as_str()) else { return Vec::new() };
+pub fn pattern_wildcard(pattern: &str) -> String {
     match pattern.split_once('.') {
-        Some((first, rest)) if first.contains("{ordinal}") => vec![format!("*.{rest}")],
-        // Not what admission lets in; each name it could stand for is not knowable, so the
-        // pattern's own first member is asked for, and the rest show up as uncovered.
-        _ => vec![pattern.replace("{ordinal}", "0")],
+        Some((first, rest)) if first.contains("{ordinal}") => format!("*.{rest}"),
+        // Not what admission lets in: the pattern's own first member is asked for, and the
+        // rest show up as uncovered.
+        _ => pattern.replace("{ordinal}", "0"),
     }
 }
 
@@ -120,25 +118,17 @@ mod tests {
 
     #[test]
     fn external_names_are_one_wildcard_for_every_ordinal() {
-        let per_member = MemberExposeSpec {
-            host_pattern: "db-{ordinal}.mongo.example.internal".into(),
-            load_balancer: crate::api::LoadBalancerSpec {
-                internal: true,
-                source_ranges: vec![crate::api::Cidr("10.0.0.0/8".into())],
-                annotations: Default::default(),
-            },
-        };
-        let sans = server_names(&names(), "cluster.local", Some(&per_member));
-        assert!(sans.contains(&"*.mongo.example.internal".to_string()), "{sans:?}");
-        let members: Vec<String> = (0..9).map(|i| per_member.host(i)).collect();
+        let wildcard = pattern_wildcard("db-{ordinal}.mongo.example.internal");
+        assert_eq!(wildcard, "*.mongo.example.internal");
+        let sans = server_names(&names(), "cluster.local", &[wildcard]);
+        let members: Vec<String> = (0..9).map(|i| format!("db-{i}.mongo.example.internal")).collect();
         assert_eq!(uncovered(&sans, &members), Vec::<String>::new());
         assert_eq!(uncovered(&sans, &["mongo.example.internal".to_string()]).len(), 1);
-        assert_eq!(external_names(None), Vec::<String>::new());
     }
 
     #[test]
     fn the_member_names_cover_every_member_the_services_and_the_probe() {
-        let sans = server_names(&names(), "cluster.local", None);
+        let sans = server_names(&names(), "cluster.local", &[]);
         let wanted: Vec<String> = [
             "ledger-0.ledger-members.bank.svc.cluster.local",
             "ledger-49.ledger-members.bank.svc.cluster.local",

@@ -39,11 +39,31 @@ pub struct DesiredMember {
     pub ready: bool,
     /// Its mongod is REMOVED: it holds a config that does not list it, so the set exists.
     pub removed: bool,
-    /// Its address outside Kubernetes (`host:port`), announced as the `external` split
-    /// horizon; None when the cluster is not exposed per member.
-    pub external: Option<String>,
+    /// Its address outside Kubernetes, announced as the `external` split horizon.
+    pub external: External,
     /// What it is for (`spec.memberRoles`): a plain electable member by default.
     pub settings: MemberSettings,
+}
+
+/// A member's address outside Kubernetes (`expose.perMember`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum External {
+    /// The cluster is not exposed per member.
+    #[default]
+    NotExposed,
+    /// Exposed, but its load balancer has no host name yet.
+    Pending,
+    /// `host:port`.
+    At(String),
+}
+
+impl External {
+    fn host(&self) -> Option<&str> {
+        match self {
+            External::At(host) => Some(host),
+            External::NotExposed | External::Pending => None,
+        }
+    }
 }
 
 /// Member states as `replSetGetStatus` reports them.
@@ -150,6 +170,9 @@ pub enum WaitReason {
     NoCaughtUpSecondary { primary: String },
     /// Taking this member's vote away would leave fewer healthy voters than a majority.
     WouldLoseMajority { host: String },
+    /// These members cannot join before their load balancer has a host name: the others
+    /// have horizons, and the server wants the same horizon names on every member.
+    ExternalAddressPending { hosts: Vec<String> },
 }
 
 /// The single next step.
@@ -204,7 +227,7 @@ fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
             let voting = eligible.iter().any(|e| e.ordinal == d.ordinal);
             let mut m = MemberConfig::new(d.ordinal, &d.host, voting);
             m.apply_settings(&d.settings);
-            m.set_external_host(d.external.as_deref());
+            m.set_external_host(horizons_at_once(desired).then(|| d.external.host()).flatten());
             m
         })
         .collect();
@@ -216,6 +239,12 @@ fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
         members,
         other: mongodb::bson::Document::new(),
     }
+}
+
+/// Whether every member has its external address, so that horizons can be given to all (the
+/// server wants the same horizon names on every member).
+fn horizons_at_once(desired: &[DesiredMember]) -> bool {
+    !desired.is_empty() && desired.iter().all(|d| d.external.host().is_some())
 }
 
 fn free_id(config: &ReplSetConfig, preferred: i64) -> Option<i64> {
@@ -260,7 +289,7 @@ pub fn plan(
 
     // 0. Horizons no member should have any more go first, from every member at once: a member
     //    joining meanwhile would need one to match the others.
-    let exposed = desired.iter().any(|d| d.external.is_some());
+    let exposed = desired.iter().any(|d| d.external != External::NotExposed);
     if !exposed && cfg.members.iter().any(MemberConfig::has_horizons) {
         let mut next = cfg.next();
         next.members.iter_mut().for_each(|m| m.set_external_host(None));
@@ -268,15 +297,23 @@ pub fn plan(
     }
 
     // 1. New members join without a vote, as soon as their mongod answers, with horizons when
-    //    the others have them.
+    //    the others have them (a member whose load balancer has no host name yet waits).
     let with_horizons = cfg.members.iter().any(MemberConfig::has_horizons);
+    let joining_without_address: Vec<String> = desired
+        .iter()
+        .filter(|d| with_horizons && d.ready && cfg.member(&d.host).is_none() && d.external.host().is_none())
+        .map(|d| d.host.clone())
+        .collect();
     for d in desired.iter().filter(|d| d.ready && cfg.member(&d.host).is_none()) {
+        if with_horizons && d.external.host().is_none() {
+            continue;
+        }
         if let Some(id) = free_id(cfg, d.ordinal) {
             let mut next = cfg.next();
             let mut joining = MemberConfig::new(id, &d.host, false);
             joining.apply_settings(&d.settings);
             if with_horizons {
-                joining.set_external_host(d.external.as_deref());
+                joining.set_external_host(d.external.host());
             }
             next.members.push(joining);
             return Step::Reconfig { config: next, change: Change::Add { host: d.host.clone() } };
@@ -427,14 +464,16 @@ pub fn plan(
 
     // 6. Membership is in sync: every member gets its external address as its horizon, all in
     //    one reconfig (no vote changes, so one step is safe).
-    let external_of = |m: &MemberConfig| desired.iter().find(|d| same_host(&d.host, &m.host)).map(|d| &d.external);
+    let external_of = |m: &MemberConfig| {
+        desired.iter().find(|d| same_host(&d.host, &m.host)).and_then(|d| d.external.host().map(str::to_string))
+    };
     if exposed
-        && cfg.members.iter().all(|m| external_of(m).is_some_and(Option::is_some))
-        && cfg.members.iter().any(|m| external_of(m).is_some_and(|e| e.as_deref() != m.external_host()))
+        && cfg.members.iter().all(|m| external_of(m).is_some())
+        && cfg.members.iter().any(|m| external_of(m).as_deref() != m.external_host())
     {
         let mut next = cfg.next();
         for m in &mut next.members {
-            let external = external_of(m).cloned().flatten();
+            let external = external_of(m);
             m.set_external_host(external.as_deref());
         }
         return Step::Reconfig { config: next, change: Change::Horizons { external: true } };
@@ -451,6 +490,12 @@ pub fn plan(
         desired.iter().filter(|d| !d.ready && cfg.member(&d.host).is_none()).map(|d| d.host.clone()).collect();
     if !not_ready.is_empty() {
         return Step::Wait(WaitReason::MembersNotReady { hosts: not_ready });
+    }
+    // Last, as nothing else waits for them: members that cannot join before their load
+    // balancer has a host name. (Members already in the set without one are only reported:
+    // horizons wait for every member, and the rest goes on.)
+    if !joining_without_address.is_empty() {
+        return Step::Wait(WaitReason::ExternalAddressPending { hosts: joining_without_address });
     }
     Step::InSync
 }

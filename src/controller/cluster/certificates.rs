@@ -66,19 +66,21 @@ fn lifetimes(spec: &MongoClusterSpec) -> Lifetimes {
 }
 
 /// Brings the members' TLS Secret (and the cluster's CA) up to date and returns what it holds.
+/// `external` are the members' names outside Kubernetes it must cover as well.
 pub async fn ensure(
     client: &Client,
     names: &ClusterNames,
     cluster: &MongoCluster,
     owner: &OwnerReference,
     domain: &str,
+    external: &[String],
     events: &Events<'_>,
 ) -> Result<Certificates, Error> {
     let spec = &cluster.spec;
     let api: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let now = OffsetDateTime::now_utc();
     let lifetimes = lifetimes(spec);
-    let wanted = certs::server_names(names, domain, spec.expose.per_member.as_ref());
+    let wanted = certs::server_names(names, domain, external);
     let member = names.member_host(0, domain);
     let member = member.rsplit_once(':').map_or(member.as_str(), |(h, _)| h).to_string();
     let current = api.get_opt(&names.tls_secret()).await.doing(|| format!("reading Secret {}", names.tls_secret()))?;
@@ -99,8 +101,7 @@ pub async fn ensure(
             if let (None, Some(applied)) = (&secret, &issued_by) {
                 return Ok(Certificates::Unusable(cert_manager::pending(names, applied)));
             }
-            let external = certs::external_names(spec.expose.per_member.as_ref());
-            match users_certificate(secret.as_ref(), &name, &member, &external, now) {
+            match users_certificate(secret.as_ref(), &name, &member, external, now) {
                 Ok(found) => {
                     expiring = not_renewed(&found.0, &name, now, lifetimes.renew_at);
                     found
@@ -401,7 +402,7 @@ mod tests {
 
     /// The names the members' certificate of cluster `bank/ledger` must cover.
     fn wanted() -> Vec<String> {
-        certs::server_names(&ClusterNames::new("ledger", "bank"), "cluster.local", None)
+        certs::server_names(&ClusterNames::new("ledger", "bank"), "cluster.local", &[])
     }
 
     #[test]

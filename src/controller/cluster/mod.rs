@@ -4,6 +4,7 @@
 mod cert_manager;
 mod certificates;
 mod client_pods;
+mod external;
 mod objects;
 mod pod_monitor;
 mod reconcile;

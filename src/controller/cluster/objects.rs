@@ -275,8 +275,8 @@ pub struct Members<'a> {
     pub tls: &'a TlsPlan,
     /// The StatefulSet as it is, when it exists.
     pub current: Option<&'a StatefulSet>,
-    /// The members' own Services that exist, by name.
-    pub existing_member_services: &'a [String],
+    /// The members' own Services that exist.
+    pub existing_member_services: &'a super::external::MemberServices,
     /// Digest of the monitoring user's password (see [`statefulset::Inputs`]).
     pub exporter_credentials: &'a str,
 }
@@ -346,7 +346,7 @@ async fn member_services(
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
     replicas: i32,
-    existing: &[String],
+    existing: &super::external::MemberServices,
 ) -> Result<(), Error> {
     let mut wanted = Vec::new();
     if let Some(per_member) = &spec.expose.per_member {
@@ -355,7 +355,7 @@ async fn member_services(
             wanted.push(names.member_service(ordinal));
         }
     }
-    for name in existing.iter().filter(|n| !wanted.contains(n)) {
+    for name in existing.keys().filter(|n| !wanted.contains(n)) {
         delete_if_exists(api, name).await?;
     }
     Ok(())

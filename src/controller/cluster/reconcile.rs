@@ -29,7 +29,7 @@ use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
 use crate::controller::{Context, Events, sooner};
 use crate::mongo::{MongoAdmin, Target};
-use crate::replset::{Observed, Step, StepDownReason, WaitReason, plan};
+use crate::replset::{Observed, Step, StepDownReason, WaitReason, member_pod, plan};
 
 /// How soon to look again after a step: long enough for the step to take effect.
 const AFTER_STEP: Duration = Duration::from_secs(2);
@@ -435,6 +435,16 @@ fn wait_text(reason: &WaitReason) -> (&'static str, String, Duration) {
             format!("changing {host} now would leave fewer healthy voters than a majority"),
             WHILE_WAITING,
         ),
+        // The Service's status change wakes the reconcile; the requeue is only a safety net.
+        WaitReason::ExternalAddressPending { hosts } => (
+            "ExternalAddressPending",
+            format!(
+                "{} join the set once their load balancers have a host name (status.loadBalancer.ingress of \
+                 their Services): the other members announce theirs to clients outside Kubernetes",
+                hosts.iter().map(|h| member_pod(h)).collect::<Vec<_>>().join(", ")
+            ),
+            Duration::from_secs(300),
+        ),
     }
 }
 
@@ -463,6 +473,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
             spec.members,
             &seen.observation,
             spec.expose.per_member.as_ref(),
+            &world.member_services,
             &spec.member_roles,
         );
         let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
@@ -653,6 +664,12 @@ impl<A: MongoAdmin> Stage<'_, A> {
                     primary: &p,
                     events,
                     tls_ca,
+                    external_hosts: super::external::all_known(
+                        spec.expose.per_member.as_ref(),
+                        names,
+                        spec.members,
+                        &world.member_services,
+                    ),
                 };
                 let changed = users.reconcile(world).await?;
                 let mut outcome = if changed > 0 {

@@ -7,7 +7,6 @@ use crate::controller::error::{Error, KubeContext};
 use crate::mongo::{
     AdminError, Credentials, MongoAdmin, OPERATOR_USER, Observation, Reachable, Role, Target, UserRequest, observe,
 };
-use crate::replset::config::MONGODB_PORT;
 use crate::replset::{DesiredMember, MemberSettings, Observed, Step, member_pod, same_host};
 
 use super::objects::InternalCredentials;
@@ -45,6 +44,7 @@ pub fn desired(
     members: i32,
     seen: &Observation,
     per_member: Option<&MemberExposeSpec>,
+    member_services: &super::external::MemberServices,
     roles: &[MemberRoleSpec],
 ) -> Vec<DesiredMember> {
     (0..members)
@@ -52,7 +52,7 @@ pub fn desired(
             let host = names.member_host(i, domain);
             let ready = seen.answered.iter().any(|a| same_host(a, &host));
             let removed = seen.removed.iter().any(|a| same_host(a, &host));
-            let external = per_member.map(|e| format!("{}:{MONGODB_PORT}", e.host(i)));
+            let external = super::external::external(per_member, names, i, member_services);
             let settings = member_settings(roles, i);
             DesiredMember { host, ordinal: i64::from(i), ready, removed, external, settings }
         })

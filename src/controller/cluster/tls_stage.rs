@@ -49,7 +49,8 @@ pub async fn prepare<A: MongoAdmin>(
         return Ok((state, None));
     }
     let domain = ctx.settings.cluster_domain.as_str();
-    match certificates::ensure(&ctx.client, names, cluster, owner, domain, events).await? {
+    let external = super::external::certificate_names(spec.expose.per_member.as_ref(), &world.member_services);
+    match certificates::ensure(&ctx.client, names, cluster, owner, domain, &external, events).await? {
         Certificates::Ready(tls) => {
             world.verify_members_with(&tls.ca_file);
             let expiring = tls.expiring.clone();

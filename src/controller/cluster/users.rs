@@ -69,6 +69,8 @@ pub struct Users<'a, A: MongoAdmin> {
     pub events: &'a Events<'a>,
     /// The CAs clients verify the members with, when they connect over TLS.
     pub tls_ca: Option<&'a str>,
+    /// Every member's external `host:port` (`expose.perMember`), once all have one.
+    pub external_hosts: Option<Vec<String>>,
 }
 
 impl<A: MongoAdmin> Users<'_, A> {
@@ -91,7 +93,7 @@ impl<A: MongoAdmin> Users<'_, A> {
             policy: self.spec.deletion_policy,
             owner: self.owner,
             tls_ca: self.tls_ca,
-            per_member: self.spec.expose.per_member.as_ref(),
+            external_hosts: self.external_hosts.as_deref(),
         })
     }
 

@@ -133,6 +133,30 @@ fn no_electable_member(spec: &MongoClusterSpec) -> Option<Problem> {
     })
 }
 
+/// Members exposed one by one whose load balancer has no host name yet (no `hostPattern`):
+/// no member is announced outside Kubernetes until every one has one, and the rest goes on.
+fn external_address_pending(names: &ClusterNames, spec: &MongoClusterSpec, world: &World) -> Option<Problem> {
+    let per_member = spec.expose.per_member.as_ref()?;
+    let pending: Vec<String> = (0..spec.members)
+        .filter(|&i| {
+            super::external::external(Some(per_member), names, i, &world.member_services)
+                == crate::replset::External::Pending
+        })
+        .map(|i| names.member_service(i))
+        .collect();
+    (!pending.is_empty()).then(|| Problem {
+        reason: "ExternalAddressPending",
+        message: format!(
+            "waiting for the load balancers of {} to get a host name (status.loadBalancer.ingress): the members \
+             are announced to clients outside Kubernetes once every one has one; a load balancer that only gets \
+             an IP address needs expose.perMember.hostPattern, as clients send no TLS SNI name for an address",
+            pending.join(", ")
+        ),
+        blocks_all: false,
+        secret: None,
+    })
+}
+
 /// A connection Secret name that points at a Secret the operator did not create for this
 /// cluster: the user is left alone rather than that Secret overwritten.
 fn connection_secret_problem(names: &ClusterNames, user: &UserSpec, world: &World) -> Option<Problem> {
@@ -199,6 +223,9 @@ pub fn validate(
         problems.push(problem);
     }
     if let Some(problem) = no_electable_member(spec) {
+        problems.push(problem);
+    }
+    if let Some(problem) = external_address_pending(names, spec, world) {
         problems.push(problem);
     }
     problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));

@@ -105,8 +105,9 @@ pub struct World {
     pub foreign_secrets: BTreeMap<String, String>,
     /// The StatefulSet, when it exists.
     pub statefulset: Option<StatefulSet>,
-    /// Names of the members' own Services (`expose.perMember`) that exist.
-    pub member_services: Vec<String>,
+    /// The members' own Services (`expose.perMember`) that exist, with their load balancer's
+    /// host name once they have one.
+    pub member_services: super::external::MemberServices,
 }
 
 impl World {
@@ -188,12 +189,12 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
     let mut service_labels = labels(&names.cluster, MEMBER_SERVICE_COMPONENT);
     service_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
     let member_services = Api::<Service>::namespaced(client.clone(), ns)
-        .list_metadata(&ListParams::default().labels(&labels::query(&service_labels)))
+        .list(&ListParams::default().labels(&labels::query(&service_labels)))
         .await
         .doing(|| format!("listing the member Services of {}", names.cluster))?
         .items
         .iter()
-        .map(ResourceExt::name_any)
+        .map(|s| (s.name_any(), super::external::load_balancer_hostname(s)))
         .collect();
     Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset, member_services })
 }
