@@ -69,7 +69,18 @@ async fn built_objects_are_accepted_and_pods_pass_the_restricted_profile() {
         svc.create(&dry, &services::headless(&names, &owner)).await.expect("headless Service");
         svc.create(&dry, &services::client(&names, &s.expose, &owner)).await.expect("client Service");
         let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-        pdbs.create(&dry, &pdb::build(&names, &s.pod_disruption_budget, &owner).expect("budget")).await.expect("PDB");
+        pdbs.create(
+            &dry,
+            &pdb::build(
+                &names,
+                &s.pod_disruption_budget,
+                mongo_operator::replset::target_voters(s.members as usize),
+                &owner,
+            )
+            .expect("budget"),
+        )
+        .await
+        .expect("PDB");
 
         // A Pod made from the template, as the StatefulSet controller would: Pod Security
         // admission judges it against "restricted".

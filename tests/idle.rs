@@ -155,7 +155,12 @@ async fn every_object_the_operator_builds_is_left_as_it_is_when_applied_again() 
             changed.extend(second_apply_changes(&services, &services::member(&names, per_member, 0, &owner)).await);
             applied += 1;
         }
-        if let Some(p) = pdb::build(&names, &spec.pod_disruption_budget, &owner) {
+        if let Some(p) = pdb::build(
+            &names,
+            &spec.pod_disruption_budget,
+            mongo_operator::replset::target_voters(spec.members as usize),
+            &owner,
+        ) {
             changed.extend(second_apply_changes(&Api::<PodDisruptionBudget>::namespaced(c.clone(), &ns), &p).await);
             applied += 1;
         }

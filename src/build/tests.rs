@@ -151,7 +151,7 @@ fn the_pod_facts_checklist_holds() {
         anti.required_during_scheduling_ignored_during_execution.expect("required")[0].topology_key,
         "kubernetes.io/hostname"
     );
-    let budget = pdb::build(&names, &Default::default(), &owner()).expect("a budget by default");
+    let budget = pdb::build(&names, &Default::default(), 3, &owner()).expect("a budget by default");
     assert_eq!(
         budget.spec.clone().and_then(|s| s.selector).and_then(|s| s.match_labels),
         Some(spec.selector.match_labels.clone().unwrap_or_default())

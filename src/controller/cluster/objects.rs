@@ -308,7 +308,7 @@ pub async fn apply_all(
     apply(&svc, &services::client(names, &spec.expose, owner)).await?;
     member_services(&svc, names, spec, owner, replicas, existing_member_services).await?;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-    match pdb::build(names, &spec.pod_disruption_budget, owner) {
+    match pdb::build(names, &spec.pod_disruption_budget, super::replica_set::voters_wanted(spec), owner) {
         Some(p) => {
             apply(&pdbs, &p).await?;
         }

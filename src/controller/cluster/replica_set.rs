@@ -84,6 +84,14 @@ pub fn member_settings(roles: &[MemberRoleSpec], ordinal: i32) -> MemberSettings
     }
 }
 
+/// How many members vote once the spec is in place: members that may vote by their role, at
+/// most seven and an odd number (the planner's count).
+pub fn voters_wanted(spec: &crate::api::MongoClusterSpec) -> usize {
+    crate::replset::target_voters(
+        (0..spec.members).filter(|&i| member_settings(&spec.member_roles, i).may_vote).count(),
+    )
+}
+
 /// What observing found, and with which credentials.
 pub struct Seen {
     pub observation: Observation,

@@ -133,6 +133,25 @@ fn no_electable_member(spec: &MongoClusterSpec) -> Option<Problem> {
     })
 }
 
+/// A `podDisruptionBudget.maxUnavailable` more than the voting members can lose (non-voting
+/// and delayed members do not vote): the budget is held to what keeps a majority, and the
+/// cluster says so.
+fn disruption_budget_held(spec: &MongoClusterSpec) -> Option<Problem> {
+    let budget = &spec.pod_disruption_budget;
+    let voters = super::replica_set::voters_wanted(spec);
+    let held = crate::build::pdb::max_unavailable(budget, voters);
+    (budget.enabled && held < budget.max_unavailable).then(|| Problem {
+        reason: "DisruptionBudgetHeld",
+        message: format!(
+            "podDisruptionBudget.maxUnavailable is {}, but only {voters} members vote (spec.memberRoles): the \
+             PodDisruptionBudget allows {held}, so that a majority of the voters stays up",
+            budget.max_unavailable
+        ),
+        blocks_all: false,
+        secret: None,
+    })
+}
+
 /// Members exposed one by one whose load balancer has no host name yet (no `hostPattern`):
 /// no member is announced outside Kubernetes until every one has one, and the rest goes on.
 fn external_address_pending(names: &ClusterNames, spec: &MongoClusterSpec, world: &World) -> Option<Problem> {
@@ -228,6 +247,9 @@ pub fn validate(
     if let Some(problem) = external_address_pending(names, spec, world) {
         problems.push(problem);
     }
+    if let Some(problem) = disruption_budget_held(spec) {
+        problems.push(problem);
+    }
     problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));
     problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
     problems
@@ -292,6 +314,21 @@ mod tests {
         assert!(problems[0].blocks_all);
         let one_left = spec(serde_json::json!([{"ordinals": [0, 2], "role": "NonVoting"}]));
         assert!(validate(&names, &policy, &one_left, None, &World::default()).is_empty());
+    }
+
+    #[test]
+    fn a_budget_beyond_what_the_voters_can_lose_is_held_and_reported() {
+        let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({
+            "version": "8.0.4", "members": 5,
+            "podDisruptionBudget": {"maxUnavailable": 2},
+            "memberRoles": [{"ordinals": [3, 4], "role": "NonVoting"}],
+        }))
+        .expect("spec");
+        let problems = validate(&ClusterNames::new("o", "s"), &AdminPolicy::default(), &spec, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "DisruptionBudgetHeld");
+        assert!(!problems[0].blocks_all);
+        assert!(problems[0].message.contains("only 3 members vote"), "{}", problems[0].message);
     }
 
     #[test]
