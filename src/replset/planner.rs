@@ -370,15 +370,10 @@ pub fn plan(
         let mut next = cfg.next();
         if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
             x.set_voting(true);
-            // The role's priority, unless the entry is still hidden or delayed (the server
-            // wants priority 0 then): those settings change in one step (1b.).
-            if let Some(settings) = settings_of(&m.host)
-                && !x.is_hidden()
-                && x.delay_seconds() == 0
-            {
+            // The role's priority: its `hidden` and delay are in already (1b.), so a hidden
+            // member's is 0 as the server wants.
+            if let Some(settings) = settings_of(&m.host) {
                 x.priority = settings.priority;
-            } else {
-                x.priority = 0.0;
             }
         }
         return Step::Reconfig { config: next, change: Change::Promote { host: m.host.clone() } };
