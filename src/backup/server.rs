@@ -9,8 +9,9 @@ use mongodb::options::{AuthMechanism, ClientOptions, Credential};
 
 use super::plan::Source;
 
-/// How long to look for a server to ask.
-const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a backup or a restore looks for a server to ask: the driver's default, as the
+/// tools wait (`serverSelectionTimeoutMS`); a member restarting is waited for.
+pub const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Facts about the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +28,19 @@ pub async fn client(
     password: Option<&str>,
     app: &str,
 ) -> Result<mongodb::Client, mongodb::error::Error> {
+    client_waiting(source, password, app, SELECTION_TIMEOUT).await
+}
+
+/// A driver client for `source` whose operations give up once no server has answered for
+/// `selection`.
+pub async fn client_waiting(
+    source: &Source,
+    password: Option<&str>,
+    app: &str,
+    selection: Duration,
+) -> Result<mongodb::Client, mongodb::error::Error> {
     let mut options = ClientOptions::parse(&source.uri).await?;
-    options.server_selection_timeout = Some(SELECTION_TIMEOUT);
+    options.server_selection_timeout = Some(selection);
     options.app_name = Some(app.into());
     if let Some(username) = &source.username {
         options.credential = Some(

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::options::CursorType;
 use serde::{Deserialize, Serialize};
 
@@ -24,13 +24,16 @@ use super::{OpTime, Ts};
 use crate::api::{Compression, Destination};
 use crate::backup::files::{ENCRYPTION_KEY, MONGODB_PASSWORD, SecretFiles};
 use crate::backup::plan::Source;
-use crate::backup::server::client;
+use crate::backup::server::client_waiting;
 use crate::backup::store::{OpenStore, open};
 
 /// How long a getMore on the tailable cursor waits for new entries.
 const AWAIT: Duration = Duration::from_secs(1);
 /// How long to wait before trying again after a failure (a member down, a store refusing).
 const RETRY: Duration = Duration::from_secs(5);
+/// How long the member read may go without answering before the archiver reads another: the
+/// driver's 30 s default would leave the archive that far behind for every member down.
+const MEMBER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the archiver is asked to do (set by the operator in its Deployment).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -256,20 +259,64 @@ async fn record_gap(
     archive.record_gap(&gap).await;
 }
 
-/// The member to read: the first secondary that answers, else the primary.
+/// The member to read: a hidden secondary, else another secondary, else the primary; never a
+/// delayed member, whose oplog runs its delay behind. Every member is asked at once, so one
+/// that is down (which fails only when [`MEMBER_TIMEOUT`] runs out) holds up the choice no
+/// longer than that, and not at all once a hidden secondary has answered.
 async fn choose(plan: &ArchivePlan, ctx: &Context) -> Result<(mongodb::Client, String), ArchiveError> {
-    let mut fallback = None;
-    for member in &plan.members {
-        let Ok(c) = client(member, ctx.password.as_deref(), "mongo-operator-oplog-archiver").await else { continue };
-        let Ok(hello) = c.database("admin").run_command(doc! { "hello": 1 }).await else { continue };
-        if hello.get_bool("secondary").unwrap_or(false) {
-            return Ok((c, member.uri.clone()));
+    let mut asked: futures::stream::FuturesUnordered<_> = plan
+        .members
+        .iter()
+        .enumerate()
+        .map(|(position, member)| async move {
+            let c = client_waiting(member, ctx.password.as_deref(), "mongo-operator-oplog-archiver", MEMBER_TIMEOUT)
+                .await
+                .ok()?;
+            let hello = c.database("admin").run_command(doc! { "hello": 1 }).await.ok()?;
+            Some(((preference(&hello)?, position), c, member.uri.clone()))
+        })
+        .collect();
+    let mut best: Option<((Preference, usize), mongodb::Client, String)> = None;
+    while let Some(answer) = asked.next().await {
+        let Some((rank, c, uri)) = answer else { continue };
+        if rank.0 == Preference::HiddenSecondary {
+            return Ok((c, uri));
         }
-        if fallback.is_none() && hello.get_bool("isWritablePrimary").unwrap_or(false) {
-            fallback = Some((c, member.uri.clone()));
+        if best.as_ref().is_none_or(|b| rank < b.0) {
+            best = Some((rank, c, uri));
         }
     }
-    fallback.ok_or_else(|| ArchiveError::Setup("no member answers as a primary or a secondary".into()))
+    best.map(|(_, c, uri)| (c, uri))
+        .ok_or_else(|| ArchiveError::Setup("no member answers as a primary or an undelayed secondary".into()))
+}
+
+/// How much the archiver would rather read a member, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Preference {
+    /// Serves no client, so reading it takes nothing from the application.
+    HiddenSecondary,
+    Secondary,
+    Primary,
+}
+
+/// What a member's `hello` says of it as an oplog source; none for a member not to read: one
+/// in another state, or a delayed one (`hello` carries `secondaryDelaySecs` only for a
+/// delayed member and `hidden` only for a hidden one: `TopologyCoordinator::fillHelloForReplSet`).
+fn preference(hello: &Document) -> Option<Preference> {
+    // The server appends the delay as a number whose BSON type follows its size.
+    let delayed = match hello.get("secondaryDelaySecs") {
+        Some(Bson::Int32(s)) => *s > 0,
+        Some(Bson::Int64(s)) => *s > 0,
+        Some(Bson::Double(s)) => *s > 0.0,
+        _ => false,
+    };
+    if hello.get_bool("secondary").unwrap_or(false) && !delayed {
+        return Some(match hello.get_bool("hidden").unwrap_or(false) {
+            true => Preference::HiddenSecondary,
+            false => Preference::Secondary,
+        });
+    }
+    hello.get_bool("isWritablePrimary").unwrap_or(false).then_some(Preference::Primary)
 }
 
 /// The member's majority-committed position (`hello.lastWrite.majorityOpTime`), which
@@ -378,5 +425,26 @@ async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, 
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_secondary_is_read_first_and_a_delayed_member_never() {
+        // `hello` as `fillHelloForReplSet` answers it on each kind of member.
+        let primary = doc! { "isWritablePrimary": true, "secondary": false };
+        let secondary = doc! { "isWritablePrimary": false, "secondary": true };
+        let hidden = doc! { "isWritablePrimary": false, "secondary": true, "passive": true, "hidden": true };
+        let delayed = doc! { "secondary": true, "passive": true, "hidden": true, "secondaryDelaySecs": 3600 };
+        let delayed_long = doc! { "secondary": true, "passive": true, "secondaryDelaySecs": 31_622_400_i64 };
+        let recovering = doc! { "isWritablePrimary": false, "secondary": false };
+        assert_eq!(preference(&hidden), Some(Preference::HiddenSecondary));
+        assert_eq!(preference(&secondary), Some(Preference::Secondary));
+        assert_eq!(preference(&primary), Some(Preference::Primary));
+        assert_eq!((preference(&delayed), preference(&delayed_long), preference(&recovering)), (None, None, None));
+        assert!(Preference::HiddenSecondary < Preference::Secondary && Preference::Secondary < Preference::Primary);
     }
 }
