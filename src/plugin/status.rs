@@ -42,6 +42,9 @@ pub struct StatusReport {
     pub primary: Option<String>,
     pub members: Vec<MemberLine>,
     pub tls: Option<TlsLine>,
+    /// Where applications connect: the client Service inside Kubernetes, and the members'
+    /// external names when they are announced outside it (`expose.perMember`).
+    pub connection: Option<ConnectionLine>,
     pub backups: Vec<BackupLine>,
     /// Each schedule of the cluster that archives its oplog (`spec.pitr`): what a restore to
     /// a point in time can reach.
@@ -93,6 +96,17 @@ pub struct TlsLine {
     pub mode: String,
     pub certificate_not_after: Option<String>,
     pub ca_not_after: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionLine {
+    /// `host:port` of the client Service.
+    pub internal: String,
+    /// The Secret holding the connection strings.
+    pub secret: Option<String>,
+    /// Each member's external `host:port`, in member order; empty when none is announced.
+    pub external_hosts: Vec<String>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -279,6 +293,11 @@ pub fn report(
             certificate_not_after: t.certificate_not_after.as_ref().map(time),
             ca_not_after: t.ca_not_after.as_ref().map(time),
         }),
+        connection: status.connection.as_ref().map(|c| ConnectionLine {
+            internal: format!("{}:{}", c.host, c.port),
+            secret: c.secret_name.clone(),
+            external_hosts: c.external_hosts.clone(),
+        }),
         backups,
         point_in_time: schedules.iter().filter(|s| s.spec.pitr.is_some()).map(pitr_line).collect(),
         warnings,
@@ -339,6 +358,13 @@ pub fn render(r: &StatusReport) -> String {
             or_dash(tls.certificate_not_after.as_deref()),
             or_dash(tls.ca_not_after.as_deref())
         ));
+    }
+    if let Some(c) = &r.connection {
+        let secret = c.secret.as_ref().map(|s| format!(" (connection strings in Secret {s})")).unwrap_or_default();
+        out.push_str(&format!("Connect:  {}{secret}\n", c.internal));
+        if !c.external_hosts.is_empty() {
+            out.push_str(&format!("External: {}\n", c.external_hosts.join(",")));
+        }
     }
     out.push_str("\nConditions:\n");
     let rows: Vec<Vec<String>> = r
@@ -479,5 +505,38 @@ mod tests {
         assert!(screen.contains("every-2h  Running   2026-12-05T08:00:14Z  2026-12-05T10:40:12Z  604s"), "{screen}");
         let plain = report(&cluster, &[], &BTreeMap::new(), &[], &[schedule("weekly", false)], &[]);
         assert!(!render(&plain).contains("Point-in-time"), "no section without pitr");
+    }
+
+    #[test]
+    fn the_external_names_are_shown_once_the_set_announces_them() {
+        let cluster = |external: serde_json::Value| -> MongoCluster {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "mongo.operator.rs/v1alpha1", "kind": "MongoCluster",
+                "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"version": "8.0.4"},
+                "status": {"connection": {"host": "orders.shop.svc.cluster.local", "port": 27017,
+                    "secretName": "orders-admin", "externalHosts": external}},
+            }))
+            .expect("cluster")
+        };
+        let hosts = ["db-0.mongo.example.internal:27017", "db-1.mongo.example.internal:27017"];
+        let exposed = report(&cluster(serde_json::json!(hosts)), &[], &BTreeMap::new(), &[], &[], &[]);
+        let connection = exposed.connection.clone().expect("connection");
+        assert_eq!(
+            (connection.internal.as_str(), connection.external_hosts),
+            ("orders.shop.svc.cluster.local:27017", hosts.map(String::from).to_vec())
+        );
+        let screen = render(&exposed);
+        assert!(
+            screen.contains(
+                "Connect:  orders.shop.svc.cluster.local:27017 (connection strings in Secret orders-admin)\n"
+            ),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("External: db-0.mongo.example.internal:27017,db-1.mongo.example.internal:27017\n"),
+            "{screen}"
+        );
+        let internal_only = render(&report(&cluster(serde_json::json!([])), &[], &BTreeMap::new(), &[], &[], &[]));
+        assert!(internal_only.contains("Connect:") && !internal_only.contains("External:"), "{internal_only}");
     }
 }
