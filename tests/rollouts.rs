@@ -41,6 +41,17 @@ async fn lower_fcv_by_hand(env: &Env, sim: &SimMembers, cluster: &str) {
     admin.set_feature_compatibility_version(&target, "7.0", true).await.expect("lower the FCV");
 }
 
+/// Asks the operator for a look, as `kubectl annotate` would: nothing in Kubernetes changed.
+async fn request_reconcile(env: &Env, cluster: &str) {
+    let request = serde_json::json!({ "metadata": { "annotations": {
+        mongo_operator::controller::cluster::RECONCILE_REQUEST_ANNOTATION: k8s_openapi::jiff::Timestamp::now().to_string(),
+    }}});
+    env.api::<MongoCluster>()
+        .patch(cluster, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&request))
+        .await
+        .expect("request a reconcile");
+}
+
 const AUTOMATIC_AT_ONCE: &str = "  featureCompatibility: {policy: Automatic, soakTime: 0s}\n";
 
 #[tokio::test]
@@ -155,14 +166,8 @@ async fn the_feature_compatibility_version_follows_its_policy_and_the_downgrade_
     env.patch_spec("auto", serde_json::json!({ "paused": true })).await;
     until(&env, "auto", "paused", |c| status(c).phase == Some(mongo_operator::api::ClusterPhase::Paused)).await;
     lower_fcv_by_hand(&env, &auto, "auto").await;
-    // Nothing in Kubernetes changed; ask for a look, as `kubectl annotate` would.
-    let request = serde_json::json!({ "metadata": { "annotations": {
-        mongo_operator::controller::cluster::RECONCILE_REQUEST_ANNOTATION: k8s_openapi::jiff::Timestamp::now().to_string(),
-    }}});
-    env.api::<MongoCluster>()
-        .patch("auto", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&request))
-        .await
-        .expect("request a reconcile");
+    // Nothing in Kubernetes changed; ask for a look.
+    request_reconcile(&env, "auto").await;
     let c = until(&env, "auto", "the FCV seen while paused", |c| {
         status(c).feature_compatibility_version.as_deref() == Some("7.0")
     })
@@ -257,5 +262,50 @@ async fn a_broken_template_rolls_back_when_the_spec_is_reverted() {
     let notes: Vec<String> = replaced.iter().filter_map(|e| e.note.clone()).collect();
     assert!(notes.iter().any(|n| n.contains(&broken)), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("solo-0")), "{notes:?}");
+    env.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn a_step_waiting_for_a_lagging_member_is_taken_once_it_has_caught_up_with_nothing_else_changing() {
+    let env = Env::new("roll-lag").await;
+    env.create_cluster(&cluster_yaml("lag", 3, AUTOMATIC_AT_ONCE)).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "lag", None).await;
+    let c = env.ready("lag").await;
+    assert_eq!(status(&c).feature_compatibility_version.as_deref(), Some("8.0"));
+
+    // A secondary falls more than 10 s behind: the set stays Ready, but not healthy enough for
+    // a featureCompatibilityVersion change.
+    let primary = sim.primary().expect("a primary");
+    let behind = ["lag-0", "lag-1", "lag-2"].into_iter().find(|p| *p != primary).expect("a secondary");
+    assert!(sim.sim.set_lag(behind, Duration::from_secs(120)));
+    let lagging = |c: &MongoCluster| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.members.iter().any(|m| m.name == behind && m.lag_seconds.is_some_and(|l| l > 10)))
+    };
+    support::eventually(&format!("{behind} seen lagging"), READY_TIMEOUT, || async {
+        request_reconcile(&env, "lag").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let c = env.api::<MongoCluster>().get("lag").await.ok()?;
+        lagging(&c).then_some(())
+    })
+    .await;
+    lower_fcv_by_hand(&env, &sim, "lag").await;
+    request_reconcile(&env, "lag").await;
+    let c = until(&env, "lag", "the raise waiting for the lagging member", |c| {
+        status(c).feature_compatibility_version.as_deref() == Some("7.0")
+            && status(c).feature_compatibility_message.as_deref().is_some_and(|m| m.contains("is healthy"))
+    })
+    .await;
+    assert!(is_ready(&c), "Ready while one member lags: {:?}", status(&c).conditions);
+
+    // It catches up, which changes nothing in Kubernetes: the operator looks again by itself.
+    assert!(sim.sim.set_lag(behind, Duration::ZERO));
+    let c = until(&env, "lag", "the FCV raised once every member caught up", |c| {
+        status(c).feature_compatibility_version.as_deref() == Some("8.0")
+    })
+    .await;
+    assert!(is_ready(&c));
     env.finish().await;
 }

@@ -730,7 +730,11 @@ async fn in_sync<A: MongoAdmin>(
             Some(WHILE_WAITING),
         ),
         Rollout::Done => {
-            let mut outcome = Outcome::new(Progress::InSync, Some(obs), None);
+            // A member catching up or a Pod becoming ready again changes nothing the operator
+            // watches, so what waits for health (the TLS steps, the featureCompatibilityVersion)
+            // is looked at again here: a set can be Ready while one member still lags.
+            let recheck = (!i.healthy).then_some(WHILE_WAITING);
+            let mut outcome = Outcome::new(Progress::InSync, Some(obs), recheck);
             if i.healthy {
                 let (tls, soon) = tls_stage::settle(&ctx.admin, i.cluster, i.tls, i.members, i.events).await?;
                 if soon {
