@@ -420,9 +420,20 @@ impl World {
             if !in_config || now < m.busy_until {
                 continue;
             }
-            let cutoff = now.checked_sub(m.lag).unwrap_or(now);
-            let target = self.oplog.partition_point(|e| e.at <= cutoff).min(len);
-            let data_target = self.data_oplog.partition_point(|e| e.at <= cutoff);
+            // A delayed member applies an entry only once it is `secondaryDelaySecs` old
+            // (`OplogBatcher`, oplog_batcher.cpp, holds a batch back until then), so its
+            // applied optime, the one `replSetGetStatus` shows, runs its delay behind.
+            let delay = m
+                .config
+                .as_ref()
+                .and_then(|c| c.members.iter().find(|e| e.host == m.host))
+                .map_or(0, |e| e.secondary_delay_secs);
+            let held_back = m.lag + Duration::from_secs(u64::try_from(delay).unwrap_or(0));
+            // A cutoff before the clock's start (a delay longer than the machine's uptime)
+            // lets nothing new through.
+            let cutoff = now.checked_sub(held_back);
+            let target = self.oplog.partition_point(|e| cutoff.is_some_and(|c| e.at <= c)).min(len);
+            let data_target = self.data_oplog.partition_point(|e| cutoff.is_some_and(|c| e.at <= c));
             let m = self.members.get_mut(&n).expect("member exists");
             m.applied = m.applied.max(target);
             m.data_applied = m.data_applied.max(data_target);
@@ -724,6 +735,35 @@ mod tests {
         // A voter down: the two left must both have it.
         world.members.get_mut("m1").expect("m1").up = false;
         assert_eq!(at(&world, "m0"), Some(5));
+    }
+
+    #[test]
+    fn a_delayed_member_applies_only_what_is_older_than_its_delay() {
+        let mut world = World::new(Options::default());
+        let hosts = ["a:1", "b:1", "c:1"];
+        for (i, h) in hosts.iter().enumerate() {
+            world.add_member(&format!("m{i}"), h, "127.0.0.1:1".parse().expect("address"));
+        }
+        let members = vec![
+            bson::doc! { "_id": 0, "host": "a:1" },
+            bson::doc! { "_id": 1, "host": "b:1" },
+            bson::doc! { "_id": 2, "host": "c:1", "priority": 0, "hidden": true, "votes": 0, "secondaryDelaySecs": 60 },
+        ];
+        world.initiate("m0", Some(&bson::doc! { "_id": "rs0", "members": members })).expect("initiate");
+        let config = world.members["m0"].config.clone();
+        for m in world.members.values_mut() {
+            m.config = config.clone();
+        }
+        world.members.get_mut("m0").expect("m0").primary_term = Some(1);
+        let start = Instant::now();
+        let entry = |at: Instant| OplogEntry { at, wall: SystemTime::now(), term: 1 };
+        world.oplog = vec![entry(start), entry(start + Duration::from_secs(30))];
+        world.replicate(start + Duration::from_secs(45));
+        assert_eq!((world.members["m1"].applied, world.members["m2"].applied), (2, 0), "m2 holds both back");
+        world.replicate(start + Duration::from_secs(75));
+        assert_eq!(world.members["m2"].applied, 1, "the first entry is 75 s old, the second 45 s");
+        world.replicate(start + Duration::from_secs(91));
+        assert_eq!(world.members["m2"].applied, 2);
     }
 
     #[test]

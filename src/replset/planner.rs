@@ -125,12 +125,17 @@ impl Observed {
         self.members.iter().find(|m| same_host(&m.host, host))
     }
 
-    /// Healthy SECONDARY (or the PRIMARY) within the caught-up lag.
+    /// Healthy SECONDARY (or the PRIMARY) within the caught-up lag. A delayed member applies
+    /// what it receives `secondaryDelaySecs` late by design, so its lag counts from its delay:
+    /// otherwise it would never be caught up, and every rollout and every step that waits for
+    /// a healthy set would wait for ever.
     pub fn caught_up(&self, host: &str) -> bool {
+        let delay = self.config.members.iter().find(|c| same_host(&c.host, host)).map_or(0, |c| c.delay_seconds());
         self.member(host).is_some_and(|m| {
             m.healthy
                 && (m.state == MemberState::Primary
-                    || (m.state == MemberState::Secondary && m.lag_seconds.is_some_and(|l| l <= CAUGHT_UP_LAG_SECONDS)))
+                    || (m.state == MemberState::Secondary
+                        && m.lag_seconds.is_some_and(|l| l <= CAUGHT_UP_LAG_SECONDS.saturating_add(delay))))
         })
     }
 }

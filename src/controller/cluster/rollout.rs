@@ -154,6 +154,7 @@ pub fn next(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replset::planner::CAUGHT_UP_LAG_SECONDS;
     use crate::replset::{MemberConfig, MemberState, ObservedMember, ReplSetConfig};
 
     fn host(i: i32) -> String {
@@ -269,6 +270,28 @@ mod tests {
         down.members[0].healthy = false;
         assert!(matches!(next(&all_old, Some("new"), &down, h, now()), Rollout::Wait(_)));
         assert!(matches!(next(&all_old, None, &observed(2, 0), h, now()), Rollout::Wait(_)));
+    }
+
+    #[test]
+    fn a_delayed_member_is_caught_up_within_its_delay_and_holds_up_no_rollout() {
+        let h: HostOf<'_> = &host;
+        let all_old = [pod(0, "old"), pod(1, "old"), pod(2, "old")];
+        // db-1 is delayed by an hour: it is an hour behind by design.
+        let mut obs = observed(2, 0);
+        obs.config.members[1].priority = 0.0;
+        obs.config.members[1].other.insert("hidden", true);
+        obs.config.members[1].other.insert("secondaryDelaySecs", 3600_i64);
+        obs.members[1].lag_seconds = Some(3605);
+        assert!(obs.caught_up(&host(1)));
+        assert_eq!(next(&all_old, Some("new"), &obs, h, now()), restart(1, RestartReason::Secondary));
+        // Further behind than its delay allows: waited for like any other.
+        obs.members[1].lag_seconds = Some(3600 + CAUGHT_UP_LAG_SECONDS + 1);
+        assert!(!obs.caught_up(&host(1)));
+        assert!(matches!(next(&all_old, Some("new"), &obs, h, now()), Rollout::Wait(_)));
+        // An hour behind without a delay is not caught up.
+        let mut plain = observed(2, 0);
+        plain.members[1].lag_seconds = Some(3605);
+        assert!(!plain.caught_up(&host(1)));
     }
 
     #[test]
