@@ -96,6 +96,10 @@ fn needs(name: &str, db: &str) -> Needs {
         "replSetInitiate" | "replSetReconfig" | "replSetStepDown" | "setFeatureCompatibilityVersion" => {
             Needs::ClusterManager
         }
+        // The `setDefaultRWConcern` action on the cluster, which `clusterManager` grants; the
+        // `getDefaultRWConcern` action, which `clusterMonitor` grants.
+        "setDefaultRWConcern" => Needs::ClusterManager,
+        "getDefaultRWConcern" => Needs::ClusterMonitor,
         "createUser" | "updateUser" | "dropUser" | "usersInfo" => Needs::UserAdmin(db.to_string()),
         "_mergeAuthzCollections" | "applyOps" => Needs::Restore,
         // The `setParameter` action: `hostManager`, which `clusterAdmin` includes.
@@ -321,6 +325,8 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
                 Err(r) => refusal(r),
             }
         }
+        "setDefaultRWConcern" => set_default_rw_concern(world, me, &body),
+        "getDefaultRWConcern" => get_default_rw_concern(world, me),
         "replSetGetStatus" => status(world, me),
         "serverStatus" => crate::diagnostics::server_status(world, me),
         // `adminOnly()`: mongod refuses it elsewhere with Unauthorized (`CommandHelpers::
@@ -725,7 +731,9 @@ fn install_reconfig(world: &Shared, me: &str, new_doc: &Document, committed: boo
         ));
     }
     let Some(old) = m.config.clone() else { return Err(error(code::NOT_YET_INITIALIZED, "not initialized")) };
-    let mut new = match rules::validate_reconfig(&old, new_doc, &m.host) {
+    let mut new = match rules::validate_reconfig(&old, new_doc, &m.host).and_then(|new| {
+        rules::check_implicit_write_concern(&old, &new, w.cluster_wide_write_concern.is_some()).map(|()| new)
+    }) {
         Ok(c) => c,
         Err(r) => return Err(refusal(r)),
     };
@@ -749,6 +757,56 @@ fn install_reconfig(world: &Shared, me: &str, new_doc: &Document, committed: boo
     let version = new.version;
     w.install_on_primary(me, new);
     Ok(version)
+}
+
+/// `setDefaultRWConcern` on the primary (`SetDefaultRWConcernCommand::typedRun`,
+/// read_write_concern_defaults.cpp `generateNewCWRWCToBeSavedOnDisk`): at least one of the two
+/// defaults, and the answer is what `getDefaultRWConcern` gives afterwards. The simulator keeps
+/// the write concern only; the read concern stays the implicit `local`.
+fn set_default_rw_concern(world: &Shared, me: &str, body: &Document) -> Document {
+    let mut w = lock(world);
+    let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
+    if w.state(m, Instant::now()) != State::Primary {
+        return error(code::NOT_WRITABLE_PRIMARY, "not primary");
+    }
+    let write = body.get_document("defaultWriteConcern").ok().cloned();
+    if write.is_none() && body.get_document("defaultReadConcern").is_err() {
+        return error(
+            code::BAD_VALUE,
+            "At least one of the \"defaultReadConcern\" or \"defaultWriteConcern\" fields must be present",
+        );
+    }
+    if let Some(mut write) = write {
+        if !write.contains_key("wtimeout") {
+            write.insert("wtimeout", 0);
+        }
+        w.cluster_wide_write_concern = Some(write);
+    }
+    drop(w);
+    get_default_rw_concern(world, me)
+}
+
+/// `getDefaultRWConcern` (`ReadWriteConcernDefaults::getDefault`): the cluster-wide write
+/// concern with source `global`, else the implicit one, `{w: "majority", wtimeout: 0}`, or no
+/// `defaultWriteConcern` at all when the implicit default is `w: 1` (a PSA set:
+/// `jstests/replsets/get_default_write_concern_majority.js`).
+fn get_default_rw_concern(world: &Shared, me: &str) -> Document {
+    let w = lock(world);
+    let mut reply = doc! { "defaultReadConcern": { "level": "local" }, "defaultReadConcernSource": "implicit" };
+    match (&w.cluster_wide_write_concern, w.member(me).and_then(|m| m.config.as_ref())) {
+        (Some(write), _) => {
+            reply.insert("defaultWriteConcern", write.clone());
+            reply.insert("defaultWriteConcernSource", "global");
+        }
+        (None, config) => {
+            if config.is_none_or(rules::implicit_default_is_majority) {
+                reply.insert("defaultWriteConcern", doc! { "w": "majority", "wtimeout": 0 });
+            }
+            reply.insert("defaultWriteConcernSource", "implicit");
+        }
+    }
+    reply.insert("ok", 1.0);
+    reply
 }
 
 async fn reconfig(world: &Shared, me: &str, body: &Document) -> Document {
@@ -805,8 +863,13 @@ fn force_reconfig(world: &Shared, me: &str, new_doc: &Document) -> Document {
     let Some(m) = w.member(me) else { return error(code::BAD_VALUE, "member gone") };
     let Some(old) = m.config.clone() else { return error(code::NOT_YET_INITIALIZED, "not initialized") };
     let host = m.host.clone();
+    // A force reconfig skips the single-voter and quorum checks, not these two
+    // (`validateConfigForReconfig` with force, and `_doReplSetReconfig`).
+    let cluster_wide_set = w.cluster_wide_write_concern.is_some();
     let mut new = match rules::parse(new_doc)
         .and_then(|c| rules::check_set(&c, code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE).map(|()| c))
+        .and_then(|c| rules::check_psa_reconfig(&old, &c).map(|()| c))
+        .and_then(|c| rules::check_implicit_write_concern(&old, &c, cluster_wide_set).map(|()| c))
     {
         Ok(c) => c,
         Err(r) => return refusal(r),
@@ -1073,5 +1136,55 @@ mod tests {
         let delayed = hello_in_roles("m2");
         assert_eq!(delayed.get_i64("secondaryDelaySecs"), Ok(3600));
         assert_eq!(delayed.get_bool("hidden"), Ok(true));
+    }
+}
+
+#[cfg(test)]
+mod default_rw_concern_tests {
+    use super::*;
+    use crate::world::Options;
+
+    /// A primary-secondary set, its primary elected.
+    fn ps_set() -> Shared {
+        let mut world = World::new(Options::default());
+        let listen: std::net::SocketAddr = "127.0.0.1:1".parse().expect("address");
+        world.add_member("m0", "m0:27017", listen);
+        world.add_member("m1", "m1:27017", listen);
+        let members = vec![doc! { "_id": 0, "host": "m0:27017" }, doc! { "_id": 1, "host": "m1:27017" }];
+        world.initiate("m0", Some(&doc! { "_id": "rs0", "members": members })).expect("initiate");
+        let mut now = Instant::now();
+        for _ in 0..100 {
+            now += Duration::from_millis(200);
+            world.tick(now);
+        }
+        assert!(world.primary().is_some(), "a primary");
+        Arc::new(Mutex::new(world))
+    }
+
+    #[test]
+    fn the_cluster_wide_write_concern_is_implicit_until_set_and_global_after() {
+        let set = ps_set();
+        let primary = lock(&set).primary().map(|m| m.name.clone()).expect("primary");
+        let implicit = get_default_rw_concern(&set, &primary);
+        assert_eq!(implicit.get_document("defaultWriteConcern"), Ok(&doc! { "w": "majority", "wtimeout": 0 }));
+        assert_eq!(implicit.get_str("defaultWriteConcernSource"), Ok("implicit"));
+        let neither = set_default_rw_concern(&set, &primary, &doc! { "setDefaultRWConcern": 1 });
+        assert_eq!(neither.get_i32("code"), Ok(code::BAD_VALUE));
+        let set_reply = set_default_rw_concern(
+            &set,
+            &primary,
+            &doc! { "setDefaultRWConcern": 1, "defaultWriteConcern": { "w": "majority" } },
+        );
+        assert_eq!(set_reply.get_f64("ok"), Ok(1.0));
+        assert_eq!(set_reply.get_document("defaultWriteConcern"), Ok(&doc! { "w": "majority", "wtimeout": 0 }));
+        assert_eq!(set_reply.get_str("defaultWriteConcernSource"), Ok("global"));
+        assert!(lock(&set).cluster_wide_write_concern.is_some());
+        let secondary = if primary == "m0" { "m1" } else { "m0" };
+        let refused = set_default_rw_concern(
+            &set,
+            secondary,
+            &doc! { "setDefaultRWConcern": 1, "defaultWriteConcern": { "w": 1 } },
+        );
+        assert_eq!(refused.get_i32("code"), Ok(code::NOT_WRITABLE_PRIMARY));
     }
 }

@@ -597,6 +597,57 @@ pub fn mark_newly_added(old: &Config, mut new: Config) -> Config {
     new
 }
 
+/// Whether the set's implicit default write concern is `w: "majority"`, as
+/// `ReplSetConfig::isImplicitDefaultWriteConcernMajority` (repl_set_config.cpp) computes it:
+/// with no voting arbiter, or with more writable (data-bearing) voters than the majority vote
+/// count; otherwise `w: 1`, so that an arbiter does not keep a primary elected while no
+/// majority write can be acknowledged. Voters are counted as the config counts them, members
+/// marked `newlyAdded` left out.
+pub fn implicit_default_is_majority(cfg: &Config) -> bool {
+    let voters = cfg.voters();
+    let writable = cfg.members.iter().filter(|m| m.is_voter() && !m.arbiter_only).count();
+    voters == writable || writable > crate::world::majority(voters)
+}
+
+/// The reconfig rule of 5.0 and later (`ReplicationCoordinatorImpl::_doReplSetReconfig`,
+/// shown by `jstests/replsets/reconfig_fails_no_cwwc_set.js`): a config that would change the
+/// implicit default write concern is refused with 103 unless a cluster-wide write concern was
+/// set with `setDefaultRWConcern`, for a force reconfig too. Adding or removing an arbiter
+/// usually changes it.
+pub fn check_implicit_write_concern(old: &Config, new: &Config, cluster_wide_set: bool) -> Result<(), Refusal> {
+    if cluster_wide_set || implicit_default_is_majority(old) == implicit_default_is_majority(new) {
+        return Ok(());
+    }
+    refuse(
+        code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE,
+        "Reconfig attempted to install a config that would change the implicit default write concern. Use the setDefaultRWConcern command to set a cluster-wide write concern and try the reconfig again.",
+    )
+}
+
+/// The PSA rule of `validateOldAndNewConfigsCompatible` (repl_set_config_checks.cpp), checked
+/// for force reconfigs too: when the old config's writable voters are fewer than its majority
+/// vote count (one data-bearing voter and an arbiter), the new config may not be a PSA set (3
+/// members, 2 of them data-bearing) with both data-bearing members electable: the secondary
+/// could be elected with the arbiter's vote without the writes the primary committed. Votes
+/// and priorities are counted without the `newlyAdded` adjustment (`getBaseNumVotes`,
+/// `getBasePriority`). The way through is two reconfigs: the secondary's vote with priority 0
+/// first, then its priority (`rs.reconfigForPSASet`).
+pub fn check_psa_reconfig(old: &Config, new: &Config) -> Result<(), Refusal> {
+    let old_voters = old.members.iter().filter(|m| m.votes > 0).count();
+    let old_arbiters = old.members.iter().filter(|m| m.arbiter_only).count();
+    let majority = crate::world::majority(old_voters);
+    let overlap = majority <= old_voters.saturating_sub(old_arbiters);
+    let psa = new.members.len() == 3 && new.members.iter().filter(|m| !m.arbiter_only).count() == 2;
+    let electable = new.members.iter().filter(|m| m.priority > 0.0).count();
+    if !overlap && psa && electable > 1 {
+        return refuse(
+            code::NEW_REPLICA_SET_CONFIGURATION_INCOMPATIBLE,
+            "Rejecting reconfig where the new config has a PSA topology and the secondary is electable, but the old config contains only one writable node. Refer to https://docs.mongodb.com/manual/reference/method/rs.reconfigForPSASet/ for next steps on reconfiguring a PSA set.",
+        );
+    }
+    Ok(())
+}
+
 /// Everything a safe `replSetReconfig` checks against the current config, with the codes the
 /// server returns. `self_host` is the primary that receives the command.
 pub fn validate_reconfig(old: &Config, doc: &Document, self_host: &str) -> Result<Config, Refusal> {
@@ -659,6 +710,7 @@ pub fn validate_reconfig(old: &Config, doc: &Document, self_host: &str) -> Resul
             }
         }
     }
+    check_psa_reconfig(old, &new)?;
     let (added, removed) = voting_changes(old, &new);
     if added.len() + removed.len() > 1 {
         return refuse(
@@ -841,6 +893,63 @@ mod tests {
             let got = validate_initiate(&d, "rs0", me).err().map(|r| r.code);
             assert_eq!(got, code, "{what}");
         }
+    }
+
+    #[test]
+    fn arbiters_change_the_implicit_write_concern_and_a_psa_set_gets_its_secondary_electable_in_two_steps() {
+        let config =
+            |members: Vec<Document>| parse(&doc! { "_id": "rs0", "version": 1, "members": members }).expect("a config");
+        // Implicit default: majority without arbiters (PSS), w:1 for PSA, majority again with
+        // enough data-bearing voters (PSSSA: 4 writable > majority 3).
+        let pss =
+            config(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b"}, doc! {"_id": 2, "host": "c"}]);
+        let ps = config(vec![doc! {"_id": 0, "host": "a"}, doc! {"_id": 1, "host": "b"}]);
+        let psa = config(vec![
+            doc! {"_id": 0, "host": "a"},
+            doc! {"_id": 1, "host": "b"},
+            doc! {"_id": 2, "host": "z", "arbiterOnly": true},
+        ]);
+        let pssa = config(vec![
+            doc! {"_id": 0, "host": "a"},
+            doc! {"_id": 1, "host": "b"},
+            doc! {"_id": 2, "host": "c"},
+            doc! {"_id": 3, "host": "d"},
+            doc! {"_id": 4, "host": "z", "arbiterOnly": true},
+        ]);
+        assert!(implicit_default_is_majority(&pss) && implicit_default_is_majority(&ps));
+        assert!(!implicit_default_is_majority(&psa));
+        assert!(implicit_default_is_majority(&pssa));
+        // Adding the arbiter to PS changes it: refused with 103 until a cluster-wide write
+        // concern is set; removing it again is the same change back.
+        let refused = check_implicit_write_concern(&ps, &psa, false).expect_err("refused");
+        assert_eq!(refused.code, 103);
+        assert!(refused.message.starts_with(
+            "Reconfig attempted to install a config that would change the implicit default write concern"
+        ));
+        assert!(check_implicit_write_concern(&ps, &psa, true).is_ok());
+        assert_eq!(check_implicit_write_concern(&psa, &ps, false).map_err(|r| r.code), Err(103));
+        assert!(check_implicit_write_concern(&pss, &pssa, false).is_ok(), "majority before and after");
+
+        // PA (one writable voter) to PSA with an electable secondary: refused; with the
+        // secondary's vote at priority 0 first, then its priority, accepted.
+        let pa = config(vec![
+            doc! {"_id": 0, "host": "a"},
+            doc! {"_id": 1, "host": "b", "votes": 0, "priority": 0},
+            doc! {"_id": 2, "host": "z", "arbiterOnly": true},
+        ]);
+        let voting_passive = config(vec![
+            doc! {"_id": 0, "host": "a"},
+            doc! {"_id": 1, "host": "b", "priority": 0},
+            doc! {"_id": 2, "host": "z", "arbiterOnly": true},
+        ]);
+        let refused = check_psa_reconfig(&pa, &psa).expect_err("refused");
+        assert_eq!(refused.code, 103);
+        assert!(refused.message.starts_with("Rejecting reconfig where the new config has a PSA topology"));
+        assert!(check_psa_reconfig(&pa, &voting_passive).is_ok());
+        assert!(check_psa_reconfig(&voting_passive, &psa).is_ok());
+        // Not a PSA set, or an old config with enough writable voters: no such rule.
+        assert!(check_psa_reconfig(&pss, &pssa).is_ok());
+        assert!(check_psa_reconfig(&ps, &psa).is_ok(), "PS has two writable voters of two");
     }
 
     #[test]

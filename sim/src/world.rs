@@ -173,6 +173,9 @@ pub struct World {
     /// The featureCompatibilityVersion document, once the set was initiated: it is written at
     /// `replSetInitiate` with the initiator's release, and replicated to every member.
     pub fcv: Option<String>,
+    /// The cluster-wide default write concern set with `setDefaultRWConcern`: mongod keeps it
+    /// in `config.settings`, replicated to every member, so it outlives restarts.
+    pub cluster_wide_write_concern: Option<bson::Document>,
     /// Oplog position at which each config version was written on the primary.
     pub config_optime: BTreeMap<i64, usize>,
     pub last_noop: Instant,
@@ -208,6 +211,7 @@ impl World {
             data_oplog: Vec::new(),
             term: 0,
             fcv: None,
+            cluster_wide_write_concern: None,
             config_optime: BTreeMap::new(),
             last_noop: Instant::now(),
         }
