@@ -221,6 +221,31 @@ fn invalid_creates() -> Vec<Invalid> {
             "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8], annotations: {networking.gke.io/load-balancer-type: External}}}}",
             "may not set the annotations that keep an internal load balancer internal",
         ),
+        c(
+            "members exposed on both load balancers and node ports",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8]}, nodePort: {basePort: 31017, sourceRanges: [10.0.0.0/8]}}}",
+            "expose.perMember needs exactly one of loadBalancer and nodePort",
+        ),
+        c(
+            "members exposed on neither",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\"}}",
+            "expose.perMember needs exactly one of loadBalancer and nodePort",
+        ),
+        c(
+            "members on node ports without names",
+            "version: 8.0.4\nexpose: {perMember: {nodePort: {basePort: 31017, sourceRanges: [10.0.0.0/8]}}}",
+            "expose.perMember.nodePort needs hostPattern",
+        ),
+        c(
+            "members on node ports without source ranges",
+            "version: 8.0.4\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", nodePort: {basePort: 31017, sourceRanges: []}}}",
+            "should have at least 1 items",
+        ),
+        c(
+            "members on node ports past the last port",
+            "version: 8.0.4\nmembers: 3\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", nodePort: {basePort: 65534, sourceRanges: [10.0.0.0/8]}}}",
+            "basePort + members - 1 must be a port",
+        ),
         c("unknown deletion policy", "version: 8.0.4\ndeletionPolicy: Destroy", "Unsupported value: \"Destroy\""),
         c(
             "unknown anti-affinity mode",

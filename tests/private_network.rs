@@ -243,3 +243,91 @@ async fn without_a_pattern_members_are_announced_by_their_load_balancers_once_al
     assert!(hosts.contains(&primary) && primary == me, "{primary} {me}");
     env.finish().await;
 }
+
+/// The node-port test's names: its own, as the suite's resolver is shared by the tests that run
+/// at once.
+const NODE_PORT_PATTERN: &str = "np-{ordinal}.vault.example.internal";
+
+/// Plays kube-proxy for a node port (kwok runs none): the node that runs the member's Pod
+/// forwards `node_port` to the Pod's MongoDB port. The Pod's own address stands for its node's,
+/// as each member here runs alone on its kwok node.
+async fn forward_node_port(env: &Env, pod: &str, node_port: u16) -> tokio::task::JoinHandle<()> {
+    let pod_ip = support::eventually(&format!("{pod} has an address"), Duration::from_secs(60), || async {
+        let pod = env.api::<k8s_openapi::api::core::v1::Pod>().get(pod).await.ok()?;
+        pod.status?.pod_ip.filter(|ip| !ip.is_empty())
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind((pod_ip.as_str(), node_port)).await.expect("the node port");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = format!("{pod_ip}:27017");
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane and FerretDB: run `make test`"]
+async fn on_node_ports_each_member_is_announced_at_its_name_and_its_own_port() {
+    let env = Env::new("private-np").await;
+    let extra = format!(
+        "  users:\n    - name: app\n      db: admin\n      roles: [{{name: readWrite, db: orders}}]\n  expose:\n    perMember:\n      hostPattern: \"{NODE_PORT_PATTERN}\"\n      nodePort:\n        basePort: 31017\n        sourceRanges: [10.20.0.0/16]\n"
+    );
+    env.create_cluster(&cluster_yaml("vault", 3, &extra)).await;
+    let ferret = Ferret::start();
+    let _sim = SimMembers::holding_data(&env.client, &env.ns, "vault", &ferret.address).await;
+    let on_node_port = |i: usize| format!("{}:{}", NODE_PORT_PATTERN.replace("{ordinal}", &i.to_string()), 31017 + i);
+    announcing(&env, (0..3).map(on_node_port).collect()).await;
+
+    // A node port per member, `basePort + ordinal`, answered only by the node that runs that
+    // Pod; its ranges are what the members' NetworkPolicy admits.
+    let mut forwarders = Vec::new();
+    for i in 0..3 {
+        let name = format!("vault-{i}-external");
+        let spec = env.api::<Service>().get(&name).await.expect("the member's Service").spec.expect("spec");
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        let ports = spec.ports.unwrap_or_default();
+        let node_port = u16::try_from(31017 + i).expect("a port");
+        assert_eq!(
+            ports.iter().map(|p| (p.port, p.node_port)).collect::<Vec<_>>(),
+            [(27017, Some(i32::from(node_port)))]
+        );
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        assert_eq!(
+            spec.selector.and_then(|s| s.get("statefulset.kubernetes.io/pod-name").cloned()),
+            Some(format!("vault-{i}"))
+        );
+        forwarders.push(forward_node_port(&env, &format!("vault-{i}"), node_port).await);
+        support::dns::point_at_service(&format!("np-{i}.vault.example.internal"), &env.ns, &name);
+    }
+    let policy = env.api::<NetworkPolicy>().get("vault-isolate-members").await.expect("the members' policy");
+    let admitted: Vec<String> = policy
+        .spec
+        .and_then(|s| s.ingress)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| rule.from.clone().unwrap_or_default())
+        .filter_map(|peer| peer.ip_block.map(|b| b.cidr))
+        .collect();
+    assert!(admitted.contains(&"10.20.0.0/16".to_string()), "{admitted:?}");
+
+    // A VM's application connects through the names and the node ports, and gets them back.
+    let outside = client_from(&env, "connectionString.external").await;
+    outside
+        .database("orders")
+        .collection::<Document>("events")
+        .insert_one(doc! { "from": "bare metal next to the cluster" })
+        .await
+        .expect("a write through the node ports");
+    let (hosts, primary, me) = hello(&outside).await;
+    assert_eq!(hosts, (0..3).map(on_node_port).collect::<Vec<_>>());
+    assert!(hosts.contains(&primary) && primary == me, "the primary by its name and node port: {primary}, {me}");
+    for forwarder in forwarders {
+        forwarder.abort();
+    }
+    env.finish().await;
+}

@@ -56,6 +56,9 @@ pub const MAX_NAME_LENGTH: usize = 40;
     validation = Rule::new("!has(self.expose) || !has(self.expose.perMember) || !has(self.tls) || !has(self.tls.mode) || self.tls.mode != 'Disabled'")
         .message("expose.perMember needs TLS: a client outside Kubernetes is given the members' external names only when it names one in TLS (SNI), so tls.mode may not be Disabled")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.expose) || !has(self.expose.perMember) || !has(self.expose.perMember.nodePort) || self.expose.perMember.nodePort.basePort + self.members - 1 <= 65535")
+        .message("expose.perMember.nodePort.basePort + members - 1 must be a port (at most 65535): member i listens on basePort + i")
+        .reason(Reason::FieldValueInvalid),
     validation = Rule::new("!self.podDisruptionBudget.enabled || self.members < 3 || self.podDisruptionBudget.maxUnavailable <= ((self.members > 7 ? 7 : self.members) - 1) / 2")
         .message("podDisruptionBudget.maxUnavailable must leave a majority of the voting members running: at most (voters - 1) / 2, where voters is members capped at 7")
         .reason(Reason::FieldValueForbidden),
@@ -492,8 +495,8 @@ pub struct ExposeSpec {
     /// Settings of the load balancer when `type` is `LoadBalancer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerSpec>,
-    /// Each member on a load balancer of its own, for replica-set clients outside Kubernetes
-    /// (VMs and bare metal on the private network). Those clients connect with the external
+    /// Each member on a load balancer or a node port of its own, for replica-set clients
+    /// outside Kubernetes (VMs and bare metal on the private network). Those clients connect with the external
     /// names and get them back from `hello` (split horizons, chosen by the TLS SNI name), so
     /// this needs TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -506,31 +509,77 @@ pub struct ExposeSpec {
     validation = Rule::new("!has(self.hostPattern) || self.hostPattern.matches('^[a-z0-9-]*[{]ordinal[}][a-z0-9-]*([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')")
         .message("expose.perMember.hostPattern must be a DNS name with {ordinal} in its first label, such as db-{ordinal}.mongo.example.internal: the members' certificate covers every ordinal with one wildcard name")
         .reason(Reason::FieldValueInvalid),
-    validation = Rule::new("has(self.loadBalancer.sourceRanges) && size(self.loadBalancer.sourceRanges) > 0")
+    validation = Rule::new("has(self.loadBalancer) != has(self.nodePort)")
+        .message("expose.perMember needs exactly one of loadBalancer and nodePort")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.loadBalancer) || (has(self.loadBalancer.sourceRanges) && size(self.loadBalancer.sourceRanges) > 0)")
         .message("expose.perMember.loadBalancer.sourceRanges must list at least one CIDR: a database is never opened to every address")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.nodePort) || has(self.hostPattern)")
+        .message("expose.perMember.nodePort needs hostPattern: a node port has no name of its own, and clients outside Kubernetes are told the members' names (chosen by TLS SNI, which clients send for names only)")
         .reason(Reason::FieldValueRequired),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MemberExposeSpec {
     /// The DNS name each member is reached by, with `{ordinal}` in its first label, such as
     /// `db-{ordinal}.mongo.example.internal`. Point each name at its member's load balancer
-    /// (the address in the status of the Service `<cluster>-<ordinal>-external`). Without it,
-    /// each member is announced by its load balancer's host name, once the cloud gives one
-    /// (AWS does); a load balancer that only has an IP address needs `hostPattern`, because
-    /// the address a client gets back is chosen by the TLS SNI name, which clients send for
-    /// names only.
+    /// (the address in the status of the Service `<cluster>-<ordinal>-external`), or with
+    /// `nodePort` at the node its member runs on. Without it, each member is announced by its
+    /// load balancer's host name, once the cloud gives one (AWS does); a load balancer that
+    /// only has an IP address needs `hostPattern`, because the address a client gets back is
+    /// chosen by the TLS SNI name, which clients send for names only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub host_pattern: Option<String>,
-    /// The members' load balancers (internal by default); `sourceRanges` is required and is
-    /// also what the members' NetworkPolicy admits.
-    pub load_balancer: LoadBalancerSpec,
+    /// Each member on a load balancer of its own (internal by default); `sourceRanges` is
+    /// required and is also what the members' NetworkPolicy admits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSpec>,
+    /// Each member on a port of the node it runs on, for networks without load balancers (bare
+    /// metal). Only that node answers (`externalTrafficPolicy: Local`, which also keeps the
+    /// client's address for the NetworkPolicy), so each `hostPattern` name must point at its
+    /// member's node: members pinned to nodes by local volumes, or DNS that follows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<NodePortSpec>,
+}
+
+/// Members on node ports.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePortSpec {
+    /// The node port of the member with ordinal 0; member `i` listens on `basePort + i`, so
+    /// firewalls can be written ahead. It must lie in the cluster's node port range
+    /// (30000-32767 unless the API server was told otherwise) and be free: the API server
+    /// refuses a port another Service holds.
+    #[schemars(range(min = 1, max = 65535))]
+    pub base_port: i32,
+    /// Address ranges allowed to connect; required. Ranges outside private space are refused
+    /// unless the operator was installed with `--allow-public-load-balancers`.
+    #[schemars(length(min = 1, max = 64))]
+    pub source_ranges: Vec<super::Cidr>,
 }
 
 impl MemberExposeSpec {
     /// The external name of the member with this ordinal, when `hostPattern` gives it.
     pub fn host(&self, ordinal: i32) -> Option<String> {
         self.host_pattern.as_ref().map(|p| p.replace("{ordinal}", &ordinal.to_string()))
+    }
+
+    /// The port clients outside Kubernetes reach the member with this ordinal on.
+    pub fn port(&self, ordinal: i32) -> i32 {
+        match &self.node_port {
+            Some(node_port) => node_port.base_port.saturating_add(ordinal),
+            None => i32::from(crate::replset::config::MONGODB_PORT),
+        }
+    }
+
+    /// The ranges admitted to the members on this path.
+    pub fn source_ranges(&self) -> &[super::Cidr] {
+        match (&self.load_balancer, &self.node_port) {
+            (Some(lb), _) => &lb.source_ranges,
+            (None, Some(node_port)) => &node_port.source_ranges,
+            (None, None) => &[],
+        }
     }
 }
 

@@ -192,10 +192,13 @@ pub fn members(
     ];
     // The load balancers' source ranges: the client Service's, and the members' own Services'
     // (whose `externalTrafficPolicy: Local` keeps the client's address for this rule to see).
+    // A node port (`perMember.nodePort`) reaches the Pod on its own port too, so the same rule
+    // holds for it.
     let client_lb = expose.load_balancer.as_ref().filter(|_| expose.type_ == ExposeType::LoadBalancer);
-    let member_lb = expose.per_member.as_ref().map(|p| &p.load_balancer);
-    for lb in client_lb.into_iter().chain(member_lb).filter(|lb| !lb.source_ranges.is_empty()) {
-        rules.push(ingress(lb.source_ranges.iter().map(|c| block(&c.0, None)).collect(), vec![mongodb_port()]));
+    let client_ranges = client_lb.map(|lb| lb.source_ranges.as_slice());
+    let member_ranges = expose.per_member.as_ref().map(|p| p.source_ranges());
+    for ranges in client_ranges.into_iter().chain(member_ranges).filter(|r| !r.is_empty()) {
+        rules.push(ingress(ranges.iter().map(|c| block(&c.0, None)).collect(), vec![mongodb_port()]));
     }
     NetworkPolicy {
         metadata: meta(names, members_policy_name(names), owner),
@@ -359,18 +362,38 @@ mod tests {
         let per_member = ExposeSpec {
             per_member: Some(crate::api::MemberExposeSpec {
                 host_pattern: Some("db-{ordinal}.orders.example.internal".into()),
-                load_balancer: LoadBalancerSpec {
+                load_balancer: Some(LoadBalancerSpec {
                     internal: true,
                     source_ranges: vec![Cidr("192.168.40.0/24".into())],
                     annotations: BTreeMap::new(),
-                },
+                }),
+                node_port: None,
             }),
-            ..lb
+            ..lb.clone()
         };
         let rules =
             spec(&members(&names, &per_member, &operator(), &DnsPeer::default(), &owner())).ingress.expect("ingress");
         assert_eq!(rules.len(), 5);
         assert_eq!(ranges(&rules[4]), vec!["192.168.40.0/24".to_string()]);
+        assert_eq!(rules[4].ports, Some(vec![mongodb_port()]));
+
+        // On node ports: the Pod's own port, from the node ports' ranges (`Local` keeps the
+        // client's address, so the policy sees it).
+        let node_ports = ExposeSpec {
+            per_member: Some(crate::api::MemberExposeSpec {
+                host_pattern: Some("db-{ordinal}.orders.example.internal".into()),
+                load_balancer: None,
+                node_port: Some(crate::api::NodePortSpec {
+                    base_port: 31017,
+                    source_ranges: vec![Cidr("172.16.8.0/22".into())],
+                }),
+            }),
+            ..lb
+        };
+        let rules =
+            spec(&members(&names, &node_ports, &operator(), &DnsPeer::default(), &owner())).ingress.expect("ingress");
+        assert_eq!(rules.len(), 5);
+        assert_eq!(ranges(&rules[4]), vec!["172.16.8.0/22".to_string()]);
         assert_eq!(rules[4].ports, Some(vec![mongodb_port()]));
     }
 

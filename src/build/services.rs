@@ -91,7 +91,14 @@ pub fn member(names: &ClusterNames, expose: &MemberExposeSpec, ordinal: i32, own
         external_traffic_policy: Some("Local".into()),
         ..ServiceSpec::default()
     };
-    load_balanced(&mut spec, &mut annotations, &expose.load_balancer);
+    if let Some(lb) = &expose.load_balancer {
+        load_balanced(&mut spec, &mut annotations, lb);
+    } else if expose.node_port.is_some() {
+        // The port is open on every node to every address; the members' NetworkPolicy admits
+        // only `sourceRanges`, which it can check because `Local` keeps the client's address.
+        spec.type_ = Some("NodePort".into());
+        spec.ports = Some(vec![ServicePort { node_port: Some(expose.port(ordinal)), ..port() }]);
+    }
     Service {
         metadata: ObjectMeta {
             annotations: (!annotations.is_empty()).then_some(annotations),
@@ -129,11 +136,12 @@ mod tests {
         let names = ClusterNames::new("ledger", "bank");
         let expose = MemberExposeSpec {
             host_pattern: Some("db-{ordinal}.mongo.example.internal".into()),
-            load_balancer: LoadBalancerSpec {
+            load_balancer: Some(LoadBalancerSpec {
                 internal: true,
                 source_ranges: vec![Cidr("10.30.0.0/16".into())],
                 annotations: BTreeMap::from([("example.com/team".into(), "payments".into())]),
-            },
+            }),
+            node_port: None,
         };
         let service = member(&names, &expose, 2, &owner());
         assert_eq!(service.metadata.name.as_deref(), Some("ledger-2-external"));
@@ -154,5 +162,32 @@ mod tests {
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
         assert_eq!(spec.publish_not_ready_addresses, Some(true));
         assert_eq!(expose.host(2).as_deref(), Some("db-2.mongo.example.internal"));
+    }
+
+    #[test]
+    fn a_member_on_a_node_port_gets_the_base_port_plus_its_ordinal_on_the_node_that_runs_it() {
+        let names = ClusterNames::new("ledger", "bank");
+        let expose = MemberExposeSpec {
+            host_pattern: Some("db-{ordinal}.mongo.example.internal".into()),
+            load_balancer: None,
+            node_port: Some(crate::api::NodePortSpec {
+                base_port: 31017,
+                source_ranges: vec![Cidr("10.30.0.0/16".into())],
+            }),
+        };
+        let service = member(&names, &expose, 2, &owner());
+        assert_eq!(service.metadata.annotations, None, "no load balancer annotations");
+        let spec = service.spec.unwrap_or_default();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        let ports = spec.ports.unwrap_or_default();
+        assert_eq!(ports.len(), 1);
+        assert_eq!((ports[0].port, ports[0].node_port), (27017, Some(31019)));
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"), "only the member's node answers");
+        assert_eq!(spec.load_balancer_source_ranges, None);
+        assert_eq!(
+            spec.selector,
+            Some(BTreeMap::from([("statefulset.kubernetes.io/pod-name".to_string(), "ledger-2".to_string())]))
+        );
+        assert_eq!((expose.port(2), expose.port(0)), (31019, 31017));
     }
 }

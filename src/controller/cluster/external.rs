@@ -1,5 +1,6 @@
 //! Where each member is reached from outside Kubernetes (`expose.perMember`): the name
-//! `hostPattern` gives it, or else its load balancer's host name once the cloud has given one.
+//! `hostPattern` gives it, or else its load balancer's host name once the cloud has given one;
+//! on the MongoDB port behind a load balancer, on `basePort + ordinal` on a node port.
 //! Pure.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,6 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::api::MemberExposeSpec;
 use crate::build::names::ClusterNames;
-use crate::replset::config::MONGODB_PORT;
 use crate::replset::planner::External;
 
 /// The members' own Services that exist, by name, with their load balancer's host name once
@@ -32,7 +32,7 @@ pub fn external(
     let Some(per_member) = per_member else { return External::NotExposed };
     let host = per_member.host(ordinal).or_else(|| services.get(&names.member_service(ordinal)).cloned().flatten());
     match host {
-        Some(host) => External::At(format!("{host}:{MONGODB_PORT}")),
+        Some(host) => External::At(format!("{host}:{}", per_member.port(ordinal))),
         None => External::Pending,
     }
 }
@@ -77,11 +77,12 @@ mod tests {
     fn exposed(pattern: Option<&str>) -> MemberExposeSpec {
         MemberExposeSpec {
             host_pattern: pattern.map(str::to_string),
-            load_balancer: LoadBalancerSpec {
+            load_balancer: Some(LoadBalancerSpec {
                 internal: true,
                 source_ranges: vec![Cidr("10.0.0.0/8".into())],
                 annotations: Default::default(),
-            },
+            }),
+            node_port: None,
         }
     }
 
@@ -109,6 +110,27 @@ mod tests {
             Some(vec!["a0.elb.example.internal:27017".into()])
         );
         assert_eq!(certificate_names(Some(&balancers), &services), ["a0.elb.example.internal"]);
+    }
+
+    #[test]
+    fn on_node_ports_each_member_is_announced_at_its_name_and_its_own_port() {
+        let names = ClusterNames::new("ledger", "bank");
+        let node_ports = MemberExposeSpec {
+            host_pattern: Some("db-{ordinal}.example.internal".into()),
+            load_balancer: None,
+            node_port: Some(crate::api::NodePortSpec {
+                base_port: 31017,
+                source_ranges: vec![Cidr("10.0.0.0/8".into())],
+            }),
+        };
+        let none = MemberServices::new();
+        assert_eq!(external(Some(&node_ports), &names, 2, &none), External::At("db-2.example.internal:31019".into()));
+        assert_eq!(
+            all_known(Some(&node_ports), &names, 2, &none),
+            Some(vec!["db-0.example.internal:31017".into(), "db-1.example.internal:31018".into()]),
+            "known from the spec alone"
+        );
+        assert_eq!(certificate_names(Some(&node_ports), &none), ["*.example.internal"]);
     }
 
     #[test]

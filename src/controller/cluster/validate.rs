@@ -90,13 +90,17 @@ pub fn version_path(current: &str, fcv: Option<&str>, target: &str) -> Result<()
 /// allow: nothing changes until the range is narrowed, so an exposed database is never made.
 fn public_load_balancer(policy: &AdminPolicy, spec: &MongoClusterSpec) -> Option<Problem> {
     let expose = &spec.expose;
+    let per_member_field = match expose.per_member.as_ref().map(|p| p.node_port.is_some()) {
+        Some(true) => "expose.perMember.nodePort",
+        _ => "expose.perMember.loadBalancer",
+    };
     let (field, public) = [
-        ("expose.loadBalancer", expose.load_balancer.as_ref()),
-        ("expose.perMember.loadBalancer", expose.per_member.as_ref().map(|p| &p.load_balancer)),
+        ("expose.loadBalancer", expose.load_balancer.as_ref().map(|lb| lb.source_ranges.as_slice())),
+        (per_member_field, expose.per_member.as_ref().map(|p| p.source_ranges())),
     ]
     .into_iter()
-    .filter_map(|(field, lb)| {
-        let public: Vec<&str> = lb?.source_ranges.iter().filter(|r| !r.is_private()).map(|r| r.0.as_str()).collect();
+    .filter_map(|(field, ranges)| {
+        let public: Vec<&str> = ranges?.iter().filter(|r| !r.is_private()).map(|r| r.0.as_str()).collect();
         (!public.is_empty()).then_some((field, public))
     })
     .next()?;
@@ -294,6 +298,21 @@ mod tests {
             problems[0].message
         );
         assert!(validate(&names, &open, &per_member, None, &World::default()).is_empty());
+
+        // And so are their node ports.
+        let node_ports: MongoClusterSpec = serde_json::from_value(serde_json::json!({
+            "version": "8.0.4",
+            "expose": {"perMember": {"hostPattern": "db-{ordinal}.example.internal",
+                                     "nodePort": {"basePort": 31017, "sourceRanges": ["0.0.0.0/0"]}}},
+        }))
+        .expect("spec");
+        let problems = validate(&names, &strict, &node_ports, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("expose.perMember.nodePort.sourceRanges 0.0.0.0/0 reach outside"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]
