@@ -83,6 +83,35 @@ async fn hello(client: &mongodb::Client) -> (Vec<String>, String, String) {
     (hosts, text("primary"), text("me"))
 }
 
+/// The address ranges the members' NetworkPolicy admits.
+async fn admitted_ranges(env: &Env) -> Vec<String> {
+    let policy = env.api::<NetworkPolicy>().get("vault-isolate-members").await.expect("the members' policy");
+    policy
+        .spec
+        .and_then(|s| s.ingress)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| rule.from.clone().unwrap_or_default())
+        .filter_map(|peer| peer.ip_block.map(|b| b.cidr))
+        .collect()
+}
+
+/// A client outside Kubernetes: the external connection string, TLS verified against the
+/// external names, the members' addresses discovered from `hello` in the external horizon
+/// (`announced`), and a write that reaches the primary.
+async fn write_from_outside(env: &Env, from: &str, announced: Vec<String>) {
+    let outside = client_from(env, "connectionString.external").await;
+    outside
+        .database("orders")
+        .collection::<Document>("events")
+        .insert_one(doc! { "from": from })
+        .await
+        .expect("a write through the external names");
+    let (hosts, primary, me) = hello(&outside).await;
+    assert_eq!(hosts, announced);
+    assert!(hosts.contains(&primary) && primary == me, "the primary by its external name: {primary}, {me}");
+}
+
 #[tokio::test]
 #[ignore = "needs a Kubernetes control plane and FerretDB: run `make test`"]
 async fn a_client_outside_kubernetes_connects_with_the_external_names_and_they_follow_scaling() {
@@ -112,34 +141,15 @@ async fn a_client_outside_kubernetes_connects_with_the_external_names_and_they_f
         assert_eq!(annotations.get("networking.gke.io/load-balancer-type").map(String::as_str), Some("Internal"));
         support::dns::point_at_service(&format!("db-{i}.vault.example.internal"), &env.ns, &name);
     }
-    let policy = env.api::<NetworkPolicy>().get("vault-isolate-members").await.expect("the members' policy");
-    let admitted: Vec<String> = policy
-        .spec
-        .and_then(|s| s.ingress)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|rule| rule.from.clone().unwrap_or_default())
-        .filter_map(|peer| peer.ip_block.map(|b| b.cidr))
-        .collect();
+    let admitted = admitted_ranges(&env).await;
     assert!(admitted.contains(&"10.20.0.0/16".to_string()), "{admitted:?}");
     // The members' certificate covers the external names.
     let certificate = env.secret_text("vault-tls", "tls.crt").await.expect("the members' certificate");
     let sans = mongo_operator::certs::inspect(&certificate).expect("a certificate").sans;
     assert!(sans.contains(&"*.vault.example.internal".to_string()), "{sans:?}");
 
-    // A VM's application: the external connection string, TLS verified against the external
-    // names, the members' addresses discovered from `hello` in the external horizon, and a
-    // write that reaches the primary.
-    let outside = client_from(&env, "connectionString.external").await;
-    outside
-        .database("orders")
-        .collection::<Document>("events")
-        .insert_one(doc! { "from": "a VM on the private network" })
-        .await
-        .expect("a write through the external names");
-    let (hosts, primary, me) = hello(&outside).await;
-    assert_eq!(hosts, (0..3).map(external).collect::<Vec<_>>());
-    assert!(hosts.contains(&primary) && primary == me, "the primary by its external name: {primary}, {me}");
+    // A VM's application writes to the primary through the external names.
+    write_from_outside(&env, "a VM on the private network", (0..3).map(external).collect()).await;
     // An application inside Kubernetes still gets the names it can resolve.
     let inside = client_from(&env, "connectionString.standard").await;
     let (hosts, _, _) = hello(&inside).await;
@@ -304,28 +314,11 @@ async fn on_node_ports_each_member_is_announced_at_its_name_and_its_own_port() {
         forwarders.push(forward_node_port(&env, &format!("vault-{i}"), node_port).await);
         support::dns::point_at_service(&format!("np-{i}.vault.example.internal"), &env.ns, &name);
     }
-    let policy = env.api::<NetworkPolicy>().get("vault-isolate-members").await.expect("the members' policy");
-    let admitted: Vec<String> = policy
-        .spec
-        .and_then(|s| s.ingress)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|rule| rule.from.clone().unwrap_or_default())
-        .filter_map(|peer| peer.ip_block.map(|b| b.cidr))
-        .collect();
+    let admitted = admitted_ranges(&env).await;
     assert!(admitted.contains(&"10.20.0.0/16".to_string()), "{admitted:?}");
 
     // A VM's application connects through the names and the node ports, and gets them back.
-    let outside = client_from(&env, "connectionString.external").await;
-    outside
-        .database("orders")
-        .collection::<Document>("events")
-        .insert_one(doc! { "from": "bare metal next to the cluster" })
-        .await
-        .expect("a write through the node ports");
-    let (hosts, primary, me) = hello(&outside).await;
-    assert_eq!(hosts, (0..3).map(on_node_port).collect::<Vec<_>>());
-    assert!(hosts.contains(&primary) && primary == me, "the primary by its name and node port: {primary}, {me}");
+    write_from_outside(&env, "bare metal next to the cluster", (0..3).map(on_node_port).collect()).await;
     for forwarder in forwarders {
         forwarder.abort();
     }
