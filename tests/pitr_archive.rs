@@ -19,8 +19,7 @@ use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
 use support::data_set::DataSet;
 use support::job_files::{BUCKET, Secrets};
 use support::pitr::{
-    Archiver, KEY, base_backup, newest_entry, orders, run_operator, source_set, stores, wait_archived,
-    wait_archived_within, write,
+    Archiver, KEY, base_backup, newest_entry, orders, run_operator, source_set, stores, wait_archived, write,
 };
 use support::servers::S3Server;
 
@@ -84,18 +83,14 @@ async fn the_archive_continues_a_base_backup_through_a_kill_and_a_failover_with_
     let mut archiver = Archiver::start(&set, &destinations, &secrets.0, 1);
     wait_archived(&opened, newest_entry(&set).await, &archiver).await;
 
-    // The member it reads goes down: it goes on from another, within the archiver's member
-    // timeout (10 s) and its retry (5 s), with 15 s to spare; the driver's 30 s selection
-    // timeout for the member down, asked first, held it up longer.
+    // The member it reads goes down: it goes on from another.
     let log = archiver.log();
     let reading = log.lines().rev().find(|l| l.contains("reading the oplog")).expect("the member it reads");
     let member = set.hosts.iter().position(|h| reading.contains(h.as_str())).expect("one of the members");
     assert_ne!(member, set.primary().await, "a secondary is read when one answers: {reading}");
     assert!(set.sim.stop_member(&format!("m{member}")));
-    let stopped = Instant::now();
     write(&set, 400, 30).await;
-    let limit = Duration::from_secs(30).saturating_sub(stopped.elapsed());
-    wait_archived_within(&opened, newest_entry(&set).await, &archiver, limit).await;
+    wait_archived(&opened, newest_entry(&set).await, &archiver).await;
 
     // What the operator shows of the archive, from the archiver's report: the one range a
     // restore accepts (from the second after the base's end to the last archived entry's),
@@ -135,6 +130,27 @@ async fn the_archive_continues_a_base_backup_through_a_kill_and_a_failover_with_
         assert_eq!(entries.len(), expected.len(), "{}: as many entries as the oplog holds", s.name);
         assert!(entries == expected, "{}: the same entries, byte for byte, in order", s.name);
     }
+}
+
+#[tokio::test]
+#[ignore = "needs FerretDB: run `make test`"]
+async fn a_member_that_is_down_holds_up_the_choice_of_the_member_to_read_no_longer_than_it_must() {
+    let set = source_set(None).await;
+    let password = Some(support::job_files::BACKUP_PASSWORD);
+    // Listed first: an address where nothing listens, which fails only when the archiver's
+    // 10 s member timeout runs out. Asked one after the other, it held the choice up that
+    // long (30 s with the driver's default); asked at once, the others answer meanwhile.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let down = mongo_operator::build::backup_job::member_source(&closed.to_string());
+    let mut members = vec![down];
+    members.extend(set.hosts.iter().map(|h| mongo_operator::build::backup_job::member_source(h)));
+    let started = Instant::now();
+    let (_, chosen) = mongo_operator::pitr::archiver::choose(&members, password).await.expect("a member to read");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}: waited for the member that is down");
+    let primary = set.primary().await;
+    assert!(!chosen.contains(set.hosts[primary].as_str()), "a secondary, not the primary: {chosen}");
+    assert!(set.hosts.iter().any(|h| chosen.contains(h.as_str())), "{chosen}");
 }
 
 #[tokio::test]

@@ -34,6 +34,9 @@ const RETRY: Duration = Duration::from_secs(5);
 /// How long the member read may go without answering before the archiver reads another: the
 /// driver's 30 s default would leave the archive that far behind for every member down.
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer the other members may take to answer once one worth reading has: a
+/// preferred member slower than this is not worth the wait.
+const PREFERENCE_GRACE: Duration = Duration::from_secs(1);
 
 /// What the archiver is asked to do (set by the operator in its Deployment).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -261,23 +264,29 @@ async fn record_gap(
 
 /// The member to read: a hidden secondary, else another secondary, else the primary; never a
 /// delayed member, whose oplog runs its delay behind. Every member is asked at once, so one
-/// that is down (which fails only when [`MEMBER_TIMEOUT`] runs out) holds up the choice no
-/// longer than that, and not at all once a hidden secondary has answered.
-async fn choose(plan: &ArchivePlan, ctx: &Context) -> Result<(mongodb::Client, String), ArchiveError> {
-    let mut asked: futures::stream::FuturesUnordered<_> = plan
-        .members
+/// that is down (which fails only when [`MEMBER_TIMEOUT`] runs out) holds nothing up: once a
+/// member worth reading has answered, the others get [`PREFERENCE_GRACE`] more to answer
+/// better.
+pub async fn choose(members: &[Source], password: Option<&str>) -> Result<(mongodb::Client, String), ArchiveError> {
+    let mut asked: futures::stream::FuturesUnordered<_> = members
         .iter()
         .enumerate()
         .map(|(position, member)| async move {
-            let c = client_waiting(member, ctx.password.as_deref(), "mongo-operator-oplog-archiver", MEMBER_TIMEOUT)
-                .await
-                .ok()?;
+            let c = client_waiting(member, password, "mongo-operator-oplog-archiver", MEMBER_TIMEOUT).await.ok()?;
             let hello = c.database("admin").run_command(doc! { "hello": 1 }).await.ok()?;
             Some(((preference(&hello)?, position), c, member.uri.clone()))
         })
         .collect();
     let mut best: Option<((Preference, usize), mongodb::Client, String)> = None;
-    while let Some(answer) = asked.next().await {
+    loop {
+        let answer = match &best {
+            None => asked.next().await,
+            Some(_) => match tokio::time::timeout(PREFERENCE_GRACE, asked.next()).await {
+                Ok(answer) => answer,
+                Err(_) => break,
+            },
+        };
+        let Some(answer) = answer else { break };
         let Some((rank, c, uri)) = answer else { continue };
         if rank.0 == Preference::HiddenSecondary {
             return Ok((c, uri));
@@ -345,7 +354,7 @@ async fn oplog_window(oplog: &mongodb::Collection<RawDocumentBuf>) -> Option<i64
 /// Tails the oplog after `after` until an error (a gap, a member gone, a store refusing),
 /// cutting a chunk every span.
 async fn tail(plan: &ArchivePlan, ctx: &Context, after: OpTime) -> Result<bool, ArchiveError> {
-    let (c, member) = choose(plan, ctx).await?;
+    let (c, member) = choose(&plan.members, ctx.password.as_deref()).await?;
     tracing::info!(%member, %after, "reading the oplog");
     ctx.report(|r| {
         r.member = Some(member.clone());

@@ -177,12 +177,7 @@ pub async fn newest_entry(set: &DataSet) -> Ts {
 
 /// Waits until every destination holds a chunk reaching `ts`.
 pub async fn wait_archived(stores: &[OpenStore], ts: Ts, archiver: &Archiver) {
-    wait_archived_within(stores, ts, archiver, Duration::from_secs(60)).await
-}
-
-/// Waits up to `limit` until every destination holds a chunk reaching `ts`.
-pub async fn wait_archived_within(stores: &[OpenStore], ts: Ts, archiver: &Archiver, limit: Duration) {
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut reached = true;
         for s in stores {
