@@ -11,7 +11,7 @@ use super::plan::Source;
 
 /// How long a backup or a restore looks for a server to ask: the driver's default, as the
 /// tools wait (`serverSelectionTimeoutMS`); a member restarting is waited for.
-pub const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+const SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Facts about the source.
 #[derive(Debug, Clone, PartialEq, Eq)]

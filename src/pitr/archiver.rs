@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use mongodb::bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
+use mongodb::bson::{Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::options::CursorType;
 use serde::{Deserialize, Serialize};
 
@@ -312,13 +312,7 @@ enum Preference {
 /// in another state, or a delayed one (`hello` carries `secondaryDelaySecs` only for a
 /// delayed member and `hidden` only for a hidden one: `TopologyCoordinator::fillHelloForReplSet`).
 fn preference(hello: &Document) -> Option<Preference> {
-    // The server appends the delay as a number whose BSON type follows its size.
-    let delayed = match hello.get("secondaryDelaySecs") {
-        Some(Bson::Int32(s)) => *s > 0,
-        Some(Bson::Int64(s)) => *s > 0,
-        Some(Bson::Double(s)) => *s > 0.0,
-        _ => false,
-    };
+    let delayed = crate::replset::config::delay_seconds_in(hello) > 0;
     if hello.get_bool("secondary").unwrap_or(false) && !delayed {
         return Some(match hello.get_bool("hidden").unwrap_or(false) {
             true => Preference::HiddenSecondary,

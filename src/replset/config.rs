@@ -122,12 +122,7 @@ impl MemberConfig {
 
     /// `secondaryDelaySecs` (`slaveDelay` before 5.0), 0 when unset.
     pub fn delay_seconds(&self) -> i64 {
-        match self.other.get("secondaryDelaySecs").or_else(|| self.other.get("slaveDelay")) {
-            Some(Bson::Int32(d)) => i64::from(*d),
-            Some(Bson::Int64(d)) => *d,
-            Some(Bson::Double(d)) => *d as i64,
-            _ => 0,
-        }
+        delay_seconds_in(&self.other)
     }
 
     /// The member's address in the `external` horizon, if it has one.
@@ -229,6 +224,17 @@ pub fn member_host(pod: &str, headless_service: &str, namespace: &str, cluster_d
 /// The Pod name in a member host: the first label of `<pod>.<service>...:27017`.
 pub fn member_pod(host: &str) -> &str {
     host.split(['.', ':']).next().unwrap_or(host)
+}
+
+/// `secondaryDelaySecs` (`slaveDelay` before 5.0) in a config entry or a member's own `hello`,
+/// 0 when absent: the server writes it as a number whose BSON type follows its size.
+pub fn delay_seconds_in(doc: &Document) -> i64 {
+    match doc.get("secondaryDelaySecs").or_else(|| doc.get("slaveDelay")) {
+        Some(Bson::Int32(d)) => i64::from(*d),
+        Some(Bson::Int64(d)) => *d,
+        Some(Bson::Double(d)) => *d as i64,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
