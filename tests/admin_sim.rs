@@ -9,7 +9,10 @@ use mongo_operator::mongo::{
     AdminError, Credentials, DriverAdmin, MongoAdmin, Observation, Reachable, Role, Target, Timeouts, UserRequest,
     observe,
 };
-use mongo_operator::replset::{DesiredMember, External, MemberConfig, ReplSetConfig, Step, WaitReason, plan};
+use mongo_operator::replset::config::DefaultWriteConcern;
+use mongo_operator::replset::{
+    DesiredMember, External, MemberConfig, MemberSettings, ReplSetConfig, Step, WaitReason, plan,
+};
 use mongo_replset_sim::{Options, Sim};
 
 const SET: &str = "rs0";
@@ -115,7 +118,13 @@ impl Set {
     /// [`Set::converge`], with every member given an external address (`expose.perMember`)
     /// when `exposed`.
     async fn converge_exposed(&self, wanted: &[usize], exposed: bool) -> Vec<String> {
-        let desired: Vec<DesiredMember> = wanted
+        self.converge_with(wanted, exposed, None).await
+    }
+
+    /// [`Set::converge_exposed`], with member `arbiter` wanted as the arbiter and the
+    /// cluster-wide default write concern read as the reconcile reads it.
+    async fn converge_with(&self, wanted: &[usize], exposed: bool, arbiter: Option<usize>) -> Vec<String> {
+        let mut desired: Vec<DesiredMember> = wanted
             .iter()
             .map(|&i| DesiredMember {
                 host: host(i),
@@ -126,14 +135,29 @@ impl Set {
                 settings: Default::default(),
             })
             .collect();
+        desired.extend(arbiter.map(|i| DesiredMember {
+            host: host(i),
+            ordinal: i as i64,
+            ready: true,
+            removed: false,
+            external: External::NotExposed,
+            settings: MemberSettings::arbiter(DefaultWriteConcern::Majority),
+        }));
         let all: Vec<usize> = (0..self.addrs.len()).collect();
         let mut log = Vec::new();
         for _ in 0..400 {
-            let obs = match observe(&self.admin, &self.reachable(&all), &Credentials::from_key_file(KEY)).await {
+            let mut obs = match observe(&self.admin, &self.reachable(&all), &Credentials::from_key_file(KEY)).await {
                 Ok(Observation { set: Some(o), .. }) => Some(*o),
                 Ok(Observation { set: None, .. }) => None,
                 Err(e) => panic!("observe: {e}"),
             };
+            if let Some(o) = obs.as_mut()
+                && let Some(p) = o.primary.clone()
+            {
+                let p = (0..self.addrs.len()).find(|&i| host(i) == p).expect("known host");
+                o.default_write_concern =
+                    self.admin.default_write_concern(&self.system(p)).await.expect("getDefaultRWConcern");
+            }
             let step = plan(SET, &desired, obs.as_ref(), None);
             let primary = obs.as_ref().and_then(|o| o.primary.clone());
             let index = |h: &str| (0..self.addrs.len()).find(|&i| host(i) == h).expect("known host");
@@ -156,6 +180,11 @@ impl Set {
                         Err(e) if e.is_transient() => {}
                         Err(e) => panic!("step down refused: {e}"),
                     }
+                }
+                Step::SetDefaultWriteConcern(w) => {
+                    let p = index(&primary.clone().expect("setDefaultRWConcern needs a primary"));
+                    self.admin.set_default_write_concern(&self.system(p), *w).await.expect("setDefaultRWConcern");
+                    log.push(format!("SetDefaultWriteConcern {}", w.name()));
                 }
                 Step::Wait(_) => {}
             }
@@ -483,4 +512,80 @@ async fn the_feature_compatibility_version_moves_only_as_mongod_allows() {
     set.sim.stop_member(&other);
     set.sim.start_member(&other).await.expect("restart");
     DriverAdmin::new(Timeouts::default()).hello(&set.system(s)).await.expect("the 7.0 binary runs on FCV 7.0");
+}
+
+/// The votes and priorities of the set's config, by member index: `(votes, priority, arbiter)`.
+async fn votes(set: &Set) -> Vec<(usize, i64, f64, bool)> {
+    set.committed().await;
+    let p = set.primary().await;
+    let (cfg, _) = set.admin.config(&set.system(p), false).await.expect("config");
+    let index = |h: &str| (0..set.addrs.len()).find(|&i| host(i) == h).expect("known host");
+    let mut out: Vec<_> = cfg.members.iter().map(|m| (index(&m.host), m.votes, m.priority, m.is_arbiter())).collect();
+    out.sort_by_key(|v| v.0);
+    out
+}
+
+#[tokio::test]
+async fn an_arbiter_joins_a_two_member_set_after_the_default_write_concern_and_leaves_it_again() {
+    let set = Set::start(3).await;
+    // Two data-bearing members: one votes (an even count would tie).
+    set.converge(&[0, 1]).await;
+    assert_eq!(votes(&set).await.iter().filter(|v| v.1 == 1).count(), 1);
+
+    // The arbiter: the simulator refuses to add it (103) until a cluster-wide default write
+    // concern is set, and refuses a secondary made electable in the reconfig that gives it its
+    // vote beside the arbiter (the PSA rule); every step below was accepted.
+    let joined = set.converge_with(&[0, 1], false, Some(2)).await;
+    let kinds: Vec<&str> = joined.iter().map(|s| s.split([' ', '{']).next().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["SetDefaultWriteConcern", "Add", "Promote", "Settings"], "{joined:?}");
+    assert_eq!(votes(&set).await, [(0, 1, 1.0, false), (1, 1, 1.0, false), (2, 1, 0.0, true)]);
+    let p = set.primary().await;
+    assert_eq!(
+        set.admin.default_write_concern(&set.system(p)).await.expect("getDefaultRWConcern").as_deref(),
+        Some("majority")
+    );
+    let hello = set.admin.hello(&set.system(2)).await.expect("the arbiter's hello");
+    assert!(hello.arbiter_only, "{hello:?}");
+
+    // Off again: it leaves (the default write concern stays set, as the server keeps it), and
+    // the two data-bearing members are back to one vote.
+    let left = set.converge(&[0, 1]).await;
+    let kinds: Vec<&str> = left.iter().map(|s| s.split([' ', '{']).next().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["Remove", "Demote"], "{left:?}");
+    let after = votes(&set).await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(after.iter().filter(|v| v.1 == 1).count(), 1, "{after:?}");
+}
+
+#[tokio::test]
+async fn a_new_set_with_an_arbiter_is_initiated_with_it_and_then_gets_its_default_write_concern() {
+    let set = Set::start(3).await;
+    let steps = set.converge_with(&[0, 1], false, Some(2)).await;
+    assert_eq!(steps, ["SetDefaultWriteConcern majority"], "{steps:?}");
+    assert_eq!(votes(&set).await, [(0, 1, 1.0, false), (1, 1, 1.0, false), (2, 1, 0.0, true)]);
+}
+
+#[tokio::test]
+async fn the_driver_never_logs_in_to_an_arbiter_so_it_is_asked_nothing_that_needs_a_login() {
+    let set = Set::start(3).await;
+    set.converge_with(&[0, 1], false, Some(2)).await;
+    // The driver skips authentication on a server whose `hello` says `arbiterOnly` (the
+    // drivers' rule, DRIVERS-753; `ServerType::can_auth` in the Rust driver), even with
+    // `__system`'s credentials: `hello` and `buildInfo` answer, anything that needs a login
+    // is refused. So the operator reads the arbiter's version and state (the primary's
+    // `replSetGetStatus` reports it), and restarts it where the members get a run-time
+    // command (a TLS mode, a renewed certificate). A connection that logged in before the
+    // member became the arbiter stays logged in, so a fresh client shows what a new one gets.
+    let fresh = DriverAdmin::new(Timeouts::default());
+    assert!(fresh.hello(&set.system(2)).await.is_ok_and(|h| h.arbiter_only));
+    assert_eq!(fresh.server_version(&set.system(2)).await.as_deref(), Ok("8.0.4"));
+    let refused = fresh.status(&set.system(2)).await;
+    assert!(matches!(refused, Err(AdminError::Unauthorized(_))), "{refused:?}");
+    let refused = fresh.tls_mode(&set.system(2)).await;
+    assert!(matches!(refused, Err(AdminError::Unauthorized(_))), "{refused:?}");
+    // The set itself is observed through the primary, the arbiter included.
+    let all: Vec<usize> = (0..3).collect();
+    let seen = observe(&fresh, &set.reachable(&all), &Credentials::from_key_file(KEY)).await.expect("observe");
+    let obs = seen.set.expect("the set");
+    assert!(obs.caught_up(&host(2)), "the arbiter counts as in step: {obs:?}");
 }

@@ -177,6 +177,21 @@ fn invalid_creates() -> Vec<Invalid> {
             "memberRoles lists an ordinal in two entries",
         ),
         c(
+            "an arbiter beside an odd number of voting members",
+            "version: 8.0.4\nmembers: 3\narbiter: {enabled: true}",
+            "arbiter.enabled needs 2, 4 or 6 voting members",
+        ),
+        c(
+            "an arbiter beyond seven votes",
+            "version: 8.0.4\nmembers: 8\narbiter: {enabled: true}",
+            "arbiter.enabled needs 2, 4 or 6 voting members",
+        ),
+        c(
+            "an arbiter with members exposed one by one",
+            "version: 8.0.4\nmembers: 2\narbiter: {enabled: true}\nexpose: {perMember: {hostPattern: \"db-{ordinal}.example.internal\", loadBalancer: {sourceRanges: [10.0.0.0/8]}}}",
+            "arbiter.enabled cannot be combined with expose.perMember",
+        ),
+        c(
             "a delayed member without its delay",
             "version: 8.0.4\nmembers: 3\nmemberRoles: [{ordinals: [2], role: Delayed}]",
             "delaySeconds is required for a Delayed member",
@@ -590,6 +605,14 @@ async fn allowed_changes_are_accepted_and_defaults_are_applied() {
     .await
     .expect("growing storage and scaling are allowed");
     assert_eq!(grown.data["spec"]["storage"]["size"], "20Gi");
+    // An arbiter: beside two members, and beside three of which one is delayed (two vote);
+    // its write concern defaults to majority.
+    let psa = cluster("psa", "version: 8.0.4\nmembers: 2\narbiter: {enabled: true}");
+    let created = create(&client, &ns, &psa, false).await.expect("two members and an arbiter");
+    assert_eq!(created.data["spec"]["arbiter"]["defaultWriteConcern"], "Majority");
+    let delayed = "version: 8.0.4\nmembers: 3\narbiter: {enabled: true, defaultWriteConcern: One}\nmemberRoles: [{ordinals: [2], role: Delayed, delaySeconds: 3600}]";
+    create(&client, &ns, &cluster("psa-delayed", delayed), false).await.expect("an arbiter beside a delayed member");
+    merge_patch(&client, &ns, &psa, "psa", json!({"spec": {"members": 4}})).await.expect("2 → 4 members with it");
     delete_namespace(&client, &ns).await;
 }
 

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use mongo_operator::replset::config::DefaultWriteConcern;
 use mongo_operator::replset::planner::CAUGHT_UP_LAG_SECONDS;
 use mongo_operator::replset::{
     Change, DesiredMember, External, MemberConfig, MemberSettings, MemberState, Observed, ObservedMember,
-    ReplSetConfig, Step, StepDownReason, WaitReason, plan, target_voters,
+    ReplSetConfig, Step, StepDownReason, WaitReason, data_voters, plan, target_voters,
 };
 use mongo_replset_sim::rules;
 use proptest::prelude::*;
@@ -63,7 +64,7 @@ fn observed(cfg: ReplSetConfig, primary: i64, syncing: &[i64]) -> Observed {
             lag_seconds: Some(if syncing.contains(&m.id) { 3600 } else { 0 }),
         })
         .collect();
-    Observed { config: cfg, committed: true, primary: Some(host(primary)), members }
+    Observed { config: cfg, committed: true, primary: Some(host(primary)), members, default_write_concern: None }
 }
 
 fn change(step: &Step) -> Option<&Change> {
@@ -197,6 +198,98 @@ fn caught_up_means_within_the_lag_threshold() {
     assert_eq!(change(&plan(SET, &desired(&[0, 1, 2]), Some(&obs), None)), Some(&Change::Promote { host: host(2) }));
 }
 
+/// `data` as members and the arbiter at ordinal 9, with this default write concern.
+fn desired_with_arbiter(data: &[i64], writes: DefaultWriteConcern) -> Vec<DesiredMember> {
+    let mut want = desired(data);
+    want.push(DesiredMember {
+        host: host(9),
+        ordinal: 9,
+        ready: true,
+        removed: false,
+        external: External::NotExposed,
+        settings: MemberSettings::arbiter(writes),
+    });
+    want
+}
+
+/// `observed`, with member 9 (when in `cfg`) the arbiter, answering as one.
+fn with_arbiter(mut cfg: ReplSetConfig, primary: i64, writes: Option<&str>) -> Observed {
+    cfg.members.push(MemberConfig::arbiter(9, host(9)));
+    let mut obs = observed(cfg, primary, &[]);
+    if let Some(m) = obs.members.iter_mut().find(|m| m.host == host(9)) {
+        m.state = MemberState::Arbiter;
+        m.lag_seconds = None;
+    }
+    obs.default_write_concern = writes.map(str::to_string);
+    obs
+}
+
+#[test]
+fn an_arbiter_joins_after_the_default_write_concern_and_its_neighbour_votes_in_two_steps() {
+    let majority = DefaultWriteConcern::Majority;
+    let want = desired_with_arbiter(&[0, 1], majority);
+    // Two members, one voting: the default write concern first (none is set)...
+    let mut ps = observed(config(&[(0, true), (1, false)], 3), 0, &[]);
+    assert_eq!(plan(SET, &want, Some(&ps), None), Step::SetDefaultWriteConcern(majority));
+    // ... or when another one is set.
+    ps.default_write_concern = Some("1".into());
+    assert_eq!(plan(SET, &want, Some(&ps), None), Step::SetDefaultWriteConcern(majority));
+    ps.default_write_concern = Some("majority".into());
+    let Step::Reconfig { config: next, change: added } = plan(SET, &want, Some(&ps), None) else {
+        panic!("a reconfig")
+    };
+    assert_eq!(added, Change::Add { host: host(9) });
+    let arbiter = next.member(&host(9)).expect("the arbiter");
+    assert_eq!((arbiter.votes, arbiter.priority, arbiter.is_arbiter()), (1, 0.0, true));
+    rules::validate_reconfig(&parsed(&ps.config), &next.to_document().unwrap(), &host(0)).expect("accepted");
+
+    // With the arbiter in: db-1 votes at priority 0 first (the server's PSA rule), then gets
+    // its priority.
+    let psa = with_arbiter(config(&[(0, true), (1, false)], 4), 0, Some("majority"));
+    let Step::Reconfig { config: next, change: promoted } = plan(SET, &want, Some(&psa), None) else {
+        panic!("a reconfig")
+    };
+    assert_eq!(promoted, Change::Promote { host: host(1) });
+    assert_eq!(next.member(&host(1)).map(|m| (m.votes, m.priority)), Some((1, 0.0)));
+    let mut electable_at_once = next.clone();
+    if let Some(m) = electable_at_once.members.iter_mut().find(|m| m.host == host(1)) {
+        m.priority = 1.0;
+    }
+    let refused = rules::validate_reconfig(&parsed(&psa.config), &electable_at_once.to_document().unwrap(), &host(0));
+    assert!(refused.is_err_and(|r| r.code == 103), "one step is what the server refuses");
+    let mut voting = with_arbiter(config(&[(0, true), (1, true)], 5), 0, Some("majority"));
+    if let Some(m) = voting.config.members.iter_mut().find(|m| m.host == host(1)) {
+        m.priority = 0.0;
+    }
+    let step = plan(SET, &want, Some(&voting), None);
+    assert_eq!(change(&step), Some(&Change::Settings { hosts: vec![host(1)] }));
+    let done = with_arbiter(config(&[(0, true), (1, true)], 6), 0, Some("majority"));
+    assert_eq!(plan(SET, &want, Some(&done), None), Step::InSync);
+    assert!(done.caught_up(&host(9)), "an arbiter in its state is in step");
+}
+
+#[test]
+fn an_arbiter_leaves_with_a_default_write_concern_in_place_and_is_never_demoted() {
+    let psa = with_arbiter(config(&[(0, true), (1, true)], 6), 0, None);
+    // Leaving changes the implicit default too: with none set, `majority` first.
+    assert_eq!(
+        plan(SET, &desired(&[0, 1]), Some(&psa), None),
+        Step::SetDefaultWriteConcern(DefaultWriteConcern::Majority)
+    );
+    let psa = with_arbiter(config(&[(0, true), (1, true)], 6), 0, Some("1"));
+    assert_eq!(change(&plan(SET, &desired(&[0, 1]), Some(&psa), None)), Some(&Change::Remove { host: host(9) }));
+    // Three data-bearing voters and the arbiter wanted: one of the data-bearing members gives
+    // its vote up, never the arbiter.
+    let four = with_arbiter(config(&[(0, true), (1, true), (2, true)], 6), 0, Some("majority"));
+    let want = desired_with_arbiter(&[0, 1, 2], DefaultWriteConcern::Majority);
+    assert_eq!(change(&plan(SET, &want, Some(&four), None)), Some(&Change::Demote { host: host(2) }));
+}
+
+/// The simulator's reading of a typed config.
+fn parsed(cfg: &ReplSetConfig) -> rules::Config {
+    rules::parse(&cfg.to_document().expect("document")).expect("parses")
+}
+
 // ---- properties ---------------------------------------------------------------------------
 
 /// A model of the replica set that applies the planner's steps the way the server would,
@@ -212,6 +305,8 @@ struct Model {
     /// Ordinals whose Pods are not ready yet -> heartbeats until they are.
     not_ready: BTreeMap<i64, u32>,
     sync_time: u32,
+    /// The `w` of the cluster-wide default write concern, once `setDefaultRWConcern` ran.
+    default_write_concern: Option<String>,
 }
 
 impl Model {
@@ -232,6 +327,8 @@ impl Model {
                     host: m.host.clone(),
                     state: if Some(m.id) == self.primary {
                         MemberState::Primary
+                    } else if m.arbiter_only {
+                        MemberState::Arbiter
                     } else if syncing {
                         MemberState::Startup2
                     } else {
@@ -243,7 +340,8 @@ impl Model {
             })
             .collect();
         let primary = self.primary.and_then(|p| cfg.members.iter().find(|m| m.id == p)).map(|m| m.host.clone());
-        Some(Observed { config: typed, committed: self.committed, primary, members })
+        let default_write_concern = self.default_write_concern.clone();
+        Some(Observed { config: typed, committed: self.committed, primary, members, default_write_concern })
     }
 
     /// One heartbeat: the config commits, syncing members progress, Pods become ready.
@@ -274,7 +372,14 @@ impl Model {
                 let installed =
                     rules::validate_initiate(&doc, SET, first).map_err(|r| format!("initiate refused: {r}"))?;
                 self.primary = None;
-                self.syncing = installed.members.iter().skip(1).map(|m| (m.id, self.sync_time)).collect();
+                // An arbiter has no data to sync.
+                self.syncing = installed
+                    .members
+                    .iter()
+                    .skip(1)
+                    .filter(|m| !m.arbiter_only)
+                    .map(|m| (m.id, self.sync_time))
+                    .collect();
                 self.config = Some(installed);
                 self.committed = true;
             }
@@ -289,6 +394,8 @@ impl Model {
                 let doc = config.to_document().map_err(|e| e.to_string())?;
                 let installed = rules::validate_reconfig(old, &doc, &primary_host)
                     .map_err(|r| format!("{change:?} refused: {r}"))?;
+                rules::check_implicit_write_concern(old, &installed, self.default_write_concern.is_some())
+                    .map_err(|r| format!("{change:?} refused: {r}"))?;
                 if installed.members.iter().any(|m| m.newly_added) {
                     return Err(format!("{change:?} relied on newlyAdded"));
                 }
@@ -297,7 +404,7 @@ impl Model {
                 {
                     return Err(format!("promoted {host} before it caught up"));
                 }
-                for m in &installed.members {
+                for m in installed.members.iter().filter(|m| !m.arbiter_only) {
                     if !old.members.iter().any(|o| o.id == m.id) {
                         self.syncing.insert(m.id, self.sync_time);
                     }
@@ -319,6 +426,11 @@ impl Model {
                     .map(|m| m.id);
                 // The server refuses (262) without a caught-up electable secondary.
                 self.primary = Some(successor.ok_or("step down without a caught-up electable secondary")?);
+            }
+            Step::SetDefaultWriteConcern(w) => {
+                self.config.as_ref().ok_or("setDefaultRWConcern before initiate")?;
+                self.primary.ok_or("setDefaultRWConcern without a primary")?;
+                self.default_write_concern = Some(w.name().to_string());
             }
             Step::Wait(_) | Step::InSync => {}
         }
@@ -370,8 +482,11 @@ fn arb_start() -> impl Strategy<Value = Start> {
 }
 
 fn run(model: Model, wanted: &[i64]) -> Result<Vec<Step>, String> {
-    run_with_roles(model, wanted, &BTreeMap::new())
+    run_with_roles(model, wanted, &BTreeMap::new(), None)
 }
+
+/// The arbiter's ordinal in the property tests: clear of the data-bearing members' 0 to 11.
+const ARBITER: i64 = 20;
 
 /// Runs the planner until it is in sync, every step applied as the server would, with each
 /// wanted ordinal's settings from `roles` (a plain electable member when absent); then checks
@@ -380,17 +495,26 @@ fn run_with_roles(
     mut model: Model,
     wanted: &[i64],
     roles: &BTreeMap<i64, MemberSettings>,
+    arbiter: Option<DefaultWriteConcern>,
 ) -> Result<Vec<Step>, String> {
-    run_with_roles_on(&mut model, wanted, roles)
+    run_with_roles_on(&mut model, wanted, roles, arbiter)
 }
 
 /// [`run_with_roles`] on a model that lives on, to be taken further.
+/// With `arbiter`, an arbiter at ordinal [`ARBITER`] is wanted too, with that default write
+/// concern; without, any arbiter the set has must go.
 fn run_with_roles_on(
     model: &mut Model,
-    wanted: &[i64],
+    data: &[i64],
     roles: &BTreeMap<i64, MemberSettings>,
+    arbiter: Option<DefaultWriteConcern>,
 ) -> Result<Vec<Step>, String> {
-    let settings = |i: i64| roles.get(&i).cloned().unwrap_or_default();
+    let settings = |i: i64| match (i, arbiter) {
+        (ARBITER, Some(w)) => MemberSettings::arbiter(w),
+        _ => roles.get(&i).cloned().unwrap_or_default(),
+    };
+    let wanted: Vec<i64> = data.iter().copied().chain(arbiter.map(|_| ARBITER)).collect();
+    let wanted = wanted.as_slice();
     let mut steps = Vec::new();
     for _ in 0..400 {
         let want: Vec<DesiredMember> = wanted
@@ -419,11 +543,23 @@ fn run_with_roles_on(
                 return Err(format!("in sync with members {hosts:?}, wanted {expected:?}"));
             }
             let may_vote = wanted.iter().filter(|&&i| settings(i).may_vote).count();
-            let voters = cfg.members.iter().filter(|m| m.votes == 1).count();
-            if voters != target_voters(may_vote) {
+            let voters = cfg.members.iter().filter(|m| m.votes == 1 && !m.arbiter_only).count();
+            if voters != data_voters(may_vote, arbiter.is_some()) {
                 return Err(format!("in sync with {voters} voters for {may_vote} members that may vote"));
             }
-            for m in &cfg.members {
+            let arbiters: Vec<&str> = cfg.members.iter().filter(|m| m.arbiter_only).map(|m| m.host.as_str()).collect();
+            if arbiters != arbiter.map(|_| host(ARBITER)).iter().map(String::as_str).collect::<Vec<_>>() {
+                return Err(format!("in sync with arbiters {arbiters:?}, wanted {arbiter:?}"));
+            }
+            if let Some(w) = arbiter
+                && model.default_write_concern.as_deref() != Some(w.name())
+            {
+                return Err(format!(
+                    "in sync with the default write concern {:?}, wanted {w:?}",
+                    model.default_write_concern
+                ));
+            }
+            for m in cfg.members.iter().filter(|m| !m.arbiter_only) {
                 let ordinal = wanted.iter().copied().find(|&i| host(i) == m.host).ok_or("a member not wanted")?;
                 let want = settings(ordinal);
                 let priority = if m.votes == 1 { want.priority } else { 0.0 };
@@ -462,6 +598,7 @@ fn running(members: &[(i64, bool)], primary: usize, sync: u32, not_ready: Vec<(i
         syncing: BTreeMap::new(),
         not_ready: not_ready.into_iter().filter(|(_, d)| *d > 0).collect(),
         sync_time: sync,
+        default_write_concern: None,
     }
 }
 
@@ -498,11 +635,21 @@ fn arb_roles(wanted: Vec<i64>) -> impl Strategy<Value = BTreeMap<i64, MemberSett
     })
 }
 
+/// No arbiter (half the cases), or one with either default write concern.
+fn arb_arbiter() -> impl Strategy<Value = Option<DefaultWriteConcern>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(DefaultWriteConcern::Majority)),
+        1 => Just(Some(DefaultWriteConcern::One)),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
 
     #[test]
     fn any_running_set_reaches_any_membership_and_roles_through_legal_steps(
+        arbiters in (arb_arbiter(), arb_arbiter()),
         ((members, primary, wanted, sync, not_ready), roles, (next_wanted, next_roles)) in arb_start().prop_flat_map(|start| {
             let wanted = start.2.clone();
             let next = proptest::collection::btree_set(0i64..12, 1..10).prop_flat_map(|w| {
@@ -513,23 +660,27 @@ proptest! {
         })
     ) {
         let mut model = running(&members, primary, sync, not_ready);
-        if let Err(e) = run_with_roles_on(&mut model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
-        // Then from those roles to others, with another membership: every role to every role.
-        if let Err(e) = run_with_roles_on(&mut model, &next_wanted, &next_roles) {
-            prop_assert!(false, "roles {:?} then {:?}: {}", roles, next_roles, e);
+        if let Err(e) = run_with_roles_on(&mut model, &wanted, &roles, arbiters.0) {
+            prop_assert!(false, "roles {:?}, arbiter {:?}: {}", roles, arbiters.0, e);
+        }
+        // Then from those roles to others, with another membership and the arbiter added,
+        // kept or taken away: every role to every role.
+        if let Err(e) = run_with_roles_on(&mut model, &next_wanted, &next_roles, arbiters.1) {
+            prop_assert!(false, "roles {:?} then {:?}, arbiter {:?}: {}", roles, next_roles, arbiters, e);
         }
     }
 
     #[test]
     fn any_new_set_is_initiated_with_its_roles_through_legal_steps(
+        arbiter in arb_arbiter(),
         (wanted, roles) in proptest::collection::btree_set(0i64..12, 1..10).prop_flat_map(|w| {
             let w: Vec<i64> = w.into_iter().collect();
             (Just(w.clone()), arb_roles(w))
         }),
         sync in 0u32..4,
     ) {
-        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync };
-        if let Err(e) = run_with_roles(model, &wanted, &roles) { prop_assert!(false, "roles {:?}: {}", roles, e); }
+        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync, default_write_concern: None };
+        if let Err(e) = run_with_roles(model, &wanted, &roles, arbiter) { prop_assert!(false, "roles {:?}, arbiter {:?}: {}", roles, arbiter, e); }
     }
 
     #[test]
@@ -540,7 +691,7 @@ proptest! {
     #[test]
     fn any_new_set_is_initiated_and_completed_through_legal_steps(wanted in proptest::collection::btree_set(0i64..12, 1..10), sync in 0u32..4) {
         let wanted: Vec<i64> = wanted.into_iter().collect();
-        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync };
+        let model = Model { config: None, primary: None, committed: false, commit_in: 0, syncing: BTreeMap::new(), not_ready: BTreeMap::new(), sync_time: sync, default_write_concern: None };
         if let Err(e) = run(model, &wanted) { prop_assert!(false, "{}", e); }
     }
 }

@@ -254,7 +254,7 @@ pub async fn handle(world: &Shared, me: &str, session: &mut Session, mut body: D
             let parts: Vec<i32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
             doc! { "version": version, "versionArray": parts, "ok": 1.0 }
         }
-        "saslStart" => sasl_start(world, session, &db, &body),
+        "saslStart" => sasl_start(world, me, session, &db, &body),
         "saslContinue" => sasl_continue(session, &db, &body),
         "getParameter" => {
             let w = lock(world);
@@ -500,7 +500,7 @@ fn binary(bytes: Vec<u8>) -> Binary {
     Binary { subtype: BinarySubtype::Generic, bytes }
 }
 
-fn sasl_start(world: &Shared, session: &mut Session, db: &str, body: &Document) -> Document {
+fn sasl_start(world: &Shared, me: &str, session: &mut Session, db: &str, body: &Document) -> Document {
     let mechanism = body.get_str("mechanism").unwrap_or_default();
     if mechanism != "SCRAM-SHA-256" {
         return error(
@@ -510,10 +510,20 @@ fn sasl_start(world: &Shared, session: &mut Session, db: &str, body: &Document) 
     }
     let w = lock(world);
     let key_file = w.opts.key_file.clone();
+    // An arbiter holds no data, so no `admin.system.users`: every user but the keyFile's
+    // internal one is unknown there, and the login fails as for any unknown user
+    // (`AuthorizationManagerImpl::acquireUser` finds none; `internalSecurity.user` is answered
+    // without the data, src/mongo/db/auth/authorization_manager_impl.cpp). SERVER-18021:
+    // "arbiters ... refuse all authentication attempts when auth is required".
+    let arbiter = w.member(me).is_some_and(|m| {
+        m.config.as_ref().is_some_and(|c| c.members.iter().any(|e| e.host == m.host && e.arbiter_only))
+    });
     let lookup = |user: &str| {
         if db == "local" && user == "__system" {
             let key: String = key_file.chars().filter(|c| !c.is_whitespace()).collect();
             (!key.is_empty()).then(|| Credentials::new(&key))
+        } else if arbiter {
+            None
         } else {
             w.users.get(&(db.to_string(), user.to_string())).map(|u| u.credentials.clone())
         }

@@ -59,6 +59,12 @@ pub const MAX_NAME_LENGTH: usize = 40;
     validation = Rule::new("!has(self.expose) || !has(self.expose.perMember) || !has(self.expose.perMember.nodePort) || self.expose.perMember.nodePort.basePort + self.members - 1 <= 65535")
         .message("expose.perMember.nodePort.basePort + members - 1 must be a port (at most 65535): member i listens on basePort + i")
         .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.arbiter) || !self.arbiter.enabled || !has(self.expose) || !has(self.expose.perMember)")
+        .message("arbiter.enabled cannot be combined with expose.perMember: the server wants the same split-horizon names on every member, the arbiter included, and the arbiter has no address outside Kubernetes")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.arbiter) || !self.arbiter.enabled || (has(self.memberRoles) && size(self.memberRoles) > 0) || self.members in [2, 4, 6]")
+        .message("arbiter.enabled needs 2, 4 or 6 voting members: the arbiter's vote makes their count odd; with an odd count it would take a data-bearing member's vote instead, and a set has at most 7 votes")
+        .reason(Reason::FieldValueInvalid),
     validation = Rule::new("!self.podDisruptionBudget.enabled || self.members < 3 || self.podDisruptionBudget.maxUnavailable <= ((self.members > 7 ? 7 : self.members) - 1) / 2")
         .message("podDisruptionBudget.maxUnavailable must leave a majority of the voting members running: at most (voters - 1) / 2, where voters is members capped at 7")
         .reason(Reason::FieldValueForbidden),
@@ -119,6 +125,13 @@ pub struct MongoClusterSpec {
             .reason(Reason::FieldValueInvalid),
     )]
     pub member_roles: Vec<super::MemberRoleSpec>,
+
+    /// An arbiter: a vote without data, for an odd number of votes with 2, 4 or 6 voting
+    /// members. MongoDB advises against arbiters where a third data-bearing member is
+    /// possible: with one data-bearing member of a primary-secondary-arbiter set down, writes
+    /// that need a majority wait (see `defaultWriteConcern`).
+    #[serde(default)]
+    pub arbiter: super::ArbiterSpec,
 
     /// Persistent storage of each member.
     #[serde(default)]

@@ -55,3 +55,51 @@ pub enum MemberRoleKind {
     Hidden,
     Delayed,
 }
+
+/// An arbiter: a member that votes and holds no data, so that two data-bearing members (or
+/// four, or six) have an odd number of votes. MongoDB allows one per replica set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArbiterSpec {
+    /// Runs the arbiter, in a Pod of its own (`<cluster>-arbiter-0`, StatefulSet
+    /// `<cluster>-arbiter`) without a volume. Only with an even number of voting members (2,
+    /// 4 or 6): the arbiter's vote makes the count odd. Turning it off takes it out of the
+    /// replica set before its Pod goes.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The write concern the replica set applies to writes that name none, which the operator
+    /// sets (`setDefaultRWConcern`) before the arbiter joins, because an arbiter changes the
+    /// server's own default. `Majority` (the default): a write is acknowledged once both
+    /// data-bearing members of a primary-secondary-arbiter set have it, so no failover loses
+    /// it; while one of them is down, such writes wait. `One`: acknowledged by the primary
+    /// alone, so writes go on with a data-bearing member down, and a failover can roll back
+    /// the last ones (MongoDB's own default for such a set).
+    #[serde(default)]
+    pub default_write_concern: DefaultWriteConcern,
+    /// CPU and memory of the arbiter's mongod (100m CPU and 512Mi by default: it keeps no data
+    /// and runs the smallest WiredTiger cache, 0.25 GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::resources_schema")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+}
+
+/// The cluster-wide default write concern a set with an arbiter runs with.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DefaultWriteConcern {
+    /// `{w: "majority"}`.
+    #[default]
+    Majority,
+    /// `{w: 1}`.
+    One,
+}
+
+impl DefaultWriteConcern {
+    /// The `w` of `setDefaultRWConcern`'s `defaultWriteConcern`, as `getDefaultRWConcern`
+    /// reports it back (a string or a number).
+    pub fn w(self) -> mongodb::bson::Bson {
+        match self {
+            DefaultWriteConcern::Majority => mongodb::bson::Bson::String("majority".into()),
+            DefaultWriteConcern::One => mongodb::bson::Bson::Int32(1),
+        }
+    }
+}

@@ -22,6 +22,20 @@ pub fn selector(cluster: &str) -> BTreeMap<String, String> {
 /// anything.
 pub const SERVES_CLIENTS_LABEL: &str = "mongo.operator.rs/serves-clients";
 
+/// Label of the arbiter's Pod (`spec.arbiter`), which also carries [`selector`]'s labels, so
+/// that the headless Service names it, the NetworkPolicies and the PodDisruptionBudget count it
+/// with the members, and the members' anti-affinity keeps it off their nodes. The arbiter's
+/// StatefulSet selects on this label as well; the members' StatefulSet, whose selector cannot
+/// change, matches the arbiter's Pod too but never claims it (it is owned by its own).
+pub const ARBITER_LABEL: &str = "mongo.operator.rs/arbiter";
+
+/// The labels that select the arbiter's Pod.
+pub fn arbiter_selector(cluster: &str) -> BTreeMap<String, String> {
+    let mut labels = selector(cluster);
+    labels.insert(ARBITER_LABEL.to_string(), "true".to_string());
+    labels
+}
+
 /// [`selector`] as a list query (`k=v,k=v`).
 pub fn selector_query(cluster: &str) -> String {
     query(&selector(cluster))

@@ -76,6 +76,20 @@ impl ClusterNames {
         format!("{}-{ordinal}", self.cluster)
     }
 
+    /// The arbiter's StatefulSet (`spec.arbiter`); its one Pod is `<cluster>-arbiter-0`.
+    pub fn arbiter_statefulset(&self) -> String {
+        format!("{}-arbiter", self.cluster)
+    }
+
+    pub fn arbiter_pod(&self) -> String {
+        format!("{}-0", self.arbiter_statefulset())
+    }
+
+    /// The arbiter's host in the replica-set config, under the members' headless Service.
+    pub fn arbiter_host(&self, cluster_domain: &str) -> String {
+        member_host(&self.arbiter_pod(), &self.headless_service(), &self.namespace, cluster_domain)
+    }
+
     /// The Service of one member, for clients outside Kubernetes (`expose.perMember`).
     pub fn member_service(&self, ordinal: i32) -> String {
         bounded(&self.pod(ordinal), "external")

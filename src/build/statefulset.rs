@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube_quantity::ParsedQuantity;
 
-use super::labels::{labels, selector};
+use super::labels::{arbiter_selector, labels, selector};
 use super::names::ClusterNames;
 use crate::api::{AntiAffinity, DeletionPolicy, MongoClusterSpec};
 use crate::replset::config::MONGODB_PORT;
@@ -43,6 +43,9 @@ pub const EXPORTER_CREDENTIALS_ANNOTATION: &str = "mongo.operator.rs/exporter-cr
 /// Resources when the spec gives none: memory request = limit, a 2 Gi limit for a 0.5 GB cache.
 pub const DEFAULT_MEMORY: &str = "2Gi";
 pub const DEFAULT_CPU: &str = "500m";
+/// The arbiter's resources when the spec gives none: mongod with a 0.25 GB cache and no data.
+pub const ARBITER_MEMORY: &str = "512Mi";
+pub const ARBITER_CPU: &str = "100m";
 /// Grace for mongod's own shutdown: step-down and quiesce (15 s), closing (10 s), checkpoint (21).
 pub const TERMINATION_GRACE_SECONDS: i64 = 60;
 
@@ -98,12 +101,21 @@ pub fn cluster_pod_base(spec: &MongoClusterSpec) -> PodSpec {
 
 /// Resources of the mongod container, with the memory request set to the limit (8).
 pub fn resources(spec: &MongoClusterSpec) -> ResourceRequirements {
-    let mut r = spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
+    with_defaults(spec.resources.as_ref(), DEFAULT_CPU, DEFAULT_MEMORY)
+}
+
+/// Resources of the arbiter's mongod: it keeps no data, so its cache is the smallest.
+pub fn arbiter_resources(spec: &MongoClusterSpec) -> ResourceRequirements {
+    with_defaults(spec.arbiter.resources.as_ref(), ARBITER_CPU, ARBITER_MEMORY)
+}
+
+fn with_defaults(given: Option<&ResourceRequirements>, cpu: &str, memory: &str) -> ResourceRequirements {
+    let mut r = given.cloned().unwrap_or_else(|| ResourceRequirements {
         requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity(DEFAULT_CPU.into())),
-            ("memory".to_string(), Quantity(DEFAULT_MEMORY.into())),
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
         ])),
-        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(DEFAULT_MEMORY.into()))])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(memory.into()))])),
         ..ResourceRequirements::default()
     });
     if let Some(limit) = r.limits.as_ref().and_then(|l| l.get("memory")).cloned() {
@@ -171,7 +183,7 @@ fn probe(kind: &str, period: i32, failures: i32, tls_on: bool) -> Probe {
 }
 
 /// mongod's command line: identity flags here, tunables in the config file (4.4, 8-11, 15).
-pub fn mongod_command(names: &ClusterNames, spec: &MongoClusterSpec) -> Vec<String> {
+pub fn mongod_command(names: &ClusterNames, resources: &ResourceRequirements) -> Vec<String> {
     let mut cmd = vec![
         "mongod".to_string(),
         "--config".into(),
@@ -186,7 +198,7 @@ pub fn mongod_command(names: &ClusterNames, spec: &MongoClusterSpec) -> Vec<Stri
         "--keyFile".into(),
         KEY_FILE.into(),
     ];
-    if let Some(gb) = wired_tiger_cache_gb(&resources(spec)) {
+    if let Some(gb) = wired_tiger_cache_gb(resources) {
         cmd.push("--wiredTigerCacheSizeGB".into());
         cmd.push(format!("{gb:.2}"));
     }
@@ -288,7 +300,18 @@ fn pod_volumes(names: &ClusterNames, tls_on: bool) -> Vec<Volume> {
     volumes
 }
 
-pub fn build(i: &Inputs<'_>) -> StatefulSet {
+/// Which of a cluster's two StatefulSets a template is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The data-bearing members, each with its volume.
+    Members,
+    /// The arbiter (`spec.arbiter`): no volume (its `dbpath` holds only the replica-set
+    /// config, which it gets again from the members), no exporter (the members' exporters
+    /// report its state from `replSetGetStatus`), its own resources.
+    Arbiter,
+}
+
+fn template(i: &Inputs<'_>, role: Role) -> PodTemplateSpec {
     let (names, spec) = (i.names, i.spec);
     let install = Container {
         name: "install".into(),
@@ -319,18 +342,23 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         security_context: Some(restricted()),
         ..Container::default()
     };
+    let resources = match role {
+        Role::Members => resources(spec),
+        Role::Arbiter => arbiter_resources(spec),
+    };
     let mongod = Container {
         name: "mongod".into(),
         image: Some(mongod_image(spec)),
-        command: Some(mongod_command(names, spec)),
+        command: Some(mongod_command(names, &resources)),
         ports: Some(vec![ContainerPort {
             name: Some("mongodb".into()),
             container_port: i32::from(MONGODB_PORT),
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        resources: Some(resources(spec)),
+        resources: Some(resources),
         volume_mounts: Some(mongod_mounts(i.tls_on)),
+        // The readiness probe passes for an arbiter (`arbiterOnly`) as for a secondary (18).
         readiness_probe: Some(probe("readiness", 10, 3, i.tls_on)),
         liveness_probe: Some(probe("liveness", 15, 6, i.tls_on)),
         // 10 s × 60 = 10 minutes for journal recovery after an unclean stop (20).
@@ -340,10 +368,16 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
     };
     let (affinity, topology_spread_constraints) = scheduling(names, spec);
     let base = cluster_pod_base(spec);
-    let exporter = super::exporter::container(names, spec, i.tls_on);
+    let exporter = match role {
+        Role::Members => super::exporter::container(names, spec, i.tls_on),
+        Role::Arbiter => None,
+    };
     let mut volumes = pod_volumes(names, i.tls_on);
     if exporter.is_some() && i.tls_on {
         volumes.push(super::exporter::ca_volume(names));
+    }
+    if role == Role::Arbiter {
+        volumes.push(empty_dir("data", false));
     }
     let mut annotations = BTreeMap::from([
         (CONFIG_HASH_ANNOTATION.to_string(), i.config_hash.to_string()),
@@ -352,6 +386,10 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
     if exporter.is_some() {
         annotations.insert(EXPORTER_CREDENTIALS_ANNOTATION.to_string(), i.exporter_credentials.to_string());
         annotations.extend(super::exporter::scrape_annotations(spec));
+    }
+    let mut pod_labels = labels(&names.cluster, "database");
+    if role == Role::Arbiter {
+        pod_labels.extend(arbiter_selector(&names.cluster));
     }
     let pod = PodSpec {
         init_containers: Some(vec![install]),
@@ -368,6 +406,18 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
         priority_class_name: spec.scheduling.priority_class_name.clone(),
         ..base
     };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod),
+    }
+}
+
+pub fn build(i: &Inputs<'_>) -> StatefulSet {
+    let (names, spec) = (i.names, i.spec);
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some("data".into()),
@@ -397,27 +447,69 @@ pub fn build(i: &Inputs<'_>) -> StatefulSet {
             selector: LabelSelector { match_labels: Some(selector(&names.cluster)), ..LabelSelector::default() },
             // All members start together: initiation needs every one of them to answer.
             pod_management_policy: Some("Parallel".into()),
-            // The operator restarts members itself, secondaries first and the primary last.
-            update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("OnDelete".into()),
-                ..StatefulSetUpdateStrategy::default()
-            }),
+            update_strategy: Some(on_delete_strategy()),
             // Scaling down keeps volumes; deleting the cluster keeps them unless the user asked.
             persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
                 when_scaled: Some("Retain".into()),
                 when_deleted: Some(on_delete.into()),
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&names.cluster, "database")),
-                    annotations: Some(annotations),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
+            template: template(i, Role::Members),
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),
         status: None,
     }
+}
+
+/// The arbiter's StatefulSet: one Pod, `<cluster>-arbiter-0`, named by the members' headless
+/// Service, restarted by the operator in the members' rolling order (`OnDelete`).
+/// `i.replicas` is ignored: there is one arbiter.
+/// `tls_key` ([`arbiter_tls_key`]) restarts it where the members are told at run time.
+pub fn arbiter(i: &Inputs<'_>, tls_key: &str) -> StatefulSet {
+    let names = i.names;
+    let mut template = template(i, Role::Arbiter);
+    if let Some(annotations) = template.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
+        annotations.insert(ARBITER_TLS_ANNOTATION.to_string(), tls_key.to_string());
+    }
+    StatefulSet {
+        metadata: super::owned_meta(names, names.arbiter_statefulset(), i.owner),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(names.headless_service()),
+            selector: LabelSelector {
+                match_labels: Some(arbiter_selector(&names.cluster)),
+                ..LabelSelector::default()
+            },
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(on_delete_strategy()),
+            template,
+            ..StatefulSetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The arbiter's Pod template annotation that restarts it for TLS: the mode mongod.conf names
+/// and a digest of the certificate and CAs the members' Secret holds. The members move to the
+/// next TLS mode and load a renewed certificate at run time (`setParameter tlsMode`,
+/// `rotateCertificates`), commands that need a login, which no client gets on an arbiter (it
+/// holds no users, and drivers do not try); the arbiter restarts instead, first in the rolling
+/// order, and starts with mongod.conf's mode and the Secret's files.
+pub const ARBITER_TLS_ANNOTATION: &str = "mongo.operator.rs/arbiter-tls";
+
+/// The value of [`ARBITER_TLS_ANNOTATION`].
+pub fn arbiter_tls_key(conf: crate::api::TlsMode, certificate: Option<&str>, ca_bundle: Option<&str>) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(certificate.unwrap_or_default().as_bytes());
+    digest.update(b"\n");
+    digest.update(ca_bundle.unwrap_or_default().as_bytes());
+    let digest: String = digest.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{}/{digest}", conf.mongod())
+}
+
+/// The operator restarts members itself, the arbiter and the secondaries first and the
+/// primary last.
+fn on_delete_strategy() -> StatefulSetUpdateStrategy {
+    StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..StatefulSetUpdateStrategy::default() }
 }

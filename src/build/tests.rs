@@ -238,3 +238,89 @@ fn admission_refuses_every_annotation_the_operator_sets_on_internal_load_balance
         assert!(rule.split('"').next().unwrap_or_default().contains(key), "{key} is not in the CEL rule");
     }
 }
+
+/// The arbiter of `spec`, with TLS as `build` has it.
+fn build_arbiter(spec: &MongoClusterSpec, tls_key: &str) -> StatefulSet {
+    let names = ClusterNames::new("orders", "prod");
+    statefulset::arbiter(
+        &Inputs {
+            names: &names,
+            spec,
+            owner: &owner(),
+            operator_image: "mongo-operator:test",
+            config_hash: "hash",
+            replicas: spec.members,
+            tls_token: "requireTLS@1",
+            tls_on: spec.tls.mode.on(),
+            exporter_credentials: "digest-of-the-monitoring-password",
+        },
+        tls_key,
+    )
+}
+
+#[test]
+fn the_arbiter_runs_mongod_alone_without_a_volume_under_the_members_headless_service() {
+    let spec: MongoClusterSpec = serde_json::from_value(serde_json::json!({
+        "version": "8.0.4", "members": 2, "arbiter": {"enabled": true},
+    }))
+    .expect("spec");
+    let sts = build_arbiter(&spec, "requireTLS/0123");
+    let s = sts.spec.clone().expect("spec");
+    assert_eq!(sts.metadata.name.as_deref(), Some("orders-arbiter"));
+    assert_eq!(s.replicas, Some(1));
+    assert_eq!(
+        s.service_name.as_deref(),
+        Some("orders-members"),
+        "named like the members: orders-arbiter-0.orders-members"
+    );
+    assert!(s.volume_claim_templates.is_none(), "no volume");
+    assert_eq!(s.update_strategy.and_then(|u| u.type_).as_deref(), Some("OnDelete"), "restarted in the rolling order");
+    // Its Pod carries the members' selector, so the headless Service, the NetworkPolicies and
+    // the PodDisruptionBudget count it, and one of its own, which its StatefulSet selects.
+    let template = s.template.metadata.clone().expect("metadata");
+    let pod_labels = template.labels.expect("labels");
+    for (k, v) in super::labels::selector("orders").iter().chain(super::labels::arbiter_selector("orders").iter()) {
+        assert_eq!(pod_labels.get(k), Some(v), "{k}");
+    }
+    assert_eq!(s.selector.match_labels, Some(super::labels::arbiter_selector("orders")));
+    assert_eq!(
+        template.annotations.expect("annotations").get(statefulset::ARBITER_TLS_ANNOTATION).map(String::as_str),
+        Some("requireTLS/0123")
+    );
+    let pod = s.template.spec.expect("pod");
+    assert_eq!(pod.containers.len(), 1, "mongod only: no exporter");
+    let data = pod.volumes.unwrap_or_default().into_iter().find(|v| v.name == "data").expect("a data volume");
+    assert!(data.empty_dir.is_some(), "an emptyDir: the arbiter's dbpath holds only the replica-set config");
+    let mongod = &pod.containers[0];
+    let limit = mongod.resources.as_ref().and_then(|r| r.limits.as_ref()).and_then(|l| l.get("memory"));
+    assert_eq!(limit.map(|q| q.0.as_str()), Some(statefulset::ARBITER_MEMORY));
+    assert_eq!(arg_after(mongod.command.as_deref().unwrap_or_default(), "--wiredTigerCacheSizeGB"), Some("0.25"));
+    assert!(mongod.readiness_probe.is_some() && mongod.startup_probe.is_some());
+    // Apart from the members' StatefulSet, whose Pods its selector does not match.
+    let members = build(&spec).spec.expect("members").selector.match_labels.expect("labels");
+    assert!(
+        members.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the members' selector matches it: never claims it"
+    );
+    assert_ne!(members, super::labels::arbiter_selector("orders"));
+}
+
+#[test]
+fn the_arbiter_restarts_when_the_tls_mode_or_the_certificates_it_would_reload_change() {
+    use crate::api::TlsMode;
+    let key = statefulset::arbiter_tls_key;
+    let base = key(TlsMode::Prefer, Some("cert-a"), Some("ca-1"));
+    assert_eq!(base, key(TlsMode::Prefer, Some("cert-a"), Some("ca-1")));
+    assert_ne!(base, key(TlsMode::Require, Some("cert-a"), Some("ca-1")), "a run-time mode move");
+    assert_ne!(base, key(TlsMode::Prefer, Some("cert-b"), Some("ca-1")), "a renewed certificate");
+    assert_ne!(base, key(TlsMode::Prefer, Some("cert-a"), Some("ca-1\nca-2")), "a CA renewal");
+    assert!(base.starts_with("preferTLS/"));
+}
+
+#[test]
+fn the_disruption_budget_counts_the_arbiters_vote() {
+    let spec: crate::api::PodDisruptionBudgetSpec =
+        serde_json::from_value(serde_json::json!({"enabled": true, "maxUnavailable": 2})).expect("spec");
+    // Two data-bearing members and the arbiter: three votes, one may be down.
+    assert_eq!(pdb::max_unavailable(&spec, 3), 1);
+}

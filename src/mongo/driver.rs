@@ -300,6 +300,26 @@ impl MongoAdmin for DriverAdmin {
         decode(document.clone(), "featureCompatibilityVersion")
     }
 
+    async fn default_write_concern(&self, target: &Target) -> Result<Option<String>, AdminError> {
+        let reply = self.run(target, "admin", doc! { "getDefaultRWConcern": 1 }).await?;
+        Ok(cluster_wide_w(&reply))
+    }
+
+    async fn set_default_write_concern(
+        &self,
+        target: &Target,
+        writes: crate::api::DefaultWriteConcern,
+    ) -> Result<(), AdminError> {
+        // The command's own write (to `config.settings`) waits for a majority, at most 30 s:
+        // with a data-bearing member down it fails, and the next reconcile tries again.
+        let command = doc! {
+            "setDefaultRWConcern": 1,
+            "defaultWriteConcern": { "w": writes.w() },
+            "writeConcern": { "w": "majority", "wtimeout": 30_000 },
+        };
+        self.run(target, "admin", command).await.map(|_| ())
+    }
+
     async fn set_feature_compatibility_version(
         &self,
         target: &Target,
@@ -311,5 +331,39 @@ impl MongoAdmin for DriverAdmin {
             command.insert("confirm", true);
         }
         self.run(target, "admin", command).await.map(|_| ())
+    }
+}
+
+/// The `w` of `getDefaultRWConcern`'s reply when the default is cluster-wide (source
+/// `global`), as text: a string as it is, a number as its integer.
+fn cluster_wide_w(reply: &Document) -> Option<String> {
+    if reply.get_str("defaultWriteConcernSource").ok()? != "global" {
+        return None;
+    }
+    match reply.get_document("defaultWriteConcern").ok()?.get("w")? {
+        Bson::String(w) => Some(w.clone()),
+        Bson::Int32(n) => Some(n.to_string()),
+        Bson::Int64(n) => Some(n.to_string()),
+        Bson::Double(n) => Some((*n as i64).to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod default_write_concern_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cluster_wide_default_counts_and_its_w_reads_as_text() {
+        let implicit =
+            doc! { "defaultWriteConcern": { "w": "majority", "wtimeout": 0 }, "defaultWriteConcernSource": "implicit" };
+        assert_eq!(cluster_wide_w(&implicit), None);
+        // A PSA set without one: no `defaultWriteConcern` at all.
+        assert_eq!(cluster_wide_w(&doc! { "defaultWriteConcernSource": "implicit" }), None);
+        let majority =
+            doc! { "defaultWriteConcern": { "w": "majority", "wtimeout": 0 }, "defaultWriteConcernSource": "global" };
+        assert_eq!(cluster_wide_w(&majority).as_deref(), Some("majority"));
+        let one = doc! { "defaultWriteConcern": { "w": 1_i64, "wtimeout": 0 }, "defaultWriteConcernSource": "global" };
+        assert_eq!(cluster_wide_w(&one).as_deref(), Some("1"));
     }
 }

@@ -162,6 +162,16 @@ pub trait MongoAdmin: Send + Sync {
     fn presented_certificate(&self, target: &Target) -> impl Future<Output = Result<String, AdminError>> + Send;
     /// The featureCompatibilityVersion document.
     fn feature_compatibility_version(&self, target: &Target) -> impl Future<Output = Result<Fcv, AdminError>> + Send;
+    /// The `w` of the cluster-wide default write concern (`getDefaultRWConcern`), as text
+    /// ("majority", "1"); None while none is set (its source is `implicit`).
+    fn default_write_concern(&self, target: &Target)
+    -> impl Future<Output = Result<Option<String>, AdminError>> + Send;
+    /// `setDefaultRWConcern` with this default write concern.
+    fn set_default_write_concern(
+        &self,
+        target: &Target,
+        writes: crate::api::DefaultWriteConcern,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// `setFeatureCompatibilityVersion`; `confirm` is required by 7.0+ and refused by 6.0.
     fn set_feature_compatibility_version(
         &self,

@@ -63,7 +63,9 @@ pub async fn observe<A: MongoAdmin>(
                     primary = primary.or(Some(m));
                 } else if h.has_no_config() {
                     no_config.push(m);
-                } else {
+                } else if !h.arbiter_only {
+                    // Never the arbiter: the driver does not log in to one (it holds no
+                    // users), so it answers nothing that needs a login, its config included.
                     initiated = initiated.or(Some(m));
                 }
             }
@@ -102,7 +104,12 @@ pub async fn observe<A: MongoAdmin>(
             lag_seconds: status.lag_seconds(s),
         })
         .collect();
-    let set =
-        Observed { config, committed: committed.unwrap_or(false), primary: primary.map(|p| p.host.clone()), members };
+    let set = Observed {
+        config,
+        committed: committed.unwrap_or(false),
+        primary: primary.map(|p| p.host.clone()),
+        members,
+        default_write_concern: None,
+    };
     Ok(Observation { answered, removed: removed_hosts, set: Some(Box::new(set)) })
 }

@@ -26,16 +26,45 @@ pub struct MemberSettings {
     /// `secondaryDelaySecs`.
     pub delay_seconds: i64,
     pub tags: BTreeMap<String, String>,
+    /// Set for the arbiter (`spec.arbiter`): the cluster-wide default write concern the set
+    /// must have before the arbiter joins (an arbiter changes the server's implicit default,
+    /// and the server refuses such a reconfig until one is set).
+    pub arbiter: Option<DefaultWriteConcern>,
+}
+
+pub use crate::api::DefaultWriteConcern;
+
+impl DefaultWriteConcern {
+    /// The `w` as [`super::Observed::default_write_concern`] holds it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DefaultWriteConcern::Majority => "majority",
+            DefaultWriteConcern::One => "1",
+        }
+    }
 }
 
 impl Default for MemberSettings {
     /// A plain electable member.
     fn default() -> Self {
-        MemberSettings { may_vote: true, priority: 1.0, hidden: false, delay_seconds: 0, tags: BTreeMap::new() }
+        MemberSettings {
+            may_vote: true,
+            priority: 1.0,
+            hidden: false,
+            delay_seconds: 0,
+            tags: BTreeMap::new(),
+            arbiter: None,
+        }
     }
 }
 
 impl MemberSettings {
+    /// The arbiter: it votes, but not as a data-bearing member (the planner counts its vote
+    /// apart), never becomes primary, and has no tags (the server refuses them on arbiters).
+    pub fn arbiter(writes: DefaultWriteConcern) -> Self {
+        MemberSettings { may_vote: false, priority: 0.0, arbiter: Some(writes), ..MemberSettings::default() }
+    }
+
     /// Can become primary once it votes.
     pub fn electable(&self) -> bool {
         self.may_vote && self.priority > 0.0 && !self.hidden && self.delay_seconds == 0
@@ -171,6 +200,12 @@ impl MemberConfig {
         self.other.insert("secondaryDelaySecs", settings.delay_seconds);
         let tags: Document = settings.tags.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect();
         self.other.insert("tags", tags);
+    }
+
+    /// The arbiter's entry: a vote, priority 0 (the server's rule for arbiters), no data.
+    pub fn arbiter(id: i64, host: impl Into<String>) -> MemberConfig {
+        let other = mongodb::bson::doc! { "arbiterOnly": true };
+        MemberConfig { id, host: host.into(), votes: 1, priority: 0.0, other }
     }
 
     /// Sets the vote, with the priority the server requires alongside it.

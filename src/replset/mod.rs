@@ -6,6 +6,6 @@ pub mod planner;
 
 pub use config::{MemberConfig, MemberSettings, ReplSetConfig, member_host, member_pod, same_host};
 pub use planner::{
-    Change, DesiredMember, External, MemberState, Observed, ObservedMember, Step, StepDownReason, WaitReason, plan,
-    target_voters,
+    Change, DesiredMember, External, MemberState, Observed, ObservedMember, Step, StepDownReason, WaitReason,
+    data_voters, plan, target_voters,
 };

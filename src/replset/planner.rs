@@ -17,9 +17,16 @@
 //!   server refuses that with 104 NodeNotElectable): it steps down first;
 //! - split horizons are the same names on every member (`ReplSetConfig::_validate`), so they
 //!   are set or cleared on all members in one reconfig, and a member joins with the horizons
-//!   the others have.
+//!   the others have;
+//! - an arbiter (`spec.arbiter`) votes beside the data-bearing voters, which are then one fewer
+//!   (an odd count with its vote). Adding or removing it changes the server's implicit default
+//!   write concern, which the server refuses (103) until a cluster-wide one is set, so
+//!   `setDefaultRWConcern` comes first. With an arbiter in the set, a data-bearing member gets
+//!   its vote at priority 0 and its priority in a second reconfig: the server refuses a
+//!   primary-secondary-arbiter config whose secondary becomes electable in the same reconfig
+//!   that gives it its vote (`validateOldAndNewConfigsCompatible`, `rs.reconfigForPSASet`).
 
-use super::config::{MemberConfig, MemberSettings, ReplSetConfig, same_host};
+use super::config::{DefaultWriteConcern, MemberConfig, MemberSettings, ReplSetConfig, same_host};
 
 /// Most voting members a replica set may have.
 pub const MAX_VOTERS: usize = 7;
@@ -118,6 +125,11 @@ pub struct Observed {
     /// Host of the primary, if there is one.
     pub primary: Option<String>,
     pub members: Vec<ObservedMember>,
+    /// The `w` of the cluster-wide default write concern (`getDefaultRWConcern` with
+    /// `defaultWriteConcernSource: global`): "majority", a number, or a tag set's name. None
+    /// when none is set, or when it was not read: it is read whenever the spec or the config
+    /// has an arbiter, the only time the planner looks at it.
+    pub default_write_concern: Option<String>,
 }
 
 impl Observed {
@@ -129,8 +141,13 @@ impl Observed {
     /// what it receives `secondaryDelaySecs` late by design, so its lag counts from its delay:
     /// otherwise it would never be caught up, and every rollout and every step that waits for
     /// a healthy set would wait for ever.
+    /// An arbiter has nothing to catch up with: it is in step once it answers as one.
     pub fn caught_up(&self, host: &str) -> bool {
-        let delay = self.config.members.iter().find(|c| same_host(&c.host, host)).map_or(0, |c| c.delay_seconds());
+        let entry = self.config.members.iter().find(|c| same_host(&c.host, host));
+        let delay = entry.map_or(0, MemberConfig::delay_seconds);
+        if entry.is_some_and(MemberConfig::is_arbiter) {
+            return self.member(host).is_some_and(|m| m.healthy && m.state == MemberState::Arbiter);
+        }
         self.member(host).is_some_and(|m| {
             m.healthy
                 && (m.state == MemberState::Primary
@@ -189,6 +206,9 @@ pub enum Step {
     Reconfig { config: ReplSetConfig, change: Change },
     /// Run `replSetStepDown` on this primary.
     StepDown { primary: String, reason: StepDownReason },
+    /// Run `setDefaultRWConcern` on the primary with this default write concern: before an
+    /// arbiter joins or leaves.
+    SetDefaultWriteConcern(DefaultWriteConcern),
     /// Nothing to do until the world changes.
     Wait(WaitReason),
     /// The replica set matches the spec.
@@ -214,13 +234,25 @@ pub fn target_voters(n: usize) -> usize {
     if capped > 1 && capped.is_multiple_of(2) { capped - 1 } else { capped }
 }
 
+/// How many data-bearing members of `may_vote` that may vote should vote, beside an arbiter's
+/// vote when there is one: together an odd number, at most 7; and never none, as a set needs
+/// a member that can become primary (one data-bearing member and an arbiter, which admission
+/// refuses, make an even two).
+pub fn data_voters(may_vote: usize, arbiter: bool) -> usize {
+    if arbiter { target_voters(may_vote + 1).saturating_sub(1).max(may_vote.min(1)) } else { target_voters(may_vote) }
+}
+
+fn is_arbiter(d: &DesiredMember) -> bool {
+    d.settings.arbiter.is_some()
+}
+
 /// The config that initiates a set of these members.
 fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
     // The votes go to members that may vote, electable ones first, so that a set whose first
     // ordinals are hidden still has a member that can become primary.
     let mut eligible: Vec<&DesiredMember> = desired.iter().filter(|d| d.settings.may_vote).collect();
     eligible.sort_by_key(|d| (!d.settings.electable(), d.ordinal));
-    eligible.truncate(target_voters(eligible.len()));
+    eligible.truncate(data_voters(eligible.len(), desired.iter().any(is_arbiter)));
     // The member that receives `replSetInitiate` must be electable in it
     // (`validateConfigForInitiate`, src/mongo/db/repl/repl_set_config_checks.cpp): the first
     // one listed, which the operator initiates on, is an electable voter.
@@ -229,6 +261,9 @@ fn initial_config(set_name: &str, desired: &[DesiredMember]) -> ReplSetConfig {
     let members = ordered
         .into_iter()
         .map(|d| {
+            if is_arbiter(d) {
+                return MemberConfig::arbiter(d.ordinal, &d.host);
+            }
             let voting = eligible.iter().any(|e| e.ordinal == d.ordinal);
             let mut m = MemberConfig::new(d.ordinal, &d.host, voting);
             m.apply_settings(&d.settings);
@@ -301,8 +336,25 @@ pub fn plan(
         return Step::Reconfig { config: next, change: Change::Horizons { external: false } };
     }
 
+    // 0b. A cluster-wide default write concern before an arbiter joins or leaves: the one the
+    //     spec asks for while it wants an arbiter; `majority` (what the set's implicit default
+    //     becomes without the arbiter) when one that is leaving finds none set. The server
+    //     cannot unset it again, so it stays once the arbiter is gone.
+    let wanted_writes = desired.iter().find_map(|d| d.settings.arbiter);
+    let leaving_arbiter =
+        cfg.members.iter().any(|m| m.is_arbiter() && !desired.iter().any(|d| same_host(&d.host, &m.host)));
+    let writes = match wanted_writes {
+        Some(w) => Some(w).filter(|w| obs.default_write_concern.as_deref() != Some(w.name())),
+        None if leaving_arbiter && obs.default_write_concern.is_none() => Some(DefaultWriteConcern::Majority),
+        None => None,
+    };
+    if let Some(w) = writes {
+        return Step::SetDefaultWriteConcern(w);
+    }
+
     // 1. New members join without a vote, as soon as their mongod answers, with horizons when
-    //    the others have them (a member whose load balancer has no host name yet waits).
+    //    the others have them (a member whose load balancer has no host name yet waits). The
+    //    arbiter joins with its vote (it has no other way), while there is room for one.
     let with_horizons = cfg.members.iter().any(MemberConfig::has_horizons);
     let joining_without_address: Vec<String> = desired
         .iter()
@@ -313,8 +365,15 @@ pub fn plan(
         if with_horizons && d.external.host().is_none() {
             continue;
         }
+        if is_arbiter(d) && cfg.voters() >= MAX_VOTERS {
+            continue;
+        }
         if let Some(id) = free_id(cfg, d.ordinal) {
             let mut next = cfg.next();
+            if is_arbiter(d) {
+                next.members.push(MemberConfig::arbiter(id, &d.host));
+                return Step::Reconfig { config: next, change: Change::Add { host: d.host.clone() } };
+            }
             let mut joining = MemberConfig::new(id, &d.host, false);
             joining.apply_settings(&d.settings);
             if with_horizons {
@@ -328,8 +387,10 @@ pub fn plan(
     let settings_of = |host: &str| desired.iter().find(|d| same_host(&d.host, host)).map(|d| &d.settings);
     let may_vote = |m: &MemberConfig| !m.is_arbiter() && settings_of(&m.host).is_some_and(|s| s.may_vote);
     let electable_role = |m: &MemberConfig| settings_of(&m.host).is_some_and(MemberSettings::electable);
-    let staying: Vec<&MemberConfig> = cfg.members.iter().filter(|m| wanted(&m.host)).collect();
-    let target = target_voters(staying.iter().filter(|m| may_vote(m)).count());
+    // The data-bearing members that stay (the arbiter's vote is counted apart).
+    let staying: Vec<&MemberConfig> = cfg.members.iter().filter(|m| wanted(&m.host) && !m.is_arbiter()).collect();
+    let target = data_voters(staying.iter().filter(|m| may_vote(m)).count(), wanted_writes.is_some());
+    let with_arbiter = cfg.members.iter().any(MemberConfig::is_arbiter);
     let staying_voters = staying.iter().filter(|m| m.is_voter() && may_vote(m)).count();
     let mut candidates: Vec<&MemberConfig> = staying.iter().copied().filter(|m| !m.is_voter() && may_vote(m)).collect();
     candidates.sort_by_key(|m| (!electable_role(m), m.id));
@@ -341,11 +402,13 @@ pub fn plan(
     let differing: Vec<&MemberConfig> = cfg
         .members
         .iter()
-        .filter(|m| !same_host(&m.host, &primary) && settings_of(&m.host).is_some_and(|s| !m.has_settings(s)))
+        .filter(|m| {
+            !same_host(&m.host, &primary) && !m.is_arbiter() && settings_of(&m.host).is_some_and(|s| !m.has_settings(s))
+        })
         .collect();
     if !differing.is_empty() {
         let mut next = cfg.next();
-        for x in next.members.iter_mut().filter(|x| !same_host(&x.host, &primary)) {
+        for x in next.members.iter_mut().filter(|x| !same_host(&x.host, &primary) && !x.is_arbiter()) {
             if let Some(settings) = settings_of(&x.host) {
                 x.apply_settings(settings);
             }
@@ -376,9 +439,10 @@ pub fn plan(
         if let Some(x) = next.members.iter_mut().find(|x| x.id == m.id) {
             x.set_voting(true);
             // The role's priority: its `hidden` and delay are in already (1b.), so a hidden
-            // member's is 0 as the server wants.
+            // member's is 0 as the server wants. Beside an arbiter the vote comes at priority
+            // 0, and the priority follows (1b.) once the vote is in.
             if let Some(settings) = settings_of(&m.host) {
-                x.priority = settings.priority;
+                x.priority = if with_arbiter { 0.0 } else { settings.priority };
             }
         }
         return Step::Reconfig { config: next, change: Change::Promote { host: m.host.clone() } };
@@ -405,7 +469,7 @@ pub fn plan(
     //    than 7), the one least caught up, not electable first, highest _id first.
     let unwanted_voter = staying
         .iter()
-        .filter(|m| m.is_voter() && !may_vote(m))
+        .filter(|m| m.is_voter() && !m.is_arbiter() && !may_vote(m))
         .min_by_key(|m| (same_host(&m.host, &primary), m.id))
         // With 7 voters already, a swap (2.) starts with the vote given up.
         .or(swap_out.filter(|_| cfg.voters() >= MAX_VOTERS));

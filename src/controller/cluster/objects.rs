@@ -279,6 +279,21 @@ pub struct Members<'a> {
     pub existing_member_services: &'a super::external::MemberServices,
     /// Digest of the monitoring user's password (see [`statefulset::Inputs`]).
     pub exporter_credentials: &'a str,
+    /// Whether the arbiter's StatefulSet stays: the spec wants an arbiter, or the replica set
+    /// still has one (an arbiter leaves the set before its Pod goes), or the set could not be
+    /// looked at while the StatefulSet exists.
+    pub arbiter: bool,
+    /// The arbiter's StatefulSet exists (so turning the arbiter off deletes it).
+    pub arbiter_exists: bool,
+    /// What restarts the arbiter for TLS ([`statefulset::arbiter_tls_key`]).
+    pub arbiter_tls: &'a str,
+}
+
+/// The StatefulSets as the apply returned them, for their update revisions.
+pub struct Applied {
+    pub members: StatefulSet,
+    /// None when the cluster has no arbiter (its StatefulSet was deleted, or never made).
+    pub arbiter: Option<StatefulSet>,
 }
 
 /// Applies everything the members need.
@@ -288,7 +303,7 @@ pub async fn apply_all(
     spec: &MongoClusterSpec,
     owner: &OwnerReference,
     m: &Members<'_>,
-) -> Result<StatefulSet, Error> {
+) -> Result<Applied, Error> {
     let Members {
         operator_image,
         operator,
@@ -298,6 +313,9 @@ pub async fn apply_all(
         current,
         existing_member_services,
         exporter_credentials,
+        arbiter,
+        arbiter_exists,
+        arbiter_tls,
     } = *m;
     let ns = &names.namespace;
     let user = spec.mongod.as_ref().and_then(|m| m.config.as_ref());
@@ -308,7 +326,7 @@ pub async fn apply_all(
     apply(&svc, &services::client(names, &spec.expose, owner)).await?;
     member_services(&svc, names, spec, owner, replicas, existing_member_services).await?;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-    match pdb::build(names, &spec.pod_disruption_budget, super::replica_set::voters_wanted(spec), owner) {
+    match pdb::build(names, &spec.pod_disruption_budget, super::replica_set::votes_wanted(spec), owner) {
         Some(p) => {
             apply(&pdbs, &p).await?;
         }
@@ -317,7 +335,7 @@ pub async fn apply_all(
     isolation(client, names, spec, owner, (operator, resolver)).await?;
     let hash = mongod_conf::hash(user, tls.conf)?;
     let tls_on = super::tls_mode::token_mode(&tls.token).is_some_and(|m| m.on());
-    let mut sts = statefulset::build(&statefulset::Inputs {
+    let inputs = statefulset::Inputs {
         names,
         spec,
         owner,
@@ -327,14 +345,24 @@ pub async fn apply_all(
         tls_token: &tls.token,
         tls_on,
         exporter_credentials,
-    });
+    };
+    let mut sts = statefulset::build(&inputs);
     let sts_api = Api::<StatefulSet>::namespaced(client.clone(), ns);
     // The API server refuses any change to volumeClaimTemplates, so the template keeps the size
     // the cluster was created with; `volumes` grows the claims themselves.
     if let (Some(current), Some(built)) = (current.and_then(|c| c.spec.as_ref()), sts.spec.as_mut()) {
         built.volume_claim_templates = current.volume_claim_templates.clone();
     }
-    apply(&sts_api, &sts).await
+    let members = apply(&sts_api, &sts).await?;
+    let arbiter = if arbiter {
+        Some(apply(&sts_api, &statefulset::arbiter(&inputs, arbiter_tls)).await?)
+    } else {
+        if arbiter_exists {
+            delete_if_exists(&sts_api, &names.arbiter_statefulset()).await?;
+        }
+        None
+    };
+    Ok(Applied { members, arbiter })
 }
 
 /// With `expose.perMember`, a Service for each of the `replicas` Pods (a member that is leaving

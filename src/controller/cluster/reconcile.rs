@@ -109,7 +109,7 @@ async fn reconcile_inner<A: MongoAdmin>(
     // Read and validate.
     let mut world = world::read(&ctx.client, names, spec).await?;
     let restarts = requests::restart_requested(cluster.annotations().get(RESTART_ANNOTATION).map(String::as_str));
-    for pod in &mut world.pods {
+    for pod in world.pods.iter_mut().chain(world.arbiter.as_mut()) {
         pod.restart_requested = pod.uid.as_deref().is_some_and(|uid| restarts.contains(uid));
     }
     let mut problems = validate::validate(names, &ctx.settings.admin_policy, spec, cluster.status.as_ref(), &world);
@@ -167,15 +167,29 @@ async fn reconcile_inner<A: MongoAdmin>(
         }
         renew_at = tls.certificates.as_ref().and_then(|c| c.renew_at);
         let seen = observe(ctx, names, &world, &creds).await;
-        let replicas = match seen.as_ref().ok().and_then(|s| s.observation.set.as_deref()) {
+        let observed_set = seen.as_ref().ok().and_then(|s| s.observation.set.as_deref());
+        let replicas = match observed_set {
             Some(obs) => {
                 replica_set::highest_member_ordinal(names, obs).map_or(spec.members, |o| spec.members.max(o + 1))
             }
             None => spec.members,
         };
+        // The arbiter's Pod stays until the arbiter has left the set, and while the set cannot
+        // be looked at.
+        let keep_arbiter = spec.arbiter.enabled
+            || match observed_set {
+                Some(obs) => obs.config.members.iter().any(|m| m.is_arbiter()),
+                None => world.arbiter_statefulset.is_some(),
+            };
         // Before the client Service is applied: its selector wants the label.
         super::client_pods::label(&ctx.client, names, &spec.member_roles, &world.pods).await?;
-        let sts = objects::apply_all(
+        let certificates = tls.certificates.as_ref();
+        let arbiter_tls = crate::build::statefulset::arbiter_tls_key(
+            tls.plan.conf,
+            certificates.and_then(|c| c.fingerprint.as_deref()),
+            certificates.map(|c| c.ca_bundle.as_str()),
+        );
+        let applied = objects::apply_all(
             &ctx.client,
             names,
             spec,
@@ -189,10 +203,14 @@ async fn reconcile_inner<A: MongoAdmin>(
                 current: world.statefulset.as_ref(),
                 existing_member_services: &world.member_services,
                 exporter_credentials: &creds.monitor_digest,
+                arbiter: keep_arbiter,
+                arbiter_exists: world.arbiter_statefulset.is_some(),
+                arbiter_tls: &arbiter_tls,
             },
         )
         .await?;
-        let revision = world::update_revision(&sts);
+        let revision = world::update_revision(&applied.members);
+        let arbiter_revision = applied.arbiter.as_ref().and_then(world::update_revision);
         let (kept, monitor_problem) = super::pod_monitor::ensure(&ctx.client, names, cluster, &owner).await?;
         pod_monitor_kept = Some(kept);
         if let Some(problem) = monitor_problem {
@@ -224,12 +242,15 @@ async fn reconcile_inner<A: MongoAdmin>(
                     owner: &owner,
                     events,
                     revision,
+                    arbiter_revision,
                     tls: &tls,
                 };
                 stage.run(seen).await?
             }
             Err(error) if error.is_transient() => {
-                unreachable(ctx, names, &world, revision.as_deref(), events, &error).await?
+                let revisions =
+                    rollout::Revisions { members: revision.as_deref(), arbiter: arbiter_revision.as_deref() };
+                unreachable(ctx, names, &world, &revisions, events, &error).await?
             }
             Err(error) => return Err(error),
         }
@@ -254,7 +275,7 @@ async fn reconcile_inner<A: MongoAdmin>(
         spec,
         generation: cluster.metadata.generation,
         previous: cluster.status.as_ref(),
-        pods: &world.pods,
+        pods: &world.mongods(),
         observed: outcome.observed.as_ref(),
         progress: &outcome.progress,
         problems: &problems,
@@ -292,20 +313,19 @@ async fn unreachable<A: MongoAdmin>(
     ctx: &Context<A>,
     names: &ClusterNames,
     world: &World,
-    revision: Option<&str>,
+    revisions: &rollout::Revisions<'_>,
     events: &Events<'_>,
     error: &Error,
 ) -> Result<Outcome, Error> {
     let nobody: &dyn Fn(&world::MemberPod) -> bool = &|_| false;
-    if let Some(update) = revision {
-        if let Some(p) = rollout::not_serving(&world.pods, update, nobody) {
-            let (progress, next) =
-                restart_member(ctx, names, events, &p.name, p.uid.clone(), RestartReason::NotServing).await?;
-            return Ok(Outcome::new(progress, None, next));
-        }
-        if let Some(Rollout::Stuck { message, .. }) = rollout::stuck(&world.pods, update, nobody, Timestamp::now()) {
-            return Ok(Outcome::new(Progress::Stuck("RolloutStuck", message), None, Some(WHILE_WAITING)));
-        }
+    let pods = world.mongods();
+    if let Some(p) = rollout::not_serving(&pods, revisions, nobody) {
+        let (progress, next) =
+            restart_member(ctx, names, events, &p.name, p.uid.clone(), RestartReason::NotServing).await?;
+        return Ok(Outcome::new(progress, None, next));
+    }
+    if let Some(Rollout::Stuck { message, .. }) = rollout::stuck(&pods, revisions, nobody, Timestamp::now()) {
+        return Ok(Outcome::new(Progress::Stuck("RolloutStuck", message), None, Some(WHILE_WAITING)));
     }
     Ok(Outcome::new(Progress::Waiting("MembersUnreachable", error.to_string()), None, Some(WHILE_WAITING)))
 }
@@ -337,7 +357,7 @@ async fn observe<A: MongoAdmin>(
     world: &World,
     creds: &InternalCredentials,
 ) -> Result<Seen, Error> {
-    replica_set::observe_set(&ctx.admin, names, &ctx.settings.cluster_domain, &world.pods, creds).await
+    replica_set::observe_set(&ctx.admin, names, &ctx.settings.cluster_domain, &world.mongods(), creds).await
 }
 
 /// Observation for the status of a paused or blocked cluster (the set, the members' versions
@@ -351,15 +371,11 @@ async fn observe_only<A: MongoAdmin>(
     let Ok(creds) = objects::credentials(secret) else { return (None, None) };
     let Ok(seen) = observe(ctx, names, world, &creds).await else { return (None, None) };
     let Some(obs) = seen.observation.set.map(|b| *b) else { return (None, None) };
-    let as_user = if seen.as_system { &creds.system } else { &creds.operator };
     let domain = &ctx.settings.cluster_domain;
-    let targets: Vec<Target> = obs
-        .config
-        .members
-        .iter()
-        .filter_map(|m| replica_set::target_of(names, domain, &world.pods, &m.host, as_user))
-        .collect();
-    let primary = obs.primary.as_deref().and_then(|h| replica_set::target_of(names, domain, &world.pods, h, as_user));
+    let pods = world.mongods();
+    let target = |host: &str| replica_set::target_of(names, domain, &pods, host, &creds, seen.as_system);
+    let targets: Vec<Target> = obs.config.members.iter().filter_map(|m| target(&m.host)).collect();
+    let primary = obs.primary.as_deref().and_then(target);
     let versions = read_versions(&ctx.admin, &targets, primary.as_ref()).await;
     (Some(obs), Some(versions))
 }
@@ -458,6 +474,7 @@ struct Stage<'a, A: MongoAdmin> {
     owner: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     events: &'a Events<'a>,
     revision: Option<String>,
+    arbiter_revision: Option<String>,
     tls: &'a TlsState,
 }
 
@@ -467,19 +484,11 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
         let set_name = names.replica_set();
-        let desired = replica_set::desired(
-            names,
-            domain,
-            spec.members,
-            &seen.observation,
-            spec.expose.per_member.as_ref(),
-            &world.member_services,
-            &spec.member_roles,
-        );
-        let creds_in_use = if seen.as_system { &creds.system } else { &creds.operator };
-        let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
+        let desired = replica_set::desired(names, domain, spec, &seen.observation, &world.member_services);
+        let pods = world.mongods();
+        let target = |host: &str| replica_set::target_of(names, domain, &pods, host, creds, seen.as_system);
 
-        let Some(obs) = seen.observation.set.map(|b| *b) else {
+        let Some(mut obs) = seen.observation.set.map(|b| *b) else {
             let step = plan(&set_name, &desired, None, None);
             return match &step {
                 // On the member the config lists first: the planner puts an electable one there.
@@ -522,10 +531,24 @@ impl<A: MongoAdmin> Stage<'_, A> {
             ));
         }
 
-        let host_of = |i: i32| names.member_host(i, domain);
-        let update_revision = self.revision.as_deref();
-        let members_in_range: Vec<_> = world.pods.iter().filter(|p| p.ordinal < spec.members).cloned().collect();
-        let rollout = rollout::next(&members_in_range, update_revision, &obs, &host_of, Timestamp::now());
+        // The cluster-wide default write concern, only where an arbiter makes it matter.
+        if let Some(p) = primary.as_ref()
+            && (spec.arbiter.enabled || obs.config.members.iter().any(|m| m.is_arbiter()))
+        {
+            obs.default_write_concern = ctx
+                .admin
+                .default_write_concern(p)
+                .await
+                .doing(|| "reading the cluster-wide default write concern".into())?;
+        }
+
+        let host_of = |p: &world::MemberPod| p.host(names, domain);
+        let revisions =
+            rollout::Revisions { members: self.revision.as_deref(), arbiter: self.arbiter_revision.as_deref() };
+        // The members the spec keeps, and the arbiter while it is in the set or wanted.
+        let members_in_range: Vec<_> =
+            world.mongods().into_iter().filter(|p| p.arbiter || p.ordinal < spec.members).collect();
+        let rollout = rollout::next(&members_in_range, &revisions, &obs, &host_of, Timestamp::now());
         // A Pod on an old template that serves nothing is replaced whatever else waits: that
         // loses no availability, and it is how a reverted, broken template is rolled back.
         if let Rollout::Restart { pod, uid, why: why @ RestartReason::NotServing } = &rollout {
@@ -534,7 +557,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
         }
         // A rollout's step-down comes first; a person's request is answered after it.
         let asked = requests::step_down_requested(cluster.annotations().get(STEP_DOWN_ANNOTATION).map(String::as_str));
-        let host_of_pod = |pod: &str| world.pods.iter().find(|p| p.name == pod).map(|p| host_of(p.ordinal));
+        let host_of_pod = |pod: &str| world.pods.iter().find(|p| p.name == pod).map(host_of);
         let decision = match &rollout {
             Rollout::StepDownPrimary { .. } => Decision::None,
             _ => step_down::decide(asked.as_ref(), cluster.status.as_ref(), &obs, &host_of_pod),
@@ -586,10 +609,10 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let Stage { cluster, ctx, names, world, creds, owner, events, .. } = *self;
         let spec = &cluster.spec;
         let domain = ctx.settings.cluster_domain.as_str();
-        let creds_in_use = if as_system { &creds.system } else { &creds.operator };
-        let target = |host: &str| replica_set::target_of(names, domain, &world.pods, host, creds_in_use);
+        let pods = world.mongods();
+        let target = |host: &str| replica_set::target_of(names, domain, &pods, host, creds, as_system);
         match &step {
-            Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) => {
+            Step::Reconfig { .. } | Step::StepDown { .. } | Step::Initiate(_) | Step::SetDefaultWriteConcern(_) => {
                 let first = primary.clone().ok_or(Error::Incomplete("replica set", "primary"))?;
                 let done = replica_set::execute(&ctx.admin, &step, &first, primary.as_ref(), creds).await?;
                 let Some(done) = done else {
@@ -678,6 +701,11 @@ impl<A: MongoAdmin> Stage<'_, A> {
                 } else {
                     let members: Vec<Target> = obs.config.members.iter().filter_map(|m| target(&m.host)).collect();
                     let versions = read_versions(&ctx.admin, &members, Some(&p)).await;
+                    // The run-time TLS commands need a login, which no client gets on the
+                    // arbiter: it is restarted instead (its template follows the TLS files
+                    // and mode, `statefulset::arbiter`).
+                    let members: Vec<Target> =
+                        obs.config.members.iter().filter(|m| !m.is_arbiter()).filter_map(|m| target(&m.host)).collect();
                     let healthy = members_in_range.iter().all(|m| m.ready && !m.terminating)
                         && obs.config.members.iter().all(|m| obs.caught_up(&m.host));
                     let inputs =
@@ -699,7 +727,7 @@ struct InSync<'a> {
     events: &'a Events<'a>,
     /// Every member healthy and caught up, every Pod ready.
     healthy: bool,
-    /// Every member of the set.
+    /// Every data-bearing member of the set (the run-time TLS commands are not for the arbiter).
     members: &'a [Target],
     tls: &'a TlsState,
 }

@@ -1,6 +1,8 @@
 //! The replica-set stage: observe the members, then carry out the planner's one step.
 
-use crate::api::{MemberExposeSpec, MemberRoleKind, MemberRoleSpec};
+#[cfg(test)]
+use crate::api::DefaultWriteConcern;
+use crate::api::{MemberRoleKind, MemberRoleSpec};
 use crate::build::backup_job::LEGACY_RESTORE_USER;
 use crate::build::names::ClusterNames;
 use crate::controller::error::{Error, KubeContext};
@@ -25,13 +27,25 @@ pub fn operator_roles() -> Vec<Role> {
 /// dialled by its DNS name (the headless Service publishes not-ready Pods too), the name the
 /// member's certificate is issued for, so that the operator checks a member's certificate
 /// against the name it meant to reach and not only against the cluster's CA.
-pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: &Credentials) -> Vec<Reachable> {
+///
+/// The arbiter is always dialled as `__system` (`system`): it holds no data, so no user of
+/// the set exists on it and any other login fails; the keyFile's internal user is not stored
+/// data (`AuthorizationManager` answers it from `internalSecurity`), which is how the members
+/// themselves log in to it.
+pub fn reachable(
+    names: &ClusterNames,
+    domain: &str,
+    pods: &[MemberPod],
+    creds: &Credentials,
+    system: &Credentials,
+) -> Vec<Reachable> {
     pods.iter()
         .filter(|p| !p.terminating && p.ip.is_some())
         .map(|p| {
-            let host = names.member_host(p.ordinal, domain);
+            let host = p.host(names, domain);
             let tls = p.tls_started.then(|| p.ca_file.clone()).flatten();
-            Reachable { target: Target { address: host.clone(), credentials: Some(creds.clone()), tls }, host }
+            let credentials = Some(if p.arbiter { system.clone() } else { creds.clone() });
+            Reachable { target: Target { address: host.clone(), credentials, tls }, host }
         })
         .collect()
 }
@@ -41,22 +55,35 @@ pub fn reachable(names: &ClusterNames, domain: &str, pods: &[MemberPod], creds: 
 pub fn desired(
     names: &ClusterNames,
     domain: &str,
-    members: i32,
+    spec: &crate::api::MongoClusterSpec,
     seen: &Observation,
-    per_member: Option<&MemberExposeSpec>,
     member_services: &super::external::MemberServices,
-    roles: &[MemberRoleSpec],
 ) -> Vec<DesiredMember> {
-    (0..members)
+    let seen_as = |host: &str| {
+        let ready = seen.answered.iter().any(|a| same_host(a, host));
+        let removed = seen.removed.iter().any(|a| same_host(a, host));
+        (ready, removed)
+    };
+    let (members, per_member, roles) = (spec.members, spec.expose.per_member.as_ref(), &spec.member_roles);
+    let mut desired: Vec<DesiredMember> = (0..members)
         .map(|i| {
             let host = names.member_host(i, domain);
-            let ready = seen.answered.iter().any(|a| same_host(a, &host));
-            let removed = seen.removed.iter().any(|a| same_host(a, &host));
+            let (ready, removed) = seen_as(&host);
             let external = super::external::external(per_member, names, i, member_services);
             let settings = member_settings(roles, i);
             DesiredMember { host, ordinal: i64::from(i), ready, removed, external, settings }
         })
-        .collect()
+        .collect();
+    if spec.arbiter.enabled {
+        let writes = spec.arbiter.default_write_concern;
+        let host = names.arbiter_host(domain);
+        let (ready, removed) = seen_as(&host);
+        // Its preferred `_id` follows the data members' ordinals, clear of theirs.
+        let ordinal = i64::from(members.max(0));
+        let (external, settings) = (crate::replset::External::NotExposed, MemberSettings::arbiter(writes));
+        desired.push(DesiredMember { host, ordinal, ready, removed, external, settings });
+    }
+    desired
 }
 
 /// What `spec.memberRoles` makes of the member with `ordinal` (the first entry that lists it;
@@ -80,16 +107,18 @@ pub fn member_settings(roles: &[MemberRoleSpec], ordinal: i32) -> MemberSettings
             hidden: true,
             delay_seconds: role.delay_seconds.unwrap_or(0),
             tags,
+            ..MemberSettings::default()
         },
     }
 }
 
-/// How many members vote once the spec is in place: members that may vote by their role, at
-/// most seven and an odd number (the planner's count).
-pub fn voters_wanted(spec: &crate::api::MongoClusterSpec) -> usize {
-    crate::replset::target_voters(
-        (0..spec.members).filter(|&i| member_settings(&spec.member_roles, i).may_vote).count(),
-    )
+/// How many votes the set has once the spec is in place: the data-bearing members that may
+/// vote by their role, at most seven and an odd number with the arbiter's (the planner's
+/// count), and the arbiter's.
+pub fn votes_wanted(spec: &crate::api::MongoClusterSpec) -> usize {
+    let may_vote = (0..spec.members).filter(|&i| member_settings(&spec.member_roles, i).may_vote).count();
+    let arbiter = spec.arbiter.enabled;
+    crate::replset::data_voters(may_vote, arbiter) + usize::from(arbiter)
 }
 
 /// What observing found, and with which credentials.
@@ -112,7 +141,7 @@ pub async fn observe_set<A: MongoAdmin>(
     creds: &InternalCredentials,
 ) -> Result<Seen, Error> {
     let as_system = || async {
-        let as_system = reachable(names, domain, pods, &creds.system);
+        let as_system = reachable(names, domain, pods, &creds.system, &creds.system);
         let observation =
             observe(admin, &as_system, &creds.system).await.doing(|| "observing the replica set".into())?;
         Ok(Seen { observation, as_system: true })
@@ -120,7 +149,7 @@ pub async fn observe_set<A: MongoAdmin>(
     if creds.operator_applied.as_deref() != Some(creds.operator_digest.as_str()) {
         return as_system().await;
     }
-    let as_operator = reachable(names, domain, pods, &creds.operator);
+    let as_operator = reachable(names, domain, pods, &creds.operator, &creds.system);
     match observe(admin, &as_operator, &creds.system).await {
         Ok(observation) => Ok(Seen { observation, as_system: false }),
         // The user is gone or has another password (a restore replaced the users). A
@@ -134,15 +163,17 @@ pub async fn observe_set<A: MongoAdmin>(
     }
 }
 
-/// The target of a member host.
+/// The target of a member host (the arbiter's as `__system`, see [`reachable`]).
 pub fn target_of(
     names: &ClusterNames,
     domain: &str,
     pods: &[MemberPod],
     host: &str,
-    creds: &Credentials,
+    creds: &InternalCredentials,
+    as_system: bool,
 ) -> Option<Target> {
-    reachable(names, domain, pods, creds).into_iter().find(|r| same_host(&r.host, host)).map(|r| r.target)
+    let user = if as_system { &creds.system } else { &creds.operator };
+    reachable(names, domain, pods, user, &creds.system).into_iter().find(|r| same_host(&r.host, host)).map(|r| r.target)
 }
 
 /// Creates the operator's user as `__system` on the primary, or resets its password and roles
@@ -290,6 +321,22 @@ pub async fn execute<A: MongoAdmin>(
                 member: Some(member_pod(host).to_string()),
             }))
         }
+        Step::SetDefaultWriteConcern(writes) => {
+            let Some(p) = primary else { return Ok(None) };
+            admin
+                .set_default_write_concern(p, *writes)
+                .await
+                .doing(|| format!("setting the cluster-wide default write concern to w: {}", writes.name()))?;
+            Ok(Some(Done {
+                reason: "DefaultWriteConcernSet",
+                message: format!(
+                    "set the cluster-wide default write concern to w: {} (spec.arbiter.defaultWriteConcern), as the \
+                     server requires before an arbiter joins or leaves",
+                    writes.name()
+                ),
+                member: None,
+            }))
+        }
         Step::Wait(_) | Step::InSync => Ok(None),
     }
 }
@@ -299,4 +346,45 @@ pub async fn execute<A: MongoAdmin>(
 pub fn highest_member_ordinal(names: &ClusterNames, observed: &Observed) -> Option<i32> {
     let prefix = format!("{}-", names.statefulset());
     observed.config.members.iter().filter_map(|m| member_pod(&m.host).strip_prefix(&prefix)?.parse().ok()).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> crate::api::MongoClusterSpec {
+        serde_json::from_value(json).expect("spec")
+    }
+
+    #[test]
+    fn the_arbiters_vote_counts_with_the_data_bearing_voters() {
+        let votes = |json| votes_wanted(&spec(json));
+        assert_eq!(votes(serde_json::json!({"version": "8.0.4", "members": 2, "arbiter": {"enabled": true}})), 3);
+        assert_eq!(votes(serde_json::json!({"version": "8.0.4", "members": 4, "arbiter": {"enabled": true}})), 5);
+        assert_eq!(votes(serde_json::json!({"version": "8.0.4", "members": 6, "arbiter": {"enabled": true}})), 7);
+        assert_eq!(votes(serde_json::json!({"version": "8.0.4", "members": 2})), 1);
+        // Three members, one of them delayed (no vote): two voters and the arbiter.
+        let delayed = serde_json::json!({
+            "version": "8.0.4", "members": 3, "arbiter": {"enabled": true},
+            "memberRoles": [{"ordinals": [2], "role": "Delayed", "delaySeconds": 3600}],
+        });
+        assert_eq!(votes(delayed), 3);
+    }
+
+    #[test]
+    fn the_arbiter_is_wanted_after_the_members_with_its_write_concern() {
+        let names = ClusterNames::new("ledger", "bank");
+        let seen = Observation { answered: Vec::new(), removed: Vec::new(), set: None };
+        let services = super::super::external::MemberServices::new();
+        let psa = spec(serde_json::json!({
+            "version": "8.0.4", "members": 2, "arbiter": {"enabled": true, "defaultWriteConcern": "One"},
+        }));
+        let wanted = desired(&names, "cluster.local", &psa, &seen, &services);
+        assert_eq!(wanted.len(), 3);
+        let arbiter = &wanted[2];
+        assert_eq!(arbiter.host, "ledger-arbiter-0.ledger-members.bank.svc.cluster.local:27017");
+        assert_eq!(arbiter.ordinal, 2, "its preferred _id follows the members'");
+        assert_eq!(arbiter.settings, MemberSettings::arbiter(DefaultWriteConcern::One));
+        assert!(!arbiter.settings.electable());
+    }
 }

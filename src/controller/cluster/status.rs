@@ -123,7 +123,11 @@ fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
             out.push(MemberStatus { name: p.name.clone(), state: "(not in set)".into(), ..MemberStatus::default() });
         }
     }
-    out.sort_by_key(|m| m.name.rsplit('-').next().and_then(|o| o.parse::<i32>().ok()).unwrap_or(i32::MAX));
+    // By ordinal, the arbiter last.
+    out.sort_by_key(|m| {
+        let ordinal = m.name.rsplit('-').next().and_then(|o| o.parse::<i32>().ok()).unwrap_or(i32::MAX);
+        (m.role == Some(MemberRole::Arbiter) || m.name == i.names.arbiter_pod(), ordinal)
+    });
     out
 }
 
@@ -164,7 +168,15 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     let members = members(i);
     let ready_members = ready_members(i, &members);
     let primary = i.observed.and_then(|o| o.primary.as_deref()).map(|h| member_pod(h).to_string());
-    let all_ready = ready_members >= i.spec.members && members.len() == usize::try_from(i.spec.members).unwrap_or(0);
+    // Every data-bearing member ready, and the arbiter, when the spec has one, in the set and
+    // healthy; an arbiter that is leaving is not waited for.
+    let arbiter = |m: &&MemberStatus| m.role == Some(MemberRole::Arbiter) || m.name == i.names.arbiter_pod();
+    let data_members = members.iter().filter(|m| !arbiter(m)).count();
+    let arbiter_ready = !i.spec.arbiter.enabled
+        || members.iter().filter(arbiter).any(|m| m.healthy && m.state == state_name(MemberState::Arbiter));
+    let all_ready = ready_members >= i.spec.members
+        && data_members == usize::try_from(i.spec.members).unwrap_or(0)
+        && arbiter_ready;
     let blocking = i.problems.iter().find(|p| p.blocks_all);
     let serving = primary.is_some();
 
@@ -180,6 +192,9 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
                 primary.clone().unwrap_or_default()
             ),
         ),
+        (Progress::InSync, _) if !arbiter_ready && ready_members >= i.spec.members => {
+            (false, "ArbiterNotReady", format!("{} is not a healthy arbiter of the set yet", i.names.arbiter_pod()))
+        }
         (Progress::InSync, _) => {
             (false, "MembersNotReady", format!("{ready_members} of {} members ready", i.spec.members))
         }
@@ -398,5 +413,77 @@ mod tests {
         assert_eq!(status.version.as_deref(), Some("8.0.4"));
         assert_eq!(status.version_since, Some(Time(i.now)), "a new release starts its soak now");
         assert_eq!(status.feature_compatibility_version.as_deref(), Some("7.0"));
+    }
+
+    #[test]
+    fn a_cluster_with_an_arbiter_is_ready_once_its_members_are_and_the_arbiter_answers_as_one() {
+        use crate::replset::{ObservedMember, ReplSetConfig};
+        let names = ClusterNames::new("orders", "shop");
+        let spec: MongoClusterSpec =
+            serde_json::from_value(serde_json::json!({"version": "8.0.4", "members": 2, "arbiter": {"enabled": true}}))
+                .unwrap();
+        let host = |pod: &str| format!("{pod}.orders-members.shop.svc.cluster.local:27017");
+        let config = ReplSetConfig {
+            set_name: "orders".into(),
+            version: 5,
+            term: Some(1),
+            protocol_version: 1,
+            members: vec![
+                MemberConfig::new(0, host("orders-0"), true),
+                MemberConfig::new(1, host("orders-1"), true),
+                MemberConfig::arbiter(2, host("orders-arbiter-0")),
+            ],
+            other: Default::default(),
+        };
+        let seen = |pod: &str, state: MemberState, healthy: bool| ObservedMember {
+            host: host(pod),
+            state,
+            healthy,
+            lag_seconds: Some(0),
+        };
+        let observed = Observed {
+            config,
+            committed: true,
+            primary: Some(host("orders-0")),
+            members: vec![
+                seen("orders-0", MemberState::Primary, true),
+                seen("orders-1", MemberState::Secondary, true),
+                seen("orders-arbiter-0", MemberState::Arbiter, true),
+            ],
+            default_write_concern: Some("majority".into()),
+        };
+        let pod = |name: &str, ordinal: i32, arbiter: bool| MemberPod {
+            name: name.into(),
+            ordinal,
+            ip: Some("10.0.0.1".into()),
+            revision: None,
+            ready: true,
+            terminating: false,
+            uid: None,
+            created: None,
+            tls_started: true,
+            ca_file: None,
+            restart_requested: false,
+            serves_clients: None,
+            arbiter,
+        };
+        let pods = [pod("orders-0", 0, false), pod("orders-1", 1, false), pod("orders-arbiter-0", 0, true)];
+        let progress = Progress::InSync;
+        let mut i = inputs(&names, &spec, &progress, None);
+        i.pods = &pods;
+        i.observed = Some(&observed);
+        let status = build(&i);
+        assert_eq!(condition(&status, "Ready").status, "True", "{:?}", condition(&status, "Ready"));
+        assert_eq!(status.ready_members, 2, "data-bearing members only");
+        let names_in_order: Vec<&str> = status.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names_in_order, ["orders-0", "orders-1", "orders-arbiter-0"], "the arbiter last");
+        assert_eq!(status.members[2].role, Some(MemberRole::Arbiter));
+        // The arbiter down: not Ready, and the condition says which.
+        let mut down = observed.clone();
+        down.members[2] = seen("orders-arbiter-0", MemberState::Down, false);
+        i.observed = Some(&down);
+        let status = build(&i);
+        assert_eq!(condition(&status, "Ready").status, "False");
+        assert_eq!(condition(&status, "Ready").reason, "ArbiterNotReady");
     }
 }

@@ -84,6 +84,7 @@ mod tests {
             committed: true,
             primary: primary.map(host),
             members: Vec::new(),
+            default_write_concern: None,
         }
     }
 

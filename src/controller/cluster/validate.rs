@@ -142,14 +142,37 @@ fn no_electable_member(spec: &MongoClusterSpec) -> Option<Problem> {
 /// cluster says so.
 fn disruption_budget_held(spec: &MongoClusterSpec) -> Option<Problem> {
     let budget = &spec.pod_disruption_budget;
-    let voters = super::replica_set::voters_wanted(spec);
+    let voters = super::replica_set::votes_wanted(spec);
     let held = crate::build::pdb::max_unavailable(budget, voters);
     (budget.enabled && held < budget.max_unavailable).then(|| Problem {
         reason: "DisruptionBudgetHeld",
         message: format!(
-            "podDisruptionBudget.maxUnavailable is {}, but only {voters} members vote (spec.memberRoles): the \
-             PodDisruptionBudget allows {held}, so that a majority of the voters stays up",
+            "podDisruptionBudget.maxUnavailable is {}, but the set has only {voters} votes (spec.memberRoles, \
+             spec.arbiter): the PodDisruptionBudget allows {held}, so that a majority of the voters stays up",
             budget.max_unavailable
+        ),
+        blocks_all: false,
+        secret: None,
+    })
+}
+
+/// An arbiter beside an odd number of members that may vote by their role (admission checks
+/// the count only without `memberRoles`): its vote would take a data-bearing member's, so
+/// that member is kept without one, and the cluster says so. Nothing is held up: the set
+/// stays safe, it is only not what the user meant.
+fn arbiter_takes_a_vote(spec: &MongoClusterSpec) -> Option<Problem> {
+    if !spec.arbiter.enabled {
+        return None;
+    }
+    let may_vote =
+        (0..spec.members).filter(|&i| super::replica_set::member_settings(&spec.member_roles, i).may_vote).count();
+    let voting = crate::replset::data_voters(may_vote, true);
+    (voting != may_vote).then(|| Problem {
+        reason: "ArbiterTakesAVote",
+        message: format!(
+            "spec.arbiter needs 2, 4 or 6 members that vote by their role, and {may_vote} do (spec.memberRoles): \
+             with the arbiter's vote only {voting} of them vote; change the roles or the member count, or turn \
+             the arbiter off"
         ),
         blocks_all: false,
         secret: None,
@@ -254,6 +277,9 @@ pub fn validate(
     if let Some(problem) = disruption_budget_held(spec) {
         problems.push(problem);
     }
+    if let Some(problem) = arbiter_takes_a_vote(spec) {
+        problems.push(problem);
+    }
     problems.extend(spec.users.iter().filter_map(|u| connection_secret_problem(names, u, world)));
     problems.extend(spec.users.iter().filter_map(|u| user_problem(u, world)));
     problems
@@ -347,7 +373,7 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, "DisruptionBudgetHeld");
         assert!(!problems[0].blocks_all);
-        assert!(problems[0].message.contains("only 3 members vote"), "{}", problems[0].message);
+        assert!(problems[0].message.contains("only 3 votes"), "{}", problems[0].message);
     }
 
     #[test]
@@ -378,5 +404,25 @@ mod tests {
         assert!(down.contains("downgrade"), "{down}");
         assert!(version_path("8.0.4", Some("7.0"), "7.0.12").is_ok(), "downgrade after lowering the FCV");
         assert_eq!(Version::parse("8.0.4-rc1").map(|v| v.patch), Some(4));
+    }
+
+    #[test]
+    fn an_arbiter_beside_an_odd_number_of_voting_roles_is_reported() {
+        let names = ClusterNames::new("orders", "shop");
+        let spec = |json: serde_json::Value| -> MongoClusterSpec { serde_json::from_value(json).expect("spec") };
+        let odd = spec(serde_json::json!({
+            "version": "8.0.4", "members": 4, "arbiter": {"enabled": true},
+            "memberRoles": [{"ordinals": [3], "role": "NonVoting"}],
+        }));
+        let problems = validate(&names, &AdminPolicy::default(), &odd, None, &World::default());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, "ArbiterTakesAVote");
+        assert!(!problems[0].blocks_all);
+        assert!(problems[0].message.contains("3 do"), "{}", problems[0].message);
+        let even = spec(serde_json::json!({
+            "version": "8.0.4", "members": 3, "arbiter": {"enabled": true},
+            "memberRoles": [{"ordinals": [2], "role": "Delayed", "delaySeconds": 60}],
+        }));
+        assert!(validate(&names, &AdminPolicy::default(), &even, None, &World::default()).is_empty());
     }
 }

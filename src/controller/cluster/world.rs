@@ -41,13 +41,30 @@ pub struct MemberPod {
     pub restart_requested: bool,
     /// Its `mongo.operator.rs/serves-clients` label, when it has one.
     pub serves_clients: Option<bool>,
+    /// The arbiter's Pod (`<cluster>-arbiter-0`, ordinal 0 of its own StatefulSet).
+    pub arbiter: bool,
 }
 
 impl MemberPod {
-    /// None for a Pod that is not one of the StatefulSet's (its name lacks the ordinal suffix).
+    /// None for a Pod that is not one of the members' StatefulSet's (its name lacks the
+    /// ordinal suffix: the arbiter's is not).
     pub fn from_pod(names: &ClusterNames, pod: &Pod) -> Option<MemberPod> {
+        let ordinal: i32 = pod.name_any().strip_prefix(&format!("{}-", names.statefulset()))?.parse().ok()?;
+        Some(MemberPod::read(pod, ordinal, false))
+    }
+
+    /// The arbiter's Pod.
+    pub fn arbiter(names: &ClusterNames, pod: &Pod) -> Option<MemberPod> {
+        (pod.name_any() == names.arbiter_pod()).then(|| MemberPod::read(pod, 0, true))
+    }
+
+    /// The member's host in the replica-set config.
+    pub fn host(&self, names: &ClusterNames, domain: &str) -> String {
+        if self.arbiter { names.arbiter_host(domain) } else { names.member_host(self.ordinal, domain) }
+    }
+
+    fn read(pod: &Pod, ordinal: i32, arbiter: bool) -> MemberPod {
         let name = pod.name_any();
-        let ordinal: i32 = name.strip_prefix(&format!("{}-", names.statefulset()))?.parse().ok()?;
         let status = pod.status.as_ref();
         let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
         let ready_condition = status
@@ -57,7 +74,7 @@ impl MemberPod {
         let mongod_ready = containers.iter().any(|c| c.name == "mongod" && c.ready);
         let only_exporter_unready = containers.iter().filter(|c| !c.ready).all(|c| c.name == "exporter");
         let ready_condition = ready_condition || (mongod_ready && only_exporter_unready);
-        Some(MemberPod {
+        MemberPod {
             ordinal,
             ip: status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()),
             revision: pod.labels().get("controller-revision-hash").cloned(),
@@ -73,8 +90,9 @@ impl MemberPod {
             ca_file: None,
             restart_requested: false,
             serves_clients: pod.labels().get(crate::build::labels::SERVES_CLIENTS_LABEL).map(|v| v == "true"),
+            arbiter,
             name,
-        })
+        }
     }
 }
 
@@ -103,8 +121,12 @@ pub struct World {
     /// connection Secrets (another cluster's, its internal Secret, an application's), by name,
     /// with whose they are: the operator never writes to or deletes them.
     pub foreign_secrets: BTreeMap<String, String>,
-    /// The StatefulSet, when it exists.
+    /// The members' StatefulSet, when it exists.
     pub statefulset: Option<StatefulSet>,
+    /// The arbiter's Pod (`spec.arbiter`), when it exists.
+    pub arbiter: Option<MemberPod>,
+    /// The arbiter's StatefulSet, when it exists.
+    pub arbiter_statefulset: Option<StatefulSet>,
     /// The members' own Services (`expose.perMember`) that exist, with their load balancer's
     /// host name once they have one.
     pub member_services: super::external::MemberServices,
@@ -113,9 +135,14 @@ pub struct World {
 impl World {
     /// The member Pods' connections verify their certificate with this CA file.
     pub fn verify_members_with(&mut self, ca_file: &std::path::Path) {
-        for pod in &mut self.pods {
+        for pod in self.pods.iter_mut().chain(self.arbiter.as_mut()) {
             pod.ca_file = Some(ca_file.to_path_buf());
         }
+    }
+
+    /// Every Pod that runs a mongod of the set: the members' and the arbiter's.
+    pub fn mongods(&self) -> Vec<MemberPod> {
+        self.pods.iter().chain(self.arbiter.as_ref()).cloned().collect()
     }
 
     /// The TLS restart token of the StatefulSet's Pod template.
@@ -145,6 +172,8 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .list(&ListParams::default().labels(&labels::selector_query(&names.cluster)))
         .await
         .doing(|| format!("listing the member Pods of {}", names.cluster))?;
+    let arbiter =
+        pods.items.iter().find(|p| p.name_any() == names.arbiter_pod()).and_then(|p| MemberPod::arbiter(names, p));
     let mut pods: Vec<MemberPod> = pods.items.iter().filter_map(|p| MemberPod::from_pod(names, p)).collect();
     pods.sort_by_key(|p| p.ordinal);
 
@@ -182,10 +211,17 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
             password_secrets.insert(r.name.clone(), s);
         }
     }
-    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .get_opt(&names.statefulset())
+    // Both StatefulSets (the members' and the arbiter's) in one list.
+    let mut statefulsets: BTreeMap<String, StatefulSet> = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&labels::selector_query(&names.cluster)))
         .await
-        .doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
+        .doing(|| format!("listing the StatefulSets of {}", names.cluster))?
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let statefulset = statefulsets.remove(&names.statefulset());
+    let arbiter_statefulset = statefulsets.remove(&names.arbiter_statefulset());
     let mut service_labels = labels(&names.cluster, MEMBER_SERVICE_COMPONENT);
     service_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
     let member_services = Api::<Service>::namespaced(client.clone(), ns)
@@ -196,7 +232,17 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .iter()
         .map(|s| (s.name_any(), super::external::load_balancer_hostname(s)))
         .collect();
-    Ok(World { pods, internal_secret, user_secrets, password_secrets, foreign_secrets, statefulset, member_services })
+    Ok(World {
+        pods,
+        arbiter,
+        internal_secret,
+        user_secrets,
+        password_secrets,
+        foreign_secrets,
+        statefulset,
+        arbiter_statefulset,
+        member_services,
+    })
 }
 
 #[cfg(test)]
