@@ -165,3 +165,65 @@ async fn roles_are_applied_changed_in_safe_steps_and_hidden_members_serve_backup
     .await;
     env.finish().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a Kubernetes control plane: run `make test`"]
+async fn an_arbiter_joins_two_members_with_a_default_write_concern_and_leaves_when_turned_off() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use mongo_operator::mongo::{Credentials, DriverAdmin, MongoAdmin, Timeouts};
+
+    let env = Env::new("arbiter").await;
+    env.create_cluster(&cluster_yaml("ledger", 2, "  arbiter: {enabled: true}\n")).await;
+    let sim = SimMembers::follow(&env.client, &env.ns, "ledger", None).await;
+    let c = ready_when(&env, "Ready with ledger-arbiter-0 the arbiter", |c| {
+        member(c, "ledger-arbiter-0").is_some_and(|m| m.role == Some(MemberRole::Arbiter) && m.state == "ARBITER")
+    })
+    .await;
+    let status = c.status.as_ref().expect("status");
+    // Three votes: both data-bearing members (each electable) and the arbiter's.
+    assert_eq!(status.members.iter().filter(|m| m.voting).count(), 3, "{:?}", status.members);
+    assert!(["ledger-0", "ledger-1"].iter().all(|p| member(&c, p).is_some_and(|m| m.priority == Some(1.0))));
+    assert_eq!(status.ready_members, 2, "data-bearing members only");
+    // Its own StatefulSet, one Pod without a volume; the budget counts its vote (one of
+    // three may be down).
+    let sts = env.api::<StatefulSet>().get("ledger-arbiter").await.expect("the arbiter's StatefulSet");
+    let sts_spec = sts.spec.expect("spec");
+    assert_eq!(sts_spec.replicas, Some(1));
+    assert!(sts_spec.volume_claim_templates.is_none());
+    let pdb = env.api::<PodDisruptionBudget>().get("ledger").await.expect("the budget");
+    assert_eq!(
+        pdb.spec.and_then(|s| s.max_unavailable),
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    // The server's cluster-wide default write concern is the spec's (majority by default),
+    // set by the operator (an arbiter changes the server's implicit one).
+    let key_file = env.secret_text("ledger-internal", "keyfile").await.expect("the keyFile");
+    let primary = sim.primary().expect("a primary");
+    let target = sim.target(&primary, Some(Credentials::from_key_file(&key_file))).await;
+    let admin = DriverAdmin::new(Timeouts::default());
+    assert_eq!(admin.default_write_concern(&target).await.expect("getDefaultRWConcern").as_deref(), Some("majority"));
+    assert!(!env.recorded("DefaultWriteConcernSet", 1).await.is_empty());
+    // No client is sent to it.
+    support::eventually("the client Service without the arbiter", Duration::from_secs(60), || async {
+        (client_endpoints(&env).await == ["ledger-0", "ledger-1"]).then_some(())
+    })
+    .await;
+
+    // Turned off: it leaves the set first, then its StatefulSet goes, and the two members
+    // are back to one vote (an even two would tie).
+    env.patch_spec("ledger", serde_json::json!({ "arbiter": { "enabled": false } })).await;
+    let c = ready_when(&env, "Ready without the arbiter", |c| {
+        member(c, "ledger-arbiter-0").is_none() && c.status.as_ref().is_some_and(|s| s.members.len() == 2)
+    })
+    .await;
+    let voters = c.status.as_ref().map(|s| s.members.iter().filter(|m| m.voting).count());
+    assert_eq!(voters, Some(1));
+    support::eventually("the arbiter's StatefulSet gone", Duration::from_secs(60), || async {
+        env.api::<StatefulSet>().get_opt("ledger-arbiter").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let removed = env.recorded("MemberRemoved", 1).await;
+    assert!(removed.iter().any(|e| e.note.as_deref().is_some_and(|n| n.contains("ledger-arbiter-0"))), "{removed:?}");
+    env.finish().await;
+}
