@@ -211,17 +211,21 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
             password_secrets.insert(r.name.clone(), s);
         }
     }
-    // Both StatefulSets (the members' and the arbiter's) in one list.
-    let mut statefulsets: BTreeMap<String, StatefulSet> = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&labels::selector_query(&names.cluster)))
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), ns);
+    let statefulset = statefulsets
+        .get_opt(&names.statefulset())
         .await
-        .doing(|| format!("listing the StatefulSets of {}", names.cluster))?
-        .items
-        .into_iter()
-        .map(|s| (s.name_any(), s))
-        .collect();
-    let statefulset = statefulsets.remove(&names.statefulset());
-    let arbiter_statefulset = statefulsets.remove(&names.arbiter_statefulset());
+        .doing(|| format!("reading StatefulSet {}", names.statefulset()))?;
+    // The arbiter's only where there is one to keep or to delete: its Pod runs, or the spec
+    // wants it (a GET each, cheaper for the API server than a LIST of the namespace's
+    // StatefulSets for every reconcile).
+    let arbiter_statefulset = match spec.arbiter.enabled || arbiter.is_some() {
+        true => statefulsets
+            .get_opt(&names.arbiter_statefulset())
+            .await
+            .doing(|| format!("reading StatefulSet {}", names.arbiter_statefulset()))?,
+        false => None,
+    };
     let mut service_labels = labels(&names.cluster, MEMBER_SERVICE_COMPONENT);
     service_labels.retain(|k, _| k == "app.kubernetes.io/instance" || k == "app.kubernetes.io/component");
     let member_services = Api::<Service>::namespaced(client.clone(), ns)
