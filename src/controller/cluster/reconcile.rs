@@ -546,8 +546,7 @@ impl<A: MongoAdmin> Stage<'_, A> {
         let revisions =
             rollout::Revisions { members: self.revision.as_deref(), arbiter: self.arbiter_revision.as_deref() };
         // The members the spec keeps, and the arbiter while it is in the set or wanted.
-        let members_in_range: Vec<_> =
-            world.mongods().into_iter().filter(|p| p.arbiter || p.ordinal < spec.members).collect();
+        let members_in_range: Vec<_> = pods.iter().filter(|p| p.arbiter || p.ordinal < spec.members).cloned().collect();
         let rollout = rollout::next(&members_in_range, &revisions, &obs, &host_of, Timestamp::now());
         // A Pod on an old template that serves nothing is replaced whatever else waits: that
         // loses no availability, and it is how a reverted, broken template is rolled back.

@@ -112,11 +112,16 @@ pub fn member_settings(roles: &[MemberRoleSpec], ordinal: i32) -> MemberSettings
     }
 }
 
+/// How many of the spec's data-bearing members may vote by their role (`spec.memberRoles`).
+pub fn may_vote(spec: &crate::api::MongoClusterSpec) -> usize {
+    (0..spec.members).filter(|&i| member_settings(&spec.member_roles, i).may_vote).count()
+}
+
 /// How many votes the set has once the spec is in place: the data-bearing members that may
 /// vote by their role, at most seven and an odd number with the arbiter's (the planner's
 /// count), and the arbiter's.
 pub fn votes_wanted(spec: &crate::api::MongoClusterSpec) -> usize {
-    let may_vote = (0..spec.members).filter(|&i| member_settings(&spec.member_roles, i).may_vote).count();
+    let may_vote = may_vote(spec);
     let arbiter = spec.arbiter.enabled;
     crate::replset::data_voters(may_vote, arbiter) + usize::from(arbiter)
 }

@@ -126,9 +126,14 @@ fn members(i: &Inputs<'_>) -> Vec<MemberStatus> {
     // By ordinal, the arbiter last.
     out.sort_by_key(|m| {
         let ordinal = m.name.rsplit('-').next().and_then(|o| o.parse::<i32>().ok()).unwrap_or(i32::MAX);
-        (m.role == Some(MemberRole::Arbiter) || m.name == i.names.arbiter_pod(), ordinal)
+        (is_arbiter(i.names, m), ordinal)
     });
     out
+}
+
+/// The arbiter, as the config has it or, before it is in the set, by its Pod's name.
+fn is_arbiter(names: &ClusterNames, m: &MemberStatus) -> bool {
+    m.role == Some(MemberRole::Arbiter) || m.name == names.arbiter_pod()
 }
 
 fn ready_members(i: &Inputs<'_>, members: &[MemberStatus]) -> i32 {
@@ -170,7 +175,7 @@ pub fn build(i: &Inputs<'_>) -> MongoClusterStatus {
     let primary = i.observed.and_then(|o| o.primary.as_deref()).map(|h| member_pod(h).to_string());
     // Every data-bearing member ready, and the arbiter, when the spec has one, in the set and
     // healthy; an arbiter that is leaving is not waited for.
-    let arbiter = |m: &&MemberStatus| m.role == Some(MemberRole::Arbiter) || m.name == i.names.arbiter_pod();
+    let arbiter = |m: &&MemberStatus| is_arbiter(i.names, m);
     let data_members = members.iter().filter(|m| !arbiter(m)).count();
     let arbiter_ready = !i.spec.arbiter.enabled
         || members.iter().filter(arbiter).any(|m| m.healthy && m.state == state_name(MemberState::Arbiter));

@@ -164,8 +164,7 @@ fn arbiter_takes_a_vote(spec: &MongoClusterSpec) -> Option<Problem> {
     if !spec.arbiter.enabled {
         return None;
     }
-    let may_vote =
-        (0..spec.members).filter(|&i| super::replica_set::member_settings(&spec.member_roles, i).may_vote).count();
+    let may_vote = super::replica_set::may_vote(spec);
     let voting = crate::replset::data_voters(may_vote, true);
     (voting != may_vote).then(|| Problem {
         reason: "ArbiterTakesAVote",

@@ -172,8 +172,7 @@ pub async fn read(client: &Client, names: &ClusterNames, spec: &MongoClusterSpec
         .list(&ListParams::default().labels(&labels::selector_query(&names.cluster)))
         .await
         .doing(|| format!("listing the member Pods of {}", names.cluster))?;
-    let arbiter =
-        pods.items.iter().find(|p| p.name_any() == names.arbiter_pod()).and_then(|p| MemberPod::arbiter(names, p));
+    let arbiter = pods.items.iter().find_map(|p| MemberPod::arbiter(names, p));
     let mut pods: Vec<MemberPod> = pods.items.iter().filter_map(|p| MemberPod::from_pod(names, p)).collect();
     pods.sort_by_key(|p| p.ordinal);
 
